@@ -1,0 +1,138 @@
+//! Command-line definitions (clap). Client commands talk to the daemon over its socket.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "posbridge", version, about = "Payment daemon for the shop counter: POS sales over a local socket, a durable result journal, backends and card readers.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (in the foreground; systemd supervises it).
+    Daemon(DaemonArgs),
+    /// Take a payment.
+    Pay(PayArgs),
+    /// Refund (part of) an earlier pay.
+    Refund(ReverseArgs),
+    /// Cancel (void) an earlier pay in full.
+    Cancel(ReverseArgs),
+    /// Ask what happened to a request.
+    GetResult(GetResultArgs),
+    /// Close the shift and print its totals.
+    CloseShift(OperationArgs),
+    /// List the newest results in the journal.
+    Results(ResultsArgs),
+    /// Show the daemon's state.
+    Status(ClientArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Configuration file (default: the embedded defaults, or /etc/posbridge/posbridge.toml).
+    #[arg(long, env = "POSBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Socket to listen on.
+    #[arg(long, env = "POSBRIDGE_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Directory for the journal and other state.
+    #[arg(long, env = "POSBRIDGE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The daemon's socket.
+    #[arg(long, env = "POSBRIDGE_SOCKET", global = true)]
+    pub socket: Option<PathBuf>,
+    /// Print the response object as one JSON line.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 600, global = true)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct OperationArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Idempotency key; a UUID is generated when omitted.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Provider to use (default: the daemon's default_provider).
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Metadata to store and echo, KEY=VALUE (repeatable).
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub meta: Vec<(String, String)>,
+    /// Provider parameter, KEY=VALUE; VALUE is parsed as JSON when it can be (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub params: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct PayArgs {
+    /// Amount in minor units (100 = 1.00).
+    #[arg(long)]
+    pub amount: u64,
+    /// ISO 4217 currency (default: the provider's).
+    #[arg(long)]
+    pub currency: Option<String>,
+    #[command(flatten)]
+    pub op: OperationArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("original").required(true).args(["primary", "primary_json"]))]
+pub struct ReverseArgs {
+    /// Amount in minor units.
+    #[arg(long)]
+    pub amount: u64,
+    /// request_id of the original pay (its data is fetched with get_result).
+    #[arg(long)]
+    pub primary: Option<String>,
+    /// The original pay's data as JSON.
+    #[arg(long)]
+    pub primary_json: Option<String>,
+    #[arg(long)]
+    pub currency: Option<String>,
+    #[command(flatten)]
+    pub op: OperationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetResultArgs {
+    pub request_id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// How many results, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file (unknown keys are errors).
+    Check { file: PathBuf },
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}

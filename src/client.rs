@@ -1,0 +1,164 @@
+//! The client side of the socket API, for the CLI: send one request, read one response, and
+//! print it for a person (or as one JSON line with `--json`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use serde_json::{json, Map, Value};
+
+use crate::api::protocol::{ErrorType, Response};
+use crate::cli::{ClientArgs, OperationArgs};
+
+/// Exit codes (README: "Exit codes").
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// The daemon answered with an error (declined, invalid request, duplicate, not found...).
+    pub const FAILED: i32 = 1;
+    /// The outcome is unknown: ask again with get-result.
+    pub const UNKNOWN: i32 = 3;
+    /// The daemon could not be reached or the command could not run.
+    pub const LOCAL: i32 = 4;
+}
+
+pub fn request(args: &ClientArgs, req: &Value) -> Result<Response> {
+    let path = crate::paths::socket(args.socket.clone(), None);
+    let raw = round_trip(&path, req, Duration::from_secs(args.timeout))?;
+    serde_json::from_str(&raw).with_context(|| format!("the daemon sent an unreadable answer: {raw}"))
+}
+
+fn round_trip(path: &Path, req: &Value, timeout: Duration) -> Result<String> {
+    let mut stream = UnixStream::connect(path).with_context(|| {
+        format!(
+            "cannot connect to the posbridge daemon at {} (is it running? \
+             start it with `posbridge daemon`, or pass --socket)",
+            path.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(timeout))?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    stream.write_all(&line).context("cannot send the request")?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .context("no answer from the daemon")?;
+    if answer.is_empty() {
+        return Err(anyhow!("the daemon closed the connection without answering"));
+    }
+    Ok(answer.trim_end().to_owned())
+}
+
+/// Request fields shared by every operation command.
+pub fn operation(action: &str, op: &OperationArgs) -> Map<String, Value> {
+    let mut req = Map::new();
+    req.insert("action".into(), json!(action));
+    if let Some(id) = &op.request_id {
+        req.insert("request_id".into(), json!(id));
+    }
+    if let Some(p) = &op.provider {
+        req.insert("provider".into(), json!(p));
+    }
+    if !op.meta.is_empty() {
+        let meta: Map<String, Value> = op.meta.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        req.insert("metadata".into(), Value::Object(meta));
+    }
+    if !op.params.is_empty() {
+        let params: Map<String, Value> = op
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap_or_else(|_| json!(v))))
+            .collect();
+        req.insert("params".into(), Value::Object(params));
+    }
+    req
+}
+
+/// Prints `resp` and returns the exit code it means.
+pub fn report(args: &ClientArgs, resp: &Response) -> i32 {
+    if args.json {
+        println!("{}", resp.to_line());
+    } else {
+        print_human(resp);
+    }
+    match (resp.code, resp.error_type) {
+        (0, _) => exit::OK,
+        (_, Some(ErrorType::UnknownResultError)) => exit::UNKNOWN,
+        _ => exit::FAILED,
+    }
+}
+
+fn print_human(resp: &Response) {
+    let id = resp.request_id.as_deref().unwrap_or("-");
+    if let Some(data) = &resp.data {
+        print_data(id, data);
+        return;
+    }
+    let reason = resp.reason.as_deref().unwrap_or("error");
+    let message = resp.message.as_deref().unwrap_or("");
+    match resp.error_type {
+        Some(ErrorType::UnknownResultError) => {
+            println!("outcome unknown ({reason}): {message}");
+            println!("  ask again: posbridge get-result {id}");
+        }
+        _ => println!("{reason}: {message}"),
+    }
+    println!("  request_id         {id}");
+}
+
+fn print_data(id: &str, data: &Value) {
+    let s = |k: &str| data.get(k).and_then(Value::as_str);
+    if let Some(results) = data.get("results").and_then(Value::as_array) {
+        for r in results {
+            let resp = &r["response"];
+            let outcome = resp["data"]["status"]
+                .as_str()
+                .or(resp["reason"].as_str())
+                .unwrap_or(r["state"].as_str().unwrap_or("?"));
+            println!(
+                "{:<38} {:<11} {:<8} {:<12} {:>10} {}",
+                r["request_id"].as_str().unwrap_or("?"),
+                r["action"].as_str().unwrap_or("?"),
+                r["provider"].as_str().unwrap_or("?"),
+                outcome,
+                resp["data"]["amount"].as_u64().map(|a| a.to_string()).unwrap_or_default(),
+                r["updated_at"].as_str().unwrap_or("")
+            );
+        }
+        return;
+    }
+    if let Some(journal) = data.get("journal") {
+        println!("posbridge {} up {} s, default provider {}", s("version").unwrap_or("?"),
+            data["uptime_s"], s("default_provider").unwrap_or("?"));
+        println!("  running     {}", data["running"]);
+        println!("  journal     {} of {} ({} in flight, {} unknown) {}", journal["entries"],
+            journal["capacity"], journal["in_flight"], journal["unknown"],
+            journal["path"].as_str().unwrap_or(""));
+        for p in data["providers"].as_array().into_iter().flatten() {
+            println!("  provider    {} ({})", p["name"].as_str().unwrap_or("?"), p["operations"]);
+        }
+        return;
+    }
+    if s("operation") == Some("close_shift") {
+        println!("shift {} closed", data["shift_number"]);
+        for k in ["pay", "refund", "cancel"] {
+            println!("  {k:<7} {} for {}", data[k]["count"], data[k]["total"]);
+        }
+        println!("  net     {} {}", data["net"], s("currency").unwrap_or(""));
+        return;
+    }
+    println!("{} {} {} via {}", s("status").unwrap_or("done"), data["amount"],
+        s("currency").unwrap_or(""), s("provider").unwrap_or("?"));
+    println!("  request_id         {id}");
+    for key in ["provider_reference", "rrn", "approval_code"] {
+        if let Some(v) = s(key) {
+            println!("  {key:<18} {v}");
+        }
+    }
+    if let Some(card) = data.get("card") {
+        println!("  card               {} {}", card["scheme"].as_str().unwrap_or(""),
+            card["masked_pan"].as_str().unwrap_or(""));
+    }
+}

@@ -1,0 +1,461 @@
+//! Configuration: TOML into typed structs, embedded defaults, validation.
+//!
+//! Unknown keys are refused (`deny_unknown_fields`) so a typo is an error, not a silent
+//! default. With no file at all the daemon runs on the embedded defaults: the `sim` provider.
+//! This module reads files and checks them; it must not open sockets or contact backends.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::provider;
+
+/// Where the packaged daemon looks when neither `--config` nor `POSBRIDGE_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "/etc/posbridge/posbridge.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("config {path}: {key}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub default_provider: String,
+    pub api: ApiConfig,
+    pub journal: JournalConfig,
+    pub daemon: DaemonConfig,
+    pub providers: ProvidersConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            default_provider: "sim".into(),
+            api: ApiConfig::default(),
+            journal: JournalConfig::default(),
+            daemon: DaemonConfig::default(),
+            providers: ProvidersConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub socket: Option<PathBuf>,
+    pub allowed_groups: Vec<String>,
+    pub admin_groups: Vec<String>,
+    /// Connections served at once; one more gets a `busy` answer and is closed.
+    pub max_connections: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            socket: None,
+            allowed_groups: vec!["posbridge".into()],
+            admin_groups: Vec::new(),
+            max_connections: 256,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    pub capacity: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig { capacity: 500 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// On SIGTERM, how long running operations may take to finish before the daemon exits
+    /// anyway (they are then reconciled at the next start).
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            shutdown_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    pub sim: SimConfig,
+    pub phonepe: Option<PhonePeConfig>,
+    pub iotpay: Option<IotPayConfig>,
+    pub paysera: Option<PayseraConfig>,
+    pub lifepay: Option<LifepayConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    pub currency: String,
+    pub timeout_ms: u64,
+    pub status_poll_ms: Vec<u64>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            currency: "INR".into(),
+            timeout_ms: 30_000,
+            status_poll_ms: vec![200, 1_000, 2_000, 5_000, 15_000],
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhonePeConfig {
+    pub base_url: String,
+    pub merchant_id: String,
+    pub store_id: String,
+    pub terminal_id: String,
+    pub salt_key: Option<String>,
+    pub salt_key_file: Option<PathBuf>,
+    pub salt_index: u32,
+    pub provider_id: Option<String>,
+    #[serde(default = "default_solution_type")]
+    pub solution_type: String,
+    pub timeout_ms: Option<u64>,
+    pub status_poll_ms: Option<Vec<u64>>,
+}
+
+fn default_solution_type() -> String {
+    "EDC".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IotPayConfig {
+    pub base_url: String,
+    pub mch_id: String,
+    pub key: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub job_no: String,
+    pub currency: String,
+    #[serde(default = "default_channel")]
+    pub channel_id: String,
+    pub timeout_ms: Option<u64>,
+    pub status_poll_ms: Option<Vec<u64>>,
+}
+
+fn default_channel() -> String {
+    "CC_PAX".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayseraConfig {
+    pub base_url: String,
+    pub client_id: String,
+    pub mac_key: Option<String>,
+    pub mac_key_file: Option<PathBuf>,
+    pub spot_id: String,
+    pub currency: String,
+    pub timeout_ms: Option<u64>,
+    pub status_poll_ms: Option<Vec<u64>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifepayConfig {
+    pub login: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub reader: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Config::parse(&text, path)?;
+        config.check_secret_permissions(path)?;
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
+        if provider::known(&self.default_provider).is_none() {
+            return Err(invalid(
+                "default_provider",
+                format!(
+                    "{:?} is not a provider; expected one of sim, phonepe, iotpay, paysera, lifepay",
+                    self.default_provider
+                ),
+            ));
+        }
+        if !self.configured(&self.default_provider) {
+            return Err(invalid(
+                "default_provider",
+                format!("{:?} has no [providers.{0}] section", self.default_provider),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.journal.capacity) {
+            return Err(invalid("journal.capacity", "must be from 1 to 1000000".into()));
+        }
+        if !(1..=65_536).contains(&self.api.max_connections) {
+            return Err(invalid("api.max_connections", "must be from 1 to 65536".into()));
+        }
+        let sim = &self.providers.sim;
+        check_currency(&sim.currency).map_err(|r| invalid("providers.sim.currency", r))?;
+        check_timeout(sim.timeout_ms).map_err(|r| invalid("providers.sim.timeout_ms", r))?;
+        check_schedule(Some(&sim.status_poll_ms))
+            .map_err(|r| invalid("providers.sim.status_poll_ms", r))?;
+        if let Some(p) = &self.providers.phonepe {
+            if !matches!(p.solution_type.as_str(), "EDC" | "DQR_DEVICE") {
+                return Err(invalid(
+                    "providers.phonepe.solution_type",
+                    "must be \"EDC\" or \"DQR_DEVICE\"".into(),
+                ));
+            }
+            one_secret(&p.salt_key, &p.salt_key_file)
+                .map_err(|r| invalid("providers.phonepe.salt_key", r))?;
+            check_schedule(p.status_poll_ms.as_ref())
+                .map_err(|r| invalid("providers.phonepe.status_poll_ms", r))?;
+        }
+        if let Some(p) = &self.providers.iotpay {
+            check_currency(&p.currency).map_err(|r| invalid("providers.iotpay.currency", r))?;
+            one_secret(&p.key, &p.key_file).map_err(|r| invalid("providers.iotpay.key", r))?;
+            check_schedule(p.status_poll_ms.as_ref())
+                .map_err(|r| invalid("providers.iotpay.status_poll_ms", r))?;
+        }
+        if let Some(p) = &self.providers.paysera {
+            check_currency(&p.currency).map_err(|r| invalid("providers.paysera.currency", r))?;
+            one_secret(&p.mac_key, &p.mac_key_file)
+                .map_err(|r| invalid("providers.paysera.mac_key", r))?;
+            check_schedule(p.status_poll_ms.as_ref())
+                .map_err(|r| invalid("providers.paysera.status_poll_ms", r))?;
+        }
+        if let Some(p) = &self.providers.lifepay {
+            one_secret(&p.password, &p.password_file)
+                .map_err(|r| invalid("providers.lifepay.password", r))?;
+        }
+        Ok(())
+    }
+
+    /// Whether `provider` can be used with this configuration.
+    pub fn configured(&self, provider: &str) -> bool {
+        let p = &self.providers;
+        match provider {
+            "sim" => true,
+            "phonepe" => p.phonepe.is_some(),
+            "iotpay" => p.iotpay.is_some(),
+            "paysera" => p.paysera.is_some(),
+            "lifepay" => p.lifepay.is_some(),
+            _ => false,
+        }
+    }
+
+    fn has_inline_secret(&self) -> bool {
+        let p = &self.providers;
+        p.phonepe.as_ref().is_some_and(|c| c.salt_key.is_some())
+            || p.iotpay.as_ref().is_some_and(|c| c.key.is_some())
+            || p.paysera.as_ref().is_some_and(|c| c.mac_key.is_some())
+            || p.lifepay.as_ref().is_some_and(|c| c.password.is_some())
+    }
+
+    /// A file holding secrets must not be readable by others.
+    fn check_secret_permissions(&self, path: &Path) -> Result<(), ConfigError> {
+        if !self.has_inline_secret() {
+            return Ok(());
+        }
+        let mode = std::fs::metadata(path)
+            .map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o007 != 0 {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "(file mode)".into(),
+                reason: format!(
+                    "holds secrets but is readable by others (mode {:o}); run `chmod o-rwx {}`, \
+                     or move the secrets to *_file keys or systemd credentials",
+                    mode & 0o777,
+                    path.display()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_currency(c: &str) -> Result<(), String> {
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(format!("{c:?} is not an ISO 4217 code (three capital letters)"))
+    }
+}
+
+fn check_timeout(ms: u64) -> Result<(), String> {
+    if (1..=3_600_000).contains(&ms) {
+        Ok(())
+    } else {
+        Err("must be from 1 to 3600000 milliseconds".into())
+    }
+}
+
+fn check_schedule(s: Option<&Vec<u64>>) -> Result<(), String> {
+    match s {
+        Some(list) if list.is_empty() => Err("must list at least one interval".into()),
+        Some(list) if list.iter().any(|ms| *ms == 0) => Err("intervals must be above 0".into()),
+        _ => Ok(()),
+    }
+}
+
+fn one_secret<T>(inline: &Option<String>, file: &Option<T>) -> Result<(), String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err("give the secret or the *_file key, not both".into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_the_embedded_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.default_provider, "sim");
+        assert_eq!(c.journal.capacity, 500);
+        assert_eq!(c.providers.sim.currency, "INR");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = parse("[journal]\ncapasity = 5\n").unwrap_err().to_string();
+        assert!(err.contains("capasity"), "{err}");
+        let err = parse("colour = 1\n").unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn values_are_validated_with_the_key_named() {
+        let err = parse("[journal]\ncapacity = 0\n").unwrap_err().to_string();
+        assert!(err.contains("journal.capacity"), "{err}");
+        let err = parse("default_provider = \"phonepe\"\n").unwrap_err().to_string();
+        assert!(err.contains("[providers.phonepe]"), "{err}");
+        let err = parse("default_provider = \"cash\"\n").unwrap_err().to_string();
+        assert!(err.contains("default_provider"), "{err}");
+        let err = parse("[providers.sim]\ncurrency = \"rs\"\n").unwrap_err().to_string();
+        assert!(err.contains("providers.sim.currency"), "{err}");
+    }
+
+    #[test]
+    fn every_design_key_parses() {
+        let text = r#"
+default_provider = "sim"
+[api]
+socket = "/run/posbridge/api.sock"
+allowed_groups = ["posbridge"]
+[journal]
+capacity = 500
+[providers.phonepe]
+base_url = "https://mercury-uat.phonepe.com/enterprise-sandbox"
+merchant_id = "M"
+store_id = "S"
+terminal_id = "T"
+salt_key_file = "/run/credentials/posbridge.service/salt_key"
+salt_index = 1
+provider_id = "P"
+solution_type = "DQR_DEVICE"
+timeout_ms = 120000
+status_poll_ms = [25000, 3000]
+[providers.iotpay]
+base_url = "https://api.iotpaycloud.com/v1/"
+mch_id = "1"
+key_file = "/k"
+job_no = "cashier"
+currency = "CAD"
+channel_id = "CC_PAX"
+timeout_ms = 90000
+status_poll_ms = [2000]
+[providers.paysera]
+base_url = "https://wallet.paysera.com"
+client_id = "c"
+mac_key_file = "/m"
+spot_id = "7"
+currency = "EUR"
+timeout_ms = 60000
+status_poll_ms = [1000]
+[providers.lifepay]
+login = "l"
+password_file = "/p"
+reader = "reader-1"
+"#;
+        let c = parse(text).unwrap();
+        assert_eq!(c.providers.phonepe.unwrap().solution_type, "DQR_DEVICE");
+        assert_eq!(c.providers.iotpay.unwrap().channel_id, "CC_PAX");
+    }
+
+    #[test]
+    fn inline_secrets_need_a_private_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[providers.lifepay]\nlogin = \"l\"\npassword = \"hunter2\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("readable by others"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        Config::load(&path).unwrap();
+    }
+}

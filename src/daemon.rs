@@ -1,0 +1,187 @@
+//! `posbridge daemon`: start-up order, task wiring, the main loop and shutdown.
+//!
+//! Order matters: configuration, state-dir lock, journal open and integrity check, recovery
+//! (every interrupted operation becomes "outcome unknown" and is queued for reconciliation),
+//! then the socket, and only then READY. On SIGTERM: STOPPING, stop accepting, let running
+//! operations finish (bounded by `daemon.shutdown_timeout_ms`), exit 0. Whatever is still
+//! running then stays in the journal as in flight and is reconciled at the next start.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::server::Server;
+use crate::config::Config;
+use crate::engine::{reconcile, Engine};
+use crate::journal::{Batching, Journal};
+use crate::provider::{sim::Sim, Provider};
+use crate::{paths, systemd};
+
+pub const JOURNAL_FILE: &str = "journal.sqlite";
+
+pub struct Options {
+    pub config: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+}
+
+pub fn run(opts: Options) -> Result<()> {
+    // Before any thread exists: taking the activation fds edits the environment.
+    let activated = systemd::activated_listener().context("socket activation")?;
+    let config = match paths::config_file(opts.config) {
+        Some(path) => Config::load(&path)?,
+        None => Config::default(),
+    };
+    let state_dir = paths::state_dir(opts.state_dir);
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
+    let _lock = lock(&state_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let socket = match (opts.socket, activated) {
+        (Some(path), _) => Listen::Path(path),
+        (None, Some(listener)) => Listen::Activated(listener),
+        (None, None) => Listen::Path(paths::socket(None, config.api.socket.clone())),
+    };
+    runtime.block_on(serve(config, state_dir, socket))
+}
+
+enum Listen {
+    Path(PathBuf),
+    Activated(std::os::unix::net::UnixListener),
+}
+
+/// One daemon per state directory: a second one would reconcile the same operations twice.
+fn lock(state_dir: &Path) -> Result<File> {
+    let path = state_dir.join("daemon.lock");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!(
+            "another posbridge daemon is already using the state directory {}",
+            state_dir.display()
+        );
+    }
+    Ok(file)
+}
+
+fn bind(listen: Listen) -> Result<(UnixListener, Option<PathBuf>)> {
+    let path = match listen {
+        Listen::Activated(l) => return Ok((UnixListener::from_std(l)?, None)),
+        Listen::Path(p) => p,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create the socket directory {}", parent.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            bail!("another daemon is already serving {}", path.display());
+        }
+        // A stale socket from a daemon that died: nobody listens on it.
+        std::fs::remove_file(&path)
+            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+    Ok((listener, Some(path)))
+}
+
+fn status_line(engine: &Engine, phase: &str) -> String {
+    let counts = engine.journal().counts().unwrap_or_default();
+    format!(
+        "{phase}: {} running, {} unknown, {}/{} in journal",
+        engine.running(),
+        counts.unknown,
+        counts.total,
+        engine.journal().capacity()
+    )
+}
+
+async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()> {
+    let journal_path = state_dir.join(JOURNAL_FILE);
+    let journal = Arc::new(Journal::open(&journal_path, config.journal.capacity, Batching::default())?);
+    let sim = Sim::open(&state_dir, &config.providers.sim).context("cannot open the sim backend")?;
+    let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(sim)];
+    for name in ["phonepe", "iotpay", "paysera", "lifepay"] {
+        if config.configured(name) {
+            log::warn!("[providers.{name}] is configured, but this build cannot use it yet");
+        }
+    }
+    let tasks = TaskTracker::new();
+    let (engine, queue) = Engine::new(journal.clone(), providers, config.default_provider.clone(), tasks.clone());
+    let (interrupted, unknown) = engine.recover().await.context("journal recovery failed")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(reconcile::run(engine.clone(), queue, shutdown.child_token()));
+
+    let (listener, bound) = bind(listen)?;
+    let server = Server {
+        engine: engine.clone(),
+        max_connections: config.api.max_connections,
+        shutdown: shutdown.clone(),
+        tasks: tasks.clone(),
+    };
+    tokio::spawn(server.run(listener));
+    log::info!(
+        "ready on {} (state {}, {interrupted} interrupted operations recovered, {unknown} to reconcile)",
+        bound.as_deref().map_or("the socket passed by systemd".into(), |p| p.display().to_string()),
+        state_dir.display()
+    );
+    systemd::ready(&status_line(&engine, "ready"));
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let watchdog = systemd::watchdog_interval();
+    let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = tick.tick() => {
+                // Only a journal that still commits counts as alive.
+                match tokio::time::timeout(Duration::from_secs(5), journal.ping()).await {
+                    Ok(Ok(())) => {
+                        if watchdog.is_some() {
+                            systemd::watchdog();
+                        }
+                    }
+                    Ok(Err(e)) => log::error!("journal is not committing: {e}"),
+                    Err(_) => log::error!("journal did not answer within 5 s"),
+                }
+                systemd::status(&status_line(&engine, "ready"));
+            }
+        }
+    }
+
+    let running = engine.running();
+    log::info!("stopping: {running} operations running");
+    systemd::stopping(&format!("stopping: finishing {running} running operations"));
+    shutdown.cancel();
+    tasks.close();
+    let limit = Duration::from_millis(config.daemon.shutdown_timeout_ms);
+    if tokio::time::timeout(limit, tasks.wait()).await.is_err() {
+        log::warn!(
+            "{} operations still running after {limit:?}; they will be reconciled at the next start",
+            engine.running()
+        );
+    }
+    if let Some(path) = bound {
+        let _ = std::fs::remove_file(path);
+    }
+    journal.close();
+    log::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Turning a provider's outcome into the answer that is stored and sent (the `data` shape).
+
+use serde_json::{json, Map, Value};
+
+use crate::api::protocol::{ErrorType, Response};
+use crate::clock::now_rfc3339;
+use crate::journal::{Entry, State};
+use crate::provider::{Operation, Outcome};
+
+/// The journal state and the response for `outcome`.
+pub fn build(op: &Operation, outcome: Outcome) -> (State, Response) {
+    let id = Some(op.request_id.clone());
+    let meta = op.metadata.clone();
+    match outcome {
+        Outcome::Approved(a) => {
+            let mut data = Map::new();
+            data.insert("request_id".into(), json!(op.request_id));
+            data.insert("operation".into(), json!(op.kind.as_str()));
+            data.insert("provider".into(), json!(op.provider));
+            data.insert("status".into(), json!(a.status));
+            data.insert("amount".into(), json!(op.amount));
+            data.insert("currency".into(), json!(op.currency));
+            let optional = [
+                ("provider_reference", a.provider_reference.map(Value::from)),
+                ("rrn", a.rrn.map(Value::from)),
+                ("approval_code", a.approval_code.map(Value::from)),
+                ("card", a.card.map(|c| json!(c))),
+            ];
+            for (key, value) in optional {
+                if let Some(v) = value {
+                    data.insert(key.into(), v);
+                }
+            }
+            if let Some(p) = &op.primary {
+                data.insert(
+                    "primary".into(),
+                    json!({"request_id": p.request_id, "provider_reference": p.provider_reference}),
+                );
+            }
+            for (k, v) in a.extra {
+                data.entry(k).or_insert(v);
+            }
+            data.insert("created_at".into(), json!(op.created_at));
+            data.insert("completed_at".into(), json!(now_rfc3339()));
+            (State::Final, Response::ok(id, meta, Value::Object(data)))
+        }
+        Outcome::ShiftClosed(mut summary) => {
+            if let Value::Object(m) = &mut summary {
+                m.insert("request_id".into(), json!(op.request_id));
+                m.insert("created_at".into(), json!(op.created_at));
+                m.insert("completed_at".into(), json!(now_rfc3339()));
+            }
+            (State::Final, Response::ok(id, meta, summary))
+        }
+        Outcome::Failed(f) => (
+            State::Final,
+            Response::error(id, meta, ErrorType::DefaultError, &f.reason, f.message),
+        ),
+        Outcome::Unknown(f) => (
+            State::Unknown,
+            Response::error(id, meta, ErrorType::UnknownResultError, &f.reason, f.message),
+        ),
+    }
+}
+
+/// One line for the log: the status or the reason, never card data.
+pub fn summary(r: &Response) -> String {
+    match (&r.data, &r.reason) {
+        (Some(d), _) => d["status"].as_str().unwrap_or("done").to_owned(),
+        (None, Some(reason)) => format!(
+            "{} ({reason})",
+            r.error_type.map(|t| serde_json::to_value(t).unwrap_or_default())
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ),
+        _ => "answered".into(),
+    }
+}
+
+/// An entry as `results` lists it.
+pub fn listing(e: &Entry) -> Value {
+    let state = match e.state {
+        State::InFlight => "in_flight",
+        State::Unknown => "unknown",
+        State::Final => "final",
+    };
+    let response = e
+        .response
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+        .unwrap_or(Value::Null);
+    json!({
+        "request_id": e.request_id,
+        "action": e.action,
+        "provider": e.provider,
+        "state": state,
+        "created_at": e.created_at,
+        "updated_at": e.updated_at,
+        "response": response,
+    })
+}

@@ -1,0 +1,426 @@
+//! The operation state machine: intent -> execute -> outcome -> (reconcile).
+//!
+//! Every money-moving request goes through [`Engine::handle`]: validated against the provider's
+//! capabilities, written to the journal as an intent *before* the provider is contacted, run on
+//! its own task (so a vanished client cannot cut it short), and its outcome written *before* the
+//! answer leaves. Unknown outcomes go to the reconciler (`reconcile.rs`), which asks the
+//! provider's status call until the real outcome is known. Only this module decides what the
+//! journal holds; the API never talks to a provider.
+
+mod answer;
+pub mod reconcile;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::api::protocol::{Action, ErrorType, Metadata, Request, Response};
+use crate::clock::now_rfc3339;
+use crate::journal::{Begin, Entry, Intent, Journal, State};
+use crate::provider::{self, Failure, OpKind, Operation, Outcome, Primary, Provider};
+
+/// How long `get_result` waits for an on-demand status check of an unknown outcome before it
+/// answers with what the journal holds.
+const GET_RESULT_CHECK: Duration = Duration::from_secs(2);
+
+pub struct Engine {
+    journal: Arc<Journal>,
+    providers: HashMap<&'static str, Arc<dyn Provider>>,
+    default_provider: String,
+    reconcile: mpsc::UnboundedSender<String>,
+    tasks: TaskTracker,
+    running: AtomicUsize,
+    started: Instant,
+}
+
+/// Counts one running operation for as long as it lives.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Running(counter)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn error(id: &str, metadata: &Metadata, t: ErrorType, reason: &str, msg: String) -> String {
+    Response::error(Some(id.to_owned()), metadata.clone(), t, reason, msg).to_line()
+}
+
+impl Engine {
+    /// Builds the engine. The receiver feeds [`reconcile::run`]; `tasks` tracks every running
+    /// operation so shutdown can wait for them.
+    pub fn new(
+        journal: Arc<Journal>,
+        providers: Vec<Arc<dyn Provider>>,
+        default_provider: String,
+        tasks: TaskTracker,
+    ) -> (Arc<Engine>, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let providers = providers.into_iter().map(|p| (p.name(), p)).collect();
+        let engine = Engine {
+            journal,
+            providers,
+            default_provider,
+            reconcile: tx,
+            tasks,
+            running: AtomicUsize::new(0),
+            started: Instant::now(),
+        };
+        (Arc::new(engine), rx)
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Start-up recovery, before READY: whatever was in flight when the daemon last stopped has
+    /// an unknown outcome now. Marks it so and queues every unknown outcome for reconciliation.
+    /// Returns how many operations were recovered and how many are queued in all.
+    pub async fn recover(&self) -> Result<(usize, usize), crate::journal::JournalError> {
+        let interrupted = self.journal.in_state(State::InFlight)?;
+        for entry in &interrupted {
+            let (id, metadata) = stored_identity(entry);
+            let line = error(
+                &id,
+                &metadata,
+                ErrorType::UnknownResultError,
+                "interrupted",
+                "The daemon stopped while this operation was running; its outcome is being \
+                 checked with the provider. Ask again with get_result."
+                    .into(),
+            );
+            self.journal.settle(&entry.request_id, State::Unknown, line).await?;
+            log::warn!(request_id = entry.request_id.as_str(), provider = entry.provider.as_str(),
+                action = entry.action.as_str();
+                "operation {} was interrupted by a restart; its outcome will be reconciled",
+                entry.request_id);
+        }
+        let unknown = self.journal.in_state(State::Unknown)?;
+        for entry in &unknown {
+            let _ = self.reconcile.send(entry.request_id.clone());
+        }
+        Ok((interrupted.len(), unknown.len()))
+    }
+
+    /// Answers one valid request with one response line.
+    pub async fn handle(self: &Arc<Self>, req: Request) -> String {
+        match req.action {
+            Action::GetResult => {
+                let id = req.request_id.unwrap_or_default();
+                self.get_result(&id, &req.metadata).await
+            }
+            Action::Status => self.status(req.request_id, req.metadata),
+            Action::Results => self.results(req.request_id, req.metadata, req.limit.unwrap_or(20)),
+            Action::Pay | Action::Refund | Action::Cancel | Action::CloseShift => {
+                self.operate(req).await
+            }
+        }
+    }
+
+    /// Checks a money-moving request and builds its operation, or answers why not.
+    fn accept(&self, req: Request) -> Result<Operation, String> {
+        let request_id = req.request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let invalid = |msg: String| {
+            error(&request_id, &req.metadata, ErrorType::DefaultError, "invalid_request", msg)
+        };
+        let kind = match req.action {
+            Action::Pay => OpKind::Pay,
+            Action::Refund => OpKind::Refund,
+            Action::Cancel => OpKind::Cancel,
+            _ => OpKind::CloseShift,
+        };
+        let primary = match req.primary_transaction {
+            None => None,
+            Some(map) => match serde_json::from_value::<Primary>(Value::Object(map)) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    return Err(invalid(format!(
+                        "primary_transaction: must be the data of the original pay ({e})"
+                    )))
+                }
+            },
+        };
+        let name = match (&req.provider, &primary) {
+            (Some(asked), Some(p)) if *asked != p.provider => {
+                return Err(invalid(format!(
+                    "provider: the original pay went through {:?}, so its {} must too",
+                    p.provider,
+                    kind.as_str()
+                )))
+            }
+            (Some(asked), _) => asked.clone(),
+            (None, Some(p)) => p.provider.clone(),
+            (None, None) => self.default_provider.clone(),
+        };
+        let Some(caps) = provider::known(&name) else {
+            return Err(invalid(format!(
+                "provider: unknown provider {name:?}; expected sim, phonepe, iotpay, paysera or lifepay"
+            )));
+        };
+        let Some(provider) = self.providers.get(name.as_str()) else {
+            return Err(error(&request_id, &req.metadata, ErrorType::DefaultError,
+                "provider_unavailable",
+                format!("The {name} provider is not configured on this counter. \
+                         Add [providers.{name}] to the configuration.")));
+        };
+        if !caps.supports(kind) {
+            return Err(error(&request_id, &req.metadata, ErrorType::DefaultError, "not_supported",
+                format!("{name} does not support {}.", kind.as_str())));
+        }
+        if let Err(msg) = check_params(&req.params) {
+            return Err(invalid(msg));
+        }
+        Ok(Operation {
+            currency: req.currency.unwrap_or_else(|| provider.default_currency().to_owned()),
+            request_id,
+            kind,
+            provider: name,
+            amount: req.amount,
+            metadata: req.metadata,
+            params: req.params,
+            primary,
+            created_at: now_rfc3339(),
+        })
+    }
+
+    async fn operate(self: &Arc<Self>, req: Request) -> String {
+        let op = match self.accept(req) {
+            Ok(op) => op,
+            Err(line) => return line,
+        };
+        let intent = Intent {
+            request_id: op.request_id.clone(),
+            action: op.kind.as_str().into(),
+            provider: op.provider.clone(),
+            operation: serde_json::to_string(&op).expect("an operation always serializes"),
+            created_at: op.created_at.clone(),
+        };
+        match self.journal.begin(intent).await {
+            Ok(Begin::Started) => {}
+            Ok(Begin::Duplicate) => {
+                return error(&op.request_id, &op.metadata, ErrorType::DuplicateRequestError,
+                    "duplicate_request",
+                    format!("request_id {} was already used; ask get_result for its answer.",
+                        op.request_id));
+            }
+            Err(e) => {
+                log::error!(request_id = op.request_id.as_str(); "journal write failed: {e}");
+                return error(&op.request_id, &op.metadata, ErrorType::DefaultError,
+                    "journal_unavailable",
+                    "The operation was not started: the result journal could not be written. \
+                     Nothing was charged."
+                        .into());
+            }
+        }
+        log::info!(request_id = op.request_id.as_str(), provider = op.provider.as_str(),
+            action = op.kind.as_str(); "{} {} started", op.kind.as_str(), op.request_id);
+        // Its own task: the operation finishes and is recorded even if this connection goes.
+        let engine = self.clone();
+        let task_op = op.clone();
+        let task = self.tasks.spawn(async move { engine.execute(task_op).await });
+        match task.await {
+            Ok(line) => line,
+            Err(join) => {
+                log::error!(request_id = op.request_id.as_str(); "operation task failed: {join}");
+                let failure = Failure::new("internal_error",
+                    "The operation was interrupted inside posbridge; its outcome is being checked.");
+                self.settle(&op, Outcome::Unknown(failure)).await
+            }
+        }
+    }
+
+    async fn execute(&self, op: Operation) -> String {
+        let _running = Running::new(&self.running);
+        let provider = self.providers[op.provider.as_str()].clone();
+        let limit = provider.timeout();
+        let outcome = match tokio::time::timeout(limit, provider.execute(&op)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Unknown(Failure::new(
+                "timeout",
+                format!(
+                    "{} did not answer within {} s; the outcome is being checked. \
+                     Ask again with get_result.",
+                    op.provider,
+                    limit.as_secs_f32()
+                ),
+            )),
+        };
+        self.settle(&op, outcome).await
+    }
+
+    /// Records `outcome` and returns the answer the journal holds for `op` afterwards.
+    async fn settle(&self, op: &Operation, outcome: Outcome) -> String {
+        let (state, response) = answer::build(op, outcome);
+        let line = response.to_line();
+        let ids = (op.request_id.as_str(), op.provider.as_str(), op.kind.as_str());
+        match self.journal.settle(&op.request_id, state, line.clone()).await {
+            Ok(true) => {
+                log::info!(request_id = ids.0, provider = ids.1, action = ids.2;
+                    "{} {}: {}", ids.2, ids.0, answer::summary(&response));
+                if state == State::Unknown {
+                    let _ = self.reconcile.send(op.request_id.clone());
+                }
+                line
+            }
+            // Someone else (reconciliation) stored the final answer first: that one stands.
+            Ok(false) => match self.journal.get(&op.request_id) {
+                Ok(Some(Entry { response: Some(stored), .. })) => stored,
+                _ => line,
+            },
+            Err(e) => {
+                log::error!(request_id = ids.0, provider = ids.1, action = ids.2;
+                    "could not record the outcome: {e}");
+                let _ = self.reconcile.send(op.request_id.clone());
+                error(&op.request_id, &op.metadata, ErrorType::UnknownResultError,
+                    "journal_unavailable",
+                    "The outcome could not be recorded; it will be checked with the provider. \
+                     Ask again with get_result."
+                        .into())
+            }
+        }
+    }
+
+    /// One status check of an unknown outcome. `Some(answer)` once the outcome is final.
+    pub async fn reconcile_once(&self, entry: &Entry) -> Option<String> {
+        let op: Operation = serde_json::from_str(&entry.operation).ok()?;
+        let Some(provider) = self.providers.get(op.provider.as_str()).cloned() else {
+            log::warn!(request_id = op.request_id.as_str(), provider = op.provider.as_str();
+                "cannot reconcile: provider {} is not configured", op.provider);
+            return None;
+        };
+        let outcome = tokio::time::timeout(provider.timeout(), provider.status(&op))
+            .await
+            .unwrap_or_else(|_| Outcome::Unknown(Failure::new("timeout", "status check timed out")));
+        match outcome {
+            Outcome::Unknown(f) => {
+                log::debug!(request_id = op.request_id.as_str(), provider = op.provider.as_str();
+                    "still unknown: {}", f.message);
+                None
+            }
+            final_outcome => Some(self.settle(&op, final_outcome).await),
+        }
+    }
+
+    /// Intervals between status checks for this entry's provider.
+    pub fn schedule(&self, entry: &Entry) -> Vec<Duration> {
+        self.providers
+            .get(entry.provider.as_str())
+            .map(|p| p.status_schedule().to_vec())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| vec![Duration::from_secs(30)])
+    }
+
+    async fn get_result(&self, id: &str, metadata: &Metadata) -> String {
+        let entry = match self.journal.get(id) {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                return error(id, metadata, ErrorType::ResultNotFoundError, "not_found",
+                    format!("No result for request_id {id}: it was never received, or it is \
+                             older than the last {} results.", self.journal.capacity()));
+            }
+            Err(e) => {
+                return error(id, metadata, ErrorType::DefaultError, "journal_unavailable",
+                    format!("The result journal could not be read: {e}"));
+            }
+        };
+        match (entry.state, &entry.response) {
+            (State::Final, Some(stored)) => stored.clone(),
+            (State::Unknown, Some(stored)) => {
+                match tokio::time::timeout(GET_RESULT_CHECK, self.reconcile_once(&entry)).await {
+                    Ok(Some(line)) => line,
+                    _ => stored.clone(),
+                }
+            }
+            _ => {
+                let (id, metadata) = stored_identity(&entry);
+                error(&id, &metadata, ErrorType::UnknownResultError, "in_progress",
+                    "The operation is still running; ask again shortly.".into())
+            }
+        }
+    }
+
+    fn status(&self, request_id: Option<String>, metadata: Metadata) -> String {
+        let counts = self.journal.counts().unwrap_or_default();
+        let mut providers: Vec<Value> = self
+            .providers
+            .values()
+            .map(|p| {
+                let caps = p.capabilities();
+                let ops: Vec<&str> = [OpKind::Pay, OpKind::Refund, OpKind::Cancel, OpKind::CloseShift]
+                    .into_iter()
+                    .filter(|k| caps.supports(*k))
+                    .map(OpKind::as_str)
+                    .collect();
+                json!({"name": p.name(), "currency": p.default_currency(), "operations": ops})
+            })
+            .collect();
+        providers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        let data = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "default_provider": self.default_provider,
+            "providers": providers,
+            "running": self.running(),
+            "journal": {
+                "path": self.journal.path(),
+                "capacity": self.journal.capacity(),
+                "entries": counts.total,
+                "in_flight": counts.in_flight,
+                "unknown": counts.unknown,
+            },
+        });
+        Response::ok(request_id, metadata, data).to_line()
+    }
+
+    fn results(&self, request_id: Option<String>, metadata: Metadata, limit: usize) -> String {
+        match self.journal.recent(limit) {
+            Ok(entries) => {
+                let list: Vec<Value> = entries.iter().map(answer::listing).collect();
+                Response::ok(request_id, metadata, json!({"results": list})).to_line()
+            }
+            Err(e) => Response::error(request_id, metadata, ErrorType::DefaultError,
+                "journal_unavailable", format!("The result journal could not be read: {e}"))
+            .to_line(),
+        }
+    }
+}
+
+/// Provider-independent checks of `params` (provider-specific ones live with each provider).
+fn check_params(params: &serde_json::Map<String, Value>) -> Result<(), String> {
+    if let Some(v) = params.get("delay_ms") {
+        match v.as_u64() {
+            Some(ms) if ms <= provider::sim::MAX_DELAY_MS => {}
+            _ => {
+                return Err(format!(
+                    "params.delay_ms: must be an integer from 0 to {}",
+                    provider::sim::MAX_DELAY_MS
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The request_id and metadata an entry was accepted with.
+fn stored_identity(entry: &Entry) -> (String, Metadata) {
+    let metadata = serde_json::from_str::<Operation>(&entry.operation)
+        .map(|op| op.metadata)
+        .unwrap_or_default();
+    (entry.request_id.clone(), metadata)
+}

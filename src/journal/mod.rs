@@ -1,0 +1,302 @@
+//! The durable result journal ("ring"): every operation's write-ahead intent and its outcome.
+//!
+//! SQLite in WAL mode with `synchronous=FULL`: a write is acknowledged only after it is on disk.
+//! One writer thread owns the write connection and commits whatever writes are queued together
+//! in one transaction (group commit: one fsync for many concurrent operations). Reads use their
+//! own connection and never wait for a commit. The journal stores opaque JSON; it knows nothing
+//! about providers or the socket API, and never decides outcomes — the engine does.
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+pub use writer::Batching;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("journal database {path} failed its integrity check: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    /// The write was not made durable (disk full, I/O error): nothing of it counts.
+    #[error("journal write failed: {0}")]
+    Write(String),
+    #[error("journal read failed: {0}")]
+    Read(#[source] rusqlite::Error),
+    #[error("the journal writer has stopped")]
+    Closed,
+}
+
+/// Where an operation stands. Only `Final` entries may be evicted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Intent written, the operation is being carried out by this daemon right now.
+    InFlight,
+    /// The outcome is not known (timeout, lost link, crash): reconciliation must find it.
+    Unknown,
+    /// The answer is known and stored for good.
+    Final,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::InFlight => "in_flight",
+            State::Unknown => "unknown",
+            State::Final => "final",
+        }
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<State> {
+        match s {
+            "in_flight" => Ok(State::InFlight),
+            "unknown" => Ok(State::Unknown),
+            "final" => Ok(State::Final),
+            other => Err(rusqlite::Error::InvalidColumnType(
+                0,
+                format!("state {other:?}"),
+                rusqlite::types::Type::Text,
+            )),
+        }
+    }
+}
+
+/// The write-ahead record of one operation, written before anything is contacted.
+#[derive(Clone, Debug)]
+pub struct Intent {
+    pub request_id: String,
+    pub action: String,
+    pub provider: String,
+    /// The operation as accepted (JSON), enough to reconcile it after a restart.
+    pub operation: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub seq: i64,
+    pub request_id: String,
+    pub action: String,
+    pub provider: String,
+    pub state: State,
+    pub operation: String,
+    /// The stored answer line; `None` while in flight.
+    pub response: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: usize,
+    pub in_flight: usize,
+    pub unknown: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Begin {
+    Started,
+    /// The request_id is already in the journal: nothing was written.
+    Duplicate,
+}
+
+pub struct Journal {
+    path: PathBuf,
+    capacity: usize,
+    writes: mpsc::UnboundedSender<writer::Command>,
+    reader: Mutex<Connection>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS operations (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id  TEXT NOT NULL UNIQUE,
+    action      TEXT NOT NULL,
+    provider    TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('in_flight', 'unknown', 'final')),
+    operation   TEXT NOT NULL,
+    response    TEXT,
+    final_order INTEGER,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operations_final_order ON operations(final_order)
+    WHERE state = 'final';
+CREATE INDEX IF NOT EXISTS operations_unresolved ON operations(state) WHERE state != 'final';
+";
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path`, checks its integrity and starts the
+    /// writer. Keeps the newest `capacity` entries; unresolved ones are never evicted.
+    pub fn open(path: &Path, capacity: usize, batching: Batching) -> Result<Journal, JournalError> {
+        let open_err = |source| JournalError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if check != "ok" {
+            return Err(JournalError::Corrupt {
+                path: path.to_owned(),
+                detail: check,
+            });
+        }
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer::run(conn, rx, capacity, batching))
+            .map_err(|e| open_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        Ok(Journal {
+            path: path.to_owned(),
+            capacity,
+            writes: tx,
+            reader: Mutex::new(reader),
+            writer_thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, JournalError>>) -> writer::Command,
+    ) -> Result<T, JournalError> {
+        let (tx, rx) = oneshot::channel();
+        self.writes.send(make(tx)).map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Writes the intent durably. Returns `Duplicate` (and writes nothing) if the request_id
+    /// is already known.
+    pub async fn begin(&self, intent: Intent) -> Result<Begin, JournalError> {
+        self.submit(|reply| writer::Command::Begin { intent, reply }).await
+    }
+
+    /// Stores the answer for `request_id` durably. A final answer is never replaced: returns
+    /// `false` if the entry was already final (or is gone), `true` if this call stored it.
+    pub async fn settle(
+        &self,
+        request_id: &str,
+        state: State,
+        response: String,
+    ) -> Result<bool, JournalError> {
+        let request_id = request_id.to_owned();
+        self.submit(|reply| writer::Command::Settle {
+            request_id,
+            state,
+            response,
+            reply,
+        })
+        .await
+    }
+
+    /// Round-trips through the writer thread: proves it is alive and committing.
+    pub async fn ping(&self) -> Result<(), JournalError> {
+        self.submit(|reply| writer::Command::Ping { reply }).await
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, JournalError> {
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(JournalError::Read)
+    }
+
+    pub fn get(&self, request_id: &str) -> Result<Option<Entry>, JournalError> {
+        self.read(|c| {
+            c.prepare_cached(&format!("{SELECT_ENTRY} WHERE request_id = ?1"))?
+                .query_row(params![request_id], entry_from_row)
+                .optional()
+        })
+    }
+
+    /// Newest first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        self.read(|c| {
+            c.prepare_cached(&format!("{SELECT_ENTRY} ORDER BY seq DESC LIMIT ?1"))?
+                .query_map(params![limit as i64], entry_from_row)?
+                .collect()
+        })
+    }
+
+    /// Every entry in `state`, oldest first.
+    pub fn in_state(&self, state: State) -> Result<Vec<Entry>, JournalError> {
+        self.read(|c| {
+            c.prepare_cached(&format!("{SELECT_ENTRY} WHERE state = ?1 ORDER BY seq"))?
+                .query_map(params![state.as_str()], entry_from_row)?
+                .collect()
+        })
+    }
+
+    pub fn counts(&self) -> Result<Counts, JournalError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT count(*), coalesce(sum(state = 'in_flight'), 0),
+                        coalesce(sum(state = 'unknown'), 0) FROM operations",
+            )?
+            .query_row([], |r| {
+                Ok(Counts {
+                    total: r.get::<_, i64>(0)? as usize,
+                    in_flight: r.get::<_, i64>(1)? as usize,
+                    unknown: r.get::<_, i64>(2)? as usize,
+                })
+            })
+        })
+    }
+
+    /// Stops the writer after it has committed everything queued so far.
+    pub fn close(&self) {
+        let (tx, _rx) = oneshot::channel();
+        let _ = self.writes.send(writer::Command::Shutdown { reply: tx });
+        if let Some(handle) = self.writer_thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+const SELECT_ENTRY: &str = "SELECT seq, request_id, action, provider, state, operation, response,
+    created_at, updated_at FROM operations";
+
+fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        seq: r.get(0)?,
+        request_id: r.get(1)?,
+        action: r.get(2)?,
+        provider: r.get(3)?,
+        state: State::parse(&r.get::<_, String>(4)?)?,
+        operation: r.get(5)?,
+        response: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

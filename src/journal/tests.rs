@@ -1,0 +1,134 @@
+//! Journal semantics without the daemon: intent, settle, duplicates, eviction, reopening.
+
+use super::*;
+
+fn intent(id: &str) -> Intent {
+    Intent {
+        request_id: id.into(),
+        action: "pay".into(),
+        provider: "sim".into(),
+        operation: format!("{{\"request_id\":\"{id}\"}}"),
+        created_at: crate::clock::now_rfc3339(),
+    }
+}
+
+fn open(dir: &tempfile::TempDir, capacity: usize) -> Journal {
+    Journal::open(&dir.path().join("journal.sqlite"), capacity, Batching::default()).unwrap()
+}
+
+#[tokio::test]
+async fn intent_then_outcome_then_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(&dir, 10);
+    assert_eq!(j.begin(intent("a")).await.unwrap(), Begin::Started);
+    let e = j.get("a").unwrap().unwrap();
+    assert_eq!(e.state, State::InFlight);
+    assert!(e.response.is_none());
+    assert_eq!(j.begin(intent("a")).await.unwrap(), Begin::Duplicate);
+    assert!(j.settle("a", State::Final, "{\"code\":0}".into()).await.unwrap());
+    let e = j.get("a").unwrap().unwrap();
+    assert_eq!((e.state, e.response.as_deref()), (State::Final, Some("{\"code\":0}")));
+    assert!(j.get("b").unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_final_answer_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(&dir, 10);
+    j.begin(intent("a")).await.unwrap();
+    assert!(j.settle("a", State::Unknown, "u".into()).await.unwrap());
+    assert!(j.settle("a", State::Final, "f1".into()).await.unwrap());
+    assert!(!j.settle("a", State::Final, "f2".into()).await.unwrap());
+    assert!(!j.settle("a", State::Unknown, "u2".into()).await.unwrap());
+    assert_eq!(j.get("a").unwrap().unwrap().response.as_deref(), Some("f1"));
+}
+
+#[tokio::test]
+async fn eviction_keeps_the_newest_finals_and_every_unresolved_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(&dir, 5);
+    j.begin(intent("stuck")).await.unwrap();
+    j.begin(intent("unknown")).await.unwrap();
+    j.settle("unknown", State::Unknown, "u".into()).await.unwrap();
+    for i in 0..10 {
+        let id = format!("p{i}");
+        j.begin(intent(&id)).await.unwrap();
+        j.settle(&id, State::Final, "f".into()).await.unwrap();
+    }
+    let c = j.counts().unwrap();
+    assert_eq!(c, Counts { total: 5, in_flight: 1, unknown: 1 });
+    assert!(j.get("stuck").unwrap().is_some());
+    assert!(j.get("unknown").unwrap().is_some());
+    for i in 0..7 {
+        assert!(j.get(&format!("p{i}")).unwrap().is_none(), "p{i} should be evicted");
+    }
+    for i in 7..10 {
+        assert!(j.get(&format!("p{i}")).unwrap().is_some(), "p{i} should be kept");
+    }
+}
+
+#[tokio::test]
+async fn eviction_follows_completion_order_not_start_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(&dir, 2);
+    j.begin(intent("slow")).await.unwrap();
+    j.begin(intent("fast")).await.unwrap();
+    j.settle("fast", State::Final, "f".into()).await.unwrap();
+    j.settle("slow", State::Final, "s".into()).await.unwrap();
+    j.begin(intent("next")).await.unwrap();
+    j.settle("next", State::Final, "n".into()).await.unwrap();
+    assert!(j.get("fast").unwrap().is_none());
+    assert!(j.get("slow").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn everything_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let j = open(&dir, 10);
+        j.begin(intent("a")).await.unwrap();
+        j.begin(intent("b")).await.unwrap();
+        j.settle("b", State::Final, "fb".into()).await.unwrap();
+        // No close(): as after a crash, only what was committed counts.
+    }
+    let j = open(&dir, 10);
+    assert_eq!(j.in_state(State::InFlight).unwrap()[0].request_id, "a");
+    assert_eq!(j.get("b").unwrap().unwrap().response.as_deref(), Some("fb"));
+    assert_eq!(j.recent(10).unwrap().iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_all_land_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = std::sync::Arc::new(open(&dir, 1000));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let j = j.clone();
+            tokio::spawn(async move {
+                // Every id is begun twice at once: exactly one wins.
+                let id = format!("c{}", i % 32);
+                j.begin(intent(&id)).await.unwrap()
+            })
+        })
+        .collect();
+    let mut started = 0;
+    for t in tasks {
+        if t.await.unwrap() == Begin::Started {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 32);
+    assert_eq!(j.counts().unwrap().in_flight, 32);
+    j.ping().await.unwrap();
+    j.close();
+    assert!(matches!(j.ping().await, Err(JournalError::Closed)));
+}
+
+#[test]
+fn a_corrupt_file_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    std::fs::write(&path, vec![0x42; 8192]).unwrap();
+    let err = Journal::open(&path, 10, Batching::default()).err().expect("must fail");
+    assert!(err.to_string().contains("journal.sqlite"), "{err}");
+}

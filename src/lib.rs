@@ -1,0 +1,17 @@
+//! posbridge: the payment daemon for a shop's counter device.
+//!
+//! Data flows top-down: [`api`] (the socket) -> [`engine`] (intent, execute, outcome,
+//! reconcile) -> [`journal`] (durable results) + [`provider`] (backends). Providers never touch
+//! the journal; the API never talks to a provider.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod journal;
+pub mod paths;
+pub mod provider;
+pub mod systemd;

@@ -1,0 +1,94 @@
+//! posbridge: parse the command line, dispatch, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde_json::{json, Value};
+
+use posbridge::cli::{Cli, Command, ConfigCommand, ReverseArgs};
+use posbridge::client::{self, exit};
+use posbridge::{config::Config, daemon, systemd};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            // The whole chain: what failed, and why, down to the OS error.
+            eprintln!("posbridge: error: {e:#}");
+            ExitCode::from(exit::LOCAL as u8)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Daemon(a) => {
+            systemd::init_logging();
+            daemon::run(daemon::Options {
+                config: a.config,
+                socket: a.socket,
+                state_dir: a.state_dir,
+            })
+            .inspect_err(|e| log::error!("{e:#}"))?;
+            Ok(exit::OK)
+        }
+        Command::Pay(a) => {
+            let mut req = client::operation("pay", &a.op);
+            req.insert("amount".into(), json!(a.amount));
+            if let Some(c) = a.currency {
+                req.insert("currency".into(), json!(c));
+            }
+            send(&a.op.client, Value::Object(req))
+        }
+        Command::Refund(a) => reverse("refund", a),
+        Command::Cancel(a) => reverse("cancel", a),
+        Command::GetResult(a) => send(
+            &a.client,
+            json!({"action": "get_result", "request_id": a.request_id}),
+        ),
+        Command::CloseShift(a) => send(&a.client, Value::Object(client::operation("close_shift", &a))),
+        Command::Results(a) => send(&a.client, json!({"action": "results", "limit": a.limit})),
+        Command::Status(a) => send(&a, json!({"action": "status"})),
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = Config::load(&file)?;
+            println!(
+                "{}: ok (default provider {}, journal capacity {})",
+                file.display(),
+                config.default_provider,
+                config.journal.capacity
+            );
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn send(args: &posbridge::cli::ClientArgs, req: Value) -> Result<i32> {
+    let resp = client::request(args, &req)?;
+    Ok(client::report(args, &resp))
+}
+
+fn reverse(action: &str, a: ReverseArgs) -> Result<i32> {
+    let primary: Value = match (&a.primary, &a.primary_json) {
+        (_, Some(raw)) => serde_json::from_str(raw).context("--primary-json is not valid JSON")?,
+        (Some(id), None) => {
+            let original = client::request(&a.op.client, &json!({"action": "get_result", "request_id": id}))?;
+            match original.data {
+                Some(data) if original.code == 0 => data,
+                _ => anyhow::bail!(
+                    "cannot {action}: the pay {id} has no successful result ({})",
+                    original.message.unwrap_or_else(|| "no data".into())
+                ),
+            }
+        }
+        (None, None) => unreachable!("clap requires --primary or --primary-json"),
+    };
+    let mut req = client::operation(action, &a.op);
+    req.insert("amount".into(), json!(a.amount));
+    req.insert("primary_transaction".into(), primary);
+    if let Some(c) = a.currency {
+        req.insert("currency".into(), json!(c));
+    }
+    send(&a.op.client, Value::Object(req))
+}

@@ -1,0 +1,209 @@
+//! Payment backends behind one trait, and the capability table that says what each supports.
+//!
+//! A provider only talks to its backend: it is handed an [`Operation`] and says what happened
+//! ([`Outcome`]), or, asked later with [`Provider::status`], what the backend knows about it.
+//! Providers never touch the journal and never retry a money-moving call on their own; the
+//! engine decides what is durable and what needs reconciling.
+
+pub mod sim;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::api::protocol::Metadata;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    Pay,
+    Refund,
+    Cancel,
+    CloseShift,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Pay => "pay",
+            OpKind::Refund => "refund",
+            OpKind::Cancel => "cancel",
+            OpKind::CloseShift => "close_shift",
+        }
+    }
+}
+
+/// What each provider can do. Asking for anything else is answered `not_supported` before
+/// anything is written or contacted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub pay: bool,
+    pub refund: bool,
+    pub cancel: bool,
+    pub close_shift: bool,
+}
+
+impl Capabilities {
+    pub fn supports(self, kind: OpKind) -> bool {
+        match kind {
+            OpKind::Pay => self.pay,
+            OpKind::Refund => self.refund,
+            OpKind::Cancel => self.cancel,
+            OpKind::CloseShift => self.close_shift,
+        }
+    }
+}
+
+const ALL: Capabilities = Capabilities {
+    pay: true,
+    refund: true,
+    cancel: true,
+    close_shift: true,
+};
+
+/// The capability table (docs/api.md repeats it for POS developers).
+pub const CAPABILITIES: &[(&str, Capabilities)] = &[
+    ("sim", ALL),
+    ("phonepe", Capabilities { close_shift: false, ..ALL }),
+    ("iotpay", Capabilities { cancel: false, close_shift: false, ..ALL }),
+    ("paysera", Capabilities { close_shift: false, ..ALL }),
+    ("lifepay", ALL),
+];
+
+/// Every provider name the API accepts.
+pub fn known(name: &str) -> Option<Capabilities> {
+    CAPABILITIES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+}
+
+/// The reversed pay, as the POS handed it back (`primary_transaction`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Primary {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    pub provider: String,
+    #[serde(default)]
+    pub provider_reference: Option<String>,
+    pub amount: u64,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// One accepted operation: what is journaled as the intent and handed to the provider.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub request_id: String,
+    pub kind: OpKind,
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<u64>,
+    pub currency: String,
+    #[serde(default)]
+    pub metadata: Metadata,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub params: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<Primary>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    pub masked_pan: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+}
+
+/// Masks a card number down to its first six and last four digits. A full number never leaves
+/// a provider: whatever a backend sends passes through here.
+pub fn mask_pan(pan: &str) -> String {
+    let digits: Vec<char> = pan.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 10 {
+        return "*".repeat(digits.len().max(4));
+    }
+    let n = digits.len();
+    let head: String = digits[..6].iter().collect();
+    let tail: String = digits[n - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(n - 10))
+}
+
+/// A successful money movement as the backend reported it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Approval {
+    /// `approved`, `refunded`, `cancelled`.
+    pub status: String,
+    pub provider_reference: Option<String>,
+    pub rrn: Option<String>,
+    pub approval_code: Option<String>,
+    pub card: Option<Card>,
+    /// Provider-specific fields kept in the transaction (never secrets, never a full PAN).
+    pub extra: Map<String, Value>,
+}
+
+/// Why an operation did not succeed, in the API's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Stable snake_case reason: `declined`, `timeout`, `provider_unavailable`, ...
+    pub reason: String,
+    /// For the cashier.
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: &str, message: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Approved(Approval),
+    /// close_shift: the backend's shift summary.
+    ShiftClosed(Value),
+    /// Final: the backend refused or never did it; nothing was charged.
+    Failed(Failure),
+    /// The backend may or may not have done it: must be reconciled, never re-sent.
+    Unknown(Failure),
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn capabilities(&self) -> Capabilities {
+        known(self.name()).expect("every provider is in the capability table")
+    }
+    fn default_currency(&self) -> &str;
+    /// How long the request path waits for `execute` before the outcome counts as unknown.
+    fn timeout(&self) -> Duration;
+    /// Intervals between status checks of an unknown outcome; the last one repeats.
+    fn status_schedule(&self) -> &[Duration];
+    /// Carries the operation out. Called at most once per request_id, ever.
+    async fn execute(&self, op: &Operation) -> Outcome;
+    /// Asks the backend what became of `op`. Never moves money.
+    async fn status(&self, op: &Operation) -> Outcome;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_keeps_only_six_and_four() {
+        assert_eq!(mask_pan("4111111111111111"), "411111******1111");
+        assert_eq!(mask_pan("4111 1111 1111 1111"), "411111******1111");
+        assert_eq!(mask_pan("1234"), "****");
+        assert!(!mask_pan("5500005555555559").contains("0055555"));
+    }
+
+    #[test]
+    fn capability_table_answers_for_every_provider() {
+        assert!(known("sim").unwrap().supports(OpKind::CloseShift));
+        assert!(!known("iotpay").unwrap().supports(OpKind::Cancel));
+        assert!(!known("phonepe").unwrap().supports(OpKind::CloseShift));
+        assert!(known("visa").is_none());
+    }
+}

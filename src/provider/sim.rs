@@ -1,0 +1,334 @@
+//! The in-process `sim` provider: a pretend payment backend with test amounts (DESIGN.md §3).
+//!
+//! It keeps its own ledger, like a real backend would, in `sim-backend.sqlite` in the state
+//! directory: one row per money-moving call it received. That ledger is what `status` answers
+//! from, so reconciliation after a crash is real (the backend either got the call or it did
+//! not), and tests can count calls to prove nothing ran twice. The ledger is the backend's, not
+//! the daemon's: it uses `synchronous=OFF` (it survives a killed process, not a power cut).
+//!
+//! Test amounts (pay only): `..51` declined; `..91` the backend "times out" but the charge went
+//! through; `params.delay_ms` makes the backend take that long; anything else approved.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{Approval, Card, Failure, OpKind, Operation, Outcome, Provider};
+use crate::clock::now_rfc3339;
+use crate::config::SimConfig;
+
+pub const LEDGER_FILE: &str = "sim-backend.sqlite";
+
+/// Longest `params.delay_ms` accepted.
+pub const MAX_DELAY_MS: u64 = 600_000;
+
+pub struct Sim {
+    ledger: Mutex<Connection>,
+    currency: String,
+    timeout: Duration,
+    schedule: Vec<Duration>,
+}
+
+const LEDGER_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS calls (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id   TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    amount       INTEGER NOT NULL,
+    currency     TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    primary_ref  TEXT,
+    shift        INTEGER NOT NULL DEFAULT 0,
+    received_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_request ON calls(request_id);
+CREATE INDEX IF NOT EXISTS calls_reference ON calls(reference);
+";
+
+/// One row of the sim backend's ledger.
+struct Call {
+    action: String,
+    amount: i64,
+    outcome: String,
+    reference: String,
+}
+
+impl Sim {
+    pub fn open(state_dir: &Path, cfg: &SimConfig) -> rusqlite::Result<Sim> {
+        let conn = Connection::open(state_dir.join(LEDGER_FILE))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        conn.execute_batch(LEDGER_SCHEMA)?;
+        Ok(Sim {
+            ledger: Mutex::new(conn),
+            currency: cfg.currency.clone(),
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            schedule: cfg.status_poll_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+        })
+    }
+
+    fn ledger<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Failure> {
+        let conn = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(|e| {
+            Failure::new("provider_unavailable", format!("The sim backend failed: {e}"))
+        })
+    }
+
+    /// Checks a refund or cancel against the pay it reverses; `Ok(())` means it may proceed.
+    fn check_reversal(&self, op: &Operation, amount: u64) -> Result<(), Failure> {
+        let primary = op.primary.as_ref().ok_or_else(|| {
+            Failure::new("invalid_request", "primary_transaction: is required")
+        })?;
+        let reference = primary.provider_reference.clone().ok_or_else(|| {
+            Failure::new("invalid_request", "primary_transaction: has no provider_reference")
+        })?;
+        let (pay, reversed, cancelled) = self.ledger(|c| {
+            let pay = c
+                .query_row(
+                    "SELECT action, amount, outcome, reference FROM calls
+                     WHERE reference = ?1 AND action = 'pay' ORDER BY seq LIMIT 1",
+                    params![reference],
+                    |r| {
+                        Ok(Call {
+                            action: r.get(0)?,
+                            amount: r.get(1)?,
+                            outcome: r.get(2)?,
+                            reference: r.get(3)?,
+                        })
+                    },
+                )
+                .optional()?;
+            let reversed: i64 = c.query_row(
+                "SELECT coalesce(sum(amount), 0) FROM calls
+                 WHERE primary_ref = ?1 AND outcome = 'approved'",
+                params![reference],
+                |r| r.get(0),
+            )?;
+            let cancelled: bool = c.query_row(
+                "SELECT count(*) > 0 FROM calls
+                 WHERE primary_ref = ?1 AND action = 'cancel' AND outcome = 'approved'",
+                params![reference],
+                |r| r.get(0),
+            )?;
+            Ok((pay, reversed, cancelled))
+        })?;
+        let pay = match pay {
+            Some(p) if p.outcome == "approved" => p,
+            Some(_) => return Err(Failure::new("declined", "The original pay was not approved.")),
+            None => {
+                return Err(Failure::new(
+                    "invalid_request",
+                    format!("primary_transaction: the sim backend has no pay {reference}"),
+                ))
+            }
+        };
+        debug_assert_eq!(pay.action, "pay");
+        if cancelled {
+            return Err(Failure::new("declined", "The original pay was already cancelled."));
+        }
+        let left = pay.amount - reversed;
+        if op.kind == OpKind::Cancel && (reversed > 0 || amount as i64 != pay.amount) {
+            return Err(Failure::new(
+                "invalid_request",
+                format!(
+                    "amount: a cancel reverses the whole pay ({}) and only before any refund",
+                    pay.amount
+                ),
+            ));
+        }
+        if amount as i64 > left {
+            return Err(Failure::new(
+                "invalid_request",
+                format!("amount: {amount} is more than the {left} left to refund on {}", pay.reference),
+            ));
+        }
+        Ok(())
+    }
+
+    fn record(&self, op: &Operation, outcome: &str) -> Result<String, Failure> {
+        let reference = reference(&op.request_id);
+        let primary_ref = op.primary.as_ref().and_then(|p| p.provider_reference.clone());
+        let amount = op.amount.unwrap_or(0) as i64;
+        self.ledger(|c| {
+            c.prepare_cached(
+                "INSERT INTO calls (request_id, action, amount, currency, outcome, reference,
+                                    primary_ref, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                op.request_id,
+                op.kind.as_str(),
+                amount,
+                op.currency,
+                outcome,
+                reference,
+                primary_ref,
+                now_rfc3339()
+            ])
+        })?;
+        Ok(reference)
+    }
+
+    fn close_shift(&self, op: &Operation) -> Result<serde_json::Value, Failure> {
+        self.ledger(|c| {
+            let shift: i64 = c.query_row(
+                "SELECT coalesce(max(shift), 0) + 1 FROM calls WHERE action = 'close_shift'",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut totals = serde_json::Map::new();
+            for action in ["pay", "refund", "cancel"] {
+                let (count, total): (i64, i64) = c.query_row(
+                    "SELECT count(*), coalesce(sum(amount), 0) FROM calls
+                     WHERE action = ?1 AND outcome = 'approved' AND seq > coalesce(
+                        (SELECT max(seq) FROM calls WHERE action = 'close_shift'), 0)",
+                    params![action],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                totals.insert(action.into(), json!({"count": count, "total": total}));
+            }
+            let net = totals["pay"]["total"].as_i64().unwrap_or(0)
+                - totals["refund"]["total"].as_i64().unwrap_or(0)
+                - totals["cancel"]["total"].as_i64().unwrap_or(0);
+            c.execute(
+                "INSERT INTO calls (request_id, action, amount, currency, outcome, reference,
+                                    shift, received_at)
+                 VALUES (?1, 'close_shift', 0, ?2, 'approved', ?3, ?4, ?5)",
+                params![op.request_id, op.currency, reference(&op.request_id), shift, now_rfc3339()],
+            )?;
+            Ok(json!({
+                "operation": "close_shift",
+                "provider": "sim",
+                "status": "closed",
+                "shift_number": shift,
+                "currency": op.currency,
+                "pay": totals["pay"],
+                "refund": totals["refund"],
+                "cancel": totals["cancel"],
+                "net": net,
+            }))
+        })
+    }
+
+    fn approval(&self, op: &Operation, reference: String) -> Approval {
+        let h = Sha256::digest(op.request_id.as_bytes());
+        let digits = |range: std::ops::Range<usize>| -> String {
+            h[range].iter().map(|b| char::from(b'0' + b % 10)).collect()
+        };
+        let (pan, scheme) = [
+            ("4111111111111111", "VISA"),
+            ("5555555555554444", "MASTERCARD"),
+            ("6521000000000003", "RUPAY"),
+        ][h[0] as usize % 3];
+        Approval {
+            status: match op.kind {
+                OpKind::Pay | OpKind::CloseShift => "approved",
+                OpKind::Refund => "refunded",
+                OpKind::Cancel => "cancelled",
+            }
+            .into(),
+            provider_reference: Some(reference),
+            rrn: Some(digits(1..13)),
+            approval_code: Some(digits(13..19)),
+            card: Some(Card {
+                masked_pan: super::mask_pan(pan),
+                scheme: Some(scheme.into()),
+            }),
+            extra: Default::default(),
+        }
+    }
+}
+
+/// The backend's id for a request: stable, so a status check finds what execute recorded.
+fn reference(request_id: &str) -> String {
+    let h = Sha256::digest(request_id.as_bytes());
+    let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("SIM-{hex}")
+}
+
+fn declined() -> Failure {
+    Failure::new("declined", "The card was declined by the issuer (sim: amount ending in 51).")
+}
+
+#[async_trait]
+impl Provider for Sim {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn default_currency(&self) -> &str {
+        &self.currency
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn status_schedule(&self) -> &[Duration] {
+        &self.schedule
+    }
+
+    async fn execute(&self, op: &Operation) -> Outcome {
+        let delay = op.params.get("delay_ms").and_then(|v| v.as_u64()).unwrap_or(0);
+        let amount = op.amount.unwrap_or(0);
+        let result = async {
+            let outcome = match op.kind {
+                OpKind::CloseShift => return self.close_shift(op).map(Outcome::ShiftClosed),
+                OpKind::Pay if amount % 100 == 51 => "declined",
+                OpKind::Pay => "approved",
+                OpKind::Refund | OpKind::Cancel => {
+                    if let Err(f) = self.check_reversal(op, amount) {
+                        return Ok(Outcome::Failed(f));
+                    }
+                    "approved"
+                }
+            };
+            // The backend has the call from here on: whatever happens to us, it completes.
+            let reference = self.record(op, outcome)?;
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay.min(MAX_DELAY_MS))).await;
+            }
+            Ok(match outcome {
+                "declined" => Outcome::Failed(declined()),
+                _ if op.kind == OpKind::Pay && amount % 100 == 91 => Outcome::Unknown(Failure::new(
+                    "timeout",
+                    "The payment backend did not answer in time (sim: amount ending in 91). \
+                     The outcome is being checked; ask again with get_result.",
+                )),
+                _ => Outcome::Approved(self.approval(op, reference)),
+            })
+        };
+        result.await.unwrap_or_else(Outcome::Unknown)
+    }
+
+    async fn status(&self, op: &Operation) -> Outcome {
+        let found = self.ledger(|c| {
+            c.query_row(
+                "SELECT outcome, reference FROM calls WHERE request_id = ?1 ORDER BY seq LIMIT 1",
+                params![op.request_id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+        });
+        match found {
+            Err(f) => Outcome::Unknown(f),
+            Ok(None) => Outcome::Failed(Failure::new(
+                "not_processed",
+                "The payment backend never received this request: nothing was charged. \
+                 Start a new sale with a new request_id.",
+            )),
+            Ok(Some((outcome, _))) if outcome == "declined" => Outcome::Failed(declined()),
+            Ok(Some((_, _))) if op.kind == OpKind::CloseShift => {
+                Outcome::ShiftClosed(json!({"operation": "close_shift", "provider": "sim",
+                    "status": "closed", "summary_lost": true}))
+            }
+            Ok(Some((_, reference))) => Outcome::Approved(self.approval(op, reference)),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! systemd integration: readiness and watchdog notifications, socket activation, journald.
+//!
+//! Everything here is a no-op outside systemd (no NOTIFY_SOCKET, no LISTEN_FDS, stderr not the
+//! journal), so the same binary runs by hand, under a test harness and as a service.
+
+use std::os::fd::{FromRawFd, RawFd};
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+/// Sends notifications; failures are logged, never fatal (the service manager may be gone).
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        log::warn!("sd_notify failed: {e}");
+    }
+}
+
+pub fn ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+pub fn status(status: &str) {
+    notify(&[NotifyState::Status(status)]);
+}
+
+pub fn watchdog() {
+    notify(&[NotifyState::Watchdog]);
+}
+
+pub fn stopping(status: &str) {
+    notify(&[NotifyState::Stopping, NotifyState::Status(status)]);
+}
+
+/// Half of `WATCHDOG_USEC` when the watchdog is on for this process (systemd's advice).
+pub fn watchdog_interval() -> Option<Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
+}
+
+/// The first listening socket passed by systemd (`LISTEN_FDS`, for this PID), if any. The
+/// variables are then removed so no child process inherits them.
+pub fn activated_listener() -> std::io::Result<Option<std::os::unix::net::UnixListener>> {
+    let fds: Vec<RawFd> = match sd_notify::listen_fds() {
+        Ok(fds) => fds.collect(),
+        Err(e) => {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("LISTEN_FDS is set but unusable: {e}"),
+            ))
+        }
+    };
+    // Called before the runtime starts any thread (daemon.rs), so changing the environment
+    // cannot race with a reader.
+    for var in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
+        std::env::remove_var(var);
+    }
+    let Some(&fd) = fds.first() else {
+        return Ok(None);
+    };
+    // SAFETY: systemd hands this fd to us alone; we take ownership exactly once.
+    let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+    listener.set_nonblocking(true)?;
+    Ok(Some(listener))
+}
+
+/// Logs to journald (with structured fields) when stderr is the journal, else to stderr.
+/// `RUST_LOG` sets the level (default `info`).
+pub fn init_logging() {
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<log::LevelFilter>().ok())
+        .unwrap_or(log::LevelFilter::Info);
+    if systemd_journal_logger::connected_to_journal() {
+        if let Ok(journal) = systemd_journal_logger::JournalLog::new() {
+            if journal.with_syslog_identifier("posbridge".into()).install().is_ok() {
+                log::set_max_level(level);
+                return;
+            }
+        }
+    }
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .parse_default_env()
+        .target(env_logger::Target::Stderr)
+        .try_init();
+}
