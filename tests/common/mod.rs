@@ -1,0 +1,245 @@
+//! Test harness: starts the real `posbridge` binary on temporary paths and talks to it over
+//! its real socket, the way a POS does. Each test gets its own daemon, directory and socket.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_posbridge");
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub state: PathBuf,
+    pub config: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    starts: usize,
+}
+
+impl Daemon {
+    /// A daemon on the embedded defaults.
+    pub fn start() -> Daemon {
+        Daemon::start_with(None, &[])
+    }
+
+    /// A daemon with `config` (TOML text, written to a file) and extra environment.
+    pub fn start_with(config: Option<&str>, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config.map(|text| {
+            let path = dir.path().join("posbridge.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let mut d = Daemon {
+            child: None,
+            socket: dir.path().join("api.sock"),
+            state: dir.path().join("state"),
+            dir,
+            config,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            starts: 0,
+        };
+        d.spawn();
+        d.wait_ready();
+        d
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join(format!("daemon-{}.log", self.starts))
+    }
+
+    /// Everything every run of the daemon wrote to stderr so far.
+    pub fn log(&self) -> String {
+        (1..=self.starts)
+            .map(|n| std::fs::read_to_string(self.dir.path().join(format!("daemon-{n}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("")
+    }
+
+    /// The command that starts the daemon on this test's paths (not yet spawned).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("daemon").arg("--socket").arg(&self.socket).arg("--state-dir").arg(&self.state);
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("POSBRIDGE_CONFIG")
+            .env("RUST_LOG", "debug");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        let child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start posbridge daemon");
+        self.child = Some(child);
+    }
+
+    /// Waits until the daemon answers `status` (it binds only after recovery).
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("daemon exited early ({status}):\n{}", self.log());
+            }
+            if let Ok(mut c) = Client::connect(&self.socket) {
+                if c.request(&json!({"action": "status"}))["code"] == 0 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "daemon not ready in 20 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    /// kill -9: no chance to clean up, as in a crash or power cut of the process.
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.child.take().unwrap().wait().unwrap();
+    }
+
+    /// SIGTERM and wait for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the daemon again on the same state directory and socket.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the daemon first");
+        self.spawn();
+        self.wait_ready();
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).expect("connect to daemon")
+    }
+
+    /// One request on a fresh connection.
+    pub fn request(&self, req: Value) -> Value {
+        self.client().request(&req)
+    }
+
+    /// Polls get_result until `done(answer)` holds or `limit` passes; returns the last answer.
+    pub fn await_result(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let answer = self.request(json!({"action": "get_result", "request_id": id}));
+            if done(&answer) || Instant::now() > deadline {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("POSBRIDGE_SOCKET", &self.socket)
+            .output()
+            .expect("run posbridge CLI")
+    }
+
+    /// How many money-moving calls the sim backend received for `request_id`.
+    pub fn sim_calls(&self, request_id: &str) -> i64 {
+        sim_calls(&self.state, request_id)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn sim_calls(state: &Path, request_id: &str) -> i64 {
+    let conn = rusqlite::Connection::open(state.join("sim-backend.sqlite")).unwrap();
+    conn.query_row("SELECT count(*) FROM calls WHERE request_id = ?1", [request_id], |r| r.get(0))
+        .unwrap()
+}
+
+/// One connection to the daemon: lines out, lines in.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> std::io::Result<Client> {
+        let writer = UnixStream::connect(path)?;
+        writer.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(Client { reader: BufReader::new(writer.try_clone()?), writer })
+    }
+
+    /// Sends raw bytes (a newline is not added).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    /// Reads one response line; `None` at EOF.
+    pub fn read_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(line.trim_end_matches('\n').to_owned()),
+            Err(e) => panic!("reading a response: {e}"),
+        }
+    }
+
+    /// Sends one line and returns the raw response line.
+    pub fn line(&mut self, line: &str) -> String {
+        self.send_raw(format!("{line}\n").as_bytes());
+        self.read_line().expect("a response line")
+    }
+
+    pub fn request(&mut self, req: &Value) -> Value {
+        let raw = self.line(&req.to_string());
+        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("bad response {raw:?}: {e}"))
+    }
+}
