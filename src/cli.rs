@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "posbridge", version, about = "Payment daemon for the shop counter: POS sales over a local socket, a durable result journal, backends and card readers.")]
+#[command(
+    name = "posbridge",
+    version,
+    about = "Payment daemon for the shop counter: POS sales over a local socket, a durable result journal, backends and card readers."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -26,7 +26,8 @@ pub mod exit {
 pub fn request(args: &ClientArgs, req: &Value) -> Result<Response> {
     let path = crate::paths::socket(args.socket.clone(), None);
     let raw = round_trip(&path, req, Duration::from_secs(args.timeout))?;
-    serde_json::from_str(&raw).with_context(|| format!("the daemon sent an unreadable answer: {raw}"))
+    serde_json::from_str(&raw)
+        .with_context(|| format!("the daemon sent an unreadable answer: {raw}"))
 }
 
 fn round_trip(path: &Path, req: &Value, timeout: Duration) -> Result<String> {
@@ -46,7 +47,9 @@ fn round_trip(path: &Path, req: &Value, timeout: Duration) -> Result<String> {
         .read_line(&mut answer)
         .context("no answer from the daemon")?;
     if answer.is_empty() {
-        return Err(anyhow!("the daemon closed the connection without answering"));
+        return Err(anyhow!(
+            "the daemon closed the connection without answering"
+        ));
     }
     Ok(answer.trim_end().to_owned())
 }
@@ -69,7 +72,12 @@ pub fn operation(action: &str, op: &OperationArgs) -> Map<String, Value> {
         let params: Map<String, Value> = op
             .params
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap_or_else(|_| json!(v))))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::from_str(v).unwrap_or_else(|_| json!(v)),
+                )
+            })
             .collect();
         req.insert("params".into(), Value::Object(params));
     }
@@ -123,21 +131,37 @@ fn print_data(id: &str, data: &Value) {
                 r["action"].as_str().unwrap_or("?"),
                 r["provider"].as_str().unwrap_or("?"),
                 outcome,
-                resp["data"]["amount"].as_u64().map(|a| a.to_string()).unwrap_or_default(),
+                resp["data"]["amount"]
+                    .as_u64()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
                 r["updated_at"].as_str().unwrap_or("")
             );
         }
         return;
     }
     if let Some(journal) = data.get("journal") {
-        println!("posbridge {} up {} s, default provider {}", s("version").unwrap_or("?"),
-            data["uptime_s"], s("default_provider").unwrap_or("?"));
+        println!(
+            "posbridge {} up {} s, default provider {}",
+            s("version").unwrap_or("?"),
+            data["uptime_s"],
+            s("default_provider").unwrap_or("?")
+        );
         println!("  running     {}", data["running"]);
-        println!("  journal     {} of {} ({} in flight, {} unknown) {}", journal["entries"],
-            journal["capacity"], journal["in_flight"], journal["unknown"],
-            journal["path"].as_str().unwrap_or(""));
+        println!(
+            "  journal     {} of {} ({} in flight, {} unknown) {}",
+            journal["entries"],
+            journal["capacity"],
+            journal["in_flight"],
+            journal["unknown"],
+            journal["path"].as_str().unwrap_or("")
+        );
         for p in data["providers"].as_array().into_iter().flatten() {
-            println!("  provider    {} ({})", p["name"].as_str().unwrap_or("?"), p["operations"]);
+            println!(
+                "  provider    {} ({})",
+                p["name"].as_str().unwrap_or("?"),
+                p["operations"]
+            );
         }
         return;
     }
@@ -149,8 +173,13 @@ fn print_data(id: &str, data: &Value) {
         println!("  net     {} {}", data["net"], s("currency").unwrap_or(""));
         return;
     }
-    println!("{} {} {} via {}", s("status").unwrap_or("done"), data["amount"],
-        s("currency").unwrap_or(""), s("provider").unwrap_or("?"));
+    println!(
+        "{} {} {} via {}",
+        s("status").unwrap_or("done"),
+        data["amount"],
+        s("currency").unwrap_or(""),
+        s("provider").unwrap_or("?")
+    );
     println!("  request_id         {id}");
     for key in ["provider_reference", "rrn", "approval_code"] {
         if let Some(v) = s(key) {
@@ -158,7 +187,10 @@ fn print_data(id: &str, data: &Value) {
         }
     }
     if let Some(card) = data.get("card") {
-        println!("  card               {} {}", card["scheme"].as_str().unwrap_or(""),
-            card["masked_pan"].as_str().unwrap_or(""));
+        println!(
+            "  card               {} {}",
+            card["scheme"].as_str().unwrap_or(""),
+            card["masked_pan"].as_str().unwrap_or("")
+        );
     }
 }

@@ -241,10 +241,16 @@ impl Config {
             ));
         }
         if !(1..=1_000_000).contains(&self.journal.capacity) {
-            return Err(invalid("journal.capacity", "must be from 1 to 1000000".into()));
+            return Err(invalid(
+                "journal.capacity",
+                "must be from 1 to 1000000".into(),
+            ));
         }
         if !(1..=65_536).contains(&self.api.max_connections) {
-            return Err(invalid("api.max_connections", "must be from 1 to 65536".into()));
+            return Err(invalid(
+                "api.max_connections",
+                "must be from 1 to 65536".into(),
+            ));
         }
         let sim = &self.providers.sim;
         check_currency(&sim.currency).map_err(|r| invalid("providers.sim.currency", r))?;
@@ -336,7 +342,9 @@ fn check_currency(c: &str) -> Result<(), String> {
     if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(format!("{c:?} is not an ISO 4217 code (three capital letters)"))
+        Err(format!(
+            "{c:?} is not an ISO 4217 code (three capital letters)"
+        ))
     }
 }
 
@@ -351,7 +359,7 @@ fn check_timeout(ms: u64) -> Result<(), String> {
 fn check_schedule(s: Option<&Vec<u64>>) -> Result<(), String> {
     match s {
         Some(list) if list.is_empty() => Err("must list at least one interval".into()),
-        Some(list) if list.iter().any(|ms| *ms == 0) => Err("intervals must be above 0".into()),
+        Some(list) if list.contains(&0) => Err("intervals must be above 0".into()),
         _ => Ok(()),
     }
 }
@@ -391,11 +399,17 @@ mod tests {
     fn values_are_validated_with_the_key_named() {
         let err = parse("[journal]\ncapacity = 0\n").unwrap_err().to_string();
         assert!(err.contains("journal.capacity"), "{err}");
-        let err = parse("default_provider = \"phonepe\"\n").unwrap_err().to_string();
+        let err = parse("default_provider = \"phonepe\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[providers.phonepe]"), "{err}");
-        let err = parse("default_provider = \"cash\"\n").unwrap_err().to_string();
+        let err = parse("default_provider = \"cash\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("default_provider"), "{err}");
-        let err = parse("[providers.sim]\ncurrency = \"rs\"\n").unwrap_err().to_string();
+        let err = parse("[providers.sim]\ncurrency = \"rs\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("providers.sim.currency"), "{err}");
     }
 
@@ -450,7 +464,11 @@ reader = "reader-1"
     fn inline_secrets_need_a_private_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
-        std::fs::write(&path, "[providers.lifepay]\nlogin = \"l\"\npassword = \"hunter2\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[providers.lifepay]\nlogin = \"l\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
         assert!(err.contains("readable by others"), "{err}");

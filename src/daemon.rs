@@ -94,8 +94,8 @@ fn bind(listen: Listen) -> Result<(UnixListener, Option<PathBuf>)> {
         std::fs::remove_file(&path)
             .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
     }
-    let listener =
-        UnixListener::bind(&path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
     Ok((listener, Some(path)))
 }
@@ -113,8 +113,13 @@ fn status_line(engine: &Engine, phase: &str) -> String {
 
 async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()> {
     let journal_path = state_dir.join(JOURNAL_FILE);
-    let journal = Arc::new(Journal::open(&journal_path, config.journal.capacity, Batching::default())?);
-    let sim = Sim::open(&state_dir, &config.providers.sim).context("cannot open the sim backend")?;
+    let journal = Arc::new(Journal::open(
+        &journal_path,
+        config.journal.capacity,
+        Batching::default(),
+    )?);
+    let sim =
+        Sim::open(&state_dir, &config.providers.sim).context("cannot open the sim backend")?;
     let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(sim)];
     for name in ["phonepe", "iotpay", "paysera", "lifepay"] {
         if config.configured(name) {
@@ -122,10 +127,19 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
         }
     }
     let tasks = TaskTracker::new();
-    let (engine, queue) = Engine::new(journal.clone(), providers, config.default_provider.clone(), tasks.clone());
+    let (engine, queue) = Engine::new(
+        journal.clone(),
+        providers,
+        config.default_provider.clone(),
+        tasks.clone(),
+    );
     let (interrupted, unknown) = engine.recover().await.context("journal recovery failed")?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(reconcile::run(engine.clone(), queue, shutdown.child_token()));
+    tokio::spawn(reconcile::run(
+        engine.clone(),
+        queue,
+        shutdown.child_token(),
+    ));
 
     let (listener, bound) = bind(listen)?;
     let server = Server {

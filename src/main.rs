@@ -48,7 +48,10 @@ fn run(cli: Cli) -> Result<i32> {
             &a.client,
             json!({"action": "get_result", "request_id": a.request_id}),
         ),
-        Command::CloseShift(a) => send(&a.client, Value::Object(client::operation("close_shift", &a))),
+        Command::CloseShift(a) => send(
+            &a.client,
+            Value::Object(client::operation("close_shift", &a)),
+        ),
         Command::Results(a) => send(&a.client, json!({"action": "results", "limit": a.limit})),
         Command::Status(a) => send(&a, json!({"action": "status"})),
         Command::Config(ConfigCommand::Check { file }) => {
@@ -73,7 +76,10 @@ fn reverse(action: &str, a: ReverseArgs) -> Result<i32> {
     let primary: Value = match (&a.primary, &a.primary_json) {
         (_, Some(raw)) => serde_json::from_str(raw).context("--primary-json is not valid JSON")?,
         (Some(id), None) => {
-            let original = client::request(&a.op.client, &json!({"action": "get_result", "request_id": id}))?;
+            let original = client::request(
+                &a.op.client,
+                &json!({"action": "get_result", "request_id": id}),
+            )?;
             match original.data {
                 Some(data) if original.code == 0 => data,
                 _ => anyhow::bail!(

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 fn is_root() -> bool {
@@ -24,7 +26,12 @@ pub fn socket(flag: Option<PathBuf>, configured: Option<PathBuf>) -> PathBuf {
     }
     if let Some(dir) = env_path("RUNTIME_DIRECTORY") {
         // systemd may pass several directories separated by ':'; ours is the first.
-        let first = dir.to_string_lossy().split(':').next().unwrap_or_default().to_owned();
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         return PathBuf::from(first).join("api.sock");
     }
     if is_root() {
@@ -33,7 +40,9 @@ pub fn socket(flag: Option<PathBuf>, configured: Option<PathBuf>) -> PathBuf {
     match env_path("XDG_RUNTIME_DIR") {
         Some(dir) => dir.join("posbridge/api.sock"),
         // SAFETY: getuid has no preconditions and cannot fail.
-        None => std::env::temp_dir().join(format!("posbridge-{}/api.sock", unsafe { libc::getuid() })),
+        None => {
+            std::env::temp_dir().join(format!("posbridge-{}/api.sock", unsafe { libc::getuid() }))
+        }
     }
 }
 
@@ -44,7 +53,12 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
         return p;
     }
     if let Some(dir) = env_path("STATE_DIRECTORY") {
-        let first = dir.to_string_lossy().split(':').next().unwrap_or_default().to_owned();
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         return PathBuf::from(first);
     }
     if is_root() {

@@ -72,7 +72,11 @@ pub fn init_logging() {
         .unwrap_or(log::LevelFilter::Info);
     if systemd_journal_logger::connected_to_journal() {
         if let Ok(journal) = systemd_journal_logger::JournalLog::new() {
-            if journal.with_syslog_identifier("posbridge".into()).install().is_ok() {
+            if journal
+                .with_syslog_identifier("posbridge".into())
+                .install()
+                .is_ok()
+            {
                 log::set_max_level(level);
                 return;
             }

@@ -248,9 +248,7 @@ impl<'a> Fields<'a> {
             None => None,
             Some(v) => match v.as_u64() {
                 Some(n) if (1..=10_000).contains(&n) => Some(n as usize),
-                _ => {
-                    return Err(self.reject("limit", "must be an integer from 1 to 10000".into()))
-                }
+                _ => return Err(self.reject("limit", "must be an integer from 1 to 10000".into())),
             },
         };
         Ok(Request {
@@ -291,7 +289,10 @@ impl<'a> Fields<'a> {
             if action.needs_amount() {
                 return Err(self.reject(
                     "amount",
-                    format!("is required for {} (minor units, e.g. 100 = 1.00)", action.as_str()),
+                    format!(
+                        "is required for {} (minor units, e.g. 100 = 1.00)",
+                        action.as_str()
+                    ),
                 ));
             }
             return Ok(None);

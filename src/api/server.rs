@@ -71,7 +71,8 @@ async fn write_line(stream: &mut (impl AsyncWriteExt + Unpin), line: &str) -> st
 
 async fn serve(stream: UnixStream, engine: Arc<Engine>, shutdown: CancellationToken) {
     let (read, mut write) = stream.into_split();
-    let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), protocol::MAX_LINE);
+    let codec =
+        AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), protocol::MAX_LINE);
     let mut lines = FramedRead::new(read, codec);
     loop {
         let next = tokio::select! {

@@ -58,7 +58,13 @@ pub fn build(op: &Operation, outcome: Outcome) -> (State, Response) {
         ),
         Outcome::Unknown(f) => (
             State::Unknown,
-            Response::error(id, meta, ErrorType::UnknownResultError, &f.reason, f.message),
+            Response::error(
+                id,
+                meta,
+                ErrorType::UnknownResultError,
+                &f.reason,
+                f.message,
+            ),
         ),
     }
 }
@@ -69,7 +75,8 @@ pub fn summary(r: &Response) -> String {
         (Some(d), _) => d["status"].as_str().unwrap_or("done").to_owned(),
         (None, Some(reason)) => format!(
             "{} ({reason})",
-            r.error_type.map(|t| serde_json::to_value(t).unwrap_or_default())
+            r.error_type
+                .map(|t| serde_json::to_value(t).unwrap_or_default())
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default()
         ),

@@ -105,7 +105,9 @@ impl Engine {
                  checked with the provider. Ask again with get_result."
                     .into(),
             );
-            self.journal.settle(&entry.request_id, State::Unknown, line).await?;
+            self.journal
+                .settle(&entry.request_id, State::Unknown, line)
+                .await?;
             log::warn!(request_id = entry.request_id.as_str(), provider = entry.provider.as_str(),
                 action = entry.action.as_str();
                 "operation {} was interrupted by a restart; its outcome will be reconciled",
@@ -135,9 +137,17 @@ impl Engine {
 
     /// Checks a money-moving request and builds its operation, or answers why not.
     fn accept(&self, req: Request) -> Result<Operation, String> {
-        let request_id = req.request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request_id = req
+            .request_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let invalid = |msg: String| {
-            error(&request_id, &req.metadata, ErrorType::DefaultError, "invalid_request", msg)
+            error(
+                &request_id,
+                &req.metadata,
+                ErrorType::DefaultError,
+                "invalid_request",
+                msg,
+            )
         };
         let kind = match req.action {
             Action::Pay => OpKind::Pay,
@@ -174,20 +184,33 @@ impl Engine {
             )));
         };
         let Some(provider) = self.providers.get(name.as_str()) else {
-            return Err(error(&request_id, &req.metadata, ErrorType::DefaultError,
+            return Err(error(
+                &request_id,
+                &req.metadata,
+                ErrorType::DefaultError,
                 "provider_unavailable",
-                format!("The {name} provider is not configured on this counter. \
-                         Add [providers.{name}] to the configuration.")));
+                format!(
+                    "The {name} provider is not configured on this counter. \
+                         Add [providers.{name}] to the configuration."
+                ),
+            ));
         };
         if !caps.supports(kind) {
-            return Err(error(&request_id, &req.metadata, ErrorType::DefaultError, "not_supported",
-                format!("{name} does not support {}.", kind.as_str())));
+            return Err(error(
+                &request_id,
+                &req.metadata,
+                ErrorType::DefaultError,
+                "not_supported",
+                format!("{name} does not support {}.", kind.as_str()),
+            ));
         }
         if let Err(msg) = check_params(&req.params) {
             return Err(invalid(msg));
         }
         Ok(Operation {
-            currency: req.currency.unwrap_or_else(|| provider.default_currency().to_owned()),
+            currency: req
+                .currency
+                .unwrap_or_else(|| provider.default_currency().to_owned()),
             request_id,
             kind,
             provider: name,
@@ -214,18 +237,28 @@ impl Engine {
         match self.journal.begin(intent).await {
             Ok(Begin::Started) => {}
             Ok(Begin::Duplicate) => {
-                return error(&op.request_id, &op.metadata, ErrorType::DuplicateRequestError,
+                return error(
+                    &op.request_id,
+                    &op.metadata,
+                    ErrorType::DuplicateRequestError,
                     "duplicate_request",
-                    format!("request_id {} was already used; ask get_result for its answer.",
-                        op.request_id));
+                    format!(
+                        "request_id {} was already used; ask get_result for its answer.",
+                        op.request_id
+                    ),
+                );
             }
             Err(e) => {
                 log::error!(request_id = op.request_id.as_str(); "journal write failed: {e}");
-                return error(&op.request_id, &op.metadata, ErrorType::DefaultError,
+                return error(
+                    &op.request_id,
+                    &op.metadata,
+                    ErrorType::DefaultError,
                     "journal_unavailable",
                     "The operation was not started: the result journal could not be written. \
                      Nothing was charged."
-                        .into());
+                        .into(),
+                );
             }
         }
         log::info!(request_id = op.request_id.as_str(), provider = op.provider.as_str(),
@@ -233,13 +266,17 @@ impl Engine {
         // Its own task: the operation finishes and is recorded even if this connection goes.
         let engine = self.clone();
         let task_op = op.clone();
-        let task = self.tasks.spawn(async move { engine.execute(task_op).await });
+        let task = self
+            .tasks
+            .spawn(async move { engine.execute(task_op).await });
         match task.await {
             Ok(line) => line,
             Err(join) => {
                 log::error!(request_id = op.request_id.as_str(); "operation task failed: {join}");
-                let failure = Failure::new("internal_error",
-                    "The operation was interrupted inside posbridge; its outcome is being checked.");
+                let failure = Failure::new(
+                    "internal_error",
+                    "The operation was interrupted inside posbridge; its outcome is being checked.",
+                );
                 self.settle(&op, Outcome::Unknown(failure)).await
             }
         }
@@ -268,8 +305,16 @@ impl Engine {
     async fn settle(&self, op: &Operation, outcome: Outcome) -> String {
         let (state, response) = answer::build(op, outcome);
         let line = response.to_line();
-        let ids = (op.request_id.as_str(), op.provider.as_str(), op.kind.as_str());
-        match self.journal.settle(&op.request_id, state, line.clone()).await {
+        let ids = (
+            op.request_id.as_str(),
+            op.provider.as_str(),
+            op.kind.as_str(),
+        );
+        match self
+            .journal
+            .settle(&op.request_id, state, line.clone())
+            .await
+        {
             Ok(true) => {
                 log::info!(request_id = ids.0, provider = ids.1, action = ids.2;
                     "{} {}: {}", ids.2, ids.0, answer::summary(&response));
@@ -280,18 +325,25 @@ impl Engine {
             }
             // Someone else (reconciliation) stored the final answer first: that one stands.
             Ok(false) => match self.journal.get(&op.request_id) {
-                Ok(Some(Entry { response: Some(stored), .. })) => stored,
+                Ok(Some(Entry {
+                    response: Some(stored),
+                    ..
+                })) => stored,
                 _ => line,
             },
             Err(e) => {
                 log::error!(request_id = ids.0, provider = ids.1, action = ids.2;
                     "could not record the outcome: {e}");
                 let _ = self.reconcile.send(op.request_id.clone());
-                error(&op.request_id, &op.metadata, ErrorType::UnknownResultError,
+                error(
+                    &op.request_id,
+                    &op.metadata,
+                    ErrorType::UnknownResultError,
                     "journal_unavailable",
                     "The outcome could not be recorded; it will be checked with the provider. \
                      Ask again with get_result."
-                        .into())
+                        .into(),
+                )
             }
         }
     }
@@ -306,7 +358,9 @@ impl Engine {
         };
         let outcome = tokio::time::timeout(provider.timeout(), provider.status(&op))
             .await
-            .unwrap_or_else(|_| Outcome::Unknown(Failure::new("timeout", "status check timed out")));
+            .unwrap_or_else(|_| {
+                Outcome::Unknown(Failure::new("timeout", "status check timed out"))
+            });
         match outcome {
             Outcome::Unknown(f) => {
                 log::debug!(request_id = op.request_id.as_str(), provider = op.provider.as_str();
@@ -330,13 +384,26 @@ impl Engine {
         let entry = match self.journal.get(id) {
             Ok(Some(e)) => e,
             Ok(None) => {
-                return error(id, metadata, ErrorType::ResultNotFoundError, "not_found",
-                    format!("No result for request_id {id}: it was never received, or it is \
-                             older than the last {} results.", self.journal.capacity()));
+                return error(
+                    id,
+                    metadata,
+                    ErrorType::ResultNotFoundError,
+                    "not_found",
+                    format!(
+                        "No result for request_id {id}: it was never received, or it is \
+                             older than the last {} results.",
+                        self.journal.capacity()
+                    ),
+                );
             }
             Err(e) => {
-                return error(id, metadata, ErrorType::DefaultError, "journal_unavailable",
-                    format!("The result journal could not be read: {e}"));
+                return error(
+                    id,
+                    metadata,
+                    ErrorType::DefaultError,
+                    "journal_unavailable",
+                    format!("The result journal could not be read: {e}"),
+                );
             }
         };
         match (entry.state, &entry.response) {
@@ -349,8 +416,13 @@ impl Engine {
             }
             _ => {
                 let (id, metadata) = stored_identity(&entry);
-                error(&id, &metadata, ErrorType::UnknownResultError, "in_progress",
-                    "The operation is still running; ask again shortly.".into())
+                error(
+                    &id,
+                    &metadata,
+                    ErrorType::UnknownResultError,
+                    "in_progress",
+                    "The operation is still running; ask again shortly.".into(),
+                )
             }
         }
     }
@@ -362,11 +434,16 @@ impl Engine {
             .values()
             .map(|p| {
                 let caps = p.capabilities();
-                let ops: Vec<&str> = [OpKind::Pay, OpKind::Refund, OpKind::Cancel, OpKind::CloseShift]
-                    .into_iter()
-                    .filter(|k| caps.supports(*k))
-                    .map(OpKind::as_str)
-                    .collect();
+                let ops: Vec<&str> = [
+                    OpKind::Pay,
+                    OpKind::Refund,
+                    OpKind::Cancel,
+                    OpKind::CloseShift,
+                ]
+                .into_iter()
+                .filter(|k| caps.supports(*k))
+                .map(OpKind::as_str)
+                .collect();
                 json!({"name": p.name(), "currency": p.default_currency(), "operations": ops})
             })
             .collect();
@@ -394,8 +471,13 @@ impl Engine {
                 let list: Vec<Value> = entries.iter().map(answer::listing).collect();
                 Response::ok(request_id, metadata, json!({"results": list})).to_line()
             }
-            Err(e) => Response::error(request_id, metadata, ErrorType::DefaultError,
-                "journal_unavailable", format!("The result journal could not be read: {e}"))
+            Err(e) => Response::error(
+                request_id,
+                metadata,
+                ErrorType::DefaultError,
+                "journal_unavailable",
+                format!("The result journal could not be read: {e}"),
+            )
             .to_line(),
         }
     }
@@ -424,3 +506,6 @@ fn stored_identity(entry: &Entry) -> (String, Metadata) {
         .unwrap_or_default();
     (entry.request_id.clone(), metadata)
 }
+
+#[cfg(test)]
+mod tests;

@@ -143,9 +143,12 @@ impl Journal {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(open_err)?;
@@ -162,7 +165,9 @@ impl Journal {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(open_err)?;
-        reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        reader
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
 
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
@@ -191,14 +196,17 @@ impl Journal {
         make: impl FnOnce(oneshot::Sender<Result<T, JournalError>>) -> writer::Command,
     ) -> Result<T, JournalError> {
         let (tx, rx) = oneshot::channel();
-        self.writes.send(make(tx)).map_err(|_| JournalError::Closed)?;
+        self.writes
+            .send(make(tx))
+            .map_err(|_| JournalError::Closed)?;
         rx.await.map_err(|_| JournalError::Closed)?
     }
 
     /// Writes the intent durably. Returns `Duplicate` (and writes nothing) if the request_id
     /// is already known.
     pub async fn begin(&self, intent: Intent) -> Result<Begin, JournalError> {
-        self.submit(|reply| writer::Command::Begin { intent, reply }).await
+        self.submit(|reply| writer::Command::Begin { intent, reply })
+            .await
     }
 
     /// Stores the answer for `request_id` durably. A final answer is never replaced: returns
@@ -224,7 +232,10 @@ impl Journal {
         self.submit(|reply| writer::Command::Ping { reply }).await
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, JournalError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
         let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn).map_err(JournalError::Read)
     }
@@ -275,7 +286,12 @@ impl Journal {
     pub fn close(&self) {
         let (tx, _rx) = oneshot::channel();
         let _ = self.writes.send(writer::Command::Shutdown { reply: tx });
-        if let Some(handle) = self.writer_thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(handle) = self
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = handle.join();
         }
     }

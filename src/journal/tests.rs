@@ -13,7 +13,12 @@ fn intent(id: &str) -> Intent {
 }
 
 fn open(dir: &tempfile::TempDir, capacity: usize) -> Journal {
-    Journal::open(&dir.path().join("journal.sqlite"), capacity, Batching::default()).unwrap()
+    Journal::open(
+        &dir.path().join("journal.sqlite"),
+        capacity,
+        Batching::default(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -25,9 +30,15 @@ async fn intent_then_outcome_then_duplicate() {
     assert_eq!(e.state, State::InFlight);
     assert!(e.response.is_none());
     assert_eq!(j.begin(intent("a")).await.unwrap(), Begin::Duplicate);
-    assert!(j.settle("a", State::Final, "{\"code\":0}".into()).await.unwrap());
+    assert!(j
+        .settle("a", State::Final, "{\"code\":0}".into())
+        .await
+        .unwrap());
     let e = j.get("a").unwrap().unwrap();
-    assert_eq!((e.state, e.response.as_deref()), (State::Final, Some("{\"code\":0}")));
+    assert_eq!(
+        (e.state, e.response.as_deref()),
+        (State::Final, Some("{\"code\":0}"))
+    );
     assert!(j.get("b").unwrap().is_none());
 }
 
@@ -49,21 +60,36 @@ async fn eviction_keeps_the_newest_finals_and_every_unresolved_entry() {
     let j = open(&dir, 5);
     j.begin(intent("stuck")).await.unwrap();
     j.begin(intent("unknown")).await.unwrap();
-    j.settle("unknown", State::Unknown, "u".into()).await.unwrap();
+    j.settle("unknown", State::Unknown, "u".into())
+        .await
+        .unwrap();
     for i in 0..10 {
         let id = format!("p{i}");
         j.begin(intent(&id)).await.unwrap();
         j.settle(&id, State::Final, "f".into()).await.unwrap();
     }
     let c = j.counts().unwrap();
-    assert_eq!(c, Counts { total: 5, in_flight: 1, unknown: 1 });
+    assert_eq!(
+        c,
+        Counts {
+            total: 5,
+            in_flight: 1,
+            unknown: 1
+        }
+    );
     assert!(j.get("stuck").unwrap().is_some());
     assert!(j.get("unknown").unwrap().is_some());
     for i in 0..7 {
-        assert!(j.get(&format!("p{i}")).unwrap().is_none(), "p{i} should be evicted");
+        assert!(
+            j.get(&format!("p{i}")).unwrap().is_none(),
+            "p{i} should be evicted"
+        );
     }
     for i in 7..10 {
-        assert!(j.get(&format!("p{i}")).unwrap().is_some(), "p{i} should be kept");
+        assert!(
+            j.get(&format!("p{i}")).unwrap().is_some(),
+            "p{i} should be kept"
+        );
     }
 }
 
@@ -94,7 +120,14 @@ async fn everything_survives_a_reopen() {
     let j = open(&dir, 10);
     assert_eq!(j.in_state(State::InFlight).unwrap()[0].request_id, "a");
     assert_eq!(j.get("b").unwrap().unwrap().response.as_deref(), Some("fb"));
-    assert_eq!(j.recent(10).unwrap().iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+    assert_eq!(
+        j.recent(10)
+            .unwrap()
+            .iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["b", "a"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,6 +162,8 @@ fn a_corrupt_file_is_refused_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.sqlite");
     std::fs::write(&path, vec![0x42; 8192]).unwrap();
-    let err = Journal::open(&path, 10, Batching::default()).err().expect("must fail");
+    let err = Journal::open(&path, 10, Batching::default())
+        .err()
+        .expect("must fail");
     assert!(err.to_string().contains("journal.sqlite"), "{err}");
 }

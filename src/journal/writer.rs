@@ -71,7 +71,11 @@ pub fn run(
     batching: Batching,
 ) {
     let mut final_order: i64 = conn
-        .query_row("SELECT coalesce(max(final_order), 0) FROM operations", [], |r| r.get(0))
+        .query_row(
+            "SELECT coalesce(max(final_order), 0) FROM operations",
+            [],
+            |r| r.get(0),
+        )
         .unwrap_or(0);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
@@ -86,9 +90,11 @@ pub fn run(
         if commit.is_err() {
             // The transaction rolled back: re-read where the final order stands.
             final_order = conn
-                .query_row("SELECT coalesce(max(final_order), 0) FROM operations", [], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT coalesce(max(final_order), 0) FROM operations",
+                    [],
+                    |r| r.get(0),
+                )
                 .unwrap_or(final_order);
         }
         for p in pending {
@@ -169,7 +175,14 @@ fn begin(tx: &Connection, i: &Intent, now: &str) -> Result<Begin, JournalError> 
              ON CONFLICT(request_id) DO NOTHING",
         )
         .and_then(|mut s| {
-            s.execute(params![i.request_id, i.action, i.provider, i.operation, i.created_at, now])
+            s.execute(params![
+                i.request_id,
+                i.action,
+                i.provider,
+                i.operation,
+                i.created_at,
+                now
+            ])
         })
         .map_err(|e| JournalError::Write(e.to_string()))?;
     Ok(if inserted == 1 {

@@ -66,15 +66,37 @@ const ALL: Capabilities = Capabilities {
 /// The capability table (docs/api.md repeats it for POS developers).
 pub const CAPABILITIES: &[(&str, Capabilities)] = &[
     ("sim", ALL),
-    ("phonepe", Capabilities { close_shift: false, ..ALL }),
-    ("iotpay", Capabilities { cancel: false, close_shift: false, ..ALL }),
-    ("paysera", Capabilities { close_shift: false, ..ALL }),
+    (
+        "phonepe",
+        Capabilities {
+            close_shift: false,
+            ..ALL
+        },
+    ),
+    (
+        "iotpay",
+        Capabilities {
+            cancel: false,
+            close_shift: false,
+            ..ALL
+        },
+    ),
+    (
+        "paysera",
+        Capabilities {
+            close_shift: false,
+            ..ALL
+        },
+    ),
     ("lifepay", ALL),
 ];
 
 /// Every provider name the API accepts.
 pub fn known(name: &str) -> Option<Capabilities> {
-    CAPABILITIES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+    CAPABILITIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| *c)
 }
 
 /// The reversed pay, as the POS handed it back (`primary_transaction`).

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS calls (
     reference    TEXT NOT NULL,
     primary_ref  TEXT,
     shift        INTEGER NOT NULL DEFAULT 0,
+    detail       TEXT,
     received_at  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS calls_request ON calls(request_id);
@@ -69,24 +70,35 @@ impl Sim {
             ledger: Mutex::new(conn),
             currency: cfg.currency.clone(),
             timeout: Duration::from_millis(cfg.timeout_ms),
-            schedule: cfg.status_poll_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            schedule: cfg
+                .status_poll_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
         })
     }
 
     fn ledger<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Failure> {
         let conn = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn).map_err(|e| {
-            Failure::new("provider_unavailable", format!("The sim backend failed: {e}"))
+            Failure::new(
+                "provider_unavailable",
+                format!("The sim backend failed: {e}"),
+            )
         })
     }
 
     /// Checks a refund or cancel against the pay it reverses; `Ok(())` means it may proceed.
     fn check_reversal(&self, op: &Operation, amount: u64) -> Result<(), Failure> {
-        let primary = op.primary.as_ref().ok_or_else(|| {
-            Failure::new("invalid_request", "primary_transaction: is required")
-        })?;
+        let primary = op
+            .primary
+            .as_ref()
+            .ok_or_else(|| Failure::new("invalid_request", "primary_transaction: is required"))?;
         let reference = primary.provider_reference.clone().ok_or_else(|| {
-            Failure::new("invalid_request", "primary_transaction: has no provider_reference")
+            Failure::new(
+                "invalid_request",
+                "primary_transaction: has no provider_reference",
+            )
         })?;
         let (pay, reversed, cancelled) = self.ledger(|c| {
             let pay = c
@@ -120,7 +132,12 @@ impl Sim {
         })?;
         let pay = match pay {
             Some(p) if p.outcome == "approved" => p,
-            Some(_) => return Err(Failure::new("declined", "The original pay was not approved.")),
+            Some(_) => {
+                return Err(Failure::new(
+                    "declined",
+                    "The original pay was not approved.",
+                ))
+            }
             None => {
                 return Err(Failure::new(
                     "invalid_request",
@@ -130,7 +147,10 @@ impl Sim {
         };
         debug_assert_eq!(pay.action, "pay");
         if cancelled {
-            return Err(Failure::new("declined", "The original pay was already cancelled."));
+            return Err(Failure::new(
+                "declined",
+                "The original pay was already cancelled.",
+            ));
         }
         let left = pay.amount - reversed;
         if op.kind == OpKind::Cancel && (reversed > 0 || amount as i64 != pay.amount) {
@@ -145,7 +165,10 @@ impl Sim {
         if amount as i64 > left {
             return Err(Failure::new(
                 "invalid_request",
-                format!("amount: {amount} is more than the {left} left to refund on {}", pay.reference),
+                format!(
+                    "amount: {amount} is more than the {left} left to refund on {}",
+                    pay.reference
+                ),
             ));
         }
         Ok(())
@@ -153,7 +176,10 @@ impl Sim {
 
     fn record(&self, op: &Operation, outcome: &str) -> Result<String, Failure> {
         let reference = reference(&op.request_id);
-        let primary_ref = op.primary.as_ref().and_then(|p| p.provider_reference.clone());
+        let primary_ref = op
+            .primary
+            .as_ref()
+            .and_then(|p| p.provider_reference.clone());
         let amount = op.amount.unwrap_or(0) as i64;
         self.ledger(|c| {
             c.prepare_cached(
@@ -196,13 +222,7 @@ impl Sim {
             let net = totals["pay"]["total"].as_i64().unwrap_or(0)
                 - totals["refund"]["total"].as_i64().unwrap_or(0)
                 - totals["cancel"]["total"].as_i64().unwrap_or(0);
-            c.execute(
-                "INSERT INTO calls (request_id, action, amount, currency, outcome, reference,
-                                    shift, received_at)
-                 VALUES (?1, 'close_shift', 0, ?2, 'approved', ?3, ?4, ?5)",
-                params![op.request_id, op.currency, reference(&op.request_id), shift, now_rfc3339()],
-            )?;
-            Ok(json!({
+            let summary = json!({
                 "operation": "close_shift",
                 "provider": "sim",
                 "status": "closed",
@@ -212,7 +232,22 @@ impl Sim {
                 "refund": totals["refund"],
                 "cancel": totals["cancel"],
                 "net": net,
-            }))
+            });
+            // Kept with the call, so a status check after a crash returns the same summary.
+            c.execute(
+                "INSERT INTO calls (request_id, action, amount, currency, outcome, reference,
+                                    shift, detail, received_at)
+                 VALUES (?1, 'close_shift', 0, ?2, 'approved', ?3, ?4, ?5, ?6)",
+                params![
+                    op.request_id,
+                    op.currency,
+                    reference(&op.request_id),
+                    shift,
+                    summary.to_string(),
+                    now_rfc3339()
+                ],
+            )?;
+            Ok(summary)
         })
     }
 
@@ -253,7 +288,10 @@ fn reference(request_id: &str) -> String {
 }
 
 fn declined() -> Failure {
-    Failure::new("declined", "The card was declined by the issuer (sim: amount ending in 51).")
+    Failure::new(
+        "declined",
+        "The card was declined by the issuer (sim: amount ending in 51).",
+    )
 }
 
 #[async_trait]
@@ -275,26 +313,31 @@ impl Provider for Sim {
     }
 
     async fn execute(&self, op: &Operation) -> Outcome {
-        let delay = op.params.get("delay_ms").and_then(|v| v.as_u64()).unwrap_or(0);
+        let delay = op
+            .params
+            .get("delay_ms")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
         let amount = op.amount.unwrap_or(0);
-        let result = async {
-            let outcome = match op.kind {
-                OpKind::CloseShift => return self.close_shift(op).map(Outcome::ShiftClosed),
-                OpKind::Pay if amount % 100 == 51 => "declined",
-                OpKind::Pay => "approved",
-                OpKind::Refund | OpKind::Cancel => {
-                    if let Err(f) = self.check_reversal(op, amount) {
-                        return Ok(Outcome::Failed(f));
+        let result =
+            async {
+                let outcome = match op.kind {
+                    OpKind::CloseShift => return self.close_shift(op).map(Outcome::ShiftClosed),
+                    OpKind::Pay if amount % 100 == 51 => "declined",
+                    OpKind::Pay => "approved",
+                    OpKind::Refund | OpKind::Cancel => {
+                        if let Err(f) = self.check_reversal(op, amount) {
+                            return Ok(Outcome::Failed(f));
+                        }
+                        "approved"
                     }
-                    "approved"
+                };
+                // The backend has the call from here on: whatever happens to us, it completes.
+                let reference = self.record(op, outcome)?;
+                if delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay.min(MAX_DELAY_MS))).await;
                 }
-            };
-            // The backend has the call from here on: whatever happens to us, it completes.
-            let reference = self.record(op, outcome)?;
-            if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay.min(MAX_DELAY_MS))).await;
-            }
-            Ok(match outcome {
+                Ok(match outcome {
                 "declined" => Outcome::Failed(declined()),
                 _ if op.kind == OpKind::Pay && amount % 100 == 91 => Outcome::Unknown(Failure::new(
                     "timeout",
@@ -303,16 +346,23 @@ impl Provider for Sim {
                 )),
                 _ => Outcome::Approved(self.approval(op, reference)),
             })
-        };
+            };
         result.await.unwrap_or_else(Outcome::Unknown)
     }
 
     async fn status(&self, op: &Operation) -> Outcome {
         let found = self.ledger(|c| {
             c.query_row(
-                "SELECT outcome, reference FROM calls WHERE request_id = ?1 ORDER BY seq LIMIT 1",
+                "SELECT outcome, reference, detail FROM calls WHERE request_id = ?1
+                 ORDER BY seq LIMIT 1",
                 params![op.request_id],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                },
             )
             .optional()
         });
@@ -323,12 +373,17 @@ impl Provider for Sim {
                 "The payment backend never received this request: nothing was charged. \
                  Start a new sale with a new request_id.",
             )),
-            Ok(Some((outcome, _))) if outcome == "declined" => Outcome::Failed(declined()),
-            Ok(Some((_, _))) if op.kind == OpKind::CloseShift => {
-                Outcome::ShiftClosed(json!({"operation": "close_shift", "provider": "sim",
-                    "status": "closed", "summary_lost": true}))
+            Ok(Some((outcome, _, _))) if outcome == "declined" => Outcome::Failed(declined()),
+            Ok(Some((_, _, detail))) if op.kind == OpKind::CloseShift => {
+                match detail.and_then(|d| serde_json::from_str(&d).ok()) {
+                    Some(summary) => Outcome::ShiftClosed(summary),
+                    None => Outcome::Unknown(Failure::new(
+                        "provider_unavailable",
+                        "The sim backend has no summary for this shift.",
+                    )),
+                }
             }
-            Ok(Some((_, reference))) => Outcome::Approved(self.approval(op, reference)),
+            Ok(Some((_, reference, _))) => Outcome::Approved(self.approval(op, reference)),
         }
     }
 }

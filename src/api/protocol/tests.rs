@@ -10,7 +10,10 @@ fn parse(v: Value) -> Result<Request, Rejection> {
 }
 
 fn rejected_field(v: Value) -> &'static str {
-    parse(v).expect_err("must be rejected").field.expect("names a field")
+    parse(v)
+        .expect_err("must be rejected")
+        .field
+        .expect("names a field")
 }
 
 #[test]
@@ -30,15 +33,33 @@ fn pay_with_every_field() {
 #[test]
 fn lifepay_aliases_map_to_actions() {
     for (alias, action) in [
-        ("ru.lifepay.checkout.payment_terminal.transaction.pay", Action::Pay),
-        ("ru.lifepay.checkout.payment_terminal.transaction.refund", Action::Refund),
-        ("ru.lifepay.checkout.payment_terminal.transaction.cancel", Action::Cancel),
-        ("ru.lifepay.checkout.payment_terminal.transaction.get_result", Action::GetResult),
-        ("ru.lifepay.checkout.payment_terminal.close_shift", Action::CloseShift),
+        (
+            "ru.lifepay.checkout.payment_terminal.transaction.pay",
+            Action::Pay,
+        ),
+        (
+            "ru.lifepay.checkout.payment_terminal.transaction.refund",
+            Action::Refund,
+        ),
+        (
+            "ru.lifepay.checkout.payment_terminal.transaction.cancel",
+            Action::Cancel,
+        ),
+        (
+            "ru.lifepay.checkout.payment_terminal.transaction.get_result",
+            Action::GetResult,
+        ),
+        (
+            "ru.lifepay.checkout.payment_terminal.close_shift",
+            Action::CloseShift,
+        ),
     ] {
         assert_eq!(Action::parse(alias), Some(action), "{alias}");
     }
-    assert_eq!(Action::parse("ru.lifepay.checkout.payment_terminal.status"), None);
+    assert_eq!(
+        Action::parse("ru.lifepay.checkout.payment_terminal.status"),
+        None
+    );
     assert_eq!(Action::parse("PAY"), None);
 }
 
@@ -56,18 +77,36 @@ fn amount_errors_name_the_field_and_reason() {
 
 #[test]
 fn request_id_rules() {
-    assert_eq!(rejected_field(json!({"action": "pay", "amount": 1, "request_id": ""})), "request_id");
+    assert_eq!(
+        rejected_field(json!({"action": "pay", "amount": 1, "request_id": ""})),
+        "request_id"
+    );
     let long = "a".repeat(65);
-    assert_eq!(rejected_field(json!({"action": "pay", "amount": 1, "request_id": long})), "request_id");
-    assert_eq!(rejected_field(json!({"action": "pay", "amount": 1, "request_id": "a b"})), "request_id");
-    assert_eq!(rejected_field(json!({"action": "pay", "amount": 1, "request_id": 7})), "request_id");
-    assert_eq!(rejected_field(json!({"action": "get_result"})), "request_id");
+    assert_eq!(
+        rejected_field(json!({"action": "pay", "amount": 1, "request_id": long})),
+        "request_id"
+    );
+    assert_eq!(
+        rejected_field(json!({"action": "pay", "amount": 1, "request_id": "a b"})),
+        "request_id"
+    );
+    assert_eq!(
+        rejected_field(json!({"action": "pay", "amount": 1, "request_id": 7})),
+        "request_id"
+    );
+    assert_eq!(
+        rejected_field(json!({"action": "get_result"})),
+        "request_id"
+    );
     assert!(parse(json!({"action": "pay", "amount": 1, "request_id": "a".repeat(64)})).is_ok());
 }
 
 #[test]
 fn refund_needs_primary_as_object_or_json_string() {
-    assert_eq!(rejected_field(json!({"action": "refund", "amount": 1})), "primary_transaction");
+    assert_eq!(
+        rejected_field(json!({"action": "refund", "amount": 1})),
+        "primary_transaction"
+    );
     assert_eq!(
         rejected_field(json!({"action": "cancel", "amount": 1, "primary_transaction": "[1]"})),
         "primary_transaction"
@@ -83,17 +122,33 @@ fn other_fields_are_checked() {
     assert_eq!(rejected_field(json!({"action": "fly"})), "action");
     assert_eq!(rejected_field(json!({"amount": 1})), "action");
     assert_eq!(rejected_field(json!({"action": 3})), "action");
-    assert_eq!(rejected_field(json!({"action": "pay", "amount": 1, "currency": "inr"})), "currency");
-    assert_eq!(rejected_field(json!({"action": "pay", "amount": 1, "metadata": {"a": 1}})), "metadata");
-    assert_eq!(rejected_field(json!({"action": "pay", "amount": 1, "metadata": []})), "metadata");
-    assert_eq!(rejected_field(json!({"action": "pay", "amount": 1, "params": "x"})), "params");
-    assert_eq!(rejected_field(json!({"action": "results", "limit": 0})), "limit");
+    assert_eq!(
+        rejected_field(json!({"action": "pay", "amount": 1, "currency": "inr"})),
+        "currency"
+    );
+    assert_eq!(
+        rejected_field(json!({"action": "pay", "amount": 1, "metadata": {"a": 1}})),
+        "metadata"
+    );
+    assert_eq!(
+        rejected_field(json!({"action": "pay", "amount": 1, "metadata": []})),
+        "metadata"
+    );
+    assert_eq!(
+        rejected_field(json!({"action": "pay", "amount": 1, "params": "x"})),
+        "params"
+    );
+    assert_eq!(
+        rejected_field(json!({"action": "results", "limit": 0})),
+        "limit"
+    );
 }
 
 #[test]
 fn rejection_echoes_request_id_and_metadata() {
-    let err = parse(json!({"action": "pay", "request_id": "r1", "metadata": {"k": "v"}, "amount": "x"}))
-        .unwrap_err();
+    let err =
+        parse(json!({"action": "pay", "request_id": "r1", "metadata": {"k": "v"}, "amount": "x"}))
+            .unwrap_err();
     let resp = err.into_response();
     assert_eq!(resp.request_id.as_deref(), Some("r1"));
     assert_eq!(resp.metadata.get("k").map(String::as_str), Some("v"));
@@ -103,7 +158,15 @@ fn rejection_echoes_request_id_and_metadata() {
 
 #[test]
 fn non_objects_and_garbage_are_refused() {
-    for line in [&b"[]"[..], b"42", b"\"pay\"", b"null", b"{", b"\xff\xfe", b""] {
+    for line in [
+        &b"[]"[..],
+        b"42",
+        b"\"pay\"",
+        b"null",
+        b"{",
+        b"\xff\xfe",
+        b"",
+    ] {
         let err = parse_request(line).unwrap_err();
         assert!(err.field.is_none());
         assert!(!err.message.is_empty());
@@ -112,14 +175,28 @@ fn non_objects_and_garbage_are_refused() {
 
 #[test]
 fn response_wire_shape() {
-    let line = Response::error(None, Metadata::new(), ErrorType::ResultNotFoundError, "not_found", "no")
-        .to_line();
+    let line = Response::error(
+        None,
+        Metadata::new(),
+        ErrorType::ResultNotFoundError,
+        "not_found",
+        "no",
+    )
+    .to_line();
     assert_eq!(
         line,
         r#"{"code":4,"request_id":null,"metadata":{},"error_type":"result_not_found_error","reason":"not_found","message":"no"}"#
     );
-    let ok = Response::ok(Some("a".into()), Metadata::new(), json!({"status": "approved"})).to_line();
-    assert_eq!(ok, r#"{"code":0,"request_id":"a","metadata":{},"data":{"status":"approved"}}"#);
+    let ok = Response::ok(
+        Some("a".into()),
+        Metadata::new(),
+        json!({"status": "approved"}),
+    )
+    .to_line();
+    assert_eq!(
+        ok,
+        r#"{"code":0,"request_id":"a","metadata":{},"data":{"status":"approved"}}"#
+    );
 }
 
 fn arb_json() -> impl Strategy<Value = Value> {
@@ -127,10 +204,17 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         "[a-z_.]{0,12}".prop_map(Value::String),
-        prop_oneof![Just("pay"), Just("refund"), Just("get_result"), Just("status")]
-            .prop_map(|s| Value::String(s.into())),
+        prop_oneof![
+            Just("pay"),
+            Just("refund"),
+            Just("get_result"),
+            Just("status")
+        ]
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![

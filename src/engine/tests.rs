@@ -1,0 +1,217 @@
+//! Engine paths that need a provider misbehaving on purpose.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::*;
+use crate::api::protocol::parse_request;
+use crate::journal::Batching;
+use crate::provider::{Approval, Capabilities};
+
+/// A provider whose behaviour each test scripts.
+struct Scripted {
+    execute: Box<dyn Fn() -> Option<Outcome> + Send + Sync>,
+    status: Mutex<Vec<Outcome>>,
+    executed: AtomicUsize,
+}
+
+#[async_trait]
+impl Provider for Scripted {
+    fn name(&self) -> &'static str {
+        "phonepe"
+    }
+    fn capabilities(&self) -> Capabilities {
+        provider::known("phonepe").unwrap()
+    }
+    fn default_currency(&self) -> &str {
+        "INR"
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(200)
+    }
+    fn status_schedule(&self) -> &[Duration] {
+        const SCHEDULE: &[Duration] = &[Duration::from_millis(20)];
+        SCHEDULE
+    }
+    async fn execute(&self, _op: &Operation) -> Outcome {
+        self.executed.fetch_add(1, Ordering::SeqCst);
+        match (self.execute)() {
+            Some(o) => o,
+            None => {
+                // Hangs past the timeout.
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                unreachable!()
+            }
+        }
+    }
+    async fn status(&self, _op: &Operation) -> Outcome {
+        let mut s = self.status.lock().unwrap();
+        if s.is_empty() {
+            Outcome::Unknown(Failure::new("timeout", "no answer"))
+        } else {
+            s.remove(0)
+        }
+    }
+}
+
+fn approved() -> Outcome {
+    Outcome::Approved(Approval {
+        status: "approved".into(),
+        ..Default::default()
+    })
+}
+
+struct Setup {
+    engine: Arc<Engine>,
+    provider: Arc<Scripted>,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(
+    execute: impl Fn() -> Option<Outcome> + Send + Sync + 'static,
+    status: Vec<Outcome>,
+) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let journal =
+        Arc::new(Journal::open(&dir.path().join("j.sqlite"), 50, Batching::default()).unwrap());
+    let provider = Arc::new(Scripted {
+        execute: Box::new(execute),
+        status: Mutex::new(status),
+        executed: AtomicUsize::new(0),
+    });
+    let (engine, queue) = Engine::new(
+        journal,
+        vec![provider.clone()],
+        "phonepe".into(),
+        TaskTracker::new(),
+    );
+    tokio::spawn(reconcile::run(
+        engine.clone(),
+        queue,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    Setup {
+        engine,
+        provider,
+        _dir: dir,
+    }
+}
+
+async fn ask(engine: &Arc<Engine>, line: &str) -> Value {
+    let req = parse_request(line.as_bytes()).expect("valid request");
+    serde_json::from_str(&engine.handle(req).await).unwrap()
+}
+
+#[tokio::test]
+async fn a_panicking_provider_leaves_an_unknown_outcome_not_a_lost_one() {
+    let s = setup(|| panic!("provider bug"), vec![approved()]);
+    let first = ask(&s.engine, r#"{"action":"pay","request_id":"p","amount":5}"#).await;
+    assert_eq!(first["error_type"], "unknown_result_error", "{first}");
+    assert_eq!(first["reason"], "internal_error");
+    // Reconciliation asks status (approved) and never executes again.
+    let later = ask(&s.engine, r#"{"action":"get_result","request_id":"p"}"#).await;
+    assert_eq!(later["data"]["status"], "approved", "{later}");
+    assert_eq!(s.provider.executed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_hanging_provider_times_out_into_unknown_and_is_reconciled_in_the_background() {
+    let s = setup(
+        || None,
+        vec![Outcome::Unknown(Failure::new("timeout", "x")), approved()],
+    );
+    let first = ask(&s.engine, r#"{"action":"pay","request_id":"h","amount":5}"#).await;
+    assert_eq!(
+        (first["error_type"].as_str(), first["reason"].as_str()),
+        (Some("unknown_result_error"), Some("timeout")),
+        "{first}"
+    );
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let e = s.engine.journal().get("h").unwrap().unwrap();
+        if e.state == State::Final {
+            last = serde_json::from_str(e.response.as_deref().unwrap()).unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        last["data"]["status"], "approved",
+        "reconciler did not settle it"
+    );
+    assert_eq!(s.provider.executed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn still_unknown_status_keeps_the_stored_unknown_answer() {
+    let s = setup(
+        || Some(Outcome::Unknown(Failure::new("timeout", "later"))),
+        vec![],
+    );
+    ask(&s.engine, r#"{"action":"pay","request_id":"u","amount":5}"#).await;
+    let again = ask(&s.engine, r#"{"action":"get_result","request_id":"u"}"#).await;
+    assert_eq!(again["error_type"], "unknown_result_error");
+    assert_eq!(again["reason"], "timeout");
+}
+
+#[tokio::test]
+async fn unsupported_operations_are_refused_before_anything_is_written() {
+    let s = setup(|| Some(approved()), vec![]);
+    let r = ask(&s.engine, r#"{"action":"close_shift","request_id":"cs"}"#).await;
+    assert_eq!(r["reason"], "not_supported", "{r}");
+    assert!(s.engine.journal().get("cs").unwrap().is_none());
+    assert_eq!(s.provider.executed.load(Ordering::SeqCst), 0);
+    let r = ask(
+        &s.engine,
+        r#"{"action":"pay","request_id":"x","amount":1,"provider":"sim"}"#,
+    )
+    .await;
+    assert_eq!(r["reason"], "provider_unavailable", "{r}");
+}
+
+#[tokio::test]
+async fn recovery_turns_in_flight_into_unknown_and_reconciles() {
+    let s = setup(|| Some(approved()), vec![approved()]);
+    let op = Operation {
+        request_id: "crashed".into(),
+        kind: OpKind::Pay,
+        provider: "phonepe".into(),
+        amount: Some(9),
+        currency: "INR".into(),
+        metadata: [("till".to_owned(), "2".to_owned())].into(),
+        params: Default::default(),
+        primary: None,
+        created_at: now_rfc3339(),
+    };
+    s.engine
+        .journal()
+        .begin(Intent {
+            request_id: op.request_id.clone(),
+            action: "pay".into(),
+            provider: "phonepe".into(),
+            operation: serde_json::to_string(&op).unwrap(),
+            created_at: op.created_at.clone(),
+        })
+        .await
+        .unwrap();
+    let (interrupted, queued) = s.engine.recover().await.unwrap();
+    assert_eq!((interrupted, queued), (1, 1));
+    let e = s.engine.journal().get("crashed").unwrap().unwrap();
+    assert!(e.state == State::Unknown || e.state == State::Final);
+    let r = ask(
+        &s.engine,
+        r#"{"action":"get_result","request_id":"crashed"}"#,
+    )
+    .await;
+    assert_eq!(r["data"]["status"], "approved", "{r}");
+    assert_eq!(r["metadata"]["till"], "2");
+    assert_eq!(
+        s.provider.executed.load(Ordering::SeqCst),
+        0,
+        "recovery must never execute"
+    );
+}
