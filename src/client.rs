@@ -41,15 +41,15 @@ fn round_trip(path: &Path, req: &Value, timeout: Duration) -> Result<String> {
     stream.set_read_timeout(Some(timeout))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
-    stream.write_all(&line).context("cannot send the request")?;
+    // A daemon that refuses the connection (unauthorized, busy) answers at once and closes,
+    // possibly before we have written: its answer is still waiting to be read.
+    let sent = stream.write_all(&line);
     let mut answer = String::new();
-    BufReader::new(stream)
-        .read_line(&mut answer)
-        .context("no answer from the daemon")?;
+    let read = BufReader::new(stream).read_line(&mut answer);
     if answer.is_empty() {
-        return Err(anyhow!(
-            "the daemon closed the connection without answering"
-        ));
+        sent.context("cannot send the request")?;
+        read.context("no answer from the daemon")?;
+        return Err(anyhow!("the daemon closed the connection without answering"));
     }
     Ok(answer.trim_end().to_owned())
 }

@@ -145,6 +145,10 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
     let server = Server {
         engine: engine.clone(),
         max_connections: config.api.max_connections,
+        access: crate::api::access::Access::new(
+            &config.api.allowed_groups,
+            &config.api.admin_groups,
+        ),
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
     };

@@ -5,11 +5,30 @@
 
 use std::sync::Arc;
 
-use super::protocol::{self, Response};
+use super::access::Peer;
+use super::protocol::{self, ErrorType, Response};
 use crate::engine::Engine;
 
-pub async fn answer(engine: &Arc<Engine>, line: &[u8]) -> String {
+pub async fn answer(engine: &Arc<Engine>, peer: &Peer, line: &[u8]) -> String {
     match protocol::parse_request(line) {
+        Ok(req) if req.action.is_operation() && !peer.operate => {
+            log::warn!(
+                "refused {} from uid {}: not in api.admin_groups",
+                req.action.as_str(),
+                peer.uid
+            );
+            Response::error(
+                req.request_id,
+                req.metadata,
+                ErrorType::DefaultError,
+                "unauthorized",
+                format!(
+                    "this user may not run {}: it needs a group listed in api.admin_groups",
+                    req.action.as_str()
+                ),
+            )
+            .to_line()
+        }
         Ok(req) => engine.handle(req).await,
         Err(rejection) => {
             log::debug!("refused a request: {}", rejection.message);
@@ -23,7 +42,7 @@ pub fn too_long() -> String {
     Response::error(
         None,
         Default::default(),
-        protocol::ErrorType::DefaultError,
+        ErrorType::DefaultError,
         "invalid_request",
         format!(
             "the request line is longer than {} bytes; this connection will be closed",
@@ -33,12 +52,24 @@ pub fn too_long() -> String {
     .to_line()
 }
 
+/// The one answer a peer outside `api.allowed_groups` gets before it is disconnected.
+pub fn unauthorized(uid: u32) -> String {
+    Response::error(
+        None,
+        Default::default(),
+        ErrorType::DefaultError,
+        "unauthorized",
+        format!("user {uid} may not use posbridge: add it to a group listed in api.allowed_groups"),
+    )
+    .to_line()
+}
+
 /// The answer to a connection beyond `api.max_connections`; it then closes.
 pub fn busy(limit: usize) -> String {
     Response::error(
         None,
         Default::default(),
-        protocol::ErrorType::DefaultError,
+        ErrorType::DefaultError,
         "busy",
         format!("posbridge is serving its limit of {limit} connections; try again shortly"),
     )

@@ -1,6 +1,7 @@
 //! The local socket API: wire types (`protocol`), the accept loop and its limits (`server`),
-//! and the glue from one request line to the engine (`handler`).
+//! the glue from one request line to the engine (`handler`), and who may connect (`access`).
 
+pub mod access;
 pub mod handler;
 pub mod protocol;
 pub mod server;

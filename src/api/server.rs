@@ -16,12 +16,14 @@ use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::access::{Access, Peer};
 use super::{handler, protocol};
 use crate::engine::Engine;
 
 pub struct Server {
     pub engine: Arc<Engine>,
     pub max_connections: usize,
+    pub access: Access,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -52,10 +54,23 @@ impl Server {
                 });
                 continue;
             };
+            let peer = self.access.check(&stream);
+            if !peer.connect {
+                log::warn!(
+                    "refused a connection from uid {} (pid {:?}): not in api.allowed_groups",
+                    peer.uid,
+                    peer.pid
+                );
+                self.tasks.spawn(async move {
+                    let mut stream = stream;
+                    let _ = write_line(&mut stream, &handler::unauthorized(peer.uid)).await;
+                });
+                continue;
+            }
             let engine = self.engine.clone();
             let shutdown = self.shutdown.clone();
             self.tasks.spawn(async move {
-                serve(stream, engine, shutdown).await;
+                serve(stream, engine, peer, shutdown).await;
                 drop(permit);
             });
         }
@@ -69,7 +84,7 @@ async fn write_line(stream: &mut (impl AsyncWriteExt + Unpin), line: &str) -> st
     stream.write_all(&buf).await
 }
 
-async fn serve(stream: UnixStream, engine: Arc<Engine>, shutdown: CancellationToken) {
+async fn serve(stream: UnixStream, engine: Arc<Engine>, peer: Peer, shutdown: CancellationToken) {
     let (read, mut write) = stream.into_split();
     let codec =
         AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), protocol::MAX_LINE);
@@ -96,7 +111,7 @@ async fn serve(stream: UnixStream, engine: Arc<Engine>, shutdown: CancellationTo
             continue;
         }
         // The request is carried out and recorded even if the client has gone by now.
-        let answer = handler::answer(&engine, line).await;
+        let answer = handler::answer(&engine, &peer, line).await;
         if write_line(&mut write, &answer).await.is_err() {
             return;
         }

@@ -42,7 +42,10 @@ impl Daemon {
             state: dir.path().join("state"),
             dir,
             config,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             starts: 0,
         };
         d.spawn();
@@ -57,7 +60,10 @@ impl Daemon {
     /// Everything every run of the daemon wrote to stderr so far.
     pub fn log(&self) -> String {
         (1..=self.starts)
-            .map(|n| std::fs::read_to_string(self.dir.path().join(format!("daemon-{n}.log"))).unwrap_or_default())
+            .map(|n| {
+                std::fs::read_to_string(self.dir.path().join(format!("daemon-{n}.log")))
+                    .unwrap_or_default()
+            })
             .collect::<Vec<_>>()
             .join("")
     }
@@ -65,7 +71,11 @@ impl Daemon {
     /// The command that starts the daemon on this test's paths (not yet spawned).
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.arg("daemon").arg("--socket").arg(&self.socket).arg("--state-dir").arg(&self.state);
+        cmd.arg("daemon")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state-dir")
+            .arg(&self.state);
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
@@ -107,7 +117,11 @@ impl Daemon {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "daemon not ready in 20 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "daemon not ready in 20 s:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -141,7 +155,10 @@ impl Daemon {
                 self.child = None;
                 return status;
             }
-            assert!(Instant::now() < deadline, "daemon did not exit within {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -200,8 +217,12 @@ impl Drop for Daemon {
 
 pub fn sim_calls(state: &Path, request_id: &str) -> i64 {
     let conn = rusqlite::Connection::open(state.join("sim-backend.sqlite")).unwrap();
-    conn.query_row("SELECT count(*) FROM calls WHERE request_id = ?1", [request_id], |r| r.get(0))
-        .unwrap()
+    conn.query_row(
+        "SELECT count(*) FROM calls WHERE request_id = ?1",
+        [request_id],
+        |r| r.get(0),
+    )
+    .unwrap()
 }
 
 /// One connection to the daemon: lines out, lines in.
@@ -214,7 +235,10 @@ impl Client {
     pub fn connect(path: &Path) -> std::io::Result<Client> {
         let writer = UnixStream::connect(path)?;
         writer.set_read_timeout(Some(Duration::from_secs(60)))?;
-        Ok(Client { reader: BufReader::new(writer.try_clone()?), writer })
+        Ok(Client {
+            reader: BufReader::new(writer.try_clone()?),
+            writer,
+        })
     }
 
     /// Sends raw bytes (a newline is not added).
