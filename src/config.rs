@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::provider;
+use crate::secret::Secret;
 
 /// Where the packaged daemon looks when neither `--config` nor `POSBRIDGE_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/posbridge/posbridge.toml";
@@ -142,7 +143,7 @@ pub struct PhonePeConfig {
     pub merchant_id: String,
     pub store_id: String,
     pub terminal_id: String,
-    pub salt_key: Option<String>,
+    pub salt_key: Option<Secret>,
     pub salt_key_file: Option<PathBuf>,
     pub salt_index: u32,
     pub provider_id: Option<String>,
@@ -161,7 +162,7 @@ fn default_solution_type() -> String {
 pub struct IotPayConfig {
     pub base_url: String,
     pub mch_id: String,
-    pub key: Option<String>,
+    pub key: Option<Secret>,
     pub key_file: Option<PathBuf>,
     pub job_no: String,
     pub currency: String,
@@ -180,7 +181,7 @@ fn default_channel() -> String {
 pub struct PayseraConfig {
     pub base_url: String,
     pub client_id: String,
-    pub mac_key: Option<String>,
+    pub mac_key: Option<Secret>,
     pub mac_key_file: Option<PathBuf>,
     pub spot_id: String,
     pub currency: String,
@@ -192,7 +193,7 @@ pub struct PayseraConfig {
 #[serde(deny_unknown_fields)]
 pub struct LifepayConfig {
     pub login: String,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     pub reader: Option<String>,
 }
@@ -364,7 +365,7 @@ fn check_schedule(s: Option<&Vec<u64>>) -> Result<(), String> {
     }
 }
 
-fn one_secret<T>(inline: &Option<String>, file: &Option<T>) -> Result<(), String> {
+fn one_secret<T>(inline: &Option<Secret>, file: &Option<T>) -> Result<(), String> {
     match (inline, file) {
         (Some(_), Some(_)) => Err("give the secret or the *_file key, not both".into()),
         _ => Ok(()),

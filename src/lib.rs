@@ -14,4 +14,5 @@ pub mod engine;
 pub mod journal;
 pub mod paths;
 pub mod provider;
+pub mod secret;
 pub mod systemd;
