@@ -132,6 +132,29 @@ fn each_bad_field_is_named_and_the_connection_stays_usable() {
 }
 
 #[test]
+fn request_id_of_64_allowed_characters_is_accepted() {
+    let d = Daemon::start();
+    let id = format!("a.b_c:d-E9{}", "z".repeat(54));
+    assert_eq!(id.len(), 64);
+    let v = d.request(json!({"action": "pay", "request_id": id, "amount": 100}));
+    assert_eq!(v["code"], 0, "{v}");
+    assert_eq!(v["request_id"], id.as_str(), "{v}");
+}
+
+#[test]
+#[ignore = "BUG: an integer amount too large for u64 is called a fraction"]
+fn amount_beyond_u64_is_refused_as_too_large_not_as_a_fraction() {
+    let d = Daemon::start();
+    let v = parse(
+        &d.client()
+            .line(r#"{"action":"pay","amount":18446744073709551616}"#),
+    );
+    assert_invalid(&v, "amount 2^64");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with("amount: must be at most"), "{v}");
+}
+
+#[test]
 fn refused_request_still_echoes_its_request_id_and_metadata() {
     let d = Daemon::start();
     let req = json!({"action": "pay", "request_id": "b-1", "amount": "1", "metadata": {"t": "2"}});

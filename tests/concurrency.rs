@@ -155,3 +155,59 @@ fn a_slow_request_keeps_later_pipelined_answers_behind_it() {
         .collect();
     assert_eq!(ids, [json!("slow"), json!("bad"), json!("fast")]);
 }
+
+#[test]
+fn concurrent_refunds_never_exceed_the_pay() {
+    let d = Daemon::start();
+    let pay = d.request(json!({"action": "pay", "request_id": "rr-pay", "amount": 1000}));
+    let primary = pay["data"].clone();
+    const RACERS: usize = 10;
+    let start = Barrier::new(RACERS);
+    let answers: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (d, start, primary) = (&d, &start, &primary);
+                s.spawn(move || {
+                    let mut c = d.client();
+                    let req = json!({"action": "refund", "request_id": format!("rr-{i}"),
+                        "amount": 300, "primary_transaction": primary});
+                    start.wait();
+                    parse(&c.line(&req.to_string()))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let approved = answers.iter().filter(|v| v["code"] == 0).count();
+    for v in answers.iter().filter(|v| v["code"] != 0) {
+        assert_eq!(v["reason"], "invalid_request", "{v}");
+    }
+    assert_eq!(
+        approved, 3,
+        "1000 holds three refunds of 300, not {approved}: {answers:#?}"
+    );
+    let shift = d.request(json!({"action": "close_shift"}));
+    assert_eq!(
+        shift["data"]["refund"],
+        json!({"count": 3, "total": 900}),
+        "{shift}"
+    );
+}
+
+#[test]
+fn a_pay_whose_client_hangs_up_still_completes_and_is_recorded() {
+    let d = Daemon::start();
+    {
+        let mut c = d.client();
+        let req = json!({"action": "pay", "request_id": "gone", "amount": 800,
+            "params": {"delay_ms": 500}});
+        c.send_raw(format!("{req}\n").as_bytes());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    } // the POS goes away while the sale runs
+    let v = d.await_result("gone", std::time::Duration::from_secs(10), |v| {
+        v["code"] == 0
+    });
+    assert_eq!(v["data"]["status"], "approved", "{v}");
+    assert_eq!(v["data"]["amount"], 800, "{v}");
+    assert_eq!(d.sim_calls("gone"), 1);
+}
