@@ -14,5 +14,6 @@ pub mod engine;
 pub mod journal;
 pub mod paths;
 pub mod provider;
+pub mod replica;
 pub mod secret;
 pub mod systemd;

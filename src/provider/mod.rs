@@ -5,6 +5,7 @@
 //! Providers never touch the journal and never retry a money-moving call on their own; the
 //! engine decides what is durable and what needs reconciling.
 
+pub mod http;
 pub mod sign;
 pub mod sim;
 
