@@ -36,6 +36,26 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run a loopback replica of a payment backend (tests and demos only).
+    Replica(ReplicaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicaArgs {
+    /// phonepe, iotpay or paysera.
+    pub backend: String,
+    /// Loopback address to listen on; port 0 picks a free one (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// JSON file keeping the replica's state across restarts.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// The secret it verifies signatures with (salt key, merchant key, MAC key).
+    #[arg(long, env = "POSBRIDGE_REPLICA_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Backend-specific behaviour, KEY=VALUE (repeatable; see each replica's docs).
+    #[arg(long = "option", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub options: Vec<(String, String)>,
 }
 
 #[derive(Debug, Args)]

@@ -49,7 +49,9 @@ fn round_trip(path: &Path, req: &Value, timeout: Duration) -> Result<String> {
     if answer.is_empty() {
         sent.context("cannot send the request")?;
         read.context("no answer from the daemon")?;
-        return Err(anyhow!("the daemon closed the connection without answering"));
+        return Err(anyhow!(
+            "the daemon closed the connection without answering"
+        ));
     }
     Ok(answer.trim_end().to_owned())
 }

@@ -23,7 +23,6 @@ use crate::api::server::Server;
 use crate::config::Config;
 use crate::engine::{reconcile, Engine};
 use crate::journal::{Batching, Journal};
-use crate::provider::{sim::Sim, Provider};
 use crate::{paths, systemd};
 
 pub const JOURNAL_FILE: &str = "journal.sqlite";
@@ -118,14 +117,7 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
         config.journal.capacity,
         Batching::default(),
     )?);
-    let sim =
-        Sim::open(&state_dir, &config.providers.sim).context("cannot open the sim backend")?;
-    let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(sim)];
-    for name in ["phonepe", "iotpay", "paysera", "lifepay"] {
-        if config.configured(name) {
-            log::warn!("[providers.{name}] is configured, but this build cannot use it yet");
-        }
-    }
+    let providers = crate::provider::from_config(&config, &state_dir)?;
     let tasks = TaskTracker::new();
     let (engine, queue) = Engine::new(
         journal.clone(),

@@ -54,6 +54,17 @@ fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Results(a) => send(&a.client, json!({"action": "results", "limit": a.limit})),
         Command::Status(a) => send(&a, json!({"action": "status"})),
+        Command::Replica(a) => {
+            systemd::init_logging();
+            posbridge::replica::run(posbridge::replica::Options {
+                backend: a.backend,
+                listen: a.listen,
+                state: a.state,
+                secret: a.secret.map(posbridge::secret::Secret::new),
+                options: a.options.into_iter().collect(),
+            })?;
+            Ok(exit::OK)
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
             println!(

