@@ -20,10 +20,8 @@ fn send(c: &mut Client, req: Value) -> Value {
 }
 
 fn pay(c: &mut Client, id: &str, amount: u64) -> Value {
-    send(
-        c,
-        json!({"action": "pay", "request_id": id, "amount": amount}),
-    )
+    let req = json!({"action": "pay", "request_id": id, "amount": amount});
+    send(c, req)
 }
 
 fn get_raw(c: &mut Client, id: &str) -> String {
@@ -50,10 +48,7 @@ fn await_journaled(d: &Daemon, id: &str) -> Value {
         if v["reason"] != "not_found" {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never reached the journal: {v}"
-        );
+        assert!(Instant::now() < deadline, "{id} not journaled: {v}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -63,20 +58,14 @@ fn assert_invalid(v: &Value, field: &str) {
     assert_eq!(v["error_type"], "default_error", "{v}");
     assert_eq!(v["reason"], "invalid_request", "{v}");
     let msg = v["message"].as_str().unwrap_or_default();
-    assert!(
-        msg.starts_with(&format!("{field}:")),
-        "message should name {field}: {v}"
-    );
+    assert!(msg.starts_with(&format!("{field}:")), "{field}: {v}");
 }
 
 /// Asserts an error answer: code, error_type, reason and the echoed request_id.
 fn assert_error(v: &Value, code: i64, error_type: &str, reason: &str, id: &str) {
     let got = (&v["code"], &v["error_type"], &v["reason"], &v["request_id"]);
-    assert_eq!(
-        got,
-        (&json!(code), &json!(error_type), &json!(reason), &json!(id)),
-        "{v}"
-    );
+    let want = (json!(code), json!(error_type), json!(reason), json!(id));
+    assert_eq!(got, (&want.0, &want.1, &want.2, &want.3), "{v}");
 }
 
 #[test]
@@ -118,10 +107,10 @@ fn get_result_of_a_declined_pay_replays_the_decline_byte_for_byte() {
     let mut c = d.client();
     let first = raw(
         &mut c,
-        json!({"action": "pay", "request_id": "dec-2", "amount": 151}),
+        json!({"action": "pay", "request_id": "d2", "amount": 151}),
     );
     assert!(first.contains(r#""reason":"declined""#), "{first}");
-    assert_eq!(get_raw(&mut c, "dec-2"), first);
+    assert_eq!(get_raw(&mut c, "d2"), first);
 }
 
 #[test]
@@ -135,11 +124,7 @@ fn missing_request_id_is_generated_as_a_uuid_and_echoed() {
     let uuid = uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("{id:?} is not a UUID: {e}"));
     assert_eq!(uuid.get_version_num(), 4, "{id}");
     assert_eq!(v["data"]["request_id"], id, "{line}");
-    assert_eq!(
-        get_raw(&mut c, id),
-        line,
-        "the generated id finds the stored answer"
-    );
+    assert_eq!(get_raw(&mut c, id), line, "the generated id finds it");
 }
 
 #[test]
@@ -148,10 +133,8 @@ fn metadata_is_echoed_on_success_and_on_error() {
     let mut c = d.client();
     let meta = json!({"till": "7", "cashier": "Anna Ö", "empty": ""});
     for (amount, code) in [(300, 0), (351, 1), (0, 1)] {
-        let v = send(
-            &mut c,
-            json!({"action": "pay", "amount": amount, "metadata": meta}),
-        );
+        let req = json!({"action": "pay", "amount": amount, "metadata": meta});
+        let v = send(&mut c, req);
         assert_eq!(v["code"], code, "{v}");
         assert_eq!(v["metadata"], meta, "amount {amount}: {v}");
     }
@@ -161,17 +144,12 @@ fn metadata_is_echoed_on_success_and_on_error() {
 fn get_result_is_in_progress_while_a_delayed_pay_runs_then_gives_the_final_answer() {
     let d = Daemon::start();
     let mut running = d.client();
-    start(
-        &mut running,
-        json!({"action": "pay", "request_id": "slow-1", "amount": 400,
-        "metadata": {"till": "3"}, "params": {"delay_ms": 1500}}),
-    );
+    let req = json!({"action": "pay", "request_id": "slow-1", "amount": 400,
+        "metadata": {"till": "3"}, "params": {"delay_ms": 1500}});
+    start(&mut running, req);
     let v = await_journaled(&d, "slow-1");
     assert_error(&v, 2, "unknown_result_error", "in_progress", "slow-1");
-    assert_eq!(
-        v["metadata"]["till"], "3",
-        "the stored metadata is echoed: {v}"
-    );
+    assert_eq!(v["metadata"]["till"], "3", "stored metadata echoed: {v}");
     let done = running.read_line().expect("the pay's answer");
     assert!(done.contains(r#""status":"approved""#), "{done}");
     assert_eq!(get_raw(&mut d.client(), "slow-1"), done);
@@ -181,30 +159,19 @@ fn get_result_is_in_progress_while_a_delayed_pay_runs_then_gives_the_final_answe
 fn duplicate_request_id_is_refused_while_in_progress_and_after_completion() {
     let d = Daemon::start();
     let mut running = d.client();
-    start(
-        &mut running,
-        json!({"action": "pay", "request_id": "dup-1", "amount": 500,
-        "params": {"delay_ms": 1500}}),
-    );
+    let req = json!({"action": "pay", "request_id": "dup-1", "amount": 500,
+        "params": {"delay_ms": 1500}});
+    start(&mut running, req);
     assert_eq!(await_journaled(&d, "dup-1")["reason"], "in_progress");
     let mut other = d.client();
     let during = pay(&mut other, "dup-1", 500);
-    assert_error(
-        &during,
-        3,
-        "duplicate_request_error",
-        "duplicate_request",
-        "dup-1",
-    );
+    let dup = "duplicate_request";
+    assert_error(&during, 3, &format!("{dup}_error"), dup, "dup-1");
     let original = running.read_line().expect("the pay's answer");
     let after = pay(&mut other, "dup-1", 999);
     assert_eq!(after["error_type"], "duplicate_request_error", "{after}");
     assert_eq!(d.sim_calls("dup-1"), 1, "the duplicates executed nothing");
-    assert_eq!(
-        get_raw(&mut other, "dup-1"),
-        original,
-        "the original answer stands"
-    );
+    assert_eq!(get_raw(&mut other, "dup-1"), original);
 }
 
 #[test]
@@ -230,15 +197,9 @@ fn partial_refunds_add_up_and_an_over_refund_is_refused() {
     assert_eq!(second["data"]["status"], "refunded", "{second}");
     let over = reverse(&mut c, "refund", "ref-3", 201, &data);
     assert_invalid(&over, "amount");
-    assert!(
-        over["message"].as_str().unwrap().contains("200"),
-        "names what is left: {over}"
-    );
+    assert!(over["message"].as_str().unwrap().contains("200"), "{over}");
     let rest = reverse(&mut c, "refund", "ref-4", 200, &data);
-    assert_eq!(
-        rest["data"]["status"], "refunded",
-        "exactly what is left: {rest}"
-    );
+    assert_eq!(rest["data"]["status"], "refunded", "{rest}");
 }
 
 #[test]
@@ -259,10 +220,7 @@ fn cancel_reverses_the_full_amount_with_primary_as_object_or_json_string() {
         assert_eq!(v["data"]["amount"], amount, "{v}");
     }
     let again = reverse(&mut c, "cancel", "can-a2", 800, &a);
-    assert_eq!(
-        again["code"], 1,
-        "a cancelled pay cannot be cancelled again: {again}"
-    );
+    assert_eq!(again["code"], 1, "cancelled twice: {again}");
 }
 
 #[test]
@@ -274,11 +232,7 @@ fn cancel_after_a_refund_is_refused() {
     assert_eq!(refund["code"], 0, "{refund}");
     let cancel = reverse(&mut c, "cancel", "rc-can", 1000, &data);
     assert_invalid(&cancel, "amount");
-    assert_eq!(
-        d.sim_calls("rc-can"),
-        0,
-        "a refused cancel reaches no backend"
-    );
+    assert_eq!(d.sim_calls("rc-can"), 0, "a refused cancel moves no money");
 }
 
 #[test]
@@ -293,31 +247,24 @@ fn close_shift_totals_match_the_sales_made() {
     assert_eq!(reverse(&mut c, "cancel", "s-c", 2000, &second)["code"], 0);
     let line = raw(
         &mut c,
-        json!({"action": "close_shift", "request_id": "shift-1"}),
+        json!({"action": "close_shift", "request_id": "sh-1"}),
     );
     let v: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["code"], 0, "{line}");
     let s = &v["data"];
     assert_eq!(s["shift_number"], 1, "{line}");
-    assert_eq!(
-        s["pay"],
-        json!({"count": 3, "total": 3450}),
-        "declined not counted: {line}"
-    );
+    assert_eq!(s["pay"], json!({"count": 3, "total": 3450}), "{line}");
     assert_eq!(s["refund"], json!({"count": 1, "total": 300}), "{line}");
     assert_eq!(s["cancel"], json!({"count": 1, "total": 2000}), "{line}");
     assert_eq!(s["net"], 1150, "{line}");
-    assert_eq!(get_raw(&mut c, "shift-1"), line);
+    assert_eq!(get_raw(&mut c, "sh-1"), line);
     let next = send(
         &mut c,
-        json!({"action": "close_shift", "request_id": "shift-2"}),
+        json!({"action": "close_shift", "request_id": "sh-2"}),
     );
     assert_eq!(next["data"]["shift_number"], 2, "{next}");
-    assert_eq!(
-        next["data"]["pay"],
-        json!({"count": 0, "total": 0}),
-        "{next}"
-    );
+    let zero = json!({"count": 0, "total": 0});
+    assert_eq!(next["data"]["pay"], zero, "{next}");
     assert_eq!(next["data"]["net"], 0, "{next}");
 }
 
@@ -336,32 +283,21 @@ fn every_lifepay_alias_is_accepted() {
         &mut c,
         json!({"action": pay_alias, "request_id": "lp-2", "amount": 700}),
     );
-    let got = send(
-        &mut c,
-        json!({"action": alias("transaction.get_result"), "request_id": "lp-1"}),
-    );
+    let get = json!({"action": alias("transaction.get_result"), "request_id": "lp-1"});
+    let got = send(&mut c, get);
     assert_eq!(got, a, "get_result alias replays");
     let primary = json!(a["data"].to_string());
     let refund = reverse(&mut c, &alias("transaction.refund"), "lp-r", 100, &primary);
     assert_eq!(refund["data"]["operation"], "refund", "{refund}");
-    let cancel = reverse(
-        &mut c,
-        &alias("transaction.cancel"),
-        "lp-c",
-        700,
-        &b["data"],
-    );
+    let cancel_alias = alias("transaction.cancel");
+    let cancel = reverse(&mut c, &cancel_alias, "lp-c", 700, &b["data"]);
     assert_eq!(cancel["data"]["operation"], "cancel", "{cancel}");
-    let shift = send(
-        &mut c,
-        json!({"action": alias("close_shift"), "request_id": "lp-s"}),
-    );
+    let close = json!({"action": alias("close_shift"), "request_id": "lp-s"});
+    let shift = send(&mut c, close);
     assert_eq!(shift["data"]["operation"], "close_shift", "{shift}");
     assert_eq!(shift["data"]["pay"]["count"], 2, "{shift}");
-    let bad = send(
-        &mut c,
-        json!({"action": alias("transaction.status"), "amount": 1}),
-    );
+    let bad = json!({"action": alias("transaction.status"), "amount": 1});
+    let bad = send(&mut c, bad);
     assert_invalid(&bad, "action");
 }
 
@@ -376,11 +312,9 @@ fn status_counts_journal_entries_and_operations_in_flight() {
     pay(&mut c, "st-2", 151);
     pay(&mut c, "st-3", 300);
     let mut running = d.client();
-    start(
-        &mut running,
-        json!({"action": "pay", "request_id": "st-4", "amount": 100,
-        "params": {"delay_ms": 2000}}),
-    );
+    let req = json!({"action": "pay", "request_id": "st-4", "amount": 100,
+        "params": {"delay_ms": 2000}});
+    start(&mut running, req);
     await_journaled(&d, "st-4");
     let v = send(&mut c, json!({"action": "status", "request_id": "st-q"}));
     assert_eq!(v["code"], 0, "{v}");
@@ -392,10 +326,7 @@ fn status_counts_journal_entries_and_operations_in_flight() {
     running.read_line().expect("the slow pay's answer");
     let after = send(&mut c, json!({"action": "status"}));
     assert_eq!(after["data"]["journal"]["in_flight"], 0, "{after}");
-    assert_eq!(
-        after["data"]["journal"]["entries"], 4,
-        "status is not journaled: {after}"
-    );
+    assert_eq!(after["data"]["journal"]["entries"], 4, "{after}");
 }
 
 #[test]
@@ -418,10 +349,7 @@ fn results_lists_newest_first_and_honours_limit() {
     let all = send(&mut c, json!({"action": "results"}));
     let all = all["data"]["results"].as_array().unwrap();
     assert_eq!(all.len(), 5);
-    assert_eq!(
-        all[3]["response"]["reason"], "declined",
-        "res-1 was declined"
-    );
+    assert_eq!(all[3]["response"]["reason"], "declined", "res-1");
     assert_eq!(all[4]["request_id"], "res-0");
 }
 
@@ -432,10 +360,7 @@ fn provider_not_configured_is_provider_unavailable() {
     let v = d.request(req);
     assert_error(&v, 1, "default_error", "provider_unavailable", "pp-1");
     let later = d.request(json!({"action": "get_result", "request_id": "pp-1"}));
-    assert_eq!(
-        later["reason"], "not_found",
-        "nothing was journaled: {later}"
-    );
+    assert_eq!(later["reason"], "not_found", "not journaled: {later}");
 }
 
 #[test]
