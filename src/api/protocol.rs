@@ -303,7 +303,16 @@ impl<'a> Fields<'a> {
                 Some(a) if a > MAX_AMOUNT => format!("must be at most {MAX_AMOUNT}"),
                 Some(a) => return Ok(Some(a)),
                 None if n.as_i64().is_some() => "must be greater than 0".to_owned(),
-                None => "must be a whole number of minor units, not a fraction".to_owned(),
+                // Not an integer JSON can hold in 64 bits: a float, or an integer beyond u64.
+                None => match n.as_f64() {
+                    Some(f) if f <= 0.0 => "must be greater than 0".to_owned(),
+                    Some(f) if f.fract() != 0.0 => {
+                        "must be a whole number of minor units, not a fraction".to_owned()
+                    }
+                    Some(f) if f > MAX_AMOUNT as f64 => format!("must be at most {MAX_AMOUNT}"),
+                    _ => "must be written as a plain integer (no decimal point or exponent)"
+                        .to_owned(),
+                },
             },
             other => format!(
                 "must be an integer number of minor units, not {}",

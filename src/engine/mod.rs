@@ -137,18 +137,19 @@ impl Engine {
 
     /// Checks a money-moving request and builds its operation, or answers why not.
     fn accept(&self, req: Request) -> Result<Operation, String> {
-        let request_id = req
-            .request_id
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let invalid = |msg: String| {
-            error(
-                &request_id,
-                &req.metadata,
+        // A refusal echoes the request_id as sent (or none): an id is generated only for an
+        // operation that is accepted, since only those are journaled.
+        let refuse = |reason: &str, msg: String| {
+            Response::error(
+                req.request_id.clone(),
+                req.metadata.clone(),
                 ErrorType::DefaultError,
-                "invalid_request",
+                reason,
                 msg,
             )
+            .to_line()
         };
+        let invalid = |msg: String| refuse("invalid_request", msg);
         let kind = match req.action {
             Action::Pay => OpKind::Pay,
             Action::Refund => OpKind::Refund,
@@ -184,10 +185,7 @@ impl Engine {
             )));
         };
         let Some(provider) = self.providers.get(name.as_str()) else {
-            return Err(error(
-                &request_id,
-                &req.metadata,
-                ErrorType::DefaultError,
+            return Err(refuse(
                 "provider_unavailable",
                 format!(
                     "The {name} provider is not configured on this counter. \
@@ -196,10 +194,7 @@ impl Engine {
             ));
         };
         if !caps.supports(kind) {
-            return Err(error(
-                &request_id,
-                &req.metadata,
-                ErrorType::DefaultError,
+            return Err(refuse(
                 "not_supported",
                 format!("{name} does not support {}.", kind.as_str()),
             ));
@@ -208,10 +203,12 @@ impl Engine {
             return Err(invalid(msg));
         }
         Ok(Operation {
+            request_id: req
+                .request_id
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             currency: req
                 .currency
                 .unwrap_or_else(|| provider.default_currency().to_owned()),
-            request_id,
             kind,
             provider: name,
             amount: req.amount,

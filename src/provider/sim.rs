@@ -29,6 +29,7 @@ pub const MAX_DELAY_MS: u64 = 600_000;
 
 pub struct Sim {
     ledger: Mutex<Connection>,
+    reversals: Mutex<()>,
     currency: String,
     timeout: Duration,
     schedule: Vec<Duration>,
@@ -68,6 +69,7 @@ impl Sim {
         conn.execute_batch(LEDGER_SCHEMA)?;
         Ok(Sim {
             ledger: Mutex::new(conn),
+            reversals: Mutex::new(()),
             currency: cfg.currency.clone(),
             timeout: Duration::from_millis(cfg.timeout_ms),
             schedule: cfg
@@ -324,16 +326,19 @@ impl Provider for Sim {
                 let outcome = match op.kind {
                     OpKind::CloseShift => return self.close_shift(op).map(Outcome::ShiftClosed),
                     OpKind::Pay if amount % 100 == 51 => "declined",
-                    OpKind::Pay => "approved",
-                    OpKind::Refund | OpKind::Cancel => {
-                        if let Err(f) = self.check_reversal(op, amount) {
-                            return Ok(Outcome::Failed(f));
-                        }
-                        "approved"
-                    }
+                    OpKind::Pay | OpKind::Refund | OpKind::Cancel => "approved",
                 };
+                // Checking what is left to reverse and recording the reversal are one step, or two
+                // concurrent refunds could both pass the check.
+                let reversing = self.reversals.lock().unwrap_or_else(|p| p.into_inner());
+                if matches!(op.kind, OpKind::Refund | OpKind::Cancel) {
+                    if let Err(f) = self.check_reversal(op, amount) {
+                        return Ok(Outcome::Failed(f));
+                    }
+                }
                 // The backend has the call from here on: whatever happens to us, it completes.
                 let reference = self.record(op, outcome)?;
+                drop(reversing);
                 if delay > 0 {
                     tokio::time::sleep(Duration::from_millis(delay.min(MAX_DELAY_MS))).await;
                 }

@@ -70,6 +70,27 @@ fn amount_errors_name_the_field_and_reason() {
         assert_eq!(err.field, Some("amount"), "{bad}");
         assert!(err.message.starts_with("amount: "), "{}", err.message);
     }
+    for (line, expect) in [
+        (
+            r#"{"action":"pay","amount":18446744073709551616}"#,
+            "amount: must be at most",
+        ),
+        (
+            r#"{"action":"pay","amount":1e3}"#,
+            "amount: must be written as a plain integer",
+        ),
+        (
+            r#"{"action":"pay","amount":-1e30}"#,
+            "amount: must be greater than 0",
+        ),
+        (
+            r#"{"action":"pay","amount":2.5}"#,
+            "amount: must be a whole number",
+        ),
+    ] {
+        let err = parse_request(line.as_bytes()).unwrap_err();
+        assert!(err.message.starts_with(expect), "{line}: {}", err.message);
+    }
     let err = parse(json!({"action": "pay", "amount": "100"})).unwrap_err();
     assert!(err.message.contains("not a string"), "{}", err.message);
     assert_eq!(rejected_field(json!({"action": "pay"})), "amount");
