@@ -12,6 +12,13 @@ fn env_path(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// A directory systemd passes in `name`; it may list several separated by ':', ours first.
+fn systemd_dir(name: &str) -> Option<PathBuf> {
+    let list = env_path(name)?;
+    let first = list.to_string_lossy().split(':').next()?.to_owned();
+    (!first.is_empty()).then(|| PathBuf::from(first))
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -24,15 +31,8 @@ pub fn socket(flag: Option<PathBuf>, configured: Option<PathBuf>) -> PathBuf {
     if let Some(p) = flag.or(configured) {
         return p;
     }
-    if let Some(dir) = env_path("RUNTIME_DIRECTORY") {
-        // systemd may pass several directories separated by ':'; ours is the first.
-        let first = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        return PathBuf::from(first).join("api.sock");
+    if let Some(dir) = systemd_dir("RUNTIME_DIRECTORY") {
+        return dir.join("api.sock");
     }
     if is_root() {
         return PathBuf::from("/run/posbridge/api.sock");
@@ -52,14 +52,8 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
     if let Some(p) = flag {
         return p;
     }
-    if let Some(dir) = env_path("STATE_DIRECTORY") {
-        let first = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        return PathBuf::from(first);
+    if let Some(dir) = systemd_dir("STATE_DIRECTORY") {
+        return dir;
     }
     if is_root() {
         return PathBuf::from("/var/lib/posbridge");
