@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod device;
 pub mod engine;
 pub mod journal;
 pub mod paths;

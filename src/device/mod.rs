@@ -1,0 +1,5 @@
+//! Card readers and QR displays: the link protocol (`link`, a pure codec, no I/O). The session
+//! layer, the serial and BLE transports, the registry of paired devices and the emulators build
+//! on it (see docs/link-protocol.md).
+
+pub mod link;
