@@ -381,6 +381,15 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::DefaultError => "default_error",
+            ErrorType::UnknownResultError => "unknown_result_error",
+            ErrorType::DuplicateRequestError => "duplicate_request_error",
+            ErrorType::ResultNotFoundError => "result_not_found_error",
+        }
+    }
+
     /// The non-zero `code` that goes with each error type.
     pub fn code(self) -> i32 {
         match self {

@@ -75,10 +75,7 @@ pub fn summary(r: &Response) -> String {
         (Some(d), _) => d["status"].as_str().unwrap_or("done").to_owned(),
         (None, Some(reason)) => format!(
             "{} ({reason})",
-            r.error_type
-                .map(|t| serde_json::to_value(t).unwrap_or_default())
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
+            r.error_type.map_or("error", ErrorType::as_str)
         ),
         _ => "answered".into(),
     }

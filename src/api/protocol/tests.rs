@@ -195,6 +195,18 @@ fn non_objects_and_garbage_are_refused() {
 }
 
 #[test]
+fn error_type_names_match_the_wire() {
+    for t in [
+        ErrorType::DefaultError,
+        ErrorType::UnknownResultError,
+        ErrorType::DuplicateRequestError,
+        ErrorType::ResultNotFoundError,
+    ] {
+        assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+    }
+}
+
+#[test]
 fn response_wire_shape() {
     let line = Response::error(
         None,
