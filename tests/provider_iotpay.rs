@@ -224,7 +224,13 @@ fn kill9_with_a_sale_in_flight_charges_once() {
         let _ = s.read_to_end(&mut got);
         got
     });
-    std::thread::sleep(Duration::from_millis(800));
+    // Kill the daemon while the terminal is busy with the sale (status 1, paying).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.order("crash-sale")["status"] != 1 {
+        assert!(Instant::now() < deadline, "create_order never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(t.order("crash-sale")["status"], 1, "the terminal is busy");
     t.d.kill9();
     assert!(
@@ -311,4 +317,56 @@ fn a_lost_refund_answer_waits_for_a_manual_check_by_default() {
     assert_eq!(t.calls(&refund_no("refund-m")), 1, "never re-sent");
     assert_eq!(t.order("sale-m")["refunded"], 300);
     t.assert_no_secret();
+}
+
+/// Posts `params` (signed with `key`) to the replica's `call`, as the provider does.
+fn post(r: &Replica, call: &str, mut params: serde_json::Map<String, Value>, key: &str) -> Value {
+    let sign = posbridge::provider::sign::iotpay_sign(&params, key);
+    params.insert("sign".into(), json!(sign));
+    let body = [("params", Value::Object(params).to_string())];
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let resp = reqwest::Client::new()
+                .post(format!("{}/v1/{call}", r.url))
+                .form(&body)
+                .send()
+                .await
+                .unwrap();
+            resp.json().await.unwrap()
+        })
+}
+
+#[test]
+fn the_replica_refuses_a_repeated_order_number_and_a_bad_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Replica::start(dir.path(), "iotpay", KEY, &[("terminal_ms", "0")]);
+    let order = json!({"mchId": "1", "mchOrderNo": "ORDER-1", "channelId": "CC_PAX",
+        "currency": "CAD", "amount": 500, "clientIp": "127.0.0.1",
+        "notifyUrl": "http://localhost", "subject": "s", "body": "b", "extra": "{\"a\":1}",
+        "jobNo": "cashier1"});
+    let order = order.as_object().unwrap().clone();
+    let first = post(&r, "create_order", order.clone(), KEY);
+    assert_eq!(first["payOrder"]["status"], 2, "{first}");
+    posbridge::provider::sign::iotpay_verify(first.as_object().unwrap(), KEY).unwrap();
+    let again = post(&r, "create_order", order, KEY);
+    assert_eq!(again["retCode"], "FAIL", "{again}");
+    assert!(again["retMsg"].as_str().unwrap().contains("duplicate"));
+    let state = r.state();
+    assert_eq!(state["calls"]["ORDER-1"], 2);
+    assert_eq!(
+        state["orders"].as_object().unwrap().len(),
+        1,
+        "charged once"
+    );
+    let query = json!({"mchId": "1", "mchOrderNo": "ORDER-1"});
+    let forged = post(
+        &r,
+        "query_order",
+        query.as_object().unwrap().clone(),
+        "not-the-key",
+    );
+    assert_eq!(forged, json!({"retCode": "FAIL", "retMsg": "sign error"}));
 }

@@ -320,6 +320,9 @@ impl Provider for IotPay {
     async fn status(&self, op: &Operation) -> Outcome {
         match (op.kind, self.refund_recheck) {
             (OpKind::Pay, _) => self.query(op).await,
+            // The one status check that sends a money-moving call. It relies on IOT Pay
+            // treating the same mchRefundNo as the same refund: if the first refund_order never
+            // arrived, this one carries the refund out, once; if it did, the answer repeats.
             (OpKind::Refund, RefundRecheck::Reissue) => {
                 log::info!(request_id = op.request_id.as_str();
                     "re-sending refund_order with the same mchRefundNo (refund_recheck = reissue)");

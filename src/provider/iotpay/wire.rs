@@ -130,7 +130,8 @@ pub fn refund_order(m: &Merchant, op: &Operation) -> Result<Map<String, Value>, 
 
 /// The POST body: one form field `params` holding the JSON object.
 pub fn form(params: &Map<String, Value>) -> [(&'static str, String); 1] {
-    [("params", Value::Object(params.clone()).to_string())]
+    let json = serde_json::to_string(params).expect("a JSON map always serializes");
+    [("params", json)]
 }
 
 /// Why an answer cannot be taken at its word.
