@@ -170,6 +170,23 @@ pub struct IotPayConfig {
     pub channel_id: String,
     pub timeout_ms: Option<u64>,
     pub status_poll_ms: Option<Vec<u64>>,
+    /// How an unknown refund outcome is settled (IOT Pay has no refund query); see
+    /// [`RefundRecheck`]. Optional; `manual` unless set.
+    #[serde(default)]
+    pub refund_recheck: RefundRecheck,
+}
+
+/// What posbridge may do when a refund_order answer is lost (`providers.iotpay.refund_recheck`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefundRecheck {
+    /// Leave the refund unknown and tell the operator to check the IOT Pay portal: safe
+    /// whatever IOT Pay does with a repeated mchRefundNo.
+    #[default]
+    Manual,
+    /// Re-send refund_order with the same mchRefundNo and read the answer. Only safe if IOT Pay
+    /// treats a repeated mchRefundNo as the same refund (our reading, not documented).
+    Reissue,
 }
 
 fn default_channel() -> String {

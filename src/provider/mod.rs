@@ -6,6 +6,7 @@
 //! engine decides what is durable and what needs reconciling.
 
 pub mod http;
+pub mod iotpay;
 pub mod sign;
 pub mod sim;
 
@@ -203,8 +204,13 @@ pub fn from_config(
     use anyhow::Context;
     let sim =
         sim::Sim::open(state_dir, &config.providers.sim).context("cannot open the sim backend")?;
-    let list: Vec<std::sync::Arc<dyn Provider>> = vec![std::sync::Arc::new(sim)];
-    for name in ["phonepe", "iotpay", "paysera", "lifepay"] {
+    let mut list: Vec<std::sync::Arc<dyn Provider>> = vec![std::sync::Arc::new(sim)];
+    if let Some(c) = &config.providers.iotpay {
+        list.push(std::sync::Arc::new(
+            iotpay::IotPay::new(c).context("providers.iotpay")?,
+        ));
+    }
+    for name in ["phonepe", "paysera", "lifepay"] {
         if config.configured(name) {
             log::warn!("[providers.{name}] is configured, but this build cannot use it yet");
         }
