@@ -141,16 +141,28 @@ pub struct Card {
 }
 
 /// Masks a card number down to its first six and last four digits. A full number never leaves
-/// a provider: whatever a backend sends passes through here.
+/// a provider: whatever a backend sends passes through here. Positions a backend already masked
+/// (`*`, `X`, `x`, `•`) stay masked.
 pub fn mask_pan(pan: &str) -> String {
-    let digits: Vec<char> = pan.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() < 10 {
-        return "*".repeat(digits.len().max(4));
+    let chars: Vec<char> = pan
+        .chars()
+        .filter(|c| c.is_ascii_digit() || matches!(c, '*' | 'X' | 'x' | '•'))
+        .collect();
+    let n = chars.len();
+    if n < 10 {
+        return "*".repeat(n.max(4));
     }
-    let n = digits.len();
-    let head: String = digits[..6].iter().collect();
-    let tail: String = digits[n - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(n - 10))
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if (i < 6 || i >= n - 4) && c.is_ascii_digit() {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
 }
 
 /// A successful money movement as the backend reported it.
@@ -245,6 +257,8 @@ mod tests {
         assert_eq!(mask_pan("4111 1111 1111 1111"), "411111******1111");
         assert_eq!(mask_pan("1234"), "****");
         assert!(!mask_pan("5500005555555559").contains("0055555"));
+        assert_eq!(mask_pan("************1111"), "************1111");
+        assert_eq!(mask_pan("4111 11XX XXXX 1111"), "411111******1111");
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct IotPay {
     query_timeout: Duration,
     timeout: Duration,
     schedule: Vec<Duration>,
+    /// How long after a sale began "no such order" still means "not visible yet" rather than
+    /// "never created": the schedule's listed intervals, at most a minute (IOT Pay's advice
+    /// is to keep querying for at least a minute).
+    not_found_grace: Duration,
     refund_recheck: RefundRecheck,
 }
 
@@ -84,6 +88,10 @@ impl IotPay {
             quick: Http::new("IOT Pay", &cfg.base_url, query_timeout)?,
             query_timeout,
             timeout: pay_timeout + pay_timeout.min(MAX_CHECK_WINDOW),
+            not_found_grace: schedule
+                .iter()
+                .sum::<Duration>()
+                .min(Duration::from_secs(60)),
             schedule,
             refund_recheck: cfg.refund_recheck,
         })
@@ -168,11 +176,9 @@ impl IotPay {
                     "in_progress",
                     format!("The sale is still running on the terminal ({s})."),
                 )),
-                PayState::NotFound => Outcome::Failed(not_processed()),
+                PayState::NotFound => self.not_found(op),
             },
-            Err(Problem::Rejected(msg)) if wire::is_not_found(&msg) => {
-                Outcome::Failed(not_processed())
-            }
+            Err(Problem::Rejected(msg)) if wire::is_not_found(&msg) => self.not_found(op),
             Err(Problem::Rejected(msg)) if wire::is_sign_error(&msg) => {
                 log::warn!(request_id = id; "query_order refused our signature: check providers.iotpay.key and mch_id");
                 Outcome::Unknown(Failure::new(
@@ -266,6 +272,19 @@ fn pending_failure() -> Failure {
     )
 }
 
+impl IotPay {
+    /// "No such order": final only once an order created late would have shown up by now.
+    fn not_found(&self, op: &Operation) -> Outcome {
+        match crate::clock::since(&op.created_at) {
+            Some(age) if age >= self.not_found_grace => Outcome::Failed(not_processed()),
+            _ => Outcome::Unknown(Failure::new(
+                "in_progress",
+                "IOT Pay does not show the order yet; checking again.",
+            )),
+        }
+    }
+}
+
 fn not_processed() -> Failure {
     Failure::new(
         "not_processed",
@@ -339,5 +358,46 @@ impl Provider for IotPay {
                 ),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(poll_ms: Vec<u64>) -> IotPay {
+        let cfg: IotPayConfig = toml::from_str(&format!(
+            "base_url = \"http://127.0.0.1:9\"\nmch_id = \"1\"\nkey = \"k\"\njob_no = \"j\"\n\
+             currency = \"CAD\"\nstatus_poll_ms = {poll_ms:?}\n"
+        ))
+        .unwrap();
+        IotPay::new(&cfg).unwrap()
+    }
+
+    fn op(age: time::Duration) -> Operation {
+        use time::format_description::well_known::Rfc3339;
+        Operation {
+            request_id: "r".into(),
+            kind: OpKind::Pay,
+            provider: "iotpay".into(),
+            amount: Some(100),
+            currency: "CAD".into(),
+            metadata: Default::default(),
+            params: Default::default(),
+            primary: None,
+            created_at: (time::OffsetDateTime::now_utc() - age).format(&Rfc3339).unwrap(),
+        }
+    }
+
+    #[test]
+    fn no_such_order_is_final_only_after_the_grace_window() {
+        let p = provider(vec![2_000; 40]);
+        assert_eq!(p.not_found_grace, Duration::from_secs(60), "capped at a minute");
+        assert!(matches!(p.not_found(&op(time::Duration::seconds(5))), Outcome::Unknown(_)));
+        match p.not_found(&op(time::Duration::seconds(61))) {
+            Outcome::Failed(f) => assert_eq!(f.reason, "not_processed"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(provider(vec![50, 100]).not_found_grace, Duration::from_millis(150));
     }
 }
