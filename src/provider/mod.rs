@@ -6,6 +6,7 @@
 //! engine decides what is durable and what needs reconciling.
 
 pub mod http;
+pub mod paysera;
 pub mod sign;
 pub mod sim;
 
@@ -86,6 +87,7 @@ pub const CAPABILITIES: &[(&str, Capabilities)] = &[
     (
         "paysera",
         Capabilities {
+            refund: false, // providers.md: no refund of a confirmed transaction (paysera/mod.rs)
             close_shift: false,
             ..ALL
         },
@@ -203,8 +205,13 @@ pub fn from_config(
     use anyhow::Context;
     let sim =
         sim::Sim::open(state_dir, &config.providers.sim).context("cannot open the sim backend")?;
-    let list: Vec<std::sync::Arc<dyn Provider>> = vec![std::sync::Arc::new(sim)];
-    for name in ["phonepe", "iotpay", "paysera", "lifepay"] {
+    let mut list: Vec<std::sync::Arc<dyn Provider>> = vec![std::sync::Arc::new(sim)];
+    if let Some(cfg) = &config.providers.paysera {
+        list.push(std::sync::Arc::new(
+            paysera::Paysera::new(cfg).context("cannot set up [providers.paysera]")?,
+        ));
+    }
+    for name in ["phonepe", "iotpay", "lifepay"] {
         if config.configured(name) {
             log::warn!("[providers.{name}] is configured, but this build cannot use it yet");
         }

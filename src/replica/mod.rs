@@ -32,6 +32,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub mod paysera;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
@@ -248,6 +250,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 fn backend(opts: &Options) -> anyhow::Result<Router> {
     #[allow(clippy::match_single_binding)] // arms are added as each backend's replica lands
     match opts.backend.as_str() {
+        "paysera" => paysera::router(opts),
         other => anyhow::bail!("no replica named {other:?}; expected phonepe, iotpay or paysera"),
     }
 }
