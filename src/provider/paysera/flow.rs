@@ -222,6 +222,9 @@ impl Paysera {
 
     pub(super) async fn pay_status(&self, op: &Operation) -> Outcome {
         let key = derived_key(&op.request_id);
+        let Some(_checking) = self.begin_check(&key) else {
+            return unknown("Another check of this sale is running", "try again shortly");
+        };
         let order = match self.client.find_order(&self.spot_id, &key).await {
             Ok(Some(o)) => o,
             Ok(None) => {

@@ -62,6 +62,28 @@ pub struct Paysera {
     schedule: Vec<Duration>,
     /// The spot's QR payload, read once.
     spot_code: tokio::sync::Mutex<Option<String>>,
+    /// Sales whose status is being checked right now. The reconciler and an on-demand
+    /// `get_result` may ask at the same moment; only one of them may act on a reserved order.
+    checking: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Marks one sale as being checked for as long as it lives.
+struct Checking<'a>(&'a Paysera, String);
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        let mut set = self.0.checking.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.1);
+    }
+}
+
+impl Paysera {
+    /// `None` when another status check of `key` is running.
+    fn begin_check(&self, key: &str) -> Option<Checking<'_>> {
+        let mut set = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(key.to_owned())
+            .then(|| Checking(self, key.to_owned()))
+    }
 }
 
 impl Paysera {
@@ -91,6 +113,7 @@ impl Paysera {
             timeout: window + request_timeout * 4,
             schedule,
             spot_code: tokio::sync::Mutex::new(None),
+            checking: Default::default(),
         })
     }
 }

@@ -156,3 +156,27 @@ fn refund_is_not_in_the_capability_table() {
     assert!(caps.supports(OpKind::Pay) && caps.supports(OpKind::Cancel));
     assert!(!caps.supports(OpKind::Refund));
 }
+
+#[test]
+fn one_status_check_per_sale_at_a_time() {
+    let cfg = crate::config::PayseraConfig {
+        base_url: "http://127.0.0.1:9".into(),
+        client_id: "c".into(),
+        mac_key: Some(Secret::new("k")),
+        mac_key_file: None,
+        spot_id: "7".into(),
+        currency: "EUR".into(),
+        timeout_ms: Some(2000),
+        status_poll_ms: None,
+    };
+    let p = Paysera::new(&cfg).unwrap();
+    assert_eq!(p.timeout(), Duration::from_millis(2000 + 4 * 1000));
+    let first = p.begin_check("pb-a").expect("free");
+    assert!(p.begin_check("pb-a").is_none(), "a second check must wait");
+    assert!(
+        p.begin_check("pb-b").is_some(),
+        "other sales are independent"
+    );
+    drop(first);
+    assert!(p.begin_check("pb-a").is_some());
+}
