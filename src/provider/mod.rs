@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod iotpay;
+pub mod paysera;
 pub mod sign;
 pub mod sim;
 
@@ -87,6 +88,7 @@ pub const CAPABILITIES: &[(&str, Capabilities)] = &[
     (
         "paysera",
         Capabilities {
+            refund: false, // providers.md: no refund of a confirmed transaction (paysera/mod.rs)
             close_shift: false,
             ..ALL
         },
@@ -219,10 +221,15 @@ pub fn from_config(
     let mut list: Vec<std::sync::Arc<dyn Provider>> = vec![std::sync::Arc::new(sim)];
     if let Some(c) = &config.providers.iotpay {
         list.push(std::sync::Arc::new(
-            iotpay::IotPay::new(c).context("providers.iotpay")?,
+            iotpay::IotPay::new(c).context("cannot set up [providers.iotpay]")?,
         ));
     }
-    for name in ["phonepe", "paysera", "lifepay"] {
+    if let Some(c) = &config.providers.paysera {
+        list.push(std::sync::Arc::new(
+            paysera::Paysera::new(c).context("cannot set up [providers.paysera]")?,
+        ));
+    }
+    for name in ["phonepe", "lifepay"] {
         if config.configured(name) {
             log::warn!("[providers.{name}] is configured, but this build cannot use it yet");
         }

@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub mod iotpay;
+pub mod paysera;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -248,9 +249,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 
 /// The routes of the replica `opts.backend`: one arm per backend.
 fn backend(opts: &Options) -> anyhow::Result<Router> {
-    #[allow(clippy::match_single_binding)] // arms are added as each backend's replica lands
     match opts.backend.as_str() {
         "iotpay" => iotpay::router(opts),
+        "paysera" => paysera::router(opts),
         other => anyhow::bail!("no replica named {other:?}; expected phonepe, iotpay or paysera"),
     }
 }
