@@ -36,6 +36,9 @@ pub struct Engine {
     tasks: TaskTracker,
     running: AtomicUsize,
     started: Instant,
+    /// One status check per request_id at a time, whoever asks (get_result or the
+    /// reconciler): a status check may itself commit (Paysera confirms a reserved payment).
+    checking: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Counts one running operation for as long as it lives.
@@ -77,6 +80,7 @@ impl Engine {
             tasks,
             running: AtomicUsize::new(0),
             started: Instant::now(),
+            checking: Default::default(),
         };
         (Arc::new(engine), rx)
     }
@@ -347,6 +351,36 @@ impl Engine {
 
     /// One status check of an unknown outcome. `Some(answer)` once the outcome is final.
     pub async fn reconcile_once(&self, entry: &Entry) -> Option<String> {
+        let id = entry.request_id.as_str();
+        let lock = self
+            .checking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_owned())
+            .or_default()
+            .clone();
+        let answer = {
+            let _one_at_a_time = lock.lock().await;
+            // Another check may have settled it while this one waited.
+            match self.journal.get(id) {
+                Ok(Some(Entry {
+                    state: State::Final,
+                    response,
+                    ..
+                })) => response,
+                Ok(Some(current)) => self.check_status(&current).await,
+                Ok(None) | Err(_) => None,
+            }
+        };
+        let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this call hold it: nobody else is waiting.
+        if Arc::strong_count(&lock) == 2 {
+            checking.remove(id);
+        }
+        answer
+    }
+
+    async fn check_status(&self, entry: &Entry) -> Option<String> {
         let op: Operation = serde_json::from_str(&entry.operation).ok()?;
         let Some(provider) = self.providers.get(op.provider.as_str()).cloned() else {
             log::warn!(request_id = op.request_id.as_str(), provider = op.provider.as_str();

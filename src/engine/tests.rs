@@ -215,3 +215,85 @@ async fn recovery_turns_in_flight_into_unknown_and_reconciles() {
         "recovery must never execute"
     );
 }
+
+/// Counts how many status checks run at once.
+struct SlowStatus {
+    now: AtomicUsize,
+    max: AtomicUsize,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Provider for SlowStatus {
+    fn name(&self) -> &'static str {
+        "paysera"
+    }
+    fn default_currency(&self) -> &str {
+        "EUR"
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+    fn status_schedule(&self) -> &[Duration] {
+        const SCHEDULE: &[Duration] = &[Duration::from_millis(1)];
+        SCHEDULE
+    }
+    async fn execute(&self, _op: &Operation) -> Outcome {
+        Outcome::Unknown(Failure::new("timeout", "lost"))
+    }
+    async fn status(&self, _op: &Operation) -> Outcome {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        approved()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_checks_of_one_request_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal =
+        Arc::new(Journal::open(&dir.path().join("j.sqlite"), 50, Batching::default()).unwrap());
+    let provider = Arc::new(SlowStatus {
+        now: 0.into(),
+        max: 0.into(),
+        calls: 0.into(),
+    });
+    let (engine, queue) = Engine::new(
+        journal,
+        vec![provider.clone()],
+        "paysera".into(),
+        TaskTracker::new(),
+    );
+    tokio::spawn(reconcile::run(
+        engine.clone(),
+        queue,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    let first = ask(&engine, r#"{"action":"pay","request_id":"c","amount":5}"#).await;
+    assert_eq!(first["error_type"], "unknown_result_error");
+    // The reconciler starts checking at once; five clients ask at the same moment.
+    let asks: Vec<_> = (0..5)
+        .map(|_| {
+            let e = engine.clone();
+            tokio::spawn(
+                async move { ask(&e, r#"{"action":"get_result","request_id":"c"}"#).await },
+            )
+        })
+        .collect();
+    for a in asks {
+        assert_eq!(a.await.unwrap()["data"]["status"], "approved");
+    }
+    assert_eq!(
+        provider.max.load(Ordering::SeqCst),
+        1,
+        "two status checks overlapped"
+    );
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        1,
+        "later askers reuse the settled answer"
+    );
+}

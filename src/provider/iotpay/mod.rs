@@ -385,19 +385,31 @@ mod tests {
             metadata: Default::default(),
             params: Default::default(),
             primary: None,
-            created_at: (time::OffsetDateTime::now_utc() - age).format(&Rfc3339).unwrap(),
+            created_at: (time::OffsetDateTime::now_utc() - age)
+                .format(&Rfc3339)
+                .unwrap(),
         }
     }
 
     #[test]
     fn no_such_order_is_final_only_after_the_grace_window() {
         let p = provider(vec![2_000; 40]);
-        assert_eq!(p.not_found_grace, Duration::from_secs(60), "capped at a minute");
-        assert!(matches!(p.not_found(&op(time::Duration::seconds(5))), Outcome::Unknown(_)));
+        assert_eq!(
+            p.not_found_grace,
+            Duration::from_secs(60),
+            "capped at a minute"
+        );
+        assert!(matches!(
+            p.not_found(&op(time::Duration::seconds(5))),
+            Outcome::Unknown(_)
+        ));
         match p.not_found(&op(time::Duration::seconds(61))) {
             Outcome::Failed(f) => assert_eq!(f.reason, "not_processed"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(provider(vec![50, 100]).not_found_grace, Duration::from_millis(150));
+        assert_eq!(
+            provider(vec![50, 100]).not_found_grace,
+            Duration::from_millis(150)
+        );
     }
 }
