@@ -6,6 +6,7 @@
 //! engine decides what is durable and what needs reconciling.
 
 pub mod http;
+pub mod phonepe;
 pub mod sign;
 pub mod sim;
 
@@ -203,8 +204,12 @@ pub fn from_config(
     use anyhow::Context;
     let sim =
         sim::Sim::open(state_dir, &config.providers.sim).context("cannot open the sim backend")?;
-    let list: Vec<std::sync::Arc<dyn Provider>> = vec![std::sync::Arc::new(sim)];
-    for name in ["phonepe", "iotpay", "paysera", "lifepay"] {
+    let mut list: Vec<std::sync::Arc<dyn Provider>> = vec![std::sync::Arc::new(sim)];
+    if let Some(cfg) = &config.providers.phonepe {
+        let p = phonepe::PhonePe::new(cfg).context("cannot set up [providers.phonepe]")?;
+        list.push(std::sync::Arc::new(p));
+    }
+    for name in ["iotpay", "paysera", "lifepay"] {
         if config.configured(name) {
             log::warn!("[providers.{name}] is configured, but this build cannot use it yet");
         }
