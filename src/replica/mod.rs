@@ -16,6 +16,8 @@
 //!
 //! Replicas are test equipment: they must never be pointed at by a production config.
 
+pub mod phonepe;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -246,8 +248,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 
 /// The routes of the replica `opts.backend`: one arm per backend.
 fn backend(opts: &Options) -> anyhow::Result<Router> {
-    #[allow(clippy::match_single_binding)] // arms are added as each backend's replica lands
     match opts.backend.as_str() {
+        "phonepe" => phonepe::router(opts),
         other => anyhow::bail!("no replica named {other:?}; expected phonepe, iotpay or paysera"),
     }
 }

@@ -163,16 +163,17 @@ impl PhonePe {
         }
     }
 
-    /// "Not found" is only believed once a request sent for `op` can no longer arrive: one
-    /// request timeout after the operation began, plus the first status interval as margin
-    /// (the init is sent right after the intent is written).
+    /// "Not found" is only believed once a request sent for `op` can no longer arrive. The init
+    /// is sent right after the intent is written (`created_at`); a request we gave up on after
+    /// one request timeout may take as long again inside PhonePe, and the first status
+    /// interval (PhonePe's own 20 s) is the margin on top.
     fn not_found_is_final(&self, op: &Operation) -> bool {
         use time::format_description::well_known::Rfc3339;
         let Ok(created) = time::OffsetDateTime::parse(&op.created_at, &Rfc3339) else {
             return true;
         };
         let age = time::OffsetDateTime::now_utc() - created;
-        age >= self.request_timeout + self.schedule[0]
+        age >= self.request_timeout * 2 + self.schedule[0]
     }
 
     fn not_processed() -> Outcome {
