@@ -8,6 +8,8 @@
 //! 5xx, garbage, DUPLICATE_TRANSACTION_ID) is settled with the status call, never a resend.
 //! This module must not log or return the salt key, and passes card data only masked.
 
+mod answer;
+mod cancel;
 mod wire;
 
 use std::time::Duration;
@@ -18,10 +20,11 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::http::{Http, HttpError, Reply};
-use super::{sign, Approval, Failure, OpKind, Operation, Outcome, Provider};
+use super::{sign, Failure, OpKind, Operation, Outcome, Provider};
 use crate::config::PhonePeConfig;
 use crate::secret::Secret;
-use wire::{Ids, Sent, Status};
+use answer::{Sent, Status};
+use wire::Ids;
 
 /// PhonePe's published status schedule: first check 20 s after init, every 3 s for 30 s,
 /// 6 s for 60 s, 10 s for 60 s, 30 s for 60 s, then every 60 s.
@@ -146,7 +149,7 @@ impl PhonePe {
             Ok(r) => r,
             Err(e) => return Check::Unclear(e.to_string()),
         };
-        let Some(answer) = wire::parse_answer(&reply.body) else {
+        let Some(answer) = answer::parse_answer(&reply.body) else {
             return Check::Unclear(format!(
                 "PhonePe status answer was not understood (HTTP {}): {}",
                 reply.status,
@@ -154,7 +157,7 @@ impl PhonePe {
             ));
         };
         let id = answer.phonepe_id();
-        match wire::classify_status(op, &answer) {
+        match answer::classify_status(op, &answer) {
             Status::Success(a) => Check::Final(Outcome::Approved(a)),
             Status::Failed(f) => Check::Final(Outcome::Failed(f)),
             Status::Pending => Check::Pending(id),
@@ -236,14 +239,14 @@ impl PhonePe {
             Err(e @ HttpError::NotSent { .. }) => return e.into_outcome(),
             Err(e) => log::warn!(request_id = op.request_id.as_str(), provider = "phonepe";
                 "{} {}: {e}; checking its status", op.kind.as_str(), op.request_id),
-            Ok(reply) => match wire::parse_answer(&reply.body) {
+            Ok(reply) => match answer::parse_answer(&reply.body) {
                 None => log::warn!(request_id = op.request_id.as_str(), provider = "phonepe";
                     "{} {}: answer not understood (HTTP {}); checking its status",
                     op.kind.as_str(), op.request_id, reply.status),
                 Some(answer) => {
                     log::info!(request_id = op.request_id.as_str(), provider = "phonepe";
                         "{} {}: PhonePe answered {}", op.kind.as_str(), op.request_id, answer.code);
-                    match wire::classify_sent(op.kind, &answer) {
+                    match answer::classify_sent(op.kind, &answer) {
                         Sent::Refused(f) => return Outcome::Failed(f),
                         // DUPLICATE_TRANSACTION_ID included: an earlier send of this very id
                         // reached PhonePe; its status is the answer, never a second init.
@@ -287,89 +290,6 @@ impl PhonePe {
         self.send_and_follow(op, wire::REFUND_PATH, &payload, bound)
             .await
     }
-
-    /// The pay a cancel or refund is about: its merchantTransactionId.
-    fn primary_id(op: &Operation) -> Result<String, Failure> {
-        op.primary
-            .as_ref()
-            .and_then(|p| p.request_id.as_deref())
-            .map(wire::transaction_id)
-            .ok_or_else(|| {
-                Failure::new(
-                    "invalid_request",
-                    "primary_transaction.request_id: is required to find the PhonePe sale",
-                )
-            })
-    }
-
-    async fn cancel(&self, op: &Operation) -> Outcome {
-        let pay_id = match Self::primary_id(op) {
-            Ok(id) => id,
-            Err(f) => return Outcome::Failed(f),
-        };
-        let path = wire::cancel_path(&self.ids.merchant_id, &pay_id);
-        let answer = match self.call_path(Method::PUT, &path).await {
-            Err(e @ HttpError::NotSent { .. }) => return e.into_outcome(),
-            Err(_) => None,
-            Ok(reply) => wire::parse_answer(&reply.body),
-        };
-        match answer.as_ref().map(|a| (a.success, a.code.as_str())) {
-            Some((true, "SUCCESS")) => Outcome::Approved(cancelled(&pay_id, "SUCCESS")),
-            Some((_, "PAYMENT_ALREADY_COMPLETED")) => Outcome::Failed(already_completed()),
-            Some((_, "UNAUTHORIZED")) => Outcome::Failed(Failure::new(
-                "unauthorized",
-                "PhonePe refused the request signature: check salt_key and salt_index. \
-                 The sale was not cancelled.",
-            )),
-            // Anything else: what the pay's status says is the answer.
-            _ => self.cancel_status(op, &pay_id).await,
-        }
-    }
-
-    /// A cancel's outcome read from the status of the pay it cancels. Never moves money.
-    async fn cancel_status(&self, op: &Operation, pay_id: &str) -> Outcome {
-        let mut pay = op.clone();
-        pay.kind = OpKind::Pay;
-        pay.amount = op.primary.as_ref().map(|p| p.amount);
-        match self.check(&pay, pay_id).await {
-            Check::Final(Outcome::Approved(_)) => Outcome::Failed(already_completed()),
-            Check::Final(Outcome::Failed(f)) if f.reason == "invalid_request" => Outcome::Failed(f),
-            Check::Final(_) => Outcome::Approved(cancelled(pay_id, "FAILED")),
-            Check::NotFound => Outcome::Failed(Failure::new(
-                "not_processed",
-                "PhonePe has no such sale to cancel; nothing was charged for it.",
-            )),
-            Check::Pending(_) => Outcome::Unknown(Failure::new(
-                "timeout",
-                "The sale is still waiting for the customer and the cancel was not confirmed; \
-                 it is being checked. Ask again with get_result.",
-            )),
-            Check::Unclear(why) => Outcome::Unknown(Failure::new(
-                "timeout",
-                format!(
-                    "The cancel's outcome is not known yet ({why}); ask again with get_result."
-                ),
-            )),
-        }
-    }
-}
-
-fn cancelled(pay_id: &str, pay_status: &str) -> Approval {
-    let mut extra = serde_json::Map::new();
-    extra.insert("pay_status".into(), json!(pay_status));
-    Approval {
-        status: "cancelled".into(),
-        provider_reference: Some(pay_id.to_owned()),
-        extra,
-        ..Approval::default()
-    }
-}
-
-fn already_completed() -> Failure {
-    Failure::new(
-        "already_completed",
-        "The customer has already paid this sale, so it cannot be cancelled; refund it instead.",
-    )
 }
 
 #[async_trait]

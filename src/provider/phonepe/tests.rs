@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::answer::*;
 use super::wire::*;
 use super::*;
 use crate::provider::{OpKind, Operation, Primary};
@@ -233,9 +234,12 @@ fn a_paid_status_gives_rrn_reference_and_a_masked_card_only() {
     assert_eq!(card.masked_pan, "411111******1111");
     assert_eq!(card.scheme.as_deref(), Some("VISA"));
     let last4 = json!({"paymentInstruments": {"last4Digits": "4444", "network": "MASTERCARD"}});
-    assert_eq!(wire::card(&last4).unwrap().masked_pan, "************4444");
+    assert_eq!(answer::card(&last4).unwrap().masked_pan, "************4444");
     let masked = json!({"paymentInstruments": [{"maskedCardNumber": "XXXXXXXXXXXX0003"}]});
-    assert_eq!(wire::card(&masked).unwrap().masked_pan, "************0003");
+    assert_eq!(
+        answer::card(&masked).unwrap().masked_pan,
+        "************0003"
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! Replica's own choice where PhonePe's docs are silent: a cancel of a FAILED or EXPIRED
 //! payment answers TRANSACTION_ALREADY_CLOSED.
 
+mod checks;
 mod ledger;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use serde_json::{json, Value};
 use super::{Options, Store};
 use crate::provider::sign;
 use crate::secret::Secret;
+use checks::{answer, bad, check_init, check_types, text, unauthorized, valid_txn_id, Refusal};
 use ledger::{now_ms, Kind, Ledger, Txn};
 
 struct Replica {
@@ -78,34 +80,6 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
     Ok(api.clone().nest("/enterprise-sandbox", api).merge(control))
 }
 
-fn answer(http: StatusCode, success: bool, code: &str, message: &str, data: Value) -> Response {
-    let mut body = json!({"success": success, "code": code, "message": message});
-    if !data.is_null() {
-        body["data"] = data;
-    }
-    (http, Json(body)).into_response()
-}
-
-fn bad(code: &str, message: impl AsRef<str>) -> Response {
-    answer(
-        StatusCode::BAD_REQUEST,
-        false,
-        code,
-        message.as_ref(),
-        Value::Null,
-    )
-}
-
-fn unauthorized() -> Response {
-    answer(
-        StatusCode::UNAUTHORIZED,
-        false,
-        "UNAUTHORIZED",
-        "Checksum verification failed (X-VERIFY)",
-        Value::Null,
-    )
-}
-
 impl Replica {
     /// Checks `X-VERIFY` = sha256(parts... + salt) + "###" + salt_index.
     fn verified(&self, headers: &HeaderMap, body_b64: Option<&str>, path: &str) -> bool {
@@ -126,7 +100,7 @@ impl Replica {
         headers: &HeaderMap,
         uri: &Uri,
         body: &[u8],
-    ) -> Result<Value, Response> {
+    ) -> Result<Value, Refusal> {
         let b64 = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| v.get("request")?.as_str().map(str::to_owned))
@@ -145,96 +119,9 @@ impl Replica {
             .and_then(|raw| serde_json::from_slice(&raw).ok())
             .filter(Value::is_object)
             .ok_or_else(|| bad("INVALID_REQUEST", "request is not base64 of a JSON object"))?;
-        for (k, v) in payload.as_object().expect("object") {
-            let ok = match (k.as_str(), v) {
-                ("amount", v) => v.as_u64().is_some_and(|a| a > 0),
-                ("paymentModes", Value::Array(list)) => list.iter().all(Value::is_string),
-                (_, Value::String(_)) => true,
-                _ => false,
-            };
-            if !ok {
-                let code = if k == "amount" {
-                    "INVALID_AMOUNT"
-                } else {
-                    "INVALID_REQUEST"
-                };
-                return Err(bad(code, format!("{k}: wrong type or null")));
-            }
-        }
+        check_types(&payload)?;
         Ok(payload)
     }
-}
-
-fn text<'a>(p: &'a Value, key: &str) -> &'a str {
-    p.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn valid_txn_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() < 38
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn seconds(p: &Value, key: &str) -> Option<u64> {
-    text(p, key).parse().ok().filter(|s| *s > 0)
-}
-
-/// Checks an init payload; the window (ms) the customer has, or the refusal.
-fn check_init(r: &Replica, p: &Value) -> Result<u64, Response> {
-    for key in ["merchantId", "storeId", "terminalId", "orderId"] {
-        if text(p, key).is_empty() {
-            return Err(bad("INVALID_REQUEST", format!("{key}: is required")));
-        }
-    }
-    if !valid_txn_id(text(p, "merchantTransactionId")) {
-        return Err(bad(
-            "INVALID_TRANSACTION_ID",
-            "merchantTransactionId: bad id",
-        ));
-    }
-    let solution = text(p, "solutionType");
-    if !r.solutions.iter().any(|s| s == solution) {
-        return Err(answer(
-            StatusCode::OK,
-            false,
-            "SOLUTION_NOT_ENABLED",
-            &format!("solution {solution:?} is not enabled for this merchant"),
-            Value::Null,
-        ));
-    }
-    let window = if solution == "DQR_DEVICE" {
-        seconds(p, "expiresIn").ok_or_else(|| bad("INVALID_REQUEST", "expiresIn: required"))?
-    } else {
-        let modes = p.get("paymentModes").and_then(Value::as_array);
-        let modes_ok = modes.is_some_and(|m| {
-            !m.is_empty() && m.iter().all(|x| matches!(x.as_str(), Some("CARD" | "DQR")))
-        });
-        if !modes_ok {
-            return Err(bad(
-                "INVALID_PAYMENT_MODES",
-                "paymentModes: CARD and/or DQR",
-            ));
-        }
-        match text(p, "integrationMappingType") {
-            "ONE_TO_ONE" => {}
-            "OPEN" => {
-                let s = text(p, "shortOrderId");
-                if !(4..=8).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(bad("INVALID_REQUEST", "shortOrderId: 4 to 8 digits"));
-                }
-            }
-            _ => return Err(bad("INVALID_REQUEST", "integrationMappingType")),
-        }
-        seconds(p, "timeAllowedForHandoverToTerminalSeconds").ok_or_else(|| {
-            bad(
-                "INVALID_REQUEST",
-                "timeAllowedForHandoverToTerminalSeconds: required",
-            )
-        })?
-    };
-    Ok(window * 1000)
 }
 
 async fn init(
@@ -253,22 +140,22 @@ async fn init(
         act_on_init(&r, &headers, &uri, &body)
     });
     task.await
-        .unwrap_or_else(|_| bad("INTERNAL_SERVER_ERROR", "replica task failed"))
+        .unwrap_or_else(|_| bad("INTERNAL_SERVER_ERROR", "replica task failed").into_response())
 }
 
 fn act_on_init(r: &Replica, headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Response {
     let p = match r.unwrap_request(headers, uri, body) {
         Ok(p) => p,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let id = text(&p, "merchantTransactionId").to_owned();
     if valid_txn_id(&id) {
         r.store
             .update(|l| *l.calls.entry(id.clone()).or_default() += 1);
     }
-    let window_ms = match check_init(r, &p) {
+    let window_ms = match check_init(&r.solutions, &p) {
         Ok(w) => w,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let now = now_ms();
     let amount = p["amount"].as_u64().unwrap_or(0);
@@ -314,7 +201,7 @@ async fn status(
     uri: Uri,
 ) -> Response {
     if !r.verified(&headers, None, uri.path()) {
-        return unauthorized();
+        return unauthorized().into_response();
     }
     let now = now_ms();
     let found = r.store.update(|l| {
@@ -348,7 +235,7 @@ async fn cancel(
     uri: Uri,
 ) -> Response {
     if !r.verified(&headers, None, uri.path()) {
-        return unauthorized();
+        return unauthorized().into_response();
     }
     let now = now_ms();
     let result = r.store.update(|l| {
@@ -401,11 +288,11 @@ async fn refund(
 ) -> Response {
     let p = match r.unwrap_request(&headers, &uri, &body) {
         Ok(p) => p,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let id = text(&p, "transactionId").to_owned();
     if !valid_txn_id(&id) {
-        return bad("INVALID_TRANSACTION_ID", "transactionId: bad id");
+        return bad("INVALID_TRANSACTION_ID", "transactionId: bad id").into_response();
     }
     let original = text(&p, "originalTransactionId").to_owned();
     let amount = p["amount"].as_u64().unwrap_or(0);
