@@ -482,6 +482,28 @@ reader = "reader-1"
     }
 
     #[test]
+    fn phonepe_optional_keys_are_checked() {
+        let base = "[providers.phonepe]\nbase_url = \"u\"\nmerchant_id = \"M\"\nstore_id = \"S\"\n\
+                    terminal_id = \"T\"\nsalt_key_file = \"/k\"\nsalt_index = 1\n";
+        let c = parse(&format!(
+            "{base}status_id = \"merchant\"\nrequest_timeout_ms = 5000\n"
+        ))
+        .unwrap();
+        assert_eq!(c.providers.phonepe.unwrap().request_timeout_ms, Some(5000));
+        let err = parse(&format!("{base}status_id = \"theirs\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.phonepe.status_id"), "{err}");
+        let err = parse(&format!("{base}request_timeout_ms = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("providers.phonepe.request_timeout_ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn inline_secrets_need_a_private_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");

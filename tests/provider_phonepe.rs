@@ -302,3 +302,30 @@ fn an_id_phonepe_already_has_is_followed_never_initialised_again() {
     assert_eq!(s.txn("sale-dup")["amount"], 900);
     s.no_secret_in_log();
 }
+
+#[test]
+fn status_checks_switch_to_phonepes_id_once_known_unless_configured_otherwise() {
+    let status_paths = |s: &Setup| -> Vec<String> {
+        let seen = s.replica.requests();
+        let paths = seen.as_object().unwrap().keys();
+        paths.filter(|p| p.ends_with("/status")).cloned().collect()
+    };
+    let s = Setup::new(&[("pay_after_ms", "800")], &[]);
+    assert_eq!(s.pay("sale-id", 1000, json!({}))["code"], 0);
+    let theirs = s.txn("sale-id")["phonepe_id"].as_str().unwrap().to_owned();
+    let paths = status_paths(&s);
+    assert!(
+        paths.contains(&"/v1/payment/MERCH1/Psale-id/status".to_owned()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&format!("/v1/payment/MERCH1/{theirs}/status")),
+        "{paths:?}"
+    );
+    s.no_secret_in_log();
+
+    let m = Setup::new(&[("pay_after_ms", "800")], &[("status_id", "\"merchant\"")]);
+    assert_eq!(m.pay("sale-id", 1000, json!({}))["code"], 0);
+    assert_eq!(status_paths(&m), ["/v1/payment/MERCH1/Psale-id/status"]);
+    m.no_secret_in_log();
+}

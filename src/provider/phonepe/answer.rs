@@ -21,17 +21,35 @@ pub fn parse_answer(body: &[u8]) -> Option<Answer> {
     let code = v.get("code")?.as_str()?.to_owned();
     Some(Answer {
         success: v.get("success").and_then(Value::as_bool).unwrap_or(false),
-        message: v
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect(),
+        message: scrub(v.get("message").and_then(Value::as_str).unwrap_or("")),
         code,
         data: v.get("data").cloned().unwrap_or(Value::Null),
     })
+}
+
+/// Backend text made fit for a cashier's message and the journal: printable, short, and any
+/// run of 12 or more digits (a card number would be one) masked.
+pub fn scrub(text: &str) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 12 {
+            out.push_str(&mask_pan(digits));
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars().filter(|c| !c.is_control()).take(200) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 impl Answer {

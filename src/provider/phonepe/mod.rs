@@ -147,13 +147,13 @@ impl PhonePe {
         let path = wire::status_path(&self.ids.merchant_id, transaction_id);
         let reply = match self.call_path(Method::GET, &path).await {
             Ok(r) => r,
-            Err(e) => return Check::Unclear(e.to_string()),
+            Err(e) => return Check::Unclear(answer::scrub(&e.to_string())),
         };
         let Some(answer) = answer::parse_answer(&reply.body) else {
             return Check::Unclear(format!(
                 "PhonePe status answer was not understood (HTTP {}): {}",
                 reply.status,
-                super::http::snippet(&reply.body)
+                answer::scrub(&super::http::snippet(&reply.body))
             ));
         };
         let id = answer.phonepe_id();
@@ -329,6 +329,7 @@ impl Provider for PhonePe {
                 Err(f) => Outcome::Failed(f),
             };
         }
+        // Only our own id is known here (PhonePe's id is not journaled); PhonePe accepts it.
         match self.check(op, &wire::transaction_id(&op.request_id)).await {
             Check::Final(o) => o,
             Check::NotFound if self.not_found_is_final(op) => Self::not_processed(),

@@ -386,3 +386,15 @@ async fn status_is_signed_over_its_path_and_not_found_waits_for_stray_requests()
         "{raw}"
     );
 }
+
+#[test]
+fn backend_text_never_carries_a_card_number() {
+    assert_eq!(
+        scrub("card 4111111111111111 declined"),
+        "card 411111******1111 declined"
+    );
+    assert_eq!(scrub("rrn 431234 ok\u{1}"), "rrn 431234 ok");
+    let a = answer(json!({"success": false, "code": "PAYMENT_DECLINED",
+        "message": "PAN 5555555555554444 refused"}));
+    assert!(!a.message.contains("5555555555554444"), "{}", a.message);
+}
