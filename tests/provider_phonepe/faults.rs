@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{in_background, wait_for, Setup};
+use super::{common, in_background, wait_for, Setup};
 
 const INIT: &str = "/v1/payment/init";
 
@@ -142,5 +142,25 @@ fn a_refund_whose_answer_is_lost_is_followed_not_resent() {
     );
     assert_eq!(r["data"]["status"], "refunded", "{r}");
     assert_eq!(s.calls("refund-lost"), 1);
+    s.no_secret_in_log();
+}
+
+#[test]
+fn phonepe_going_away_mid_sale_and_coming_back_loses_nothing() {
+    let mut s = Setup::new(&[("pay_after_ms", "1500")], &[]);
+    let pay = in_background(
+        &s.d,
+        json!({"action": "pay", "request_id": "away-1", "amount": 800}),
+    );
+    wait_for("the init", Duration::from_secs(10), || {
+        s.txn("away-1").is_object()
+    });
+    let (state, addr) = (s.replica.state.clone(), s.replica.addr().to_owned());
+    s.replica.kill();
+    std::thread::sleep(Duration::from_millis(400));
+    s.replica = common::replica::Replica::start_at(&state, &addr, "phonepe", super::SALT, &[]);
+    let a = pay.join().unwrap().expect("the pay's answer");
+    assert_eq!(a["data"]["status"], "approved", "{a}");
+    assert_eq!(s.calls("away-1"), 1);
     s.no_secret_in_log();
 }
