@@ -151,6 +151,11 @@ pub struct PhonePeConfig {
     pub solution_type: String,
     pub timeout_ms: Option<u64>,
     pub status_poll_ms: Option<Vec<u64>>,
+    /// Optional: bound of one HTTP request (the whole operation is bounded by `timeout_ms`).
+    pub request_timeout_ms: Option<u64>,
+    /// Optional: which id the status call names, `"phonepe"` (PhonePe's own transaction id once
+    /// an answer has given one, else ours; the default) or `"merchant"` (always ours).
+    pub status_id: Option<String>,
 }
 
 fn default_solution_type() -> String {
@@ -286,6 +291,21 @@ impl Config {
                 .map_err(|r| invalid("providers.phonepe.salt_key", r))?;
             check_schedule(p.status_poll_ms.as_ref())
                 .map_err(|r| invalid("providers.phonepe.status_poll_ms", r))?;
+            for (key, ms) in [
+                ("timeout_ms", p.timeout_ms),
+                ("request_timeout_ms", p.request_timeout_ms),
+            ] {
+                if let Some(ms) = ms {
+                    check_timeout(ms)
+                        .map_err(|r| invalid(&format!("providers.phonepe.{key}"), r))?;
+                }
+            }
+            if !matches!(p.status_id.as_deref(), None | Some("phonepe" | "merchant")) {
+                return Err(invalid(
+                    "providers.phonepe.status_id",
+                    "must be \"phonepe\" or \"merchant\"".into(),
+                ));
+            }
         }
         if let Some(p) = &self.providers.iotpay {
             check_currency(&p.currency).map_err(|r| invalid("providers.iotpay.currency", r))?;
@@ -476,6 +496,28 @@ reader = "reader-1"
         let c = parse(text).unwrap();
         assert_eq!(c.providers.phonepe.unwrap().solution_type, "DQR_DEVICE");
         assert_eq!(c.providers.iotpay.unwrap().channel_id, "CC_PAX");
+    }
+
+    #[test]
+    fn phonepe_optional_keys_are_checked() {
+        let base = "[providers.phonepe]\nbase_url = \"u\"\nmerchant_id = \"M\"\nstore_id = \"S\"\n\
+                    terminal_id = \"T\"\nsalt_key_file = \"/k\"\nsalt_index = 1\n";
+        let c = parse(&format!(
+            "{base}status_id = \"merchant\"\nrequest_timeout_ms = 5000\n"
+        ))
+        .unwrap();
+        assert_eq!(c.providers.phonepe.unwrap().request_timeout_ms, Some(5000));
+        let err = parse(&format!("{base}status_id = \"theirs\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.phonepe.status_id"), "{err}");
+        let err = parse(&format!("{base}request_timeout_ms = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("providers.phonepe.request_timeout_ms"),
+            "{err}"
+        );
     }
 
     #[test]

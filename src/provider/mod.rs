@@ -8,6 +8,7 @@
 pub mod http;
 pub mod iotpay;
 pub mod paysera;
+pub mod phonepe;
 pub mod sign;
 pub mod sim;
 
@@ -229,10 +230,13 @@ pub fn from_config(
             paysera::Paysera::new(c).context("cannot set up [providers.paysera]")?,
         ));
     }
-    for name in ["phonepe", "lifepay"] {
-        if config.configured(name) {
-            log::warn!("[providers.{name}] is configured, but this build cannot use it yet");
-        }
+    if let Some(c) = &config.providers.phonepe {
+        list.push(std::sync::Arc::new(
+            phonepe::PhonePe::new(c).context("cannot set up [providers.phonepe]")?,
+        ));
+    }
+    if config.configured("lifepay") {
+        log::warn!("[providers.lifepay] is configured, but this build cannot use it yet");
     }
     Ok(list)
 }

@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 
 pub mod iotpay;
 pub mod paysera;
+pub mod phonepe;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -252,6 +253,7 @@ fn backend(opts: &Options) -> anyhow::Result<Router> {
     match opts.backend.as_str() {
         "iotpay" => iotpay::router(opts),
         "paysera" => paysera::router(opts),
+        "phonepe" => phonepe::router(opts),
         other => anyhow::bail!("no replica named {other:?}; expected phonepe, iotpay or paysera"),
     }
 }

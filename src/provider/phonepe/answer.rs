@@ -1,0 +1,248 @@
+//! What PhonePe's answers mean: init/backToSource acceptance or refusal, a status answer's
+//! verdict on a pay or refund, and the card in it, masked. Pure: bytes in, verdicts out; it must
+//! not decide when to call anything, and never lets a full card number through.
+
+use serde_json::{json, Map, Value};
+
+use crate::provider::{mask_pan, Approval, Card, Failure, OpKind, Operation};
+
+/// A PhonePe answer: `{success, code, message, data}`.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub success: bool,
+    pub code: String,
+    pub message: String,
+    pub data: Value,
+}
+
+/// `None` when the body is not a PhonePe answer at all (garbage, HTML from a proxy).
+pub fn parse_answer(body: &[u8]) -> Option<Answer> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let code = v.get("code")?.as_str()?.to_owned();
+    Some(Answer {
+        success: v.get("success").and_then(Value::as_bool).unwrap_or(false),
+        message: scrub(v.get("message").and_then(Value::as_str).unwrap_or("")),
+        code,
+        data: v.get("data").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Backend text made fit for a cashier's message and the journal: printable, short, and any
+/// run of 12 or more digits (a card number would be one) masked.
+pub fn scrub(text: &str) -> String {
+    let mut out = String::new();
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 12 {
+            out.push_str(&mask_pan(digits));
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars().filter(|c| !c.is_control()).take(200) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
+impl Answer {
+    fn said(&self) -> String {
+        if self.message.is_empty() {
+            format!("PhonePe answered {}", self.code)
+        } else {
+            format!("PhonePe answered {}: {}", self.code, self.message)
+        }
+    }
+
+    fn data_str(&self, key: &str) -> Option<String> {
+        self.data
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+
+    /// PhonePe's own id for the transaction, when this answer carries one.
+    pub fn phonepe_id(&self) -> Option<String> {
+        self.data_str("phonepeTransactionId")
+            .or_else(|| self.data_str("providerReferenceId"))
+    }
+}
+
+/// What the answer to a money-moving call (init, backToSource) means.
+#[derive(Debug)]
+pub enum Sent {
+    /// Accepted (or already accepted earlier): follow it with status checks.
+    Follow,
+    /// Refused; nothing moved.
+    Refused(Failure),
+}
+
+/// Classifies an init or backToSource answer. Anything not known to be a refusal is followed
+/// with status checks: a code we do not know must not be taken as "nothing happened".
+pub fn classify_sent(kind: OpKind, a: &Answer) -> Sent {
+    let refuse = |reason: &str, what: &str| {
+        Sent::Refused(Failure::new(reason, format!("{what} ({}).", a.said())))
+    };
+    match a.code.as_str() {
+        "UNAUTHORIZED" => refuse(
+            "unauthorized",
+            "PhonePe refused the request signature: check salt_key and salt_index. \
+             Nothing was charged",
+        ),
+        "EXCESS_REFUND_AMOUNT" => refuse(
+            "invalid_request",
+            "PhonePe refused the refund: the amount is more than is left to refund, or an \
+             earlier refund of this sale is still being processed",
+        ),
+        "SOLUTION_NOT_ENABLED" | "INTEGRATEDMODE_NOT_ENABLED_ON_TERMINAL" => refuse(
+            "provider_unavailable",
+            "PhonePe has not enabled this payment solution for the merchant or terminal; \
+             ask PhonePe to enable it. Nothing was charged",
+        ),
+        c if c.starts_with("INVALID_") => refuse(
+            "invalid_request",
+            &format!(
+                "PhonePe rejected the {} request. Nothing was charged",
+                kind.as_str()
+            ),
+        ),
+        _ => Sent::Follow,
+    }
+}
+
+/// What a status answer says about a pay or refund.
+#[derive(Debug)]
+pub enum Status {
+    Success(Approval),
+    Failed(Failure),
+    /// Not final yet (PENDING, INTERNAL_SERVER_ERROR, ...).
+    Pending,
+    NotFound,
+    /// The answer does not tell (unauthorized, unknown shape).
+    Unclear(String),
+}
+
+/// Reads a status answer for operation `op` (pay or refund).
+pub fn classify_status(op: &Operation, a: &Answer) -> Status {
+    match a.code.as_str() {
+        "PAYMENT_NOT_FOUND" | "TRANSACTION_NOT_FOUND" | "NOT_FOUND" => return Status::NotFound,
+        "UNAUTHORIZED" => return Status::Unclear(a.said()),
+        _ => {}
+    }
+    let state = a
+        .data_str("status")
+        .or_else(|| a.data_str("state"))
+        .unwrap_or_else(|| match a.code.as_str() {
+            "PAYMENT_SUCCESS" => "SUCCESS".into(),
+            "PAYMENT_PENDING" | "INTERNAL_SERVER_ERROR" => "PENDING".into(),
+            "PAYMENT_ERROR" | "PAYMENT_DECLINED" | "PAYMENT_CANCELLED" => "FAILED".into(),
+            _ => String::new(),
+        });
+    if let (Some(theirs), Some(ours)) = (a.data.get("amount").and_then(Value::as_u64), op.amount) {
+        if theirs != ours {
+            // Another sale under the same id (e.g. a request_id reused on another counter):
+            // its result is not ours to report.
+            return Status::Failed(Failure::new(
+                "invalid_request",
+                format!(
+                    "PhonePe holds a different sale ({theirs}) under this request's transaction \
+                     id; nothing was charged for this request. Use a new request_id."
+                ),
+            ));
+        }
+    }
+    match state.as_str() {
+        "SUCCESS" | "COMPLETED" => Status::Success(approval(op, a)),
+        "FAILED" if a.code.contains("CANCEL") => Status::Failed(Failure::new(
+            "cancelled",
+            "The sale was cancelled before the customer paid. Nothing was charged.",
+        )),
+        "FAILED" => Status::Failed(Failure::new(
+            "declined",
+            format!(
+                "The {} was declined ({}). Nothing was charged.",
+                if op.kind == OpKind::Refund {
+                    "refund"
+                } else {
+                    "payment"
+                },
+                a.said()
+            ),
+        )),
+        "EXPIRED" => Status::Failed(Failure::new(
+            "expired",
+            "The customer did not pay in time and the payment request expired. \
+             Nothing was charged.",
+        )),
+        "PENDING" => Status::Pending,
+        _ => Status::Unclear(a.said()),
+    }
+}
+
+fn approval(op: &Operation, a: &Answer) -> Approval {
+    let mut extra = Map::new();
+    if let Some(id) = a.data_str("transactionId") {
+        extra.insert("merchant_transaction_id".into(), json!(id));
+    }
+    if let Some(mode) = a.data_str("paymentMode") {
+        extra.insert("payment_mode".into(), json!(mode));
+    }
+    Approval {
+        status: if op.kind == OpKind::Refund {
+            "refunded"
+        } else {
+            "approved"
+        }
+        .into(),
+        provider_reference: a.phonepe_id().or_else(|| a.data_str("transactionId")),
+        rrn: a.data_str("referenceNumber"),
+        approval_code: a
+            .data_str("authCode")
+            .or_else(|| a.data_str("approvalCode")),
+        card: card(&a.data),
+        extra,
+    }
+}
+
+/// The card from `paymentInstruments` (a list or one object), masked: a full number never
+/// gets through, whatever field it came in.
+pub fn card(data: &Value) -> Option<Card> {
+    let found = match data.get("paymentInstruments")? {
+        Value::Array(list) => list.iter().find(|i| i.is_object())?.clone(),
+        v @ Value::Object(_) => v.clone(),
+        _ => return None,
+    };
+    let s = |k: &str| found.get(k).and_then(Value::as_str).map(str::to_owned);
+    let number = ["cardNumber", "maskedCardNumber", "pan", "maskedPan"]
+        .iter()
+        .find_map(|k| s(k));
+    let last4 = ["last4Digits", "last4", "cardLast4"]
+        .iter()
+        .find_map(|k| s(k))
+        .or_else(|| number.clone());
+    let masked_pan = match &number {
+        // An unmasked number of card length: keep six and four.
+        Some(n) if n.chars().all(|c| c.is_ascii_digit() || c == ' ') && n.len() >= 12 => {
+            mask_pan(n)
+        }
+        _ => {
+            let digits: String = last4?.chars().filter(char::is_ascii_digit).collect();
+            if digits.len() < 4 {
+                return None;
+            }
+            format!("************{}", &digits[digits.len() - 4..])
+        }
+    };
+    let scheme = ["cardNetwork", "network", "cardType"]
+        .iter()
+        .find_map(|k| s(k));
+    Some(Card { masked_pan, scheme })
+}

@@ -1,0 +1,95 @@
+//! PhonePe cancel: `PUT /v1/payment/{merchantId}/{merchantTransactionId}/cancel` of a pay the
+//! customer has not paid yet, and reading a cancel's outcome from that pay's status. It must
+//! not touch a paid sale (that needs a refund) and never sends anything but the one cancel.
+
+use reqwest::Method;
+use serde_json::json;
+
+use super::{answer, wire, Check, PhonePe};
+use crate::provider::http::HttpError;
+use crate::provider::{Approval, Failure, OpKind, Operation, Outcome};
+
+impl PhonePe {
+    /// The pay a cancel or refund is about: its merchantTransactionId.
+    pub(super) fn primary_id(op: &Operation) -> Result<String, Failure> {
+        op.primary
+            .as_ref()
+            .and_then(|p| p.request_id.as_deref())
+            .map(wire::transaction_id)
+            .ok_or_else(|| {
+                Failure::new(
+                    "invalid_request",
+                    "primary_transaction.request_id: is required to find the PhonePe sale",
+                )
+            })
+    }
+
+    pub(super) async fn cancel(&self, op: &Operation) -> Outcome {
+        let pay_id = match Self::primary_id(op) {
+            Ok(id) => id,
+            Err(f) => return Outcome::Failed(f),
+        };
+        let path = wire::cancel_path(&self.ids.merchant_id, &pay_id);
+        let answer = match self.call_path(Method::PUT, &path).await {
+            Err(e @ HttpError::NotSent { .. }) => return e.into_outcome(),
+            Err(_) => None,
+            Ok(reply) => answer::parse_answer(&reply.body),
+        };
+        match answer.as_ref().map(|a| (a.success, a.code.as_str())) {
+            Some((true, "SUCCESS")) => Outcome::Approved(cancelled(&pay_id, "SUCCESS")),
+            Some((_, "PAYMENT_ALREADY_COMPLETED")) => Outcome::Failed(already_completed()),
+            Some((_, "UNAUTHORIZED")) => Outcome::Failed(Failure::new(
+                "unauthorized",
+                "PhonePe refused the request signature: check salt_key and salt_index. \
+                 The sale was not cancelled.",
+            )),
+            // Anything else: what the pay's status says is the answer.
+            _ => self.cancel_status(op, &pay_id).await,
+        }
+    }
+
+    /// A cancel's outcome read from the status of the pay it cancels. Never moves money.
+    pub(super) async fn cancel_status(&self, op: &Operation, pay_id: &str) -> Outcome {
+        let mut pay = op.clone();
+        pay.kind = OpKind::Pay;
+        pay.amount = op.primary.as_ref().map(|p| p.amount);
+        match self.check(&pay, pay_id).await {
+            Check::Final(Outcome::Approved(_)) => Outcome::Failed(already_completed()),
+            Check::Final(Outcome::Failed(f)) if f.reason == "invalid_request" => Outcome::Failed(f),
+            Check::Final(_) => Outcome::Approved(cancelled(pay_id, "FAILED")),
+            Check::NotFound => Outcome::Failed(Failure::new(
+                "not_processed",
+                "PhonePe has no such sale to cancel; nothing was charged for it.",
+            )),
+            Check::Pending(_) => Outcome::Unknown(Failure::new(
+                "timeout",
+                "The sale is still waiting for the customer and the cancel was not confirmed; \
+                 it is being checked. Ask again with get_result.",
+            )),
+            Check::Unclear(why) => Outcome::Unknown(Failure::new(
+                "timeout",
+                format!(
+                    "The cancel's outcome is not known yet ({why}); ask again with get_result."
+                ),
+            )),
+        }
+    }
+}
+
+fn cancelled(pay_id: &str, pay_status: &str) -> Approval {
+    let mut extra = serde_json::Map::new();
+    extra.insert("pay_status".into(), json!(pay_status));
+    Approval {
+        status: "cancelled".into(),
+        provider_reference: Some(pay_id.to_owned()),
+        extra,
+        ..Approval::default()
+    }
+}
+
+fn already_completed() -> Failure {
+    Failure::new(
+        "already_completed",
+        "The customer has already paid this sale, so it cannot be cancelled; refund it instead.",
+    )
+}

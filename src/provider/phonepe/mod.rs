@@ -1,0 +1,349 @@
+//! The PhonePe provider: offline "single suite" API for EDC card terminals and DQR displays.
+//!
+//! pay = init (`POST /v1/payment/init`), then status checks on PhonePe's schedule until the
+//! customer has paid, failed or let it expire; refund = `backToSource`, then status checks on
+//! the refund's id; cancel = `PUT .../cancel` of the pay, before the customer pays. Every call
+//! is signed with `X-VERIFY` (`provider::sign`) over the API path without the base URL's own
+//! prefix. A money-moving call is sent at most once: any doubt after sending (timeout, reset,
+//! 5xx, garbage, DUPLICATE_TRANSACTION_ID) is settled with the status call, never a resend.
+//! This module must not log or return the salt key, and passes card data only masked.
+
+mod answer;
+mod cancel;
+mod wire;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::http::{Http, HttpError, Reply};
+use super::{sign, Failure, OpKind, Operation, Outcome, Provider};
+use crate::config::PhonePeConfig;
+use crate::secret::Secret;
+use answer::{Sent, Status};
+use wire::Ids;
+
+/// PhonePe's published status schedule: first check 20 s after init, every 3 s for 30 s,
+/// 6 s for 60 s, 10 s for 60 s, 30 s for 60 s, then every 60 s.
+fn published_schedule() -> Vec<Duration> {
+    let mut ms = vec![20_000];
+    for (every, count) in [(3_000, 10), (6_000, 10), (10_000, 6), (30_000, 2)] {
+        ms.extend(std::iter::repeat_n(every, count));
+    }
+    ms.push(60_000);
+    ms.into_iter().map(Duration::from_millis).collect()
+}
+
+const DEFAULT_TIMEOUT_MS: u64 = 180_000;
+const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 15_000;
+/// After the handover window an EDC sale may still be at the terminal (PIN entry, issuer);
+/// a QR simply expires.
+const EDC_MARGIN: Duration = Duration::from_secs(120);
+const DQR_MARGIN: Duration = Duration::from_secs(15);
+/// How long a refund may stay pending (PhonePe: up to ~90 s) before we leave it to the
+/// reconciler.
+const REFUND_BOUND: Duration = Duration::from_secs(120);
+
+pub struct PhonePe {
+    http: Http,
+    salt_key: Secret,
+    salt_index: u32,
+    ids: Ids,
+    provider_id: Option<String>,
+    solution: String,
+    timeout: Duration,
+    request_timeout: Duration,
+    schedule: Vec<Duration>,
+    by_phonepe_id: bool,
+}
+
+/// What one status check found.
+enum Check {
+    Final(Outcome),
+    Pending(Option<String>),
+    NotFound,
+    Unclear(String),
+}
+
+impl PhonePe {
+    pub fn new(cfg: &PhonePeConfig) -> anyhow::Result<PhonePe> {
+        let salt_key = crate::secret::resolve(
+            "providers.phonepe",
+            "salt_key",
+            cfg.salt_key.as_ref(),
+            cfg.salt_key_file.as_deref(),
+        )?;
+        let request_timeout =
+            Duration::from_millis(cfg.request_timeout_ms.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS));
+        let http = Http::new("PhonePe", &cfg.base_url, request_timeout)?;
+        Ok(PhonePe {
+            http,
+            salt_key,
+            salt_index: cfg.salt_index,
+            ids: Ids {
+                merchant_id: cfg.merchant_id.clone(),
+                store_id: cfg.store_id.clone(),
+                terminal_id: cfg.terminal_id.clone(),
+            },
+            provider_id: cfg.provider_id.clone(),
+            solution: cfg.solution_type.clone(),
+            timeout: Duration::from_millis(cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+            request_timeout,
+            schedule: match &cfg.status_poll_ms {
+                Some(list) => list.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+                None => published_schedule(),
+            },
+            by_phonepe_id: cfg.status_id.as_deref() != Some("merchant"),
+        })
+    }
+
+    /// The path PhonePe signs for `api_path` as we call it under the base URL.
+    fn signed_path<'a>(&self, full: &'a str) -> &'a str {
+        sign::phonepe_signed_path(self.http.base_url(), full)
+    }
+
+    fn headers(&self, req: reqwest::RequestBuilder, x_verify: String) -> reqwest::RequestBuilder {
+        let req = req
+            .header("Content-Type", "application/json")
+            .header("X-VERIFY", x_verify);
+        match &self.provider_id {
+            Some(p) => req.header("X-PROVIDER-ID", p),
+            None => req,
+        }
+    }
+
+    /// init / backToSource: `{"request": base64}`, signed over exactly that base64.
+    async fn post_wrapped(&self, api_path: &str, payload: &Value) -> Result<Reply, HttpError> {
+        let b64 = sign::phonepe_encode_request(payload);
+        let full = format!("{}{api_path}", self.http.base_url());
+        let x = sign::phonepe_x_verify(
+            &b64,
+            self.signed_path(&full),
+            self.salt_key.expose(),
+            self.salt_index,
+        );
+        let req = self.http.request(Method::POST, api_path);
+        let body = json!({ "request": b64 }).to_string();
+        self.http.send(self.headers(req, x).body(body)).await
+    }
+
+    /// status / cancel: signed over the path called.
+    async fn call_path(&self, method: Method, api_path: &str) -> Result<Reply, HttpError> {
+        let full = format!("{}{api_path}", self.http.base_url());
+        let x = sign::phonepe_x_verify_path(
+            self.signed_path(&full),
+            self.salt_key.expose(),
+            self.salt_index,
+        );
+        let req = self.http.request(method, api_path);
+        self.http.send(self.headers(req, x)).await
+    }
+
+    /// One status check of `transaction_id` on behalf of `op`.
+    async fn check(&self, op: &Operation, transaction_id: &str) -> Check {
+        let path = wire::status_path(&self.ids.merchant_id, transaction_id);
+        let reply = match self.call_path(Method::GET, &path).await {
+            Ok(r) => r,
+            Err(e) => return Check::Unclear(answer::scrub(&e.to_string())),
+        };
+        let Some(answer) = answer::parse_answer(&reply.body) else {
+            return Check::Unclear(format!(
+                "PhonePe status answer was not understood (HTTP {}): {}",
+                reply.status,
+                answer::scrub(&super::http::snippet(&reply.body))
+            ));
+        };
+        let id = answer.phonepe_id();
+        match answer::classify_status(op, &answer) {
+            Status::Success(a) => Check::Final(Outcome::Approved(a)),
+            Status::Failed(f) => Check::Final(Outcome::Failed(f)),
+            Status::Pending => Check::Pending(id),
+            Status::NotFound => Check::NotFound,
+            Status::Unclear(why) => Check::Unclear(why),
+        }
+    }
+
+    /// "Not found" is only believed once a request sent for `op` can no longer arrive. The init
+    /// is sent right after the intent is written (`created_at`); a request we gave up on after
+    /// one request timeout may take as long again inside PhonePe, and the first status
+    /// interval (PhonePe's own 20 s) is the margin on top.
+    fn not_found_is_final(&self, op: &Operation) -> bool {
+        use time::format_description::well_known::Rfc3339;
+        let Ok(created) = time::OffsetDateTime::parse(&op.created_at, &Rfc3339) else {
+            return true;
+        };
+        let age = time::OffsetDateTime::now_utc() - created;
+        age >= self.request_timeout * 2 + self.schedule[0]
+    }
+
+    fn not_processed() -> Outcome {
+        Outcome::Failed(Failure::new(
+            "not_processed",
+            "PhonePe never received this request: nothing was charged. \
+             Start again with a new request_id.",
+        ))
+    }
+
+    /// Status checks on the schedule until the outcome is final or `bound` passes.
+    async fn follow(&self, op: &Operation, ours: &str, bound: Instant) -> Outcome {
+        let mut theirs: Option<String> = None;
+        let mut last = String::from("PhonePe has not answered with a final status yet");
+        for attempt in 0.. {
+            let wait = self.schedule[attempt.min(self.schedule.len() - 1)];
+            if Instant::now() + wait > bound {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            let id = match (&theirs, self.by_phonepe_id) {
+                (Some(t), true) => t.as_str(),
+                _ => ours,
+            };
+            match self.check(op, id).await {
+                Check::Final(o) => return o,
+                Check::Pending(t) => {
+                    theirs = t.or(theirs);
+                    last = "the customer has not finished paying".into();
+                }
+                Check::NotFound if self.not_found_is_final(op) => return Self::not_processed(),
+                Check::NotFound => last = "PhonePe does not know the request yet".into(),
+                Check::Unclear(why) => last = why,
+            }
+        }
+        Outcome::Unknown(Failure::new(
+            "timeout",
+            format!(
+                "No final answer from PhonePe in time ({last}); the outcome is being checked. \
+                 Ask again with get_result."
+            ),
+        ))
+    }
+
+    /// Sends a money-moving call once and follows it until final or `bound`.
+    async fn send_and_follow(
+        &self,
+        op: &Operation,
+        api_path: &str,
+        payload: &Value,
+        bound: Instant,
+    ) -> Outcome {
+        let ours = payload
+            .get("merchantTransactionId")
+            .or_else(|| payload.get("transactionId"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        match self.post_wrapped(api_path, payload).await {
+            Err(e @ HttpError::NotSent { .. }) => return e.into_outcome(),
+            Err(e) => log::warn!(request_id = op.request_id.as_str(), provider = "phonepe";
+                "{} {}: {e}; checking its status", op.kind.as_str(), op.request_id),
+            Ok(reply) => match answer::parse_answer(&reply.body) {
+                None => log::warn!(request_id = op.request_id.as_str(), provider = "phonepe";
+                    "{} {}: answer not understood (HTTP {}); checking its status",
+                    op.kind.as_str(), op.request_id, reply.status),
+                Some(answer) => {
+                    log::info!(request_id = op.request_id.as_str(), provider = "phonepe";
+                        "{} {}: PhonePe answered {}", op.kind.as_str(), op.request_id, answer.code);
+                    match answer::classify_sent(op.kind, &answer) {
+                        Sent::Refused(f) => return Outcome::Failed(f),
+                        // DUPLICATE_TRANSACTION_ID included: an earlier send of this very id
+                        // reached PhonePe; its status is the answer, never a second init.
+                        Sent::Follow => {}
+                    }
+                }
+            },
+        }
+        self.follow(op, &ours, bound).await
+    }
+
+    fn bound(&self, started: Instant, window: Duration) -> Instant {
+        // Stop a little before the engine's limit, so the answer says what we last saw.
+        let limit = self.timeout.saturating_sub(self.timeout / 20);
+        started + limit.min(window)
+    }
+
+    async fn pay(&self, op: &Operation) -> Outcome {
+        let started = Instant::now();
+        let req = match wire::pay_request(&self.ids, &self.solution, op) {
+            Ok(r) => r,
+            Err(msg) => return Outcome::Failed(Failure::new("invalid_request", msg)),
+        };
+        let margin = if self.solution == "DQR_DEVICE" {
+            DQR_MARGIN
+        } else {
+            EDC_MARGIN
+        };
+        let bound = self.bound(started, req.window + margin);
+        self.send_and_follow(op, wire::INIT_PATH, &req.payload, bound)
+            .await
+    }
+
+    async fn refund(&self, op: &Operation) -> Outcome {
+        let started = Instant::now();
+        let payload = match wire::refund_payload(&self.ids, op) {
+            Ok(p) => p,
+            Err(msg) => return Outcome::Failed(Failure::new("invalid_request", msg)),
+        };
+        let bound = self.bound(started, REFUND_BOUND);
+        self.send_and_follow(op, wire::REFUND_PATH, &payload, bound)
+            .await
+    }
+}
+
+#[async_trait]
+impl Provider for PhonePe {
+    fn name(&self) -> &'static str {
+        "phonepe"
+    }
+
+    fn default_currency(&self) -> &str {
+        "INR"
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn status_schedule(&self) -> &[Duration] {
+        &self.schedule
+    }
+
+    async fn execute(&self, op: &Operation) -> Outcome {
+        match op.kind {
+            OpKind::Pay => self.pay(op).await,
+            OpKind::Refund => self.refund(op).await,
+            OpKind::Cancel => self.cancel(op).await,
+            OpKind::CloseShift => Outcome::Failed(Failure::new(
+                "not_supported",
+                "PhonePe has no shift to close.",
+            )),
+        }
+    }
+
+    async fn status(&self, op: &Operation) -> Outcome {
+        if op.kind == OpKind::Cancel {
+            return match Self::primary_id(op) {
+                Ok(id) => self.cancel_status(op, &id).await,
+                Err(f) => Outcome::Failed(f),
+            };
+        }
+        // Only our own id is known here (PhonePe's id is not journaled); PhonePe accepts it.
+        match self.check(op, &wire::transaction_id(&op.request_id)).await {
+            Check::Final(o) => o,
+            Check::NotFound if self.not_found_is_final(op) => Self::not_processed(),
+            Check::NotFound => Outcome::Unknown(Failure::new(
+                "timeout",
+                "PhonePe does not know the request yet",
+            )),
+            Check::Pending(_) => {
+                Outcome::Unknown(Failure::new("in_progress", "PhonePe still has it pending"))
+            }
+            Check::Unclear(why) => Outcome::Unknown(Failure::new("timeout", why)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

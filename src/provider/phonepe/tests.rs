@@ -1,0 +1,400 @@
+//! Request shapes, id mapping and answer reading of the PhonePe provider, without a network
+//! (except one loopback socket to see the exact bytes and headers sent).
+
+use serde_json::{json, Value};
+
+use super::answer::*;
+use super::wire::*;
+use super::*;
+use crate::provider::{OpKind, Operation, Primary};
+
+fn ids() -> Ids {
+    Ids {
+        merchant_id: "M1".into(),
+        store_id: "S1".into(),
+        terminal_id: "T1".into(),
+    }
+}
+
+fn op(kind: OpKind, request_id: &str, amount: u64, params: Value) -> Operation {
+    Operation {
+        request_id: request_id.into(),
+        kind,
+        provider: "phonepe".into(),
+        amount: Some(amount),
+        currency: "INR".into(),
+        metadata: Default::default(),
+        params: params.as_object().cloned().unwrap_or_default(),
+        primary: None,
+        created_at: crate::clock::now_rfc3339(),
+    }
+}
+
+fn valid_txn_id(id: &str) -> bool {
+    id.len() < 38
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[test]
+fn transaction_ids_are_deterministic_and_within_phonepe_rules() {
+    assert_eq!(transaction_id("sale-1"), "Psale-1");
+    let uuid = "0b7c4d4e-9a51-4b8e-8f3e-2f1c1d9e6a70";
+    assert_eq!(transaction_id(uuid), format!("P{uuid}"));
+    for rid in ["a.b", "x:y", &"z".repeat(37), &"q".repeat(64), "sale_1"] {
+        let id = transaction_id(rid);
+        assert!(valid_txn_id(&id), "{rid} -> {id}");
+        assert_eq!(id, transaction_id(rid), "stable");
+    }
+    // Lossy characters never merge two request_ids into one transaction.
+    assert_ne!(transaction_id("a.b"), transaction_id("a_b"));
+    assert_ne!(transaction_id("a.b"), transaction_id("a:b"));
+    assert!(transaction_id("a.b").starts_with('H'));
+}
+
+fn strings_except_amount(v: &Value) {
+    for (k, val) in v.as_object().unwrap() {
+        match (k.as_str(), val) {
+            ("amount", Value::Number(_)) => {}
+            ("paymentModes", Value::Array(a)) => assert!(a.iter().all(Value::is_string)),
+            (_, Value::String(_)) => {}
+            _ => panic!("{k} must be a string, is {val}"),
+        }
+    }
+}
+
+#[test]
+fn edc_init_payload_has_every_field_and_only_amount_is_a_number() {
+    let req = pay_request(&ids(), "EDC", &op(OpKind::Pay, "sale.1", 1250, json!({}))).unwrap();
+    let p = &req.payload;
+    assert_eq!(p["merchantId"], "M1");
+    assert_eq!(p["storeId"], "S1");
+    assert_eq!(p["terminalId"], "T1");
+    assert_eq!(p["orderId"], "sale_1");
+    assert_eq!(p["merchantTransactionId"], json!(transaction_id("sale.1")));
+    assert_eq!(p["amount"], 1250);
+    assert_eq!(p["paymentModes"], json!(["CARD", "DQR"]));
+    assert_eq!(p["solutionType"], "EDC");
+    assert_eq!(p["timeAllowedForHandoverToTerminalSeconds"], "60");
+    assert_eq!(p["integrationMappingType"], "ONE_TO_ONE");
+    assert!(p.get("shortOrderId").is_none() && p.get("expiresIn").is_none());
+    strings_except_amount(p);
+    assert_eq!(req.window, Duration::from_secs(60));
+}
+
+#[test]
+fn edc_params_override_modes_window_mapping_and_order() {
+    let params = json!({"payment_modes": ["CARD"], "handover_seconds": 30,
+        "integration_mapping_type": "OPEN", "short_order_id": "4821", "order_id": "INV-7"});
+    let req = pay_request(&ids(), "EDC", &op(OpKind::Pay, "s2", 100, params)).unwrap();
+    assert_eq!(req.payload["paymentModes"], json!(["CARD"]));
+    assert_eq!(req.payload["timeAllowedForHandoverToTerminalSeconds"], "30");
+    assert_eq!(req.payload["integrationMappingType"], "OPEN");
+    assert_eq!(req.payload["shortOrderId"], "4821");
+    assert_eq!(req.payload["orderId"], "INV-7");
+    assert_eq!(req.window, Duration::from_secs(30));
+    strings_except_amount(&req.payload);
+}
+
+#[test]
+fn bad_params_are_named_before_anything_is_sent() {
+    let bad = [
+        (json!({"payment_modes": []}), "params.payment_modes"),
+        (json!({"payment_modes": ["CASH"]}), "params.payment_modes"),
+        (json!({"handover_seconds": 0}), "params.handover_seconds"),
+        (
+            json!({"integration_mapping_type": "OPEN"}),
+            "params.short_order_id",
+        ),
+        (
+            json!({"integration_mapping_type": "OPEN", "short_order_id": "12a4"}),
+            "params.short_order_id",
+        ),
+        (
+            json!({"integration_mapping_type": "MANY"}),
+            "params.integration_mapping_type",
+        ),
+        (json!({"order_id": "has space"}), "params.order_id"),
+    ];
+    for (params, field) in bad {
+        let err =
+            pay_request(&ids(), "EDC", &op(OpKind::Pay, "s", 100, params.clone())).unwrap_err();
+        assert!(err.contains(field), "{params}: {err}");
+    }
+}
+
+#[test]
+fn dqr_device_payload_has_expiry_and_no_card_fields() {
+    let req = pay_request(
+        &ids(),
+        "DQR_DEVICE",
+        &op(OpKind::Pay, "q1", 500, json!({"expires_in": 90})),
+    )
+    .unwrap();
+    let keys: Vec<&str> = req
+        .payload
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "merchantId",
+            "storeId",
+            "terminalId",
+            "orderId",
+            "merchantTransactionId",
+            "amount",
+            "solutionType",
+            "expiresIn"
+        ]
+    );
+    assert_eq!(req.payload["expiresIn"], "90");
+    assert_eq!(req.payload["solutionType"], "DQR_DEVICE");
+    strings_except_amount(&req.payload);
+}
+
+#[test]
+fn refund_payload_names_a_new_id_and_the_original() {
+    let mut r = op(OpKind::Refund, "refund-1", 300, json!({}));
+    assert!(refund_payload(&ids(), &r)
+        .unwrap_err()
+        .contains("primary_transaction"));
+    r.primary = Some(Primary {
+        request_id: Some("sale-1".into()),
+        provider: "phonepe".into(),
+        provider_reference: Some("T123".into()),
+        amount: 1000,
+        currency: None,
+    });
+    let p = refund_payload(&ids(), &r).unwrap();
+    assert_eq!(p["transactionId"], "Prefund-1");
+    assert_eq!(p["originalTransactionId"], "Psale-1");
+    assert_eq!(p["amount"], 300);
+    strings_except_amount(&p);
+}
+
+fn answer(v: Value) -> Answer {
+    parse_answer(v.to_string().as_bytes()).unwrap()
+}
+
+#[test]
+fn init_answers_are_classified_without_guessing_nothing_happened() {
+    let sent = |code: &str| {
+        classify_sent(
+            OpKind::Pay,
+            &answer(json!({"success": false, "code": code, "message": "m"})),
+        )
+    };
+    let refused = |code: &str| match sent(code) {
+        Sent::Refused(f) => f.reason,
+        Sent::Follow => "follow".into(),
+    };
+    assert_eq!(refused("UNAUTHORIZED"), "unauthorized");
+    assert_eq!(refused("INVALID_AMOUNT"), "invalid_request");
+    assert_eq!(refused("INVALID_PAYMENT_MODES"), "invalid_request");
+    assert_eq!(refused("INVALID_TRANSACTION_ID"), "invalid_request");
+    assert_eq!(refused("SOLUTION_NOT_ENABLED"), "provider_unavailable");
+    assert_eq!(
+        refused("INTEGRATEDMODE_NOT_ENABLED_ON_TERMINAL"),
+        "provider_unavailable"
+    );
+    for follow in [
+        "SUCCESS",
+        "DUPLICATE_TRANSACTION_ID",
+        "INTERNAL_SERVER_ERROR",
+        "WHAT_IS_THIS",
+    ] {
+        assert_eq!(refused(follow), "follow", "{follow}");
+    }
+    assert!(parse_answer(b"<html>").is_none());
+    assert!(parse_answer(b"{\"success\": true}").is_none());
+}
+
+#[test]
+fn a_paid_status_gives_rrn_reference_and_a_masked_card_only() {
+    let pay = op(OpKind::Pay, "s1", 1000, json!({}));
+    let a = answer(
+        json!({"success": true, "code": "PAYMENT_SUCCESS", "message": "ok",
+        "data": {"merchantId": "M1", "transactionId": "Ps1", "amount": 1000, "status": "SUCCESS",
+            "phonepeTransactionId": "T2411", "referenceNumber": "431234567890",
+            "paymentMode": "CARD", "paymentInstruments": [
+                {"type": "CARD", "cardNetwork": "VISA", "cardNumber": "4111111111111111"}]}}),
+    );
+    let Status::Success(ap) = classify_status(&pay, &a) else {
+        panic!()
+    };
+    assert_eq!(ap.status, "approved");
+    assert_eq!(ap.provider_reference.as_deref(), Some("T2411"));
+    assert_eq!(ap.rrn.as_deref(), Some("431234567890"));
+    let card = ap.card.unwrap();
+    assert_eq!(card.masked_pan, "411111******1111");
+    assert_eq!(card.scheme.as_deref(), Some("VISA"));
+    let last4 = json!({"paymentInstruments": {"last4Digits": "4444", "network": "MASTERCARD"}});
+    assert_eq!(answer::card(&last4).unwrap().masked_pan, "************4444");
+    let masked = json!({"paymentInstruments": [{"maskedCardNumber": "XXXXXXXXXXXX0003"}]});
+    assert_eq!(
+        answer::card(&masked).unwrap().masked_pan,
+        "************0003"
+    );
+}
+
+#[test]
+fn failed_expired_pending_and_missing_are_told_apart() {
+    let pay = op(OpKind::Pay, "s1", 1000, json!({}));
+    let with = |code: &str, status: &str| {
+        classify_status(
+            &pay,
+            &answer(json!({"success": false, "code": code, "message": "m",
+            "data": {"amount": 1000, "status": status}})),
+        )
+    };
+    let reason = |s: Status| match s {
+        Status::Failed(f) => f.reason,
+        Status::Pending => "pending".into(),
+        Status::NotFound => "not_found".into(),
+        Status::Unclear(_) => "unclear".into(),
+        Status::Success(_) => "success".into(),
+    };
+    assert_eq!(reason(with("PAYMENT_DECLINED", "FAILED")), "declined");
+    assert_eq!(reason(with("PAYMENT_CANCELLED", "FAILED")), "cancelled");
+    assert_eq!(reason(with("PAYMENT_EXPIRED", "EXPIRED")), "expired");
+    assert_eq!(reason(with("PAYMENT_PENDING", "PENDING")), "pending");
+    assert_eq!(reason(with("INTERNAL_SERVER_ERROR", "")), "pending");
+    assert_eq!(reason(with("TRANSACTION_NOT_FOUND", "")), "not_found");
+    assert_eq!(reason(with("UNAUTHORIZED", "")), "unclear");
+    // Someone else's sale under the same id is never reported as ours.
+    let other = classify_status(
+        &pay,
+        &answer(json!({"success": true, "code": "PAYMENT_SUCCESS",
+        "data": {"amount": 999, "status": "SUCCESS"}})),
+    );
+    assert_eq!(reason(other), "invalid_request");
+}
+
+#[test]
+fn the_published_schedule_is_phonepes() {
+    let s = published_schedule();
+    assert_eq!(s[0], Duration::from_secs(20));
+    let total: Duration = s.iter().sum();
+    // 20 + 30 + 60 + 60 + 60 + 60 s, then 60 s repeating.
+    assert_eq!(total, Duration::from_secs(290));
+    assert_eq!(*s.last().unwrap(), Duration::from_secs(60));
+}
+
+/// Accepts one HTTP request, answers `answer`, hands back the raw request text.
+async fn one_request(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        s.write_all(reply.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&buf).to_string()
+    });
+    (url, task)
+}
+
+fn provider(base_url: &str) -> PhonePe {
+    let cfg: PhonePeConfig = toml::from_str(&format!(
+        "base_url = \"{base_url}\"\nmerchant_id = \"M1\"\nstore_id = \"S1\"\nterminal_id = \"T1\"\n\
+         salt_key = \"salt-key\"\nsalt_index = 2\nprovider_id = \"PROV\"\nstatus_poll_ms = [10]\n"
+    ))
+    .unwrap();
+    PhonePe::new(&cfg).unwrap()
+}
+
+#[tokio::test]
+async fn init_is_signed_over_the_exact_base64_and_the_path_without_the_base_prefix() {
+    let (url, task) =
+        one_request(r#"{"success":false,"code":"INVALID_AMOUNT","message":"no"}"#).await;
+    let p = provider(&format!("{url}/enterprise-sandbox"));
+    let out = p.execute(&op(OpKind::Pay, "sale-9", 100, json!({}))).await;
+    let Outcome::Failed(f) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(f.reason, "invalid_request");
+    assert!(f.message.contains("INVALID_AMOUNT"), "{}", f.message);
+    let raw = task.await.unwrap();
+    assert!(
+        raw.starts_with("POST /enterprise-sandbox/v1/payment/init HTTP/1.1"),
+        "{raw}"
+    );
+    let header = |name: &str| {
+        raw.lines()
+            .find_map(|l| {
+                l.split_once(": ")
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let body: Value = serde_json::from_str(raw.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let b64 = body["request"].as_str().unwrap();
+    assert_eq!(
+        header("x-verify"),
+        sign::phonepe_x_verify(b64, "/v1/payment/init", "salt-key", 2)
+    );
+    assert_eq!(header("x-provider-id"), "PROV");
+    assert!(!raw.contains("salt-key"));
+}
+
+#[tokio::test]
+async fn status_is_signed_over_its_path_and_not_found_waits_for_stray_requests() {
+    let (url, task) =
+        one_request(r#"{"success":false,"code":"TRANSACTION_NOT_FOUND","message":"no"}"#).await;
+    let p = provider(&format!("{url}/enterprise-sandbox/"));
+    let pay = op(OpKind::Pay, "sale-9", 100, json!({}));
+    // Just begun: an init could still arrive, so "not found" is not believed yet.
+    assert!(matches!(p.status(&pay).await, Outcome::Unknown(_)));
+    let raw = task.await.unwrap();
+    assert!(
+        raw.starts_with("GET /enterprise-sandbox/v1/payment/M1/Psale-9/status "),
+        "{raw}"
+    );
+    let want = sign::phonepe_x_verify_path("/v1/payment/M1/Psale-9/status", "salt-key", 2);
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains(&format!("x-verify: {want}")),
+        "{raw}"
+    );
+}
+
+#[test]
+fn backend_text_never_carries_a_card_number() {
+    assert_eq!(
+        scrub("card 4111111111111111 declined"),
+        "card 411111******1111 declined"
+    );
+    assert_eq!(scrub("rrn 431234 ok\u{1}"), "rrn 431234 ok");
+    let a = answer(json!({"success": false, "code": "PAYMENT_DECLINED",
+        "message": "PAN 5555555555554444 refused"}));
+    assert!(!a.message.contains("5555555555554444"), "{}", a.message);
+}
