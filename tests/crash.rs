@@ -236,3 +236,34 @@ fn the_log_after_restart_names_the_interrupted_request() {
         "the ready line counts it:\n{log}"
     );
 }
+
+#[test]
+fn kill9_during_a_delayed_refund_is_reconciled_and_counts_against_the_pay() {
+    let mut d = Daemon::start();
+    let paid = d.request(json!({"action": "pay", "request_id": "rf-pay", "amount": 1000}));
+    assert_eq!(paid["code"], 0, "{paid}");
+    let req = json!({"action": "refund", "request_id": "rf-1", "amount": 400,
+        "primary_transaction": paid["data"], "params": {"delay_ms": 3000}});
+    let pending = send_in_thread(&d, req);
+    crash_while_running(&mut d, "rf-1", pending);
+
+    let v = d.await_result("rf-1", Duration::from_secs(15), |v| v["code"] == 0);
+    assert_eq!(v["data"]["status"], "refunded", "{v}");
+    assert_eq!(v["data"]["amount"], 400, "{v}");
+    assert_eq!(d.sim_calls("rf-1"), 1);
+    // 600 are left: more is refused, exactly that is refunded.
+    let refund = |id: &str, amount: u64| {
+        d.request(
+            json!({"action": "refund", "request_id": id, "amount": amount,
+            "primary_transaction": paid["data"]}),
+        )
+    };
+    let over = refund("rf-2", 700);
+    assert_eq!(
+        over["code"], 1,
+        "the reconciled refund was not counted: {over}"
+    );
+    let rest = refund("rf-3", 600);
+    assert_eq!(rest["data"]["status"], "refunded", "{rest}");
+    assert_nothing_in_flight(&d);
+}
