@@ -19,6 +19,11 @@ use serde_json::{json, Value};
 pub const SALT: &str = "pp-salt-5f0c9e1d-test";
 
 /// A replica, and a daemon configured against it (the salt in a file, as in production).
+/// PhonePe's merchantTransactionId for `request_id` at this suite's terminal.
+pub fn txn_id(request_id: &str) -> String {
+    posbridge::provider::phonepe::transaction_id("TERM1", request_id)
+}
+
 pub struct Setup {
     pub dir: tempfile::TempDir,
     pub replica: Replica,
@@ -88,14 +93,14 @@ impl Setup {
             .request(json!({"action": "pay", "request_id": id, "amount": amount, "params": params}))
     }
 
-    /// The replica's transaction for `request_id` (our deterministic id: `P` + request_id).
+    /// The replica's transaction for `request_id` (our deterministic id for TERM1).
     pub fn txn(&self, request_id: &str) -> Value {
-        self.replica.state()["transactions"][format!("P{request_id}")].clone()
+        self.replica.state()["transactions"][txn_id(request_id)].clone()
     }
 
     /// Money-moving calls (init, backToSource) the replica got for `request_id`.
     pub fn calls(&self, request_id: &str) -> u64 {
-        self.replica.state()["calls"][format!("P{request_id}")]
+        self.replica.state()["calls"][txn_id(request_id)]
             .as_u64()
             .unwrap_or(0)
     }
@@ -315,7 +320,7 @@ fn status_checks_switch_to_phonepes_id_once_known_unless_configured_otherwise() 
     let theirs = s.txn("sale-id")["phonepe_id"].as_str().unwrap().to_owned();
     let paths = status_paths(&s);
     assert!(
-        paths.contains(&"/v1/payment/MERCH1/Psale-id/status".to_owned()),
+        paths.contains(&format!("/v1/payment/MERCH1/{}/status", txn_id("sale-id"))),
         "{paths:?}"
     );
     assert!(
@@ -326,6 +331,9 @@ fn status_checks_switch_to_phonepes_id_once_known_unless_configured_otherwise() 
 
     let m = Setup::new(&[("pay_after_ms", "800")], &[("status_id", "\"merchant\"")]);
     assert_eq!(m.pay("sale-id", 1000, json!({}))["code"], 0);
-    assert_eq!(status_paths(&m), ["/v1/payment/MERCH1/Psale-id/status"]);
+    assert_eq!(
+        status_paths(&m),
+        [format!("/v1/payment/MERCH1/{}/status", txn_id("sale-id"))]
+    );
     m.no_secret_in_log();
 }

@@ -11,11 +11,11 @@ use crate::provider::{Approval, Failure, OpKind, Operation, Outcome};
 
 impl PhonePe {
     /// The pay a cancel or refund is about: its merchantTransactionId.
-    pub(super) fn primary_id(op: &Operation) -> Result<String, Failure> {
+    pub(super) fn primary_id(&self, op: &Operation) -> Result<String, Failure> {
         op.primary
             .as_ref()
             .and_then(|p| p.request_id.as_deref())
-            .map(wire::transaction_id)
+            .map(|id| wire::transaction_id(&self.ids.terminal_id, id))
             .ok_or_else(|| {
                 Failure::new(
                     "invalid_request",
@@ -25,7 +25,7 @@ impl PhonePe {
     }
 
     pub(super) async fn cancel(&self, op: &Operation) -> Outcome {
-        let pay_id = match Self::primary_id(op) {
+        let pay_id = match self.primary_id(op) {
             Ok(id) => id,
             Err(f) => return Outcome::Failed(f),
         };

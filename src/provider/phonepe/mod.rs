@@ -12,6 +12,8 @@ mod answer;
 mod cancel;
 mod wire;
 
+pub use wire::transaction_id;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -324,13 +326,19 @@ impl Provider for PhonePe {
 
     async fn status(&self, op: &Operation) -> Outcome {
         if op.kind == OpKind::Cancel {
-            return match Self::primary_id(op) {
+            return match self.primary_id(op) {
                 Ok(id) => self.cancel_status(op, &id).await,
                 Err(f) => Outcome::Failed(f),
             };
         }
         // Only our own id is known here (PhonePe's id is not journaled); PhonePe accepts it.
-        match self.check(op, &wire::transaction_id(&op.request_id)).await {
+        match self
+            .check(
+                op,
+                &wire::transaction_id(&self.ids.terminal_id, &op.request_id),
+            )
+            .await
+        {
             Check::Final(o) => o,
             Check::NotFound if self.not_found_is_final(op) => Self::not_processed(),
             Check::NotFound => Outcome::Unknown(Failure::new(

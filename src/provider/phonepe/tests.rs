@@ -39,18 +39,26 @@ fn valid_txn_id(id: &str) -> bool {
 
 #[test]
 fn transaction_ids_are_deterministic_and_within_phonepe_rules() {
-    assert_eq!(transaction_id("sale-1"), "Psale-1");
     let uuid = "0b7c4d4e-9a51-4b8e-8f3e-2f1c1d9e6a70";
-    assert_eq!(transaction_id(uuid), format!("P{uuid}"));
-    for rid in ["a.b", "x:y", &"z".repeat(37), &"q".repeat(64), "sale_1"] {
-        let id = transaction_id(rid);
+    for rid in [
+        "a.b",
+        "x:y",
+        &"z".repeat(37),
+        &"q".repeat(64),
+        "sale_1",
+        uuid,
+    ] {
+        let id = transaction_id("T1", rid);
         assert!(valid_txn_id(&id), "{rid} -> {id}");
-        assert_eq!(id, transaction_id(rid), "stable");
+        assert_eq!(id.len(), 33);
+        assert_eq!(id, transaction_id("T1", rid), "stable");
     }
     // Lossy characters never merge two request_ids into one transaction.
-    assert_ne!(transaction_id("a.b"), transaction_id("a_b"));
-    assert_ne!(transaction_id("a.b"), transaction_id("a:b"));
-    assert!(transaction_id("a.b").starts_with('H'));
+    assert_ne!(transaction_id("T1", "a.b"), transaction_id("T1", "a_b"));
+    assert_ne!(transaction_id("T1", "a.b"), transaction_id("T1", "a:b"));
+    // Two counters numbering their sales alike never share a PhonePe transaction.
+    assert_ne!(transaction_id("T1", "1"), transaction_id("T2", "1"));
+    assert_ne!(transaction_id("T1", "21"), transaction_id("T12", "1"));
 }
 
 fn strings_except_amount(v: &Value) {
@@ -72,7 +80,10 @@ fn edc_init_payload_has_every_field_and_only_amount_is_a_number() {
     assert_eq!(p["storeId"], "S1");
     assert_eq!(p["terminalId"], "T1");
     assert_eq!(p["orderId"], "sale_1");
-    assert_eq!(p["merchantTransactionId"], json!(transaction_id("sale.1")));
+    assert_eq!(
+        p["merchantTransactionId"],
+        json!(transaction_id("T1", "sale.1"))
+    );
     assert_eq!(p["amount"], 1250);
     assert_eq!(p["paymentModes"], json!(["CARD", "DQR"]));
     assert_eq!(p["solutionType"], "EDC");
@@ -171,8 +182,8 @@ fn refund_payload_names_a_new_id_and_the_original() {
         currency: None,
     });
     let p = refund_payload(&ids(), &r).unwrap();
-    assert_eq!(p["transactionId"], "Prefund-1");
-    assert_eq!(p["originalTransactionId"], "Psale-1");
+    assert_eq!(p["transactionId"], transaction_id("T1", "refund-1"));
+    assert_eq!(p["originalTransactionId"], transaction_id("T1", "sale-1"));
     assert_eq!(p["amount"], 300);
     strings_except_amount(&p);
 }
@@ -376,10 +387,14 @@ async fn status_is_signed_over_its_path_and_not_found_waits_for_stray_requests()
     assert!(matches!(p.status(&pay).await, Outcome::Unknown(_)));
     let raw = task.await.unwrap();
     assert!(
-        raw.starts_with("GET /enterprise-sandbox/v1/payment/M1/Psale-9/status "),
+        raw.starts_with(&format!(
+            "GET /enterprise-sandbox/v1/payment/M1/{}/status ",
+            transaction_id("T1", "sale-9")
+        )),
         "{raw}"
     );
-    let want = sign::phonepe_x_verify_path("/v1/payment/M1/Psale-9/status", "salt-key", 2);
+    let path = format!("/v1/payment/M1/{}/status", transaction_id("T1", "sale-9"));
+    let want = sign::phonepe_x_verify_path(&path, "salt-key", 2);
     assert!(
         raw.to_ascii_lowercase()
             .contains(&format!("x-verify: {want}")),

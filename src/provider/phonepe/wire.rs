@@ -3,11 +3,12 @@
 //! clock, no secrets (signing is `provider::sign`); the provider module decides when to call what.
 //!
 //! Id mapping (documented because a restart must find the same id again): the
-//! merchantTransactionId of an operation is `P` + request_id when the request_id is at most 36
-//! characters of `[A-Za-z0-9_-]`, else `H` + the first 32 hex digits of SHA-256(request_id).
-//! Both fit PhonePe's rule (under 38 characters of `[A-Za-z0-9_-]`), and the first letter keeps
-//! the two forms from ever colliding. A refund's transactionId is the refund's own request_id
-//! mapped the same way; a cancel names the pay's id.
+//! merchantTransactionId of an operation is `H` + the first 32 hex digits of a SHA-256 over the
+//! terminal_id and the request_id (see [`transaction_id`]): 33 characters of `[A-Za-z0-9]`,
+//! within PhonePe's rule (under 38 of `[A-Za-z0-9_-]`), and unique per counter even when two
+//! counters of one merchant number their sales alike. The answer carries it as
+//! `merchant_transaction_id`, so an operator can find the sale in PhonePe's dashboard. A refund's
+//! transactionId is the refund's own request_id mapped the same way; a cancel names the pay's id.
 
 use std::time::Duration;
 
@@ -31,14 +32,16 @@ fn id_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
-/// The merchantTransactionId for `request_id` (see the module docs).
-pub fn transaction_id(request_id: &str) -> String {
-    if !request_id.is_empty() && request_id.len() <= 36 && request_id.bytes().all(id_char) {
-        format!("P{request_id}")
-    } else {
-        let h = Sha256::digest(request_id.as_bytes());
-        format!("H{}", &hex::encode(h)[..32])
-    }
+/// The merchantTransactionId for `request_id` at `terminal_id`: `H` + 32 hex digits of a
+/// SHA-256 over both. PhonePe wants it unique per merchant, and two counters of one merchant
+/// may well both number their sales 1, 2, 3: scoping by terminal keeps one counter's sale from
+/// ever being taken for another's. Length-prefixing the terminal id makes the pair unambiguous.
+pub fn transaction_id(terminal_id: &str, request_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update((terminal_id.len() as u64).to_be_bytes());
+    h.update(terminal_id.as_bytes());
+    h.update(request_id.as_bytes());
+    format!("H{}", &hex::encode(h.finalize())[..32])
 }
 
 /// The merchant's ids from the config.
@@ -107,7 +110,7 @@ pub fn pay_request(ids: &Ids, solution: &str, op: &Operation) -> Result<PayReque
     p.insert("orderId".into(), json!(order_id(op)?));
     p.insert(
         "merchantTransactionId".into(),
-        json!(transaction_id(&op.request_id)),
+        json!(transaction_id(&ids.terminal_id, &op.request_id)),
     );
     p.insert("amount".into(), json!(amount));
     p.insert("solutionType".into(), json!(solution));
@@ -169,8 +172,8 @@ pub fn refund_payload(ids: &Ids, op: &Operation) -> Result<Value, String> {
         .ok_or("primary_transaction.request_id: is required to find the PhonePe sale")?;
     Ok(json!({
         "merchantId": ids.merchant_id,
-        "transactionId": transaction_id(&op.request_id),
-        "originalTransactionId": transaction_id(original),
+        "transactionId": transaction_id(&ids.terminal_id, &op.request_id),
+        "originalTransactionId": transaction_id(&ids.terminal_id, original),
         "amount": amount,
         "merchantOrderId": order_id(op)?,
         "message": format!("refund {}", op.request_id),
