@@ -85,7 +85,15 @@ fn bind(listen: Listen) -> Result<(UnixListener, Option<PathBuf>)> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create the socket directory {}", parent.display()))?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            bail!(
+                "{} exists and is not a socket; refusing to replace it (remove it, or choose \
+                 another path with --socket)",
+                path.display()
+            );
+        }
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
             bail!("another daemon is already serving {}", path.display());
         }

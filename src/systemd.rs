@@ -32,9 +32,20 @@ pub fn stopping(status: &str) {
 }
 
 /// Half of `WATCHDOG_USEC` when the watchdog is on for this process (systemd's advice).
+/// As sd_watchdog_enabled(3): `WATCHDOG_PID`, when set, must name this process; when unset the
+/// watchdog is ours. (sd-notify 0.4's `watchdog_enabled` wrongly requires `WATCHDOG_PID`.)
 pub fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0;
-    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
+    let usec: u64 = std::env::var("WATCHDOG_USEC")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|u| *u > 0)?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+    }
+    Some(Duration::from_micros(usec / 2))
 }
 
 /// The first listening socket passed by systemd (`LISTEN_FDS`, for this PID), if any. The

@@ -205,7 +205,6 @@ fn a_stale_socket_file_is_replaced_and_served() {
 }
 
 #[test]
-#[ignore = "BUG: a regular file at the socket path is deleted and replaced by the socket"]
 fn a_regular_file_at_the_socket_path_is_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("api.sock");
