@@ -234,8 +234,8 @@ fn main() {
     let rss_full = d.rss_kib();
 
     let overhead = pay.pct(50) - 2.0 * fsync.pct(50);
-    let fs = std::process::Command::new("stat")
-        .args(["-f", "-c", "%T"])
+    let fs = std::process::Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE,SOURCE", "-T"])
         .arg(dir.path())
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
