@@ -205,29 +205,20 @@ fn a_stale_socket_file_is_replaced_and_served() {
 }
 
 #[test]
-fn a_regular_file_at_the_socket_path_is_not_deleted() {
+fn a_regular_file_at_the_socket_path_is_refused_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("api.sock");
     std::fs::write(&socket, "not a socket\n").unwrap();
-    let mut child = daemon_cmd(&socket, &dir.path().join("state"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Whether it refuses or not, give it time to bind.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        if UnixStream::connect(&socket).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let left = std::fs::read_to_string(&socket);
+    let (status, err) = run_to_exit(daemon_cmd(&socket, &dir.path().join("state")), dir.path());
+    assert!(!status.success(), "{status}: {err}");
+    assert!(err.contains("is not a socket"), "{err}");
+    assert!(
+        err.contains(socket.to_str().unwrap()),
+        "names the path: {err}"
+    );
+    let left = std::fs::read_to_string(&socket).ok();
     assert_eq!(
-        left.ok().as_deref(),
+        left.as_deref(),
         Some("not a socket\n"),
         "the daemon removed a file that is not a socket"
     );
