@@ -40,6 +40,9 @@ pub fn run(opts: Options) -> Result<()> {
         Some(path) => Config::load(&path)?,
         None => Config::default(),
     };
+    // The journal holds sale metadata: new state files are for the daemon's user and group only.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe { libc::umask(0o027) };
     let state_dir = paths::state_dir(opts.state_dir);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;

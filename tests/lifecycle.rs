@@ -240,3 +240,19 @@ fn an_unknown_config_key_is_refused_and_named() {
     );
     assert!(!socket.exists(), "it served with a bad config");
 }
+
+#[test]
+fn state_files_are_not_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    assert_eq!(pay(&d, "private-1", 100)["code"], 0);
+    for name in ["journal.sqlite", "sim-backend.sqlite", "daemon.lock"] {
+        let mode = std::fs::metadata(d.state.join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o007, 0, "{name} has mode {mode:o}");
+    }
+    let dir_mode = std::fs::metadata(&d.state).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o007, 0, "state dir has mode {dir_mode:o}");
+}
