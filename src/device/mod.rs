@@ -3,3 +3,4 @@
 //! on it (see docs/link-protocol.md).
 
 pub mod link;
+pub mod transport;

@@ -1,0 +1,57 @@
+//! What a transport gives the session layer: an open, ordered byte stream to one device, plus the
+//! few facts about it the session needs (largest write in one piece, timeouts). Serial
+//! (`serial.rs`) and Bluetooth LE (`ble.rs`) both end here, so everything above — HELLO, ACK,
+//! retransmission, card-reader and display roles — is written once.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Any duplex byte stream a session can run over: a serial port, the pump in front of a BLE
+/// peripheral, one end of a pty or an in-memory duplex in tests.
+pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {}
+
+/// An open link to a device.
+pub struct Connection {
+    pub stream: Box<dyn ByteStream>,
+    /// Largest write the transport carries in one piece (BLE: ATT MTU − 3; serial: unbounded).
+    /// The session writes whole frames; the transport cuts them (`link::chunks`).
+    pub mtu: usize,
+    /// How long to wait for an ACK before retransmitting (docs/link-protocol.md §5, §11, §12).
+    pub ack_timeout: Duration,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("mtu", &self.mtu)
+            .field("ack_timeout", &self.ack_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a transport could not open (or lost) its link. The message names the device and the
+/// cause in words a technician can act on ("/dev/ttyUSB0 is already open by another program").
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The device is not there (unplugged, powered off, out of range). Retry with backoff.
+    #[error("{0}")]
+    Absent(String),
+    /// It is there but refused us (permissions, exclusive open by someone else, BlueZ error).
+    /// Retry with backoff too, but say so in `devices`.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Opens links to one device. A transport is cheap to keep; `connect` is called again after
+/// every link loss (with backoff, by the caller).
+#[async_trait]
+pub trait Transport: Send + Sync + fmt::Debug {
+    /// The device's address as the technician wrote it: `serial:/dev/posbridge/reader-123`,
+    /// `ble:AA:BB:CC:DD:EE:FF`.
+    fn address(&self) -> String;
+    async fn connect(&self) -> Result<Connection, TransportError>;
+}
