@@ -6,15 +6,16 @@
 //! RSS, and the raw fsync latency of the state directory's filesystem for reference.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_posbridge");
+mod common;
+
+use common::{Conn, Daemon, Dist};
+
 const CLIENTS: usize = 16;
 const RING: usize = 500;
 
@@ -25,114 +26,24 @@ struct Sizes {
     fsyncs: usize,
 }
 
-struct Conn {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    line: String,
-}
-
-impl Conn {
-    fn open(socket: &Path) -> Conn {
-        let writer = UnixStream::connect(socket).expect("connect to the daemon");
-        Conn {
-            reader: BufReader::new(writer.try_clone().unwrap()),
-            writer,
-            line: String::new(),
-        }
-    }
-
-    /// One request line out, one answer line back; returns the answer.
-    fn call(&mut self, request: &str) -> &str {
-        self.writer.write_all(request.as_bytes()).unwrap();
-        self.line.clear();
-        let n = self.reader.read_line(&mut self.line).unwrap();
-        assert!(n > 0, "the daemon closed the connection");
-        &self.line
-    }
-
-    fn pay(&mut self, id: &str) -> &str {
-        let answer = self.call(&format!(
-            "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":100}}\n"
-        ));
-        assert!(answer.starts_with("{\"code\":0"), "pay failed: {answer}");
-        answer
-    }
-}
-
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        let socket = dir.join("api.sock");
-        let child = Command::new(BIN)
-            .arg("daemon")
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("LISTEN_FDS")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("POSBRIDGE_CONFIG")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.join("daemon.log")).unwrap())
-            .spawn()
-            .expect("start the release daemon");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "the daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { child, socket }
-    }
-
-    /// VmRSS in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-/// Sorted durations in microseconds.
-struct Dist(Vec<f64>);
-
-impl Dist {
-    fn new(mut d: Vec<Duration>) -> Dist {
-        d.sort();
-        Dist(d.iter().map(|d| d.as_secs_f64() * 1e6).collect())
-    }
-    fn pct(&self, p: usize) -> f64 {
-        self.0[(self.0.len() * p / 100).min(self.0.len() - 1)]
-    }
-    fn mean(&self) -> f64 {
-        self.0.iter().sum::<f64>() / self.0.len() as f64
-    }
+/// A pay of 100 through `c`, asserting it was approved.
+fn pay(c: &mut Conn, id: &str) {
+    let answer = c.call(&format!(
+        "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":100}}\n"
+    ));
+    assert!(answer.starts_with("{\"code\":0"), "pay failed: {answer}");
 }
 
 fn single_client_pays(d: &Daemon, n: usize) -> Dist {
     let mut c = Conn::open(&d.socket);
     for i in 0..50 {
-        c.pay(&format!("warm-{i}"));
+        pay(&mut c, &format!("warm-{i}"));
     }
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         let id = format!("one-{i}");
         let t = Instant::now();
-        c.pay(&id);
+        pay(&mut c, &id);
         times.push(t.elapsed());
     }
     Dist::new(times)
@@ -149,7 +60,7 @@ fn throughput(d: &Daemon, span: Duration) -> (f64, u64) {
                 let mut c = Conn::open(&socket);
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    c.pay(&format!("many-{client}-{i}"));
+                    pay(&mut c, &format!("many-{client}-{i}"));
                     done.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }
@@ -220,7 +131,7 @@ fn main() {
         }
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = Daemon::start(dir.path());
+    let d = Daemon::start(dir.path(), None);
     std::thread::sleep(Duration::from_millis(300));
     let rss_start = d.rss_kib();
 

@@ -16,9 +16,8 @@
 //! `cargo bench --bench providers`; `POSBRIDGE_BENCH_QUICK=1` for a short run.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,7 +27,10 @@ use posbridge::config::Config;
 use posbridge::provider::{iotpay::IotPay, paysera::Paysera, phonepe::PhonePe};
 use posbridge::provider::{OpKind, Operation, Outcome, Provider};
 
-const BIN: &str = env!("CARGO_BIN_EXE_posbridge");
+mod common;
+
+use common::{Conn, Daemon, Dist, BIN};
+
 const TARGET: f64 = 1.10;
 /// Ends in none of the replicas' special digits (51, 52, 77, 91, 93).
 const AMOUNT: u64 = 1000;
@@ -106,85 +108,17 @@ impl Drop for Replica {
     }
 }
 
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, config: &Path) -> Daemon {
-        let socket = dir.join("api.sock");
-        let child = Command::new(BIN)
-            .arg("daemon")
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--config")
-            .arg(config)
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("LISTEN_FDS")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("POSBRIDGE_CONFIG")
-            .env_remove("JOURNAL_STREAM")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.join("daemon.log")).unwrap())
-            .spawn()
-            .expect("start the release daemon");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "the daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { child, socket }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-/// One connection to the daemon, one request line out and one answer line back at a time.
-struct Conn {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    line: String,
-}
-
-impl Conn {
-    fn open(socket: &Path) -> Conn {
-        let writer = UnixStream::connect(socket).expect("connect to the daemon");
-        Conn {
-            reader: BufReader::new(writer.try_clone().unwrap()),
-            writer,
-            line: String::new(),
-        }
-    }
-
-    /// A pay through posbridge; returns its round trip (request line written to answer read).
-    fn pay(&mut self, provider: &str, id: &str) -> Duration {
-        let request = format!(
-            "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":{AMOUNT},\"provider\":\"{provider}\"}}\n"
-        );
-        self.line.clear();
-        let t = Instant::now();
-        self.writer.write_all(request.as_bytes()).unwrap();
-        let n = self.reader.read_line(&mut self.line).unwrap();
-        let took = t.elapsed();
-        assert!(n > 0, "the daemon closed the connection");
-        assert!(
-            self.line.starts_with("{\"code\":0"),
-            "{provider} pay {id} via posbridge failed: {}",
-            self.line
-        );
-        took
-    }
+/// A pay through posbridge; returns its round trip (request line written to answer read).
+fn pay_via(conn: &mut Conn, provider: &str, id: &str) -> Duration {
+    let request = format!(
+        "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":{AMOUNT},\"provider\":\"{provider}\"}}\n"
+    );
+    let (took, answer) = conn.timed(&request);
+    assert!(
+        answer.starts_with("{\"code\":0"),
+        "{provider} pay {id} via posbridge failed: {answer}"
+    );
+    took
 }
 
 /// The provider the daemon builds for `name`, built here from the same parsed config.
@@ -278,22 +212,6 @@ status_poll_ms = [1]
     path
 }
 
-/// Sorted durations in microseconds.
-struct Dist(Vec<f64>);
-
-impl Dist {
-    fn new(mut d: Vec<Duration>) -> Dist {
-        d.sort();
-        Dist(d.iter().map(|d| d.as_secs_f64() * 1e6).collect())
-    }
-    fn pct(&self, p: usize) -> f64 {
-        self.0[(self.0.len() * p / 100).min(self.0.len() - 1)]
-    }
-    fn mean(&self) -> f64 {
-        self.0.iter().sum::<f64>() / self.0.len() as f64
-    }
-}
-
 struct Row {
     name: &'static str,
     direct: Dist,
@@ -312,7 +230,7 @@ fn main() {
         .collect();
     let config_path = write_config(dir.path(), &replicas);
     let config = Config::load(&config_path).expect("the bench config loads");
-    let daemon = Daemon::start(dir.path(), &config_path);
+    let daemon = Daemon::start(dir.path(), Some(&config_path));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -325,7 +243,7 @@ fn main() {
         let p = provider(&config, b.name);
         for i in 0..warm {
             direct_pay(&rt, p.as_ref(), b, &format!("warm-direct-{}-{i}", b.name));
-            conn.pay(b.name, &format!("warm-via-{}-{i}", b.name));
+            pay_via(&mut conn, b.name, &format!("warm-via-{}-{i}", b.name));
         }
         let (mut direct, mut via) = (Vec::with_capacity(pays), Vec::with_capacity(pays));
         for round in 0..pays / block {
@@ -337,7 +255,7 @@ fn main() {
                         let id = format!("direct-{}-{i}", b.name);
                         direct.push(direct_pay(&rt, p.as_ref(), b, &id));
                     } else {
-                        via.push(conn.pay(b.name, &format!("via-{}-{i}", b.name)));
+                        via.push(pay_via(&mut conn, b.name, &format!("via-{}-{i}", b.name)));
                     }
                 }
             }
