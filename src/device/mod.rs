@@ -3,4 +3,5 @@
 //! on it (see docs/link-protocol.md).
 
 pub mod link;
+pub mod screen;
 pub mod transport;

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::protocol::{Action, ErrorType, Metadata, Request, Response};
 use crate::clock::now_rfc3339;
+use crate::device::screen::{NoScreen, Screen, Shown};
 use crate::journal::{Begin, Entry, Intent, Journal, State};
 use crate::provider::{self, Failure, OpKind, Operation, Outcome, Primary, Provider};
 
@@ -39,6 +40,8 @@ pub struct Engine {
     /// One status check per request_id at a time, whoever asks (get_result or the
     /// reconciler): a status check may itself commit (Paysera confirms a reserved payment).
     checking: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The customer's screen: the amount while a pay or refund runs, then its outcome.
+    screen: Arc<dyn Screen>,
 }
 
 /// Counts one running operation for as long as it lives.
@@ -70,6 +73,23 @@ impl Engine {
         default_provider: String,
         tasks: TaskTracker,
     ) -> (Arc<Engine>, mpsc::UnboundedReceiver<String>) {
+        Engine::with_screen(
+            journal,
+            providers,
+            default_provider,
+            tasks,
+            Arc::new(NoScreen),
+        )
+    }
+
+    /// [`Engine::new`], showing each pay and refund on `screen`.
+    pub fn with_screen(
+        journal: Arc<Journal>,
+        providers: Vec<Arc<dyn Provider>>,
+        default_provider: String,
+        tasks: TaskTracker,
+        screen: Arc<dyn Screen>,
+    ) -> (Arc<Engine>, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let providers = providers.into_iter().map(|p| (p.name(), p)).collect();
         let engine = Engine {
@@ -81,6 +101,7 @@ impl Engine {
             running: AtomicUsize::new(0),
             started: Instant::now(),
             checking: Default::default(),
+            screen,
         };
         (Arc::new(engine), rx)
     }
@@ -287,6 +308,13 @@ impl Engine {
         let _running = Running::new(&self.running);
         let provider = self.providers[op.provider.as_str()].clone();
         let limit = provider.timeout();
+        let shown = matches!(op.kind, OpKind::Pay | OpKind::Refund);
+        if let (true, Some(amount)) = (shown, op.amount) {
+            self.screen.show(Shown::Amount {
+                amount,
+                currency: op.currency.clone(),
+            });
+        }
         let outcome = match tokio::time::timeout(limit, provider.execute(&op)).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Unknown(Failure::new(
@@ -299,6 +327,9 @@ impl Engine {
                 ),
             )),
         };
+        if shown {
+            self.screen.show(Shown::Status(customer_word(&outcome)));
+        }
         self.settle(&op, outcome).await
     }
 
@@ -515,6 +546,16 @@ impl Engine {
 }
 
 /// Provider-independent checks of `params` (provider-specific ones live with each provider).
+/// The outcome in one word for the customer's screen.
+fn customer_word(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Approved(a) => a.status.clone(),
+        Outcome::ShiftClosed(_) => "shift_closed".into(),
+        Outcome::Failed(f) => f.reason.clone(),
+        Outcome::Unknown(_) => "checking".into(),
+    }
+}
+
 fn check_params(params: &serde_json::Map<String, Value>) -> Result<(), String> {
     if let Some(v) = params.get("delay_ms") {
         match v.as_u64() {

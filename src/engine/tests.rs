@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::api::protocol::parse_request;
+use crate::device::screen::RecordingScreen;
 use crate::journal::Batching;
 use crate::provider::{Approval, Capabilities};
 
@@ -68,6 +69,7 @@ fn approved() -> Outcome {
 struct Setup {
     engine: Arc<Engine>,
     provider: Arc<Scripted>,
+    screen: Arc<RecordingScreen>,
     _dir: tempfile::TempDir,
 }
 
@@ -83,11 +85,13 @@ fn setup(
         status: Mutex::new(status),
         executed: AtomicUsize::new(0),
     });
-    let (engine, queue) = Engine::new(
+    let screen = Arc::new(RecordingScreen::default());
+    let (engine, queue) = Engine::with_screen(
         journal,
         vec![provider.clone()],
         "phonepe".into(),
         TaskTracker::new(),
+        screen.clone(),
     );
     tokio::spawn(reconcile::run(
         engine.clone(),
@@ -97,6 +101,7 @@ fn setup(
     Setup {
         engine,
         provider,
+        screen,
         _dir: dir,
     }
 }
@@ -104,6 +109,33 @@ fn setup(
 async fn ask(engine: &Arc<Engine>, line: &str) -> Value {
     let req = parse_request(line.as_bytes()).expect("valid request");
     serde_json::from_str(&engine.handle(req).await).unwrap()
+}
+
+#[tokio::test]
+async fn the_customer_screen_shows_the_amount_then_the_outcome_of_each_sale() {
+    let s = setup(
+        || Some(Outcome::Failed(Failure::new("declined", "no"))),
+        vec![],
+    );
+    let v = ask(
+        &s.engine,
+        r#"{"action":"pay","request_id":"d","amount":4251}"#,
+    )
+    .await;
+    assert_eq!(v["reason"], "declined", "{v}");
+    // Reading a result moves no money and shows nothing.
+    ask(&s.engine, r#"{"action":"get_result","request_id":"d"}"#).await;
+    let currency = s.provider.default_currency().to_owned();
+    assert_eq!(
+        s.screen.shown(),
+        vec![
+            Shown::Amount {
+                amount: 4251,
+                currency
+            },
+            Shown::Status("declined".into()),
+        ]
+    );
 }
 
 #[tokio::test]

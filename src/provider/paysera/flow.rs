@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::client::{ApiError, Order};
 use super::{derived_key, refused, unknown, Paysera};
+use crate::device::screen::Shown;
 use crate::provider::{Approval, Failure, Operation, Outcome};
 
 /// Text of a JSON string or number (Paysera ids come as either).
@@ -116,6 +117,8 @@ impl Paysera {
             },
             Err(e) => return Outcome::Failed(refused(&e)),
         };
+        // The order exists now, so a customer who scans at once finds something to pay.
+        self.screen.show(Shown::Qr(qr.clone()));
         self.wait_and_confirm(op, order, &qr, deadline).await
     }
 

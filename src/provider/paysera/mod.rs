@@ -65,6 +65,8 @@ pub struct Paysera {
     /// Sales whose status is being checked right now. The reconciler and an on-demand
     /// `get_result` may ask at the same moment; only one of them may act on a reserved order.
     checking: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Where the customer is shown the spot's QR code while a sale waits (a paired DQR display).
+    screen: std::sync::Arc<dyn crate::device::screen::Screen>,
 }
 
 /// Marks one sale as being checked for as long as it lives.
@@ -87,6 +89,15 @@ impl Paysera {
 }
 
 impl Paysera {
+    /// Shows the spot's QR code on `screen` while a sale waits for the customer.
+    pub fn with_screen(
+        mut self,
+        screen: std::sync::Arc<dyn crate::device::screen::Screen>,
+    ) -> Self {
+        self.screen = screen;
+        self
+    }
+
     pub fn new(cfg: &PayseraConfig) -> anyhow::Result<Paysera> {
         let mac_key = crate::secret::resolve(
             "providers.paysera",
@@ -113,6 +124,7 @@ impl Paysera {
             timeout: window + request_timeout * 4,
             schedule,
             spot_code: tokio::sync::Mutex::new(None),
+            screen: std::sync::Arc::new(crate::device::screen::NoScreen),
             checking: Default::default(),
         })
     }
