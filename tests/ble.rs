@@ -41,6 +41,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
         }
         let bytes = encode(&frame);
         self.stream.write_all(&bytes).await.unwrap();
+        self.stream.flush().await.unwrap();
         bytes
     }
 
@@ -291,4 +292,64 @@ async fn ble_closing_the_stream_disconnects_the_device() {
     // And a new connection is possible afterwards (the reconnect after link loss).
     let _again = connect(&mock).await;
     let _device = accept(&listener).await;
+}
+
+#[tokio::test]
+async fn ble_connect_scans_for_a_device_bluez_has_not_seen_yet() {
+    let mock = MockBluez::start();
+    let endpoint = mock.dir().join("reader.sock");
+    let listener = UnixListener::bind(&endpoint).unwrap();
+    mock.add_nus_device_on_scan(READER, "QPOS-mini", -60, &endpoint, 23);
+
+    let mut host = Peer::new(connect(&mock).await.stream);
+    let mut device = accept(&listener).await;
+    assert!(mock.logs().contains("StartDiscovery"), "{}", mock.logs());
+    host.send(&Message::KeepAlive).await;
+    assert_eq!(device.recv().await, Message::KeepAlive);
+}
+
+/// A pty pair: the mock opens the slave by path, as it would the link of
+/// `posbridge emulate card-reader --pty LINK`; the test plays the reader on the master.
+fn open_pty() -> (std::fs::File, std::path::PathBuf, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two fds into the out-parameters; null name/termios/winsize are allowed.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just opened and are owned by nobody else.
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", {
+        use std::os::fd::AsRawFd;
+        slave.as_raw_fd()
+    }))
+    .unwrap();
+    (master, path, slave)
+}
+
+#[tokio::test]
+async fn ble_pty_endpoint_carries_frames_like_an_emulated_reader() {
+    let mock = MockBluez::start();
+    // Keep our slave fd open for the whole test: the last close hangs the pty up.
+    let (master, slave_path, _slave) = open_pty();
+    mock.add_nus_device(READER, "QPOS-mini", -48, &slave_path, 23);
+
+    let mut host = Peer::new(connect(&mock).await.stream);
+    let mut device = Peer::new(tokio::fs::File::from_std(master));
+    host.send(&hello(Role::Host)).await;
+    assert_eq!(device.recv().await, hello(Role::Host));
+    device.send(&hello(Role::CardReader)).await;
+    assert_eq!(host.recv().await, hello(Role::CardReader));
 }

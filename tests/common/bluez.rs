@@ -140,6 +140,22 @@ impl MockBluez {
             self.call("AddNusDevice", ("hci0", address, name, rssi, endpoint, mtu));
     }
 
+    /// Like [`MockBluez::add_nus_device`], but BlueZ learns of it only at the next scan.
+    pub fn add_nus_device_on_scan(
+        &self,
+        address: &str,
+        name: &str,
+        rssi: i16,
+        endpoint: &Path,
+        mtu: u16,
+    ) {
+        let endpoint = endpoint.to_str().expect("utf-8 path").to_string();
+        let _: () = self.call(
+            "AddNusDeviceOnScan",
+            ("hci0", address, name, rssi, endpoint, mtu),
+        );
+    }
+
     /// A peripheral that advertises nothing posbridge cares about (bluez5's plain device).
     pub fn add_plain_device(&self, address: &str, name: &str) {
         let _: (String,) = self.call("AddDevice", ("hci0", address, name));
