@@ -353,3 +353,27 @@ async fn ble_pty_endpoint_carries_frames_like_an_emulated_reader() {
     device.send(&hello(Role::CardReader)).await;
     assert_eq!(host.recv().await, hello(Role::CardReader));
 }
+
+#[tokio::test]
+async fn ble_panic_inside_bluez_async_is_refused_and_not_fatal() {
+    let (mock, listener) = rig(23);
+    mock.break_next_introspection(READER);
+    let transport = BleTransport::new(READER).unwrap();
+    let err = tokio::time::timeout(PATIENCE, transport.connect())
+        .await
+        .expect("connect hung")
+        .expect_err("connect succeeded with broken introspection");
+    let TransportError::Refused(text) = &err else {
+        panic!("expected Refused, got {err:?}");
+    };
+    assert!(
+        text.contains(READER) && text.contains("failed internally"),
+        "{text}"
+    );
+
+    // Still alive, and the retry works.
+    let mut host = Peer::new(connect(&mock).await.stream);
+    let mut device = accept(&listener).await;
+    host.send(&Message::KeepAlive).await;
+    assert_eq!(device.recv().await, Message::KeepAlive);
+}

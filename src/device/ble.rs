@@ -239,7 +239,11 @@ async fn open(
     let peripheral = find(&adapter, &mut events, address, &name, options.scan_timeout).await?;
 
     let linked = tokio::time::timeout(options.connect_timeout, async {
-        peripheral.connect().await?;
+        match peripheral.connect().await {
+            // Left connected by an attempt that failed half-way: carry on with that link.
+            Err(e) if cause(&e).contains("org.bluez.Error.AlreadyConnected") => {}
+            other => other?,
+        }
         peripheral.discover_services().await
     })
     .await;

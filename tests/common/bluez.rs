@@ -166,6 +166,11 @@ impl MockBluez {
         let _: () = self.call("FailNext", (method, error_name, message));
     }
 
+    /// The device's next Introspect answer makes bluez-async panic.
+    pub fn break_next_introspection(&self, address: &str) {
+        let _: () = self.call("BreakNextIntrospection", (address,));
+    }
+
     /// The device drops the link.
     pub fn disconnect_from_device(&self, address: &str) {
         let _: () = self.call("DisconnectFromDevice", (address,));
