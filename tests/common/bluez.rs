@@ -17,11 +17,23 @@ const MOCK_IFACE: &str = "org.bluez.Mock";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct MockBluez {
+    // Field order is drop order: the processes go before their directory.
+    processes: Processes,
     dir: tempfile::TempDir,
-    bus: Child,
-    mock: Child,
     address: String,
     control: Connection,
+}
+
+/// The bus and the mock, killed on drop — also when `start` panics half-way.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl MockBluez {
@@ -37,44 +49,52 @@ impl MockBluez {
         let socket = dir.path().join("system_bus_socket");
         let config = dir.path().join("system.conf");
         std::fs::write(&config, bus_config(&socket)).unwrap();
-        let bus = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .arg("--nofork")
-            .arg("--nopidfile")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("dbus-daemon.log")).unwrap())
-            .spawn()
-            .expect("dbus-daemon (apt-get install dbus)");
+        let mut processes = Processes(Vec::new());
+        processes.0.push(
+            Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", config.display()))
+                .arg("--nofork")
+                .arg("--nopidfile")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("dbus-daemon.log")).unwrap())
+                .spawn()
+                .expect("dbus-daemon (apt-get install dbus)"),
+        );
         let address = format!("unix:path={}", socket.display());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "dbus-daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // Before anything in this process touches D-Bus: libdbus reads it once.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The socket file appears at bind(), a moment before the daemon accepts: retry.
+        let control = loop {
+            match Channel::open_private(&address).and_then(|mut channel| {
+                channel.register()?;
+                Ok(channel)
+            }) {
+                Ok(channel) => break Connection::from(channel),
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "dbus-daemon did not start: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        // Before anything in this process touches the system bus: libdbus reads it once.
         std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &address);
 
-        let log = dir.path().join("mock.log");
-        let mock = Command::new(python())
-            .args(["-m", "dbusmock", "--system", "--template"])
-            .arg(template())
-            .arg("-l")
-            .arg(&log)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("mock.stderr")).unwrap())
-            .spawn()
-            .expect("python3 -m dbusmock (apt-get install python3-dbusmock)");
-
-        let mut channel = Channel::open_private(&address).expect("connect to the mock bus");
-        channel.register().expect("register on the mock bus");
-        let control = Connection::from(channel);
+        processes.0.push(
+            Command::new(python())
+                .args(["-m", "dbusmock", "--system", "--template"])
+                .arg(template())
+                .arg("-l")
+                .arg(dir.path().join("mock.log"))
+                .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("mock.stderr")).unwrap())
+                .spawn()
+                .expect("python3 -m dbusmock (apt-get install python3-dbusmock)"),
+        );
         let mut started = MockBluez {
+            processes,
             dir,
-            bus,
-            mock,
             address,
             control,
         };
@@ -95,7 +115,7 @@ impl MockBluez {
             if owned {
                 return;
             }
-            if let Ok(Some(status)) = self.mock.try_wait() {
+            if let Ok(Some(status)) = self.processes.0[1].try_wait() {
                 panic!("mock BlueZ exited ({status}):\n{}", self.logs());
             }
             assert!(
@@ -180,15 +200,6 @@ impl MockBluez {
     pub fn writes(&self, address: &str) -> Vec<(Vec<u8>, String)> {
         let (writes,): (Vec<(Vec<u8>, String)>,) = self.call("GetWrites", (address,));
         writes
-    }
-}
-
-impl Drop for MockBluez {
-    fn drop(&mut self) {
-        for child in [&mut self.mock, &mut self.bus] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
