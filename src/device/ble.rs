@@ -4,26 +4,25 @@
 //! byte stream; the pump behind that stream (`pump`) cuts writes into ATT-sized chunks and turns
 //! notifications back into bytes. It must not interpret frames beyond finding where one ends, and
 //! must never let a fault in the Bluetooth stack reach the rest of the daemon: every btleplug call
-//! runs on a runtime of its own (`ble_runtime`), where a panic only ends one task.
+//! runs on a runtime of its own (`stack`), where a panic only ends one task.
 
 mod pump;
+mod stack;
 
-use std::future::Future;
 use std::str::FromStr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use btleplug::api::{
-    BDAddr, Central, CentralEvent, CharPropFlags, Characteristic, Manager as _, Peripheral as _,
-    ScanFilter, WriteType,
+    BDAddr, Central, CentralEvent, CharPropFlags, Characteristic, Peripheral as _, ScanFilter,
+    WriteType,
 };
-use btleplug::platform::{Adapter, Manager, Peripheral};
+use btleplug::platform::{Adapter, Peripheral};
 use futures_util::StreamExt;
-use tokio::runtime::Runtime;
 use uuid::Uuid;
 
 use super::transport::{Connection, Transport, TransportError};
+use stack::{cause, first_adapter, on_ble_runtime};
 
 /// Nordic UART Service, advertised by every posbridge BLE device.
 pub const NUS_SERVICE: Uuid = Uuid::from_u128(0x6e400001_b5a3_f393_e0a9_e50e24dcca9e);
@@ -154,75 +153,6 @@ pub async fn scan(duration: Duration) -> Result<Vec<ScanEntry>, TransportError> 
         Ok(entries)
     })
     .await
-}
-
-/// Runs `work` on the BLE runtime and waits for it. A panic inside btleplug or bluez-async ends
-/// only that task and comes back as `Refused`.
-async fn on_ble_runtime<T: Send + 'static>(
-    what: &str,
-    work: impl Future<Output = Result<T, TransportError>> + Send + 'static,
-) -> Result<T, TransportError> {
-    let runtime = ble_runtime().map_err(|e| {
-        TransportError::Refused(format!("{what}: cannot start the Bluetooth worker: {e}"))
-    })?;
-    match runtime.spawn(work).await {
-        Ok(result) => result,
-        Err(e) => {
-            let why = if e.is_panic() {
-                panic_text(e.into_panic())
-            } else {
-                "cancelled".to_string()
-            };
-            log::error!("{what}: the Bluetooth stack failed: {why}");
-            Err(TransportError::Refused(format!(
-                "{what}: the Bluetooth stack failed internally ({why}); will retry"
-            )))
-        }
-    }
-}
-
-/// The runtime every btleplug call and pump runs on, on its own thread. It also keeps btleplug's
-/// one D-Bus connection alive whatever runtime the caller uses (tests make one per test).
-fn ble_runtime() -> Result<&'static Runtime, String> {
-    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("posbridge-ble")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// btleplug's manager: one D-Bus connection for the process (each `Manager::new` opens another
-/// and keeps it for good). Only called on the BLE runtime. A failure is not cached.
-async fn manager() -> Result<&'static Manager, btleplug::Error> {
-    static MANAGER: tokio::sync::OnceCell<Manager> = tokio::sync::OnceCell::const_new();
-    MANAGER.get_or_try_init(Manager::new).await
-}
-
-async fn first_adapter(what: &str) -> Result<Adapter, TransportError> {
-    let manager = manager().await.map_err(|e| {
-        TransportError::Absent(format!(
-            "{what}: cannot reach BlueZ on the system D-Bus ({}); is bluetoothd running?",
-            cause(&e)
-        ))
-    })?;
-    let adapters = manager.adapters().await.map_err(|e| {
-        TransportError::Absent(format!(
-            "{what}: cannot list Bluetooth adapters: {}",
-            cause(&e)
-        ))
-    })?;
-    adapters.into_iter().next().ok_or_else(|| {
-        TransportError::Absent(format!(
-            "{what}: no Bluetooth adapter (is one plugged in and not blocked by rfkill?)"
-        ))
-    })
 }
 
 /// Connect, discover, check NUS, subscribe, start the pump. Runs on the BLE runtime.
@@ -410,31 +340,6 @@ fn connect_error(name: &str, e: &btleplug::Error) -> TransportError {
     } else {
         TransportError::Refused(format!("{name}: BlueZ refused the connection: {text}"))
     }
-}
-
-/// An error from btleplug in words, with the D-Bus error name when BlueZ sent one
-/// (`org.bluez.Error.Failed: le-connection-abort-by-local`).
-pub(crate) fn cause(e: &btleplug::Error) -> String {
-    if let btleplug::Error::Other(inner) = e {
-        if let Some(bluez_async::BluetoothError::DbusError(dbus)) =
-            inner.downcast_ref::<bluez_async::BluetoothError>()
-        {
-            return match (dbus.name(), dbus.message()) {
-                (Some(n), Some(m)) => format!("{n}: {m}"),
-                (Some(n), None) => n.to_string(),
-                _ => dbus.to_string(),
-            };
-        }
-    }
-    e.to_string()
-}
-
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".to_string())
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use btleplug::platform::{Peripheral, PeripheralId};
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 
-use super::{cause, NUS_TX};
+use super::stack::cause;
+use super::NUS_TX;
 use crate::device::link::{
     self, CRC_LEN, HEADER_LEN, MAX_FRAME_LEN, MAX_PAYLOAD, START_MARKER, VERSION,
 };
