@@ -241,6 +241,40 @@ async fn ble_bluez_error_on_connect_is_refused_naming_device_and_cause() {
 }
 
 #[tokio::test]
+async fn ble_bluez_error_on_start_notify_is_refused_and_hangs_up() {
+    let (mock, listener) = rig(23);
+    mock.fail_next(
+        "StartNotify",
+        "org.bluez.Error.NotPermitted",
+        "Read not permitted",
+    );
+    let transport = BleTransport::new(READER).unwrap();
+    let err = tokio::time::timeout(PATIENCE, transport.connect())
+        .await
+        .expect("connect hung")
+        .expect_err("connect succeeded without notifications");
+    let TransportError::Refused(text) = &err else {
+        panic!("expected Refused, got {err:?}");
+    };
+    assert!(
+        text.contains(READER) && text.contains("org.bluez.Error.NotPermitted"),
+        "{text}"
+    );
+    // The half-open link was dropped: the device side saw it go.
+    accept(&listener).await.expect_eof().await;
+}
+
+#[tokio::test]
+async fn ble_bluez_error_on_write_ends_the_stream() {
+    let (mock, listener) = rig(23);
+    let mut host = Peer::new(connect(&mock).await.stream);
+    let _device = accept(&listener).await;
+    mock.fail_next("WriteValue", "org.bluez.Error.Failed", "Not connected");
+    host.send(&hello(Role::Host)).await;
+    host.expect_eof().await;
+}
+
+#[tokio::test]
 async fn ble_unknown_device_is_absent_after_a_scan() {
     let (_mock, _listener) = rig(23);
     let transport = BleTransport::new("C0:FF:EE:99:99:99")
