@@ -122,10 +122,7 @@ pub struct ScanEntry {
 pub async fn scan(duration: Duration) -> Result<Vec<ScanEntry>, TransportError> {
     on_ble_runtime("Bluetooth scan", async move {
         let adapter = first_adapter("Bluetooth scan").await?;
-        adapter
-            .start_scan(ScanFilter {
-                services: vec![NUS_SERVICE],
-            })
+        start_nus_scan(&adapter)
             .await
             .map_err(|e| TransportError::Refused(format!("Bluetooth scan: {}", cause(&e))))?;
         tokio::time::sleep(duration).await;
@@ -280,10 +277,7 @@ async fn find(
     if let Some(p) = known.into_iter().find(|p| p.address() == address) {
         return Ok(p);
     }
-    adapter
-        .start_scan(ScanFilter {
-            services: vec![NUS_SERVICE],
-        })
+    start_nus_scan(adapter)
         .await
         .map_err(|e| TransportError::Refused(format!("{name}: cannot scan: {}", cause(&e))))?;
     let found = tokio::time::timeout(scan_timeout, async {
@@ -308,6 +302,19 @@ async fn find(
             scan_timeout.as_secs()
         ))
     })
+}
+
+/// Starts discovery filtered on NUS. BlueZ allows one discovery per D-Bus client and all of
+/// posbridge shares one; if another scan or connect of ours already runs, ride along on it (it
+/// may stop discovery first, which only shortens ours).
+async fn start_nus_scan(adapter: &Adapter) -> Result<(), btleplug::Error> {
+    let filter = ScanFilter {
+        services: vec![NUS_SERVICE],
+    };
+    match adapter.start_scan(filter).await {
+        Err(e) if cause(&e).contains("org.bluez.Error.InProgress") => Ok(()),
+        other => other,
+    }
 }
 
 /// Best-effort disconnect after a failed open; the error that matters is the one already met.
