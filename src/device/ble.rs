@@ -1,0 +1,387 @@
+//! Bluetooth LE transport: a card reader or display reached through BlueZ (via btleplug) over the
+//! Nordic UART Service (docs/link-protocol.md §11, docs/devices-ble.md). It owns finding the
+//! peripheral, connecting, checking for NUS, subscribing to TX and handing the session a plain
+//! byte stream; the pump behind that stream (`pump`) cuts writes into ATT-sized chunks and turns
+//! notifications back into bytes. It must not interpret frames beyond finding where one ends, and
+//! must never let a fault in the Bluetooth stack reach the rest of the daemon: every btleplug call
+//! runs on a runtime of its own (`stack`), where a panic only ends one task.
+
+mod pump;
+mod stack;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use btleplug::api::{
+    BDAddr, Central, CentralEvent, CharPropFlags, Characteristic, Peripheral as _, ScanFilter,
+    WriteType,
+};
+use btleplug::platform::{Adapter, Peripheral};
+use futures_util::StreamExt;
+use uuid::Uuid;
+
+use super::transport::{Connection, Transport, TransportError};
+use stack::{cause, first_adapter, on_ble_runtime};
+
+/// Nordic UART Service, advertised by every posbridge BLE device.
+pub const NUS_SERVICE: Uuid = Uuid::from_u128(0x6e400001_b5a3_f393_e0a9_e50e24dcca9e);
+/// NUS RX: the host writes link bytes here.
+pub const NUS_RX: Uuid = Uuid::from_u128(0x6e400002_b5a3_f393_e0a9_e50e24dcca9e);
+/// NUS TX: the device notifies link bytes here.
+pub const NUS_TX: Uuid = Uuid::from_u128(0x6e400003_b5a3_f393_e0a9_e50e24dcca9e);
+/// ACK timeout on BLE (docs/link-protocol.md §11): connection intervals make the link bursty.
+pub const ACK_TIMEOUT: Duration = Duration::from_millis(1000);
+/// The ATT MTU every LE link starts with; 20-byte chunks. btleplug reports this when BlueZ does
+/// not expose the negotiated MTU (BlueZ < 5.62).
+pub const DEFAULT_ATT_MTU: u16 = 23;
+
+/// Tuning for one BLE device. The defaults suit a reader on the counter.
+#[derive(Debug, Clone)]
+pub struct BleOptions {
+    /// How long to scan for a device BlueZ does not know yet.
+    pub scan_timeout: Duration,
+    /// Limit on connect + service discovery; past it the device counts as absent.
+    pub connect_timeout: Duration,
+    /// Force this ATT MTU instead of the one BlueZ reports (chunks are MTU − 3 bytes). `None`
+    /// trusts BlueZ, which falls back to [`DEFAULT_ATT_MTU`]; `Some(23)` is the safe choice for a
+    /// device that misreports its MTU.
+    pub att_mtu: Option<u16>,
+}
+
+impl Default for BleOptions {
+    fn default() -> Self {
+        BleOptions {
+            scan_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(20),
+            att_mtu: None,
+        }
+    }
+}
+
+/// The address given is not `AA:BB:CC:DD:EE:FF` (with or without the `ble:` prefix).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a Bluetooth address; write it as AA:BB:CC:DD:EE:FF")]
+pub struct InvalidAddress(pub String);
+
+/// Opens links to one BLE device over NUS.
+#[derive(Debug, Clone)]
+pub struct BleTransport {
+    address: BDAddr,
+    options: BleOptions,
+}
+
+impl BleTransport {
+    /// `address` is `AA:BB:CC:DD:EE:FF` or `ble:AA:BB:CC:DD:EE:FF` (any case).
+    pub fn new(address: &str) -> Result<BleTransport, InvalidAddress> {
+        let bare = address.strip_prefix("ble:").unwrap_or(address);
+        let parsed = match BDAddr::from_str(bare) {
+            Ok(parsed) if bare.contains(':') => parsed,
+            _ => return Err(InvalidAddress(address.to_string())),
+        };
+        Ok(BleTransport {
+            address: parsed,
+            options: BleOptions::default(),
+        })
+    }
+
+    pub fn with_options(mut self, options: BleOptions) -> BleTransport {
+        self.options = options;
+        self
+    }
+}
+
+#[async_trait]
+impl Transport for BleTransport {
+    fn address(&self) -> String {
+        format!("ble:{}", self.address)
+    }
+
+    async fn connect(&self) -> Result<Connection, TransportError> {
+        let name = self.address();
+        on_ble_runtime(
+            &name,
+            open(self.address, name.clone(), self.options.clone()),
+        )
+        .await
+    }
+}
+
+/// One device found by [`scan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanEntry {
+    /// `AA:BB:CC:DD:EE:FF` (pair it as `ble:` + this).
+    pub address: String,
+    pub name: Option<String>,
+    /// Signal strength in dBm as last seen, if BlueZ has one.
+    pub rssi: Option<i16>,
+}
+
+/// Scans for `duration` and lists the devices that advertise the Nordic UART Service, strongest
+/// signal first.
+pub async fn scan(duration: Duration) -> Result<Vec<ScanEntry>, TransportError> {
+    on_ble_runtime("Bluetooth scan", async move {
+        let adapter = first_adapter("Bluetooth scan").await?;
+        start_nus_scan(&adapter)
+            .await
+            .map_err(|e| TransportError::Refused(format!("Bluetooth scan: {}", cause(&e))))?;
+        tokio::time::sleep(duration).await;
+        let found = adapter.peripherals().await;
+        if let Err(e) = adapter.stop_scan().await {
+            log::warn!("Bluetooth scan: could not stop discovery: {}", cause(&e));
+        }
+        let found =
+            found.map_err(|e| TransportError::Refused(format!("Bluetooth scan: {}", cause(&e))))?;
+        let mut entries = Vec::new();
+        for peripheral in found {
+            // A device that vanished while we asked is simply not listed.
+            let Ok(Some(props)) = peripheral.properties().await else {
+                continue;
+            };
+            if props.services.contains(&NUS_SERVICE) {
+                entries.push(ScanEntry {
+                    address: props.address.to_string(),
+                    name: props.local_name,
+                    rssi: props.rssi,
+                });
+            }
+        }
+        entries.sort_by(|a, b| b.rssi.cmp(&a.rssi).then(a.address.cmp(&b.address)));
+        Ok(entries)
+    })
+    .await
+}
+
+/// Connect, discover, check NUS, subscribe, start the pump. Runs on the BLE runtime.
+async fn open(
+    address: BDAddr,
+    name: String,
+    options: BleOptions,
+) -> Result<Connection, TransportError> {
+    let adapter = first_adapter(&name).await?;
+    // Watch events before connecting, so a disconnect right after cannot be missed.
+    let mut events = adapter.events().await.map_err(|e| {
+        TransportError::Refused(format!("{name}: cannot watch BlueZ events: {}", cause(&e)))
+    })?;
+    let peripheral = find(&adapter, &mut events, address, &name, options.scan_timeout).await?;
+
+    let linked = tokio::time::timeout(options.connect_timeout, async {
+        match peripheral.connect().await {
+            // Left connected by an attempt that failed half-way: carry on with that link.
+            Err(e) if cause(&e).contains("org.bluez.Error.AlreadyConnected") => {}
+            other => other?,
+        }
+        peripheral.discover_services().await
+    })
+    .await;
+    match linked {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            hang_up(&peripheral, &name).await;
+            return Err(connect_error(&name, &e));
+        }
+        Err(_) => {
+            hang_up(&peripheral, &name).await;
+            return Err(TransportError::Absent(format!(
+                "{name}: no connection within {} s (out of range or powered off?)",
+                options.connect_timeout.as_secs()
+            )));
+        }
+    }
+
+    match start_link(&peripheral, events, &name, &options).await {
+        Ok(connection) => Ok(connection),
+        Err(e) => {
+            hang_up(&peripheral, &name).await;
+            Err(e)
+        }
+    }
+}
+
+/// Checks for NUS, subscribes to TX and starts the pump.
+async fn start_link(
+    peripheral: &Peripheral,
+    events: pump::Events,
+    name: &str,
+    options: &BleOptions,
+) -> Result<Connection, TransportError> {
+    let characteristics = peripheral.characteristics();
+    let nus_char = |uuid: Uuid| -> Option<Characteristic> {
+        characteristics
+            .iter()
+            .find(|c| c.service_uuid == NUS_SERVICE && c.uuid == uuid)
+            .cloned()
+    };
+    let (Some(rx), Some(tx)) = (nus_char(NUS_RX), nus_char(NUS_TX)) else {
+        return Err(TransportError::Refused(format!(
+            "{name} has no complete Nordic UART Service ({NUS_SERVICE} with RX and TX): \
+             is it a posbridge reader?"
+        )));
+    };
+    // Listen before subscribing: the device may send the moment notifications are on.
+    let notifications = peripheral.notifications().await.map_err(|e| {
+        TransportError::Refused(format!(
+            "{name}: cannot receive notifications: {}",
+            cause(&e)
+        ))
+    })?;
+    peripheral.subscribe(&tx).await.map_err(|e| {
+        TransportError::Refused(format!(
+            "{name}: BlueZ refused to enable TX notifications: {}",
+            cause(&e)
+        ))
+    })?;
+
+    let att_mtu = options.att_mtu.unwrap_or_else(|| peripheral.mtu());
+    let chunk = usize::from(att_mtu.max(DEFAULT_ATT_MTU)) - 3;
+    // Write without response where the device allows it: several chunks per connection event
+    // instead of one round trip each; the link protocol's ACKs make it reliable.
+    let write_type = if rx
+        .properties
+        .contains(CharPropFlags::WRITE_WITHOUT_RESPONSE)
+    {
+        WriteType::WithoutResponse
+    } else {
+        WriteType::WithResponse
+    };
+    log::info!(
+        "{name}: connected over NUS, ATT MTU {att_mtu}, {chunk}-byte chunks, {write_type:?}"
+    );
+    let stream = pump::start(pump::Link {
+        name: name.to_string(),
+        peripheral: peripheral.clone(),
+        rx,
+        write_type,
+        chunk,
+        notifications,
+        events,
+    });
+    Ok(Connection {
+        stream: Box::new(stream),
+        mtu: chunk,
+        ack_timeout: ACK_TIMEOUT,
+    })
+}
+
+/// The peripheral with `address`: one BlueZ already knows, else one a scan finds in time.
+async fn find(
+    adapter: &Adapter,
+    events: &mut pump::Events,
+    address: BDAddr,
+    name: &str,
+    scan_timeout: Duration,
+) -> Result<Peripheral, TransportError> {
+    let known = adapter.peripherals().await.map_err(|e| {
+        TransportError::Refused(format!("{name}: cannot list devices: {}", cause(&e)))
+    })?;
+    if let Some(p) = known.into_iter().find(|p| p.address() == address) {
+        return Ok(p);
+    }
+    start_nus_scan(adapter)
+        .await
+        .map_err(|e| TransportError::Refused(format!("{name}: cannot scan: {}", cause(&e))))?;
+    let found = tokio::time::timeout(scan_timeout, async {
+        while let Some(event) = events.next().await {
+            if let CentralEvent::DeviceDiscovered(id) | CentralEvent::DeviceUpdated(id) = event {
+                if let Ok(p) = adapter.peripheral(&id).await {
+                    if p.address() == address {
+                        return Some(p);
+                    }
+                }
+            }
+        }
+        None
+    })
+    .await;
+    if let Err(e) = adapter.stop_scan().await {
+        log::warn!("{name}: could not stop discovery: {}", cause(&e));
+    }
+    found.ok().flatten().ok_or_else(|| {
+        TransportError::Absent(format!(
+            "{name}: not found in a {} s scan (powered off, out of range, or not advertising?)",
+            scan_timeout.as_secs()
+        ))
+    })
+}
+
+/// Starts discovery filtered on NUS. BlueZ allows one discovery per D-Bus client and all of
+/// posbridge shares one; if another scan or connect of ours already runs, ride along on it (it
+/// may stop discovery first, which only shortens ours).
+async fn start_nus_scan(adapter: &Adapter) -> Result<(), btleplug::Error> {
+    let filter = ScanFilter {
+        services: vec![NUS_SERVICE],
+    };
+    match adapter.start_scan(filter).await {
+        Err(e) if cause(&e).contains("org.bluez.Error.InProgress") => Ok(()),
+        other => other,
+    }
+}
+
+/// Best-effort disconnect after a failed open; the error that matters is the one already met.
+async fn hang_up(peripheral: &Peripheral, name: &str) {
+    match tokio::time::timeout(Duration::from_secs(5), peripheral.disconnect()).await {
+        Ok(Ok(())) | Err(_) => {}
+        Ok(Err(e)) => log::debug!("{name}: disconnect after failure: {}", cause(&e)),
+    }
+}
+
+/// A failed connect or discovery: absent when the radio could not reach the device, refused
+/// when BlueZ or the device said no.
+fn connect_error(name: &str, e: &btleplug::Error) -> TransportError {
+    let text = cause(e);
+    let unreachable = [
+        "org.freedesktop.DBus.Error.NoReply",
+        "org.bluez.Error.DoesNotExist",
+        "abort-by-local",
+        "page-timeout",
+        "Host is down",
+    ];
+    if matches!(
+        e,
+        btleplug::Error::TimedOut(_) | btleplug::Error::DeviceNotFound
+    ) || unreachable.iter().any(|u| text.contains(u))
+    {
+        TransportError::Absent(format!(
+            "{name}: cannot reach the device ({text}); out of range or powered off?"
+        ))
+    } else {
+        TransportError::Refused(format!("{name}: BlueZ refused the connection: {text}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_parses_with_or_without_prefix_and_prints_upper_case() {
+        let t = BleTransport::new("ble:aa:bb:cc:dd:ee:0f").unwrap();
+        assert_eq!(t.address(), "ble:AA:BB:CC:DD:EE:0F");
+        let t = BleTransport::new("AA:BB:CC:DD:EE:0F").unwrap();
+        assert_eq!(t.address(), "ble:AA:BB:CC:DD:EE:0F");
+    }
+
+    #[test]
+    fn address_refuses_junk() {
+        for bad in [
+            "",
+            "ble:",
+            "AA:BB:CC:DD:EE",
+            "aabbccddeeff",
+            "serial:/dev/ttyUSB0",
+        ] {
+            let err = BleTransport::new(bad).unwrap_err();
+            assert!(err.to_string().contains("AA:BB:CC:DD:EE:FF"), "{err}");
+        }
+    }
+
+    #[test]
+    fn nus_uuids_match_the_spec() {
+        assert_eq!(
+            NUS_SERVICE.to_string(),
+            "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
+        );
+        assert_eq!(NUS_RX.to_string(), "6e400002-b5a3-f393-e0a9-e50e24dcca9e");
+        assert_eq!(NUS_TX.to_string(), "6e400003-b5a3-f393-e0a9-e50e24dcca9e");
+    }
+}

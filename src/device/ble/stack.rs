@@ -1,0 +1,132 @@
+//! The Bluetooth stack as the BLE transport sees it: where btleplug runs and how its failures
+//! are put into words. Every btleplug call runs on a runtime of its own (`on_ble_runtime`), with
+//! one btleplug `Manager` for the process, so a panic in btleplug or bluez-async ends one task
+//! there and comes back as `Refused`; the daemon's runtime never runs btleplug code. This module
+//! must not know about NUS or the link protocol.
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use btleplug::api::Manager as _;
+use btleplug::platform::{Adapter, Manager};
+use tokio::runtime::Runtime;
+
+use crate::device::transport::TransportError;
+
+/// Runs `work` on the BLE runtime and waits for it. A panic inside btleplug or bluez-async ends
+/// only that task and comes back as `Refused`.
+pub(super) async fn on_ble_runtime<T: Send + 'static>(
+    what: &str,
+    work: impl Future<Output = Result<T, TransportError>> + Send + 'static,
+) -> Result<T, TransportError> {
+    let runtime = ble_runtime().map_err(|e| {
+        TransportError::Refused(format!("{what}: cannot start the Bluetooth worker: {e}"))
+    })?;
+    match runtime.spawn(work).await {
+        Ok(result) => result,
+        Err(e) => {
+            let why = if e.is_panic() {
+                panic_text(e.into_panic())
+            } else {
+                "cancelled".to_string()
+            };
+            log::error!("{what}: the Bluetooth stack failed: {why}");
+            Err(TransportError::Refused(format!(
+                "{what}: the Bluetooth stack failed internally ({why}); the next attempt starts afresh"
+            )))
+        }
+    }
+}
+
+/// The runtime every btleplug call and pump runs on, on its own thread. It also keeps btleplug's
+/// one D-Bus connection alive whatever runtime the caller uses (tests make one per test).
+fn ble_runtime() -> Result<&'static Runtime, String> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("posbridge-ble")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// btleplug's manager: one D-Bus connection for the process (each `Manager::new` opens another
+/// and keeps it for good). Only called on the BLE runtime. A failure is not cached.
+async fn manager() -> Result<&'static Manager, btleplug::Error> {
+    static MANAGER: tokio::sync::OnceCell<Manager> = tokio::sync::OnceCell::const_new();
+    MANAGER.get_or_try_init(Manager::new).await
+}
+
+pub(super) async fn first_adapter(what: &str) -> Result<Adapter, TransportError> {
+    let manager = manager().await.map_err(|e| {
+        TransportError::Absent(format!(
+            "{what}: cannot reach BlueZ on the system D-Bus ({}); is bluetoothd running?",
+            cause(&e)
+        ))
+    })?;
+    let adapters = manager.adapters().await.map_err(|e| {
+        TransportError::Absent(format!(
+            "{what}: cannot list Bluetooth adapters: {}",
+            cause(&e)
+        ))
+    })?;
+    adapters.into_iter().next().ok_or_else(|| {
+        TransportError::Absent(format!(
+            "{what}: no Bluetooth adapter (is one plugged in and not blocked by rfkill?)"
+        ))
+    })
+}
+
+/// An error from btleplug in words, with the D-Bus error name when BlueZ sent one
+/// (`org.bluez.Error.Failed: le-connection-abort-by-local`).
+pub(super) fn cause(e: &btleplug::Error) -> String {
+    if let btleplug::Error::Other(inner) = e {
+        if let Some(bluez_async::BluetoothError::DbusError(dbus)) =
+            inner.downcast_ref::<bluez_async::BluetoothError>()
+        {
+            return match (dbus.name(), dbus.message()) {
+                (Some(n), Some(m)) => format!("{n}: {m}"),
+                (Some(n), None) => n.to_string(),
+                _ => dbus.to_string(),
+            };
+        }
+    }
+    e.to_string()
+}
+
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_on_the_ble_runtime_comes_back_as_refused() {
+        let err = on_ble_runtime("ble:C0:FF:EE:00:00:01", async {
+            if true {
+                panic!("bluez-async unwrapped a None");
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        let TransportError::Refused(text) = err else {
+            panic!("expected Refused, got {err:?}");
+        };
+        assert!(text.starts_with("ble:C0:FF:EE:00:00:01: "), "{text}");
+        assert!(text.contains("bluez-async unwrapped a None"), "{text}");
+        // The runtime survives: the next piece of work runs.
+        assert_eq!(on_ble_runtime("again", async { Ok(7) }).await.unwrap(), 7);
+    }
+}

@@ -1,0 +1,249 @@
+//! A mock BlueZ on a private system D-Bus, for BLE tests without a radio (see
+//! docs/devices-ble.md and tests/fixtures/bluez_nus.py). `MockBluez::start` runs a `dbus-daemon`
+//! of type system in a temp dir, python-dbusmock with our template on it, points this test
+//! process's `DBUS_SYSTEM_BUS_ADDRESS` at it and waits until `org.bluez` is there. Dropping it
+//! kills both. libdbus reads the bus address once per process, so there is one mock per test
+//! process: run BLE tests with `cargo nextest` (one process per test).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dbus::blocking::Connection;
+use dbus::channel::Channel;
+
+const MOCK_IFACE: &str = "org.bluez.Mock";
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct MockBluez {
+    // Field order is drop order: the processes go before their directory.
+    processes: Processes,
+    dir: tempfile::TempDir,
+    address: String,
+    control: Connection,
+}
+
+/// The bus and the mock, killed on drop — also when `start` panics half-way.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl MockBluez {
+    /// Starts the bus and the mock with one adapter, `hci0`.
+    pub fn start() -> MockBluez {
+        static STARTED: AtomicBool = AtomicBool::new(false);
+        assert!(
+            !STARTED.swap(true, Ordering::SeqCst),
+            "one mock BlueZ per test process (libdbus reads the bus address once): \
+             run BLE tests with cargo nextest"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("system_bus_socket");
+        let config = dir.path().join("system.conf");
+        std::fs::write(&config, bus_config(&socket)).unwrap();
+        let mut processes = Processes(Vec::new());
+        processes.0.push(
+            Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", config.display()))
+                .arg("--nofork")
+                .arg("--nopidfile")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("dbus-daemon.log")).unwrap())
+                .spawn()
+                .expect("dbus-daemon (apt-get install dbus)"),
+        );
+        let address = format!("unix:path={}", socket.display());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The socket file appears at bind(), a moment before the daemon accepts: retry.
+        let control = loop {
+            match Channel::open_private(&address).and_then(|mut channel| {
+                channel.register()?;
+                Ok(channel)
+            }) {
+                Ok(channel) => break Connection::from(channel),
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "dbus-daemon did not start: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        // Before anything in this process touches the system bus: libdbus reads it once.
+        std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &address);
+
+        processes.0.push(
+            Command::new(python())
+                .args(["-m", "dbusmock", "--system", "--template"])
+                .arg(template())
+                .arg("-l")
+                .arg(dir.path().join("mock.log"))
+                .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("mock.stderr")).unwrap())
+                .spawn()
+                .expect("python3 -m dbusmock (apt-get install python3-dbusmock)"),
+        );
+        let mut started = MockBluez {
+            processes,
+            dir,
+            address,
+            control,
+        };
+        started.wait_for_bluez(deadline);
+        started
+    }
+
+    fn wait_for_bluez(&mut self, deadline: Instant) {
+        let dbus = self.control.with_proxy(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            CALL_TIMEOUT,
+        );
+        loop {
+            let (owned,): (bool,) = dbus
+                .method_call("org.freedesktop.DBus", "NameHasOwner", ("org.bluez",))
+                .expect("NameHasOwner");
+            if owned {
+                return;
+            }
+            if let Ok(Some(status)) = self.processes.0[1].try_wait() {
+                panic!("mock BlueZ exited ({status}):\n{}", self.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mock BlueZ did not start:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn bus_address(&self) -> &str {
+        &self.address
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The mock's call log and stderr, for failure messages.
+    pub fn logs(&self) -> String {
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "--- mock.log\n{}\n--- mock.stderr\n{}",
+            read("mock.log"),
+            read("mock.stderr")
+        )
+    }
+
+    fn call<A: dbus::arg::AppendAll, R: dbus::arg::ReadAll>(&self, method: &str, args: A) -> R {
+        self.control
+            .with_proxy("org.bluez", "/", CALL_TIMEOUT)
+            .method_call(MOCK_IFACE, method, args)
+            .unwrap_or_else(|e| panic!("mock {method}: {e}\n{}", self.logs()))
+    }
+
+    /// A peripheral advertising NUS whose device side is the socket or pty at `endpoint`.
+    pub fn add_nus_device(&self, address: &str, name: &str, rssi: i16, endpoint: &Path, mtu: u16) {
+        let endpoint = endpoint.to_str().expect("utf-8 path").to_string();
+        let _: (dbus::Path<'static>,) =
+            self.call("AddNusDevice", ("hci0", address, name, rssi, endpoint, mtu));
+    }
+
+    /// Like [`MockBluez::add_nus_device`], but BlueZ learns of it only at the next scan.
+    pub fn add_nus_device_on_scan(
+        &self,
+        address: &str,
+        name: &str,
+        rssi: i16,
+        endpoint: &Path,
+        mtu: u16,
+    ) {
+        let endpoint = endpoint.to_str().expect("utf-8 path").to_string();
+        let _: () = self.call(
+            "AddNusDeviceOnScan",
+            ("hci0", address, name, rssi, endpoint, mtu),
+        );
+    }
+
+    /// A peripheral that advertises nothing posbridge cares about (bluez5's plain device).
+    pub fn add_plain_device(&self, address: &str, name: &str) {
+        let _: (String,) = self.call("AddDevice", ("hci0", address, name));
+    }
+
+    /// The next call of `method` fails with D-Bus error `error_name`.
+    pub fn fail_next(&self, method: &str, error_name: &str, message: &str) {
+        let _: () = self.call("FailNext", (method, error_name, message));
+    }
+
+    /// The device's next Introspect answer makes bluez-async panic.
+    pub fn break_next_introspection(&self, address: &str) {
+        let _: () = self.call("BreakNextIntrospection", (address,));
+    }
+
+    /// The device drops the link.
+    pub fn disconnect_from_device(&self, address: &str) {
+        let _: () = self.call("DisconnectFromDevice", (address,));
+    }
+
+    /// Every RX write the device received: (value, "request" | "command").
+    pub fn writes(&self, address: &str) -> Vec<(Vec<u8>, String)> {
+        let (writes,): (Vec<(Vec<u8>, String)>,) = self.call("GetWrites", (address,));
+        writes
+    }
+}
+
+/// Debian's python has python3-dbusmock; a python3 earlier on PATH (pyenv) may not.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("POSBRIDGE_TEST_PYTHON") {
+        return p.into();
+    }
+    let debian = PathBuf::from("/usr/bin/python3");
+    if debian.exists() {
+        debian
+    } else {
+        "python3".into()
+    }
+}
+
+fn template() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bluez_nus.py")
+}
+
+fn bus_config(socket: &Path) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow send_type="method_call"/>
+    <allow send_type="method_return"/>
+    <allow send_type="signal"/>
+    <allow send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="signal"/>
+    <allow receive_type="error"/>
+  </policy>
+</busconfig>
+"#,
+        socket.display()
+    )
+}
