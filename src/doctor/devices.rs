@@ -1,0 +1,406 @@
+//! The checks on devices: what the daemon reports as paired (`devices` action) and whether each
+//! is connected, the /dev/posbridge names udev makes, other daemons (ModemManager, brltty,
+//! gpsd) holding serial ports, and the BLE adapter (asked of BlueZ with `busctl`; kept to one
+//! small function so a D-Bus library can replace it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{Check, Context};
+use crate::cli::ClientArgs;
+
+const RULES: [&str; 3] = [
+    "/etc/udev/rules.d/70-posbridge.rules",
+    "/lib/udev/rules.d/70-posbridge.rules",
+    "/usr/lib/udev/rules.d/70-posbridge.rules",
+];
+const NAMES_DIR: &str = "/dev/posbridge";
+/// Daemons known to open USB serial ports on their own.
+const GRABBERS: [&str; 3] = ["ModemManager", "brltty", "gpsd"];
+
+/// The daemon's `devices` answer: the list, or why there is none.
+pub fn ask(socket: &Path, timeout: Duration) -> Result<Vec<Value>, String> {
+    let args = ClientArgs {
+        socket: Some(socket.to_owned()),
+        json: false,
+        timeout: timeout.as_secs().max(1),
+    };
+    let resp = crate::client::request(&args, &json!({"action": "devices"}))
+        .map_err(|e| format!("{e:#}"))?;
+    if resp.code == 0 {
+        let data = resp.data.unwrap_or(Value::Null);
+        return Ok(data["devices"].as_array().cloned().unwrap_or_default());
+    }
+    if resp.reason.as_deref() == Some("invalid_request") {
+        return Err("unsupported".into());
+    }
+    Err(format!(
+        "{}: {}",
+        resp.reason.unwrap_or_default(),
+        resp.message.unwrap_or_default()
+    ))
+}
+
+pub fn checks(cx: &Context) -> Vec<Check> {
+    let mut out = Vec::new();
+    let empty = Vec::new();
+    let paired = match (&cx.status, &cx.devices) {
+        (None, _) => {
+            out.push(Check::skip(
+                "devices",
+                "the daemon did not answer: paired devices unknown",
+            ));
+            &empty
+        }
+        (Some(_), Err(why)) if why == "unsupported" => {
+            out.push(Check::warn(
+                "devices",
+                "this daemon does not report devices (no `devices` action)",
+                "upgrade posbridge to a version with the device layer",
+            ));
+            &empty
+        }
+        (Some(_), Err(why)) => {
+            out.push(Check::warn(
+                "devices",
+                format!("the daemon did not list its devices: {why}"),
+                "see `journalctl -u posbridge`",
+            ));
+            &empty
+        }
+        (Some(_), Ok(list)) => {
+            let names: Vec<String> = list.iter().map(describe).collect();
+            out.push(Check::ok(
+                "devices",
+                if list.is_empty() {
+                    "none paired".to_owned()
+                } else {
+                    format!("{} paired: {}", list.len(), names.join("; "))
+                },
+            ));
+            list
+        }
+    };
+    out.extend(paired.iter().map(device));
+    out.push(udev_names(paired));
+    out.push(other_daemons(paired));
+    out.push(ble(paired));
+    out
+}
+
+fn text<'a>(d: &'a Value, key: &str) -> &'a str {
+    d[key].as_str().unwrap_or("?")
+}
+
+fn describe(d: &Value) -> String {
+    format!(
+        "{} ({} over {} at {})",
+        text(d, "id"),
+        text(d, "role"),
+        text(d, "transport"),
+        text(d, "address")
+    )
+}
+
+fn device(d: &Value) -> Check {
+    let name = format!("device.{}", text(d, "id"));
+    if d["connected"].as_bool() == Some(true) {
+        return Check::ok(
+            name,
+            format!(
+                "connected: {} {} firmware {} serial {}",
+                describe(d),
+                text(d, "model"),
+                text(d, "firmware"),
+                text(d, "serial")
+            ),
+        );
+    }
+    let why = d["last_error"].as_str().unwrap_or("no error reported");
+    let fix = if text(d, "transport") == "ble" {
+        format!(
+            "check it is switched on, charged and near the counter; `bluetoothctl info {}`",
+            text(d, "address")
+        )
+    } else {
+        format!(
+            "check its USB cable and power, and that {} exists (`ls -l /dev/posbridge/`)",
+            text(d, "address")
+        )
+    };
+    Check::fail(name, format!("not connected: {}: {why}", describe(d)), fix)
+}
+
+/// The /dev/posbridge entries and the device each points to.
+fn names() -> BTreeMap<String, PathBuf> {
+    let Ok(dir) = std::fs::read_dir(NAMES_DIR) else {
+        return BTreeMap::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let target = std::fs::canonicalize(e.path()).ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), target))
+        })
+        .collect()
+}
+
+fn udev_names(paired: &[Value]) -> Check {
+    let rules = RULES.iter().find(|p| Path::new(p).exists());
+    let found = names();
+    let serial: Vec<&Value> = paired
+        .iter()
+        .filter(|d| text(d, "transport") == "serial")
+        .collect();
+    let missing: Vec<&str> = serial
+        .iter()
+        .map(|d| text(d, "address"))
+        .filter(|a| a.starts_with("/dev/posbridge/") && !Path::new(a).exists())
+        .collect();
+    if !missing.is_empty() {
+        return Check::fail(
+            "udev",
+            format!("paired but missing: {}", missing.join(", ")),
+            "plug the device in; if it is in, add its model to the udev rules \
+             (docs/operations.md) and `udevadm control --reload && udevadm trigger`",
+        );
+    }
+    let by_kernel_name: Vec<&str> = serial
+        .iter()
+        .map(|d| text(d, "address"))
+        .filter(|a| a.starts_with("/dev/tty"))
+        .collect();
+    if !by_kernel_name.is_empty() {
+        return Check::warn(
+            "udev",
+            format!("paired by kernel name, which can change on replug: {}", by_kernel_name.join(", ")),
+            "re-pair it by its /dev/posbridge/ name (`posbridge unpair ID`, `posbridge pair serial:/dev/posbridge/...`)",
+        );
+    }
+    let Some(rules) = rules else {
+        return Check::warn(
+            "udev",
+            "70-posbridge.rules is not installed: no /dev/posbridge names",
+            "install the posbridge package, or copy udev/70-posbridge.rules to /etc/udev/rules.d/",
+        );
+    };
+    if found.is_empty() {
+        return Check::skip(
+            "udev",
+            format!(
+                "{rules} installed; /dev/posbridge is empty: no supported USB device is plugged in"
+            ),
+        );
+    }
+    let listed: Vec<String> = found
+        .iter()
+        .map(|(n, t)| format!("{n} -> {}", t.display()))
+        .collect();
+    let wrong: Vec<String> = found
+        .iter()
+        .filter_map(|(n, t)| {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(t).ok()?;
+            let group = super::local::group_name(m.gid()).unwrap_or_default();
+            (group != "posbridge" || m.mode() & 0o777 != 0o660)
+                .then(|| format!("{n} ({group}, {:04o})", m.mode() & 0o777))
+        })
+        .collect();
+    if !wrong.is_empty() {
+        return Check::warn(
+            "udev",
+            format!("not group posbridge, mode 0660: {}", wrong.join(", ")),
+            "another rule overrides ours: `udevadm info --query=all --name=/dev/posbridge/NAME`; replug",
+        );
+    }
+    Check::ok("udev", listed.join(", "))
+}
+
+/// The ports we care about: /dev/posbridge targets and paired serial devices.
+fn our_ports(paired: &[Value]) -> BTreeMap<PathBuf, String> {
+    let mut ports: BTreeMap<PathBuf, String> = names()
+        .into_iter()
+        .map(|(n, t)| (t, format!("/dev/posbridge/{n}")))
+        .collect();
+    for d in paired.iter().filter(|d| text(d, "transport") == "serial") {
+        if let Ok(t) = std::fs::canonicalize(text(d, "address")) {
+            ports.insert(t, text(d, "id").to_owned());
+        }
+    }
+    ports
+}
+
+fn other_daemons(paired: &[Value]) -> Check {
+    let ports = our_ports(paired);
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Check::skip("other_daemons", "no /proc to look at");
+    };
+    let mut running = Vec::new();
+    let mut holding = Vec::new();
+    let mut foreign = Vec::new();
+    let mut unseen = Vec::new();
+    for entry in procs.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+            continue;
+        };
+        let comm = comm.trim();
+        if !GRABBERS.iter().any(|g| comm.eq_ignore_ascii_case(g)) {
+            continue;
+        }
+        running.push(format!("{comm} (pid {pid})"));
+        let fds = match std::fs::read_dir(entry.path().join("fd")) {
+            Ok(fds) => fds,
+            Err(_) => {
+                unseen.push(format!("{comm} (pid {pid})"));
+                continue;
+            }
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if let Some(ours) = ports.get(&target) {
+                holding.push(format!(
+                    "{comm} (pid {pid}) holds {} ({ours})",
+                    target.display()
+                ));
+            } else if target.to_string_lossy().starts_with("/dev/ttyUSB")
+                || target.to_string_lossy().starts_with("/dev/ttyACM")
+            {
+                foreign.push(format!("{comm} (pid {pid}) holds {}", target.display()));
+            }
+        }
+    }
+    if !holding.is_empty() {
+        return Check::fail(
+            "other_daemons",
+            holding.join("; "),
+            "stop it (`systemctl disable --now brltty` / `gpsd` / `ModemManager`), make sure \
+             70-posbridge.rules is installed, then replug the device",
+        );
+    }
+    if !unseen.is_empty() {
+        return Check::warn(
+            "other_daemons",
+            format!(
+                "running, open ports not visible to this user: {}",
+                unseen.join(", ")
+            ),
+            "run doctor as root",
+        );
+    }
+    if !foreign.is_empty() {
+        return Check::warn(
+            "other_daemons",
+            format!(
+                "{} (not a posbridge device now, but it may take one)",
+                foreign.join("; ")
+            ),
+            "if that is a reader or display, add its model to the udev rules (docs/operations.md)",
+        );
+    }
+    if running.is_empty() {
+        Check::ok(
+            "other_daemons",
+            "none of ModemManager, brltty, gpsd is running",
+        )
+    } else {
+        Check::ok(
+            "other_daemons",
+            format!("{} running, holding no USB serial port", running.join(", ")),
+        )
+    }
+}
+
+/// Runs `busctl` on the system bus; `Err` says why it could not answer.
+fn busctl(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("busctl")
+        .args(["--system", "--timeout=3"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run busctl: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+fn ble(paired: &[Value]) -> Check {
+    let needed = paired.iter().any(|d| text(d, "transport") == "ble");
+    // Without a paired BLE device a missing adapter is worth a warning, not a failure.
+    let bad = |detail: String, fix: &str| {
+        if needed {
+            Check::fail("ble", detail, fix)
+        } else {
+            Check::warn("ble", detail, fix)
+        }
+    };
+    let tree = match busctl(&["tree", "--list", "org.bluez"]) {
+        Ok(t) => t,
+        Err(e) if e.starts_with("cannot run busctl") => {
+            return Check::warn(
+                "ble",
+                format!("cannot check: {e}"),
+                "install systemd's busctl, or check by hand with `bluetoothctl show`",
+            )
+        }
+        Err(e) if e.contains("connect to bus") || e.contains("No such file") => {
+            return Check::warn(
+                "ble",
+                format!("cannot check: no D-Bus system bus ({e})"),
+                "on a counter, dbus runs by default: `systemctl status dbus`",
+            )
+        }
+        Err(e) => {
+            return bad(
+                format!("BlueZ is not on the system bus: {e}"),
+                "`apt install bluez`, then `systemctl enable --now bluetooth`",
+            )
+        }
+    };
+    let adapters: Vec<&str> = tree
+        .lines()
+        .map(str::trim)
+        .filter(|p| {
+            p.strip_prefix("/org/bluez/hci")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    if adapters.is_empty() {
+        return bad(
+            "BlueZ runs but sees no Bluetooth adapter".into(),
+            "plug in or enable the adapter; `rfkill list` shows whether it is blocked",
+        );
+    }
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    for a in &adapters {
+        let name = a.trim_start_matches("/org/bluez/");
+        match busctl(&[
+            "get-property",
+            "org.bluez",
+            a,
+            "org.bluez.Adapter1",
+            "Powered",
+        ]) {
+            Ok(v) if v.trim() == "b true" => on.push(name.to_owned()),
+            Ok(_) => off.push(format!("{name} is off")),
+            Err(e) => off.push(format!("{name}: {e}")),
+        }
+    }
+    if on.is_empty() {
+        return bad(
+            off.join(", "),
+            "`bluetoothctl power on`; if it will not, `rfkill unblock bluetooth`",
+        );
+    }
+    Check::ok("ble", format!("powered: {}", on.join(", ")))
+}
