@@ -404,3 +404,56 @@ fn ble(paired: &[Value]) -> Check {
     }
     Check::ok("ble", format!("powered: {}", on.join(", ")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    fn reader(connected: bool, transport: &str, address: &str) -> Value {
+        json!({"id": "reader-1", "role": "card-reader", "transport": transport,
+               "address": address, "connected": connected, "model": "R1", "firmware": "1.2.0",
+               "serial": "PBR1A2B3C", "last_error": if connected { Value::Null } else { json!("no HELLO within 3 s") }})
+    }
+
+    #[test]
+    fn a_connected_device_is_ok_and_a_lost_one_fails_with_its_last_error() {
+        let ok = device(&reader(
+            true,
+            "serial",
+            "/dev/posbridge/card-reader-PBR1A2B3C",
+        ));
+        assert_eq!(
+            (ok.name.as_str(), ok.status),
+            ("device.reader-1", Status::Ok)
+        );
+        assert!(ok.detail.contains("firmware 1.2.0"), "{}", ok.detail);
+        let lost = device(&reader(false, "ble", "C0:FF:EE:00:00:01"));
+        assert_eq!(lost.status, Status::Fail);
+        assert!(
+            lost.detail.contains("no HELLO within 3 s"),
+            "{}",
+            lost.detail
+        );
+        assert!(lost
+            .fix
+            .unwrap()
+            .contains("bluetoothctl info C0:FF:EE:00:00:01"));
+    }
+
+    #[test]
+    fn a_paired_udev_name_that_is_gone_fails_and_a_kernel_name_warns() {
+        let gone = udev_names(&[reader(true, "serial", "/dev/posbridge/card-reader-NOPE")]);
+        assert_eq!(gone.status, Status::Fail);
+        assert!(gone.detail.contains("card-reader-NOPE"));
+        let kernel = udev_names(&[reader(true, "serial", "/dev/ttyUSB7")]);
+        assert_eq!(kernel.status, Status::Warn);
+        assert!(kernel.fix.unwrap().contains("/dev/posbridge/"));
+    }
+
+    #[test]
+    fn without_a_paired_ble_device_an_unreachable_bluez_is_never_a_failure() {
+        let check = ble(&[]);
+        assert_ne!(check.status, Status::Fail, "{check:?}");
+    }
+}
