@@ -71,7 +71,10 @@ fn parse_line(line: &str) -> Result<Vec<Pair>, String> {
             ASSIGN_KEYS.contains(&base)
         };
         if !known {
-            return Err(format!("{} {} is not used this way in udev rules", p.key, p.op));
+            return Err(format!(
+                "{} {} is not used this way in udev rules",
+                p.key, p.op
+            ));
         }
         if p.key.contains('{') != matches!(base, "ATTR" | "ATTRS" | "ENV" | "IMPORT") {
             return Err(format!("{}: wrong use of {{attribute}}", p.key));
@@ -107,7 +110,10 @@ fn every_line_parses_and_every_goto_has_its_label() {
         .collect();
     for (n, r) in &rules {
         if let Some(goto) = find(r, "GOTO") {
-            assert!(labels.contains(goto.value.as_str()), "line {n}: no LABEL {goto:?}");
+            assert!(
+                labels.contains(goto.value.as_str()),
+                "line {n}: no LABEL {goto:?}"
+            );
         }
     }
     // A GOTO may only jump forwards: udev ignores a backward one.
@@ -141,12 +147,14 @@ fn each_model_is_matched_by_vendor_and_product_and_has_a_role() {
         .into_iter()
         .filter(|(_, r)| find(r, "ENV{POSBRIDGE_ROLE}").is_some_and(|p| p.op == "="))
         .collect();
-    assert!(models.len() >= 3, "the reference reader, display and FTDI reader");
+    assert!(
+        models.len() >= 3,
+        "the reference reader, display and FTDI reader"
+    );
     let mut roles = BTreeSet::new();
     for (n, r) in &models {
         let vendor = find(r, "ATTRS{idVendor}").unwrap_or_else(|| panic!("line {n}: no vendor"));
-        let product =
-            find(r, "ATTRS{idProduct}").unwrap_or_else(|| panic!("line {n}: no product"));
+        let product = find(r, "ATTRS{idProduct}").unwrap_or_else(|| panic!("line {n}: no product"));
         for id in [vendor, product] {
             assert!(
                 id.value.len() == 4 && id.value.chars().all(|c| c.is_ascii_hexdigit()),
@@ -163,7 +171,12 @@ fn each_model_is_matched_by_vendor_and_product_and_has_a_role() {
         roles.insert(role.clone());
         // A stock bridge chip's ids are shared by every adapter made with it: such a model must
         // be pinned down further by its descriptor strings or serial number.
-        let stock = [("0403", "6001"), ("0403", "6015"), ("10c4", "ea60"), ("1a86", "7523")];
+        let stock = [
+            ("0403", "6001"),
+            ("0403", "6015"),
+            ("10c4", "ea60"),
+            ("1a86", "7523"),
+        ];
         if stock.contains(&(vendor.value.as_str(), product.value.as_str())) {
             assert!(
                 ["ATTRS{product}", "ATTRS{manufacturer}", "ATTRS{serial}"]
