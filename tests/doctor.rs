@@ -228,6 +228,37 @@ fn a_state_dir_that_cannot_exist_fails_and_plain_output_shows_the_fix() {
 }
 
 #[test]
+fn a_state_dir_the_user_cannot_write_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["doctor", "--json", "--config", "/dev/null", "--socket"])
+        .arg(dir.path().join("api.sock"))
+        .arg("--state-dir")
+        .arg(&state);
+    // Root may write anywhere: check as nobody, as a technician without rights would.
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().expect("run posbridge doctor");
+    let report = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(status(&report, "state_dir"), "fail", "{report:#}");
+    let c = check(&report, "state_dir");
+    assert!(
+        c["detail"].as_str().unwrap().contains("not writable"),
+        "{c}"
+    );
+    assert!(c["fix"].as_str().unwrap().contains("posbridge"), "{c}");
+}
+
+#[test]
 fn a_daemon_with_a_world_open_socket_is_warned_about() {
     let d = Daemon::start();
     use std::os::unix::fs::PermissionsExt;
