@@ -36,8 +36,13 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Check what a counter needs: socket, state, journal, devices, other daemons, BLE,
-    /// backends. Exit code 0 when nothing failed (warnings allowed), 1 when a check failed.
+    /// Check what this counter needs, and say how to fix what is wrong.
+    ///
+    /// Checks the socket and its permissions, the state directory and free space, the
+    /// journal's integrity, paired devices and their /dev/posbridge names, other daemons
+    /// holding serial ports, the BLE adapter, and each configured backend's DNS, TLS and clock.
+    /// Each check is ok, warn, fail or skip. Exit code 0 when nothing failed (warnings and
+    /// skips allowed), 1 when a check failed.
     Doctor(DoctorArgs),
     /// Run a loopback replica of a payment backend (tests and demos only).
     Replica(ReplicaArgs),
