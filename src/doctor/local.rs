@@ -30,6 +30,14 @@ pub fn socket(
 ) -> (Vec<Check>, Option<Value>) {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let check = Check::fail(
+                "socket",
+                format!("{}: {e}", path.display()),
+                "run doctor as root, or as a member of the posbridge group",
+            );
+            return (vec![check], None);
+        }
         Err(e) => {
             let check = Check::fail(
                 "socket",

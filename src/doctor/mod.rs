@@ -8,6 +8,7 @@
 
 mod backends;
 mod devices;
+mod host;
 mod local;
 
 use std::path::PathBuf;
