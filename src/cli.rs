@@ -36,8 +36,46 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check what this counter needs, and say how to fix what is wrong.
+    ///
+    /// Checks the socket and its permissions, the state directory and free space, the
+    /// journal's integrity, paired devices and their /dev/posbridge names, other daemons
+    /// holding serial ports, the BLE adapter, and each configured backend's DNS, TLS and clock.
+    /// Each check is ok, warn, fail or skip. Exit code 0 when nothing failed (warnings and
+    /// skips allowed), 1 when a check failed.
+    Doctor(DoctorArgs),
     /// Run a loopback replica of a payment backend (tests and demos only).
     Replica(ReplicaArgs),
+    /// Write the man page or shell completions (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Configuration file, as the daemon's --config (default: the packaged one if present).
+    #[arg(long, env = "POSBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The daemon's socket, as the daemon's --socket.
+    #[arg(long, env = "POSBRIDGE_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// The daemon's state directory, as the daemon's --state-dir.
+    #[arg(long, env = "POSBRIDGE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print the checks as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds each network check (DNS, TLS, HTTP) may take.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Write posbridge.1 and a page per subcommand (posbridge-pay.1, ...) into DIR.
+    Man { dir: PathBuf },
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
 
-use posbridge::cli::{Cli, Command, ConfigCommand, ReverseArgs};
+use posbridge::cli::{Cli, Command, ConfigCommand, GenerateCommand, ReverseArgs};
 use posbridge::client::{self, exit};
 use posbridge::{config::Config, daemon, systemd};
 
@@ -63,6 +63,25 @@ fn run(cli: Cli) -> Result<i32> {
                 secret: a.secret.map(posbridge::secret::Secret::new),
                 options: a.options.into_iter().collect(),
             })?;
+            Ok(exit::OK)
+        }
+        Command::Doctor(a) => {
+            let checks = posbridge::doctor::run(&a);
+            if a.json {
+                println!("{}", posbridge::doctor::to_json(&checks));
+            } else {
+                print!("{}", posbridge::doctor::to_text(&checks));
+            }
+            Ok(posbridge::doctor::exit_code(&checks))
+        }
+        Command::Generate(GenerateCommand::Man { dir }) => {
+            for page in posbridge::generate::man(&dir)? {
+                println!("{}", page.display());
+            }
+            Ok(exit::OK)
+        }
+        Command::Generate(GenerateCommand::Completions { shell }) => {
+            posbridge::generate::completions(shell, &mut std::io::stdout());
             Ok(exit::OK)
         }
         Command::Config(ConfigCommand::Check { file }) => {

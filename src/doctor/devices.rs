@@ -1,0 +1,279 @@
+//! The checks on devices: what the daemon reports as paired (`devices` action) and whether each
+//! is connected, and the /dev/posbridge names udev makes. Then, with the ports found here, the
+//! checks in `host.rs` (other daemons holding those ports, the BLE adapter).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{Check, Context};
+use crate::cli::ClientArgs;
+
+const RULES: [&str; 3] = [
+    "/etc/udev/rules.d/70-posbridge.rules",
+    "/lib/udev/rules.d/70-posbridge.rules",
+    "/usr/lib/udev/rules.d/70-posbridge.rules",
+];
+const NAMES_DIR: &str = "/dev/posbridge";
+
+/// The daemon's `devices` answer: the list, or why there is none.
+pub fn ask(socket: &Path, timeout: Duration) -> Result<Vec<Value>, String> {
+    let args = ClientArgs {
+        socket: Some(socket.to_owned()),
+        json: false,
+        timeout: timeout.as_secs().max(1),
+    };
+    let resp = crate::client::request(&args, &json!({"action": "devices"}))
+        .map_err(|e| format!("{e:#}"))?;
+    if resp.code == 0 {
+        let data = resp.data.unwrap_or(Value::Null);
+        return Ok(data["devices"].as_array().cloned().unwrap_or_default());
+    }
+    if resp.reason.as_deref() == Some("invalid_request") {
+        return Err("unsupported".into());
+    }
+    Err(format!(
+        "{}: {}",
+        resp.reason.unwrap_or_default(),
+        resp.message.unwrap_or_default()
+    ))
+}
+
+pub fn checks(cx: &Context) -> Vec<Check> {
+    let mut out = Vec::new();
+    let empty = Vec::new();
+    let paired = match (&cx.status, &cx.devices) {
+        (None, _) => {
+            out.push(Check::skip(
+                "devices",
+                "the daemon did not answer: paired devices unknown",
+            ));
+            &empty
+        }
+        (Some(_), Err(why)) if why == "unsupported" => {
+            out.push(Check::warn(
+                "devices",
+                "this daemon does not report devices (no `devices` action)",
+                "upgrade posbridge to a version with the device layer",
+            ));
+            &empty
+        }
+        (Some(_), Err(why)) => {
+            out.push(Check::warn(
+                "devices",
+                format!("the daemon did not list its devices: {why}"),
+                "see `journalctl -u posbridge`",
+            ));
+            &empty
+        }
+        (Some(_), Ok(list)) => {
+            let names: Vec<String> = list.iter().map(describe).collect();
+            out.push(Check::ok(
+                "devices",
+                if list.is_empty() {
+                    "none paired".to_owned()
+                } else {
+                    format!("{} paired: {}", list.len(), names.join("; "))
+                },
+            ));
+            list
+        }
+    };
+    out.extend(paired.iter().map(device));
+    out.push(udev_names(paired));
+    out.push(super::host::other_daemons(&our_ports(paired)));
+    out.push(super::host::ble(
+        paired.iter().any(|d| text(d, "transport") == "ble"),
+    ));
+    out
+}
+
+fn text<'a>(d: &'a Value, key: &str) -> &'a str {
+    d[key].as_str().unwrap_or("?")
+}
+
+fn describe(d: &Value) -> String {
+    format!(
+        "{} ({} over {} at {})",
+        text(d, "id"),
+        text(d, "role"),
+        text(d, "transport"),
+        text(d, "address")
+    )
+}
+
+fn device(d: &Value) -> Check {
+    let name = format!("device.{}", text(d, "id"));
+    if d["connected"].as_bool() == Some(true) {
+        return Check::ok(
+            name,
+            format!(
+                "connected: {} {} firmware {} serial {}",
+                describe(d),
+                text(d, "model"),
+                text(d, "firmware"),
+                text(d, "serial")
+            ),
+        );
+    }
+    let why = d["last_error"].as_str().unwrap_or("no error reported");
+    let fix = if text(d, "transport") == "ble" {
+        format!(
+            "check it is switched on, charged and near the counter; `bluetoothctl info {}`",
+            text(d, "address")
+        )
+    } else {
+        format!(
+            "check its USB cable and power, and that {} exists (`ls -l /dev/posbridge/`)",
+            text(d, "address")
+        )
+    };
+    Check::fail(name, format!("not connected: {}: {why}", describe(d)), fix)
+}
+
+/// The /dev/posbridge entries and the device each points to.
+fn names() -> BTreeMap<String, PathBuf> {
+    let Ok(dir) = std::fs::read_dir(NAMES_DIR) else {
+        return BTreeMap::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let target = std::fs::canonicalize(e.path()).ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), target))
+        })
+        .collect()
+}
+
+fn udev_names(paired: &[Value]) -> Check {
+    let rules = RULES.iter().find(|p| Path::new(p).exists());
+    let found = names();
+    let serial: Vec<&Value> = paired
+        .iter()
+        .filter(|d| text(d, "transport") == "serial")
+        .collect();
+    let missing: Vec<&str> = serial
+        .iter()
+        .map(|d| text(d, "address"))
+        .filter(|a| a.starts_with("/dev/posbridge/") && !Path::new(a).exists())
+        .collect();
+    if !missing.is_empty() {
+        return Check::fail(
+            "udev",
+            format!("paired but missing: {}", missing.join(", ")),
+            "plug the device in; if it is in, add its model to the udev rules \
+             (docs/operations.md) and `udevadm control --reload && udevadm trigger`",
+        );
+    }
+    let by_kernel_name: Vec<&str> = serial
+        .iter()
+        .map(|d| text(d, "address"))
+        .filter(|a| a.starts_with("/dev/tty"))
+        .collect();
+    if !by_kernel_name.is_empty() {
+        return Check::warn(
+            "udev",
+            format!("paired by kernel name, which can change on replug: {}", by_kernel_name.join(", ")),
+            "re-pair it by its /dev/posbridge/ name (`posbridge unpair ID`, `posbridge pair serial:/dev/posbridge/...`)",
+        );
+    }
+    let Some(rules) = rules else {
+        return Check::warn(
+            "udev",
+            "70-posbridge.rules is not installed: no /dev/posbridge names",
+            "install the posbridge package, or copy udev/70-posbridge.rules to /etc/udev/rules.d/",
+        );
+    };
+    if found.is_empty() {
+        return Check::skip(
+            "udev",
+            format!(
+                "{rules} installed; /dev/posbridge is empty: no supported USB device is plugged in"
+            ),
+        );
+    }
+    let listed: Vec<String> = found
+        .iter()
+        .map(|(n, t)| format!("{n} -> {}", t.display()))
+        .collect();
+    let wrong: Vec<String> = found
+        .iter()
+        .filter_map(|(n, t)| {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(t).ok()?;
+            let group = super::local::group_name(m.gid()).unwrap_or_default();
+            (group != "posbridge" || m.mode() & 0o777 != 0o660)
+                .then(|| format!("{n} ({group}, {:04o})", m.mode() & 0o777))
+        })
+        .collect();
+    if !wrong.is_empty() {
+        return Check::warn(
+            "udev",
+            format!("not group posbridge, mode 0660: {}", wrong.join(", ")),
+            "another rule overrides ours: `udevadm info --query=all --name=/dev/posbridge/NAME`; replug",
+        );
+    }
+    Check::ok("udev", listed.join(", "))
+}
+
+/// The ports we care about: /dev/posbridge targets and paired serial devices.
+fn our_ports(paired: &[Value]) -> BTreeMap<PathBuf, String> {
+    let mut ports: BTreeMap<PathBuf, String> = names()
+        .into_iter()
+        .map(|(n, t)| (t, format!("/dev/posbridge/{n}")))
+        .collect();
+    for d in paired.iter().filter(|d| text(d, "transport") == "serial") {
+        if let Ok(t) = std::fs::canonicalize(text(d, "address")) {
+            ports.insert(t, text(d, "id").to_owned());
+        }
+    }
+    ports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    fn reader(connected: bool, transport: &str, address: &str) -> Value {
+        json!({"id": "reader-1", "role": "card-reader", "transport": transport,
+               "address": address, "connected": connected, "model": "R1", "firmware": "1.2.0",
+               "serial": "PBR1A2B3C", "last_error": if connected { Value::Null } else { json!("no HELLO within 3 s") }})
+    }
+
+    #[test]
+    fn a_connected_device_is_ok_and_a_lost_one_fails_with_its_last_error() {
+        let ok = device(&reader(
+            true,
+            "serial",
+            "/dev/posbridge/card-reader-PBR1A2B3C",
+        ));
+        assert_eq!(
+            (ok.name.as_str(), ok.status),
+            ("device.reader-1", Status::Ok)
+        );
+        assert!(ok.detail.contains("firmware 1.2.0"), "{}", ok.detail);
+        let lost = device(&reader(false, "ble", "C0:FF:EE:00:00:01"));
+        assert_eq!(lost.status, Status::Fail);
+        assert!(
+            lost.detail.contains("no HELLO within 3 s"),
+            "{}",
+            lost.detail
+        );
+        assert!(lost
+            .fix
+            .unwrap()
+            .contains("bluetoothctl info C0:FF:EE:00:00:01"));
+    }
+
+    #[test]
+    fn a_paired_udev_name_that_is_gone_fails_and_a_kernel_name_warns() {
+        let gone = udev_names(&[reader(true, "serial", "/dev/posbridge/card-reader-NOPE")]);
+        assert_eq!(gone.status, Status::Fail);
+        assert!(gone.detail.contains("card-reader-NOPE"));
+        let kernel = udev_names(&[reader(true, "serial", "/dev/ttyUSB7")]);
+        assert_eq!(kernel.status, Status::Warn);
+        assert!(kernel.fix.unwrap().contains("/dev/posbridge/"));
+    }
+}
