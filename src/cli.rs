@@ -38,6 +38,30 @@ pub enum Command {
     Config(ConfigCommand),
     /// Run a loopback replica of a payment backend (tests and demos only).
     Replica(ReplicaArgs),
+    /// Emulate a card reader or DQR display on a pty (tests, demos, hil/).
+    Emulate(EmulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    /// card-reader or dqr-display.
+    #[arg(value_enum)]
+    pub kind: crate::emulate::Kind,
+    /// Where to link the pty's path (a stale link there is replaced); pair it as serial:LINK.
+    #[arg(long, value_name = "LINK")]
+    pub pty: PathBuf,
+    /// JSON file keeping the serial number and the reader's last 500 results across restarts.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Percent of frames to corrupt (and garbage to inject between frames), 0 to 100.
+    #[arg(long, default_value_t = 0, value_name = "PERCENT")]
+    pub noise: u32,
+    /// Seed for --noise, to repeat a run exactly.
+    #[arg(long, env = "POSBRIDGE_NOISE_SEED")]
+    pub noise_seed: Option<u64>,
+    /// Serial number to announce in HELLO (default: stored in --state, else derived from LINK).
+    #[arg(long)]
+    pub serial: Option<String>,
 }
 
 #[derive(Debug, Args)]

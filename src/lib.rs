@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod device;
+pub mod emulate;
 pub mod engine;
 pub mod journal;
 pub mod paths;

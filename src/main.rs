@@ -65,6 +65,18 @@ fn run(cli: Cli) -> Result<i32> {
             })?;
             Ok(exit::OK)
         }
+        Command::Emulate(a) => {
+            systemd::init_logging();
+            posbridge::emulate::run(posbridge::emulate::Options {
+                kind: a.kind,
+                pty: a.pty,
+                state: a.state,
+                noise: a.noise,
+                seed: a.noise_seed,
+                serial: a.serial,
+            })?;
+            Ok(exit::OK)
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
             println!(

@@ -3,7 +3,10 @@
 //! (`reader`, `display`), the registry of paired devices and the manager that keeps them
 //! connected (see docs/link-protocol.md and docs/devices.md).
 
+pub mod display;
 pub mod link;
+pub mod reader;
 pub mod scripted;
+pub mod serial;
 pub mod session;
 pub mod transport;

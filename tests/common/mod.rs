@@ -2,6 +2,7 @@
 //! its real socket, the way a POS does. Each test gets its own daemon, directory and socket.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod emulator;
 pub mod replica;
 
 use std::io::{BufRead, BufReader, Write};
