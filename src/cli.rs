@@ -38,8 +38,36 @@ pub enum Command {
     Config(ConfigCommand),
     /// Run a loopback replica of a payment backend (tests and demos only).
     Replica(ReplicaArgs),
+    /// Pair a card reader or DQR display (connects, checks its HELLO, remembers it).
+    Pair(PairArgs),
+    /// Forget a paired device.
+    Unpair(UnpairArgs),
+    /// List paired devices and whether they are connected.
+    Devices(ClientArgs),
     /// Emulate a card reader or DQR display on a pty (tests, demos, hil/).
     Emulate(EmulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    /// serial:PATH (e.g. serial:/dev/posbridge/reader) or ble:ADDRESS (AA:BB:CC:DD:EE:FF).
+    pub address: String,
+    /// What the device is: card-reader or dqr-display (it must say the same in its HELLO).
+    #[arg(long, value_parser = ["card-reader", "dqr-display"])]
+    pub role: String,
+    /// Serial only: baud rate (default 115200).
+    #[arg(long)]
+    pub baud: Option<u32>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpairArgs {
+    /// The device id, as `posbridge devices` lists it.
+    pub id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]

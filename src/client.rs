@@ -118,8 +118,39 @@ fn print_human(resp: &Response) {
     println!("  request_id         {id}");
 }
 
+fn print_device(d: &Value) {
+    let s = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
+    println!(
+        "{:<28} {:<12} {:<40} {:<13} {:<16} {:<10} {}",
+        s("id"),
+        s("role"),
+        format!("{}:{}", s("transport"), s("address")),
+        if d["connected"] == true {
+            "connected"
+        } else {
+            "disconnected"
+        },
+        s("model"),
+        s("firmware"),
+        d["last_error"].as_str().unwrap_or("")
+    );
+}
+
 fn print_data(id: &str, data: &Value) {
     let s = |k: &str| data.get(k).and_then(Value::as_str);
+    if let Some(devices) = data.get("devices").and_then(Value::as_array) {
+        if devices.is_empty() {
+            println!("no paired devices (pair one with `posbridge pair serial:PATH --role ...`)");
+        }
+        for d in devices {
+            print_device(d);
+        }
+        return;
+    }
+    if data.get("transport").is_some() && data.get("role").is_some() {
+        print_device(data);
+        return;
+    }
     if let Some(results) = data.get("results").and_then(Value::as_array) {
         for r in results {
             let resp = &r["response"];

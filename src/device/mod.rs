@@ -5,7 +5,9 @@
 
 pub mod display;
 pub mod link;
+pub mod manager;
 pub mod reader;
+pub mod registry;
 pub mod scripted;
 pub mod serial;
 pub mod session;

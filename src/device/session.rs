@@ -149,7 +149,7 @@ pub struct Session {
     sender: Sender,
     inbound: Mutex<mpsc::UnboundedReceiver<Message>>,
     hello: Hello,
-    task: JoinHandle<(Box<dyn ByteStream>, LinkError)>,
+    task: JoinHandle<(Option<Box<dyn ByteStream>>, LinkError)>,
 }
 
 impl fmt::Debug for Session {
@@ -253,7 +253,7 @@ pub struct DeviceLink {
     pub inbound: mpsc::UnboundedReceiver<Message>,
     /// Ends when the host went away (EOF or I/O error), handing the stream back so the
     /// emulator can wait for the next host on the same pty.
-    pub task: JoinHandle<(Box<dyn ByteStream>, LinkError)>,
+    pub task: JoinHandle<(Option<Box<dyn ByteStream>>, LinkError)>,
 }
 
 impl DeviceLink {

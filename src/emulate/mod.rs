@@ -130,7 +130,8 @@ async fn link_loop(
             firmware.clone().handle(msg, link.sender.clone());
         }
         let (back, why) = match link.task.await {
-            Ok(done) => done,
+            Ok((Some(back), why)) => (back, why),
+            Ok((None, _)) => unreachable!("a device link hands its stream back"),
             Err(e) => panic!("the link task failed: {e}"),
         };
         log::debug!("host link ended: {why}");

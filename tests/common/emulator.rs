@@ -49,7 +49,6 @@ impl Emulator {
 
     fn spawn(&mut self, stdout: Stdio) {
         self.starts += 1;
-        let old_target = std::fs::read_link(&self.link).ok();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -72,11 +71,11 @@ impl Emulator {
             .spawn()
             .expect("start posbridge emulate");
         self.child = Some(child);
-        // Ready once the link points at this run's pty.
+        // Ready once this run said where it linked its pty (a restart may get the same pty
+        // number, so the link's target alone cannot tell).
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let now = std::fs::read_link(&self.link).ok();
-            if now.is_some() && now != old_target {
+            if self.log_text().matches("linked at").count() >= self.starts {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {

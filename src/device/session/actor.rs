@@ -104,7 +104,7 @@ struct Actor {
 type Spawned = (
     Sender,
     mpsc::UnboundedReceiver<Message>,
-    JoinHandle<(Box<dyn ByteStream>, LinkError)>,
+    JoinHandle<(Option<Box<dyn ByteStream>>, LinkError)>,
 );
 
 pub(crate) fn spawn(conn: Connection, side: Side) -> Spawned {
@@ -147,8 +147,17 @@ pub(crate) fn spawn(conn: Connection, side: Side) -> Spawned {
             }
         }
         let _ = down_tx.send(Some(err.clone()));
+        let host = actor.is_host();
         let Actor { reader, writer, .. } = actor;
-        (reader.unsplit(writer), err)
+        let stream = reader.unsplit(writer);
+        // The host closes the port at once (so a reconnect can open it again, even while
+        // someone still holds the dead Session); the emulator keeps its pty for the next host.
+        if host {
+            drop(stream);
+            (None, err)
+        } else {
+            (Some(stream), err)
+        }
     });
     let sender = Sender {
         commands: cmd_tx,
