@@ -133,7 +133,7 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
     // Paired devices connect in the background: the daemon serves whether or not they are there.
     let devices = DeviceManager::start(&state_dir, shutdown.child_token())
         .context("cannot load the paired devices")?;
-    let providers = crate::provider::from_config(&config, &state_dir)?;
+    let providers = crate::provider::from_config(&config, &state_dir, &devices)?;
     let tasks = TaskTracker::new();
     let (engine, queue) = Engine::new(
         journal.clone(),
