@@ -179,6 +179,18 @@ impl DeviceManager {
 
     /// Starts keeping `entry` connected (from `first`, an already open session, if given).
     fn manage(&self, entry: Paired, first: Option<(Session, Hello)>) {
+        let transport = Address::parse(&entry.full_address())
+            .map_err(TransportError::Refused)
+            .and_then(|a| transport_for(&a, entry.baud));
+        self.manage_with(entry, transport, first);
+    }
+
+    fn manage_with(
+        &self,
+        entry: Paired,
+        transport: Result<Arc<dyn Transport>, TransportError>,
+        first: Option<(Session, Hello)>,
+    ) {
         let first = first.map(|(s, h)| (Arc::new(s), h));
         let role = parse_role(&entry.role).unwrap_or(Role::CardReader);
         let (connected, _) = watch::channel(false);
@@ -192,9 +204,6 @@ impl DeviceManager {
         if let Some(old) = self.devices().insert(entry.id.clone(), managed.clone()) {
             old.stop.cancel();
         }
-        let transport = Address::parse(&entry.full_address())
-            .map_err(TransportError::Refused)
-            .and_then(|a| transport_for(&a, entry.baud));
         if let Some((session, hello)) = &first {
             // Shown as connected at once: `pair` answers with this state.
             managed.up(session.clone(), hello.clone());
@@ -463,3 +472,6 @@ async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hell
         Err(_) => Err(format!("no HELLO within {OPEN_TIMEOUT:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests;
