@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use keeper::{keep_connected, LinkState, Managed};
+
 use super::link::{Hello, Role};
 use super::reader::CardReader;
 use super::registry::{Address, Paired, Registry, RegistryError};
@@ -74,69 +76,6 @@ impl DeviceError {
 impl std::fmt::Display for DeviceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
-    }
-}
-
-#[derive(Default)]
-struct LinkState {
-    session: Option<Arc<Session>>,
-    reader: Option<Arc<CardReader>>,
-    hello: Option<Hello>,
-    last_error: Option<String>,
-}
-
-struct Managed {
-    entry: Paired,
-    role: Role,
-    state: Mutex<LinkState>,
-    connected: watch::Sender<bool>,
-    stop: CancellationToken,
-}
-
-impl Managed {
-    fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn up(&self, session: Arc<Session>, hello: Hello) {
-        let mut s = self.lock();
-        s.reader =
-            (self.role == Role::CardReader).then(|| Arc::new(CardReader::new(session.clone())));
-        s.session = Some(session);
-        s.hello = Some(hello);
-        s.last_error = None;
-        drop(s);
-        self.connected.send_replace(true);
-    }
-
-    fn down(&self, why: Option<String>) {
-        let mut s = self.lock();
-        s.session = None;
-        s.reader = None;
-        if why.is_some() {
-            s.last_error = why;
-        }
-        drop(s);
-        self.connected.send_replace(false);
-    }
-
-    fn listing(&self) -> Value {
-        let s = self.lock();
-        let e = &self.entry;
-        let hello = s.hello.as_ref();
-        json!({
-            "id": e.id,
-            "role": e.role,
-            "transport": e.transport,
-            "address": e.address,
-            "baud": e.baud,
-            "connected": s.session.as_ref().is_some_and(|x| x.is_up()),
-            "model": hello.map_or(&e.model, |h| &h.model),
-            "firmware": hello.map_or(&e.firmware, |h| &h.firmware),
-            "serial": e.serial,
-            "paired_at": e.paired_at,
-            "last_error": s.last_error,
-        })
     }
 }
 
@@ -415,63 +354,6 @@ impl DeviceManager {
     }
 }
 
-async fn keep_connected(
-    m: Arc<Managed>,
-    transport: Arc<dyn Transport>,
-    mut first: Option<(Arc<Session>, Hello)>,
-) {
-    let id = m.entry.id.clone();
-    let mut backoff = INITIAL_BACKOFF;
-    loop {
-        let opened = match first.take() {
-            Some(open) => Ok(open),
-            None => tokio::select! {
-                o = connect(&*transport, m.role) => o.map(|(s, h)| (Arc::new(s), h)),
-                _ = m.stop.cancelled() => return,
-            },
-        };
-        match opened {
-            Ok((session, hello)) => {
-                if hello.serial != m.entry.serial {
-                    log::warn!(device = id.as_str();
-                        "{id}: the device at {} now reports serial {}; check what is plugged in",
-                        transport.address(), hello.serial);
-                }
-                backoff = INITIAL_BACKOFF;
-                log::info!(device = id.as_str(); "{id} connected ({} {}, firmware {})",
-                    hello.model, hello.serial, hello.firmware);
-                m.up(session.clone(), hello);
-                let why = tokio::select! {
-                    why = session.closed() => why,
-                    _ = m.stop.cancelled() => {
-                        m.down(None);
-                        return;
-                    }
-                };
-                log::warn!(device = id.as_str(); "{id} link lost: {why}");
-                m.down(Some(why.to_string()));
-            }
-            Err(e) => {
-                log::debug!(device = id.as_str(); "{id}: {e}; next try in {backoff:?}");
-                m.down(Some(e));
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = m.stop.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hello), String> {
-    let conn = transport.connect().await.map_err(|e| e.to_string())?;
-    match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
-        Ok(Ok(opened)) => Ok(opened),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no HELLO within {OPEN_TIMEOUT:?}")),
-    }
-}
-
+mod keeper;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@
 //! NAK NotReady, sends no keep-alives, and outlives a host that went away.
 
 mod actor;
+mod noise;
 #[cfg(test)]
 mod tests;
 
@@ -24,7 +25,7 @@ use tokio::task::JoinHandle;
 use super::link::{Hello, Message, NakReason, PayloadError, Role};
 use super::transport::{ByteStream, Connection};
 
-pub(crate) use actor::Noise;
+pub(crate) use noise::Noise;
 
 /// Transmissions of one frame before the link counts as down: the first plus 3 retries (§5).
 pub const MAX_TRANSMISSIONS: u32 = 4;
