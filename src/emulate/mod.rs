@@ -125,6 +125,7 @@ async fn link_loop(
             ack_timeout: crate::device::serial::ACK_TIMEOUT,
         };
         let noise = (noise > 0).then(|| Noise::new(noise, seed.wrapping_add(generation)));
+        let started = tokio::time::Instant::now();
         let mut link = DeviceLink::serve(conn, hello.clone(), noise);
         while let Some(msg) = link.inbound.recv().await {
             firmware.clone().handle(msg, link.sender.clone());
@@ -134,7 +135,10 @@ async fn link_loop(
             Ok((None, _)) => unreachable!("a device link hands its stream back"),
             Err(e) => panic!("the link task failed: {e}"),
         };
-        log::debug!("host link ended: {why}");
+        // With no host on the pty every read fails at once: only a link that lived is news.
+        if started.elapsed() > Duration::from_millis(200) {
+            log::info!("host link ended: {why}");
+        }
         stream = back;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
