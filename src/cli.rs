@@ -46,6 +46,14 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run a loopback replica of a payment backend (tests and demos only).
     Replica(ReplicaArgs),
+    /// Pair a card reader or DQR display (connects, checks its HELLO, remembers it).
+    Pair(PairArgs),
+    /// Forget a paired device.
+    Unpair(UnpairArgs),
+    /// List paired devices and whether they are connected.
+    Devices(ClientArgs),
+    /// Emulate a card reader or DQR display on a pty (tests, demos, hil/).
+    Emulate(EmulateArgs),
     /// Write the man page or shell completions (for packaging).
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
@@ -76,6 +84,50 @@ pub enum GenerateCommand {
     Man { dir: PathBuf },
     /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    /// serial:PATH (e.g. serial:/dev/posbridge/reader) or ble:ADDRESS (AA:BB:CC:DD:EE:FF).
+    pub address: String,
+    /// What the device is: card-reader or dqr-display (it must say the same in its HELLO).
+    #[arg(long, value_parser = ["card-reader", "dqr-display"])]
+    pub role: String,
+    /// Serial only: baud rate (default 115200).
+    #[arg(long)]
+    pub baud: Option<u32>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpairArgs {
+    /// The device id, as `posbridge devices` lists it.
+    pub id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulateArgs {
+    /// card-reader or dqr-display.
+    #[arg(value_enum)]
+    pub kind: crate::emulate::Kind,
+    /// Where to link the pty's path (a stale link there is replaced); pair it as serial:LINK.
+    #[arg(long, value_name = "LINK")]
+    pub pty: PathBuf,
+    /// JSON file keeping the serial number and the reader's last 500 results across restarts.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Percent of frames to corrupt (and garbage to inject between frames), 0 to 100.
+    #[arg(long, default_value_t = 0, value_name = "PERCENT")]
+    pub noise: u32,
+    /// Seed for --noise, to repeat a run exactly.
+    #[arg(long, env = "POSBRIDGE_NOISE_SEED")]
+    pub noise_seed: Option<u64>,
+    /// Serial number to announce in HELLO (default: stored in --state, else derived from LINK).
+    #[arg(long)]
+    pub serial: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -118,8 +118,56 @@ fn print_human(resp: &Response) {
     println!("  request_id         {id}");
 }
 
+fn device_row(cells: [&str; 7]) {
+    let [id, role, address, state, model, firmware, error] = cells;
+    println!("{id:<28} {role:<12} {address:<40} {state:<13} {model:<16} {firmware:<10} {error}");
+}
+
+fn print_device(d: &Value) {
+    let s = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
+    let address = format!("{}:{}", s("transport"), s("address"));
+    let state = if d["connected"] == true {
+        "connected"
+    } else {
+        "disconnected"
+    };
+    let error = d["last_error"].as_str().unwrap_or("");
+    device_row([
+        &s("id"),
+        &s("role"),
+        &address,
+        state,
+        &s("model"),
+        &s("firmware"),
+        error,
+    ]);
+}
+
 fn print_data(id: &str, data: &Value) {
     let s = |k: &str| data.get(k).and_then(Value::as_str);
+    if let Some(devices) = data.get("devices").and_then(Value::as_array) {
+        if devices.is_empty() {
+            println!("no paired devices (pair one with `posbridge pair serial:PATH --role ...`)");
+            return;
+        }
+        device_row([
+            "ID",
+            "ROLE",
+            "ADDRESS",
+            "STATE",
+            "MODEL",
+            "FIRMWARE",
+            "LAST ERROR",
+        ]);
+        for d in devices {
+            print_device(d);
+        }
+        return;
+    }
+    if data.get("transport").is_some() && data.get("role").is_some() {
+        print_device(data);
+        return;
+    }
     if let Some(results) = data.get("results").and_then(Value::as_array) {
         for r in results {
             let resp = &r["response"];

@@ -217,7 +217,14 @@ pub struct LifepayConfig {
     pub login: String,
     pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
+    /// The paired card reader's id (`posbridge devices`); optional when only one is paired.
     pub reader: Option<String>,
+    /// Optional: the currency when a request names none (default INR).
+    pub currency: Option<String>,
+    /// Optional: how long a card operation may take, card holder included (default 120000).
+    pub timeout_ms: Option<u64>,
+    /// Optional: intervals between GET_RESULT checks of an unknown outcome.
+    pub status_poll_ms: Option<Vec<u64>>,
 }
 
 impl Config {
@@ -323,6 +330,14 @@ impl Config {
         if let Some(p) = &self.providers.lifepay {
             one_secret(&p.password, &p.password_file)
                 .map_err(|r| invalid("providers.lifepay.password", r))?;
+            if let Some(c) = &p.currency {
+                check_currency(c).map_err(|r| invalid("providers.lifepay.currency", r))?;
+            }
+            if let Some(ms) = p.timeout_ms {
+                check_timeout(ms).map_err(|r| invalid("providers.lifepay.timeout_ms", r))?;
+            }
+            check_schedule(p.status_poll_ms.as_ref())
+                .map_err(|r| invalid("providers.lifepay.status_poll_ms", r))?;
         }
         Ok(())
     }

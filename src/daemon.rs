@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::server::Server;
 use crate::config::Config;
+use crate::device::manager::DeviceManager;
 use crate::engine::{reconcile, Engine};
 use crate::journal::{Batching, Journal};
 use crate::{paths, systemd};
@@ -128,7 +129,11 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
         config.journal.capacity,
         Batching::default(),
     )?);
-    let providers = crate::provider::from_config(&config, &state_dir)?;
+    let shutdown = CancellationToken::new();
+    // Paired devices connect in the background: the daemon serves whether or not they are there.
+    let devices = DeviceManager::start(&state_dir, shutdown.child_token())
+        .context("cannot load the paired devices")?;
+    let providers = crate::provider::from_config(&config, &state_dir, &devices)?;
     let tasks = TaskTracker::new();
     let (engine, queue) = Engine::new(
         journal.clone(),
@@ -137,7 +142,6 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
         tasks.clone(),
     );
     let (interrupted, unknown) = engine.recover().await.context("journal recovery failed")?;
-    let shutdown = CancellationToken::new();
     tokio::spawn(reconcile::run(
         engine.clone(),
         queue,
@@ -147,6 +151,7 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
     let (listener, bound) = bind(listen)?;
     let server = Server {
         engine: engine.clone(),
+        devices: devices.clone(),
         max_connections: config.api.max_connections,
         access: crate::api::access::Access::new(
             &config.api.allowed_groups,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod device;
 pub mod doctor;
+pub mod emulate;
 pub mod engine;
 pub mod generate;
 pub mod journal;

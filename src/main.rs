@@ -84,6 +84,27 @@ fn run(cli: Cli) -> Result<i32> {
             posbridge::generate::completions(shell, &mut std::io::stdout());
             Ok(exit::OK)
         }
+        Command::Pair(a) => {
+            let mut req = json!({"action": "pair", "address": a.address, "role": a.role});
+            if let Some(baud) = a.baud {
+                req["baud"] = json!(baud);
+            }
+            send(&a.client, req)
+        }
+        Command::Unpair(a) => send(&a.client, json!({"action": "unpair", "id": a.id})),
+        Command::Devices(a) => send(&a, json!({"action": "devices"})),
+        Command::Emulate(a) => {
+            systemd::init_logging();
+            posbridge::emulate::run(posbridge::emulate::Options {
+                kind: a.kind,
+                pty: a.pty,
+                state: a.state,
+                noise: a.noise,
+                seed: a.noise_seed,
+                serial: a.serial,
+            })?;
+            Ok(exit::OK)
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
             println!(

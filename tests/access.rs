@@ -99,4 +99,14 @@ fn admin_groups_limit_money_operations_but_not_reading() {
     assert_eq!(status["code"], 0, "{status}");
     let r = d.request(serde_json::json!({"action": "get_result", "request_id": "np-1"}));
     assert_eq!(r["error_type"], "result_not_found_error", "{r}");
+    // Pairing is an admin operation too; listing devices is reading.
+    let pair = answer(&as_nobody(
+        &d,
+        &["pair", "serial:/dev/ttyACM0", "--role", "card-reader"],
+    ));
+    assert_eq!(pair["reason"], "unauthorized", "{pair}");
+    let unpair = answer(&as_nobody(&d, &["unpair", "card-reader-X"]));
+    assert_eq!(unpair["reason"], "unauthorized", "{unpair}");
+    let devices = answer(&as_nobody(&d, &["devices"]));
+    assert_eq!(devices["code"], 0, "{devices}");
 }

@@ -1,17 +1,26 @@
 //! One request line in, one response line out.
 //!
-//! Parses with `protocol`, hands valid requests to the engine, and turns everything else into
-//! an `invalid_request` answer. Never talks to a provider or the journal directly.
+//! Parses with `protocol`, hands valid requests to the engine (operations and results) or the
+//! device manager (devices, pair, unpair), and turns everything else into an
+//! `invalid_request` answer. Never talks to a provider or the journal directly.
 
 use std::sync::Arc;
 
+use serde_json::json;
+
 use super::access::Peer;
-use super::protocol::{self, ErrorType, Response};
+use super::protocol::{self, Action, ErrorType, Request, Response};
+use crate::device::manager::{DeviceError, DeviceManager};
 use crate::engine::Engine;
 
-pub async fn answer(engine: &Arc<Engine>, peer: &Peer, line: &[u8]) -> String {
+pub async fn answer(
+    engine: &Arc<Engine>,
+    devices: &Arc<DeviceManager>,
+    peer: &Peer,
+    line: &[u8],
+) -> String {
     match protocol::parse_request(line) {
-        Ok(req) if req.action.is_operation() && !peer.operate => {
+        Ok(req) if req.action.needs_admin() && !peer.operate => {
             log::warn!(
                 "refused {} from uid {}: not in api.admin_groups",
                 req.action.as_str(),
@@ -29,10 +38,39 @@ pub async fn answer(engine: &Arc<Engine>, peer: &Peer, line: &[u8]) -> String {
             )
             .to_line()
         }
+        Ok(req) if req.action.is_device_action() => device_action(devices, req).await,
         Ok(req) => engine.handle(req).await,
         Err(rejection) => {
             log::debug!("refused a request: {}", rejection.message);
             rejection.into_response().to_line()
+        }
+    }
+}
+
+async fn device_action(devices: &DeviceManager, req: Request) -> String {
+    let answer = match req.action {
+        Action::Devices => Ok(json!({"devices": devices.list()})),
+        Action::Pair => {
+            let address = req.address.as_deref().unwrap_or_default();
+            let role = req.role.as_deref().unwrap_or_default();
+            devices.pair(address, role, req.baud).await
+        }
+        _ => devices.unpair(req.id.as_deref().unwrap_or_default()).await,
+    };
+    match answer {
+        Ok(data) => Response::ok(req.request_id, req.metadata, data).to_line(),
+        Err(DeviceError {
+            reason, message, ..
+        }) => {
+            log::warn!("{} refused: {message}", req.action.as_str());
+            Response::error(
+                req.request_id,
+                req.metadata,
+                ErrorType::DefaultError,
+                reason,
+                message,
+            )
+            .to_line()
         }
     }
 }

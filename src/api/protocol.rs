@@ -30,6 +30,12 @@ pub enum Action {
     Status,
     /// posbridge extension: the newest results in the journal, for `posbridge results`.
     Results,
+    /// posbridge extension: paired devices and their link state, for `posbridge devices`.
+    Devices,
+    /// posbridge extension (admin): pair the device at `address` as `role`.
+    Pair,
+    /// posbridge extension (admin): forget the paired device `id`.
+    Unpair,
 }
 
 const LIFEPAY_PREFIX: &str = "ru.lifepay.checkout.payment_terminal.";
@@ -56,6 +62,9 @@ impl Action {
             "get_result" => Action::GetResult,
             "status" => Action::Status,
             "results" => Action::Results,
+            "devices" => Action::Devices,
+            "pair" => Action::Pair,
+            "unpair" => Action::Unpair,
             _ => return None,
         })
     }
@@ -69,7 +78,20 @@ impl Action {
             Action::GetResult => "get_result",
             Action::Status => "status",
             Action::Results => "results",
+            Action::Devices => "devices",
+            Action::Pair => "pair",
+            Action::Unpair => "unpair",
         }
+    }
+
+    /// Needs `api.admin_groups` when that is set: money operations and (un)pairing.
+    pub fn needs_admin(self) -> bool {
+        self.is_operation() || matches!(self, Action::Pair | Action::Unpair)
+    }
+
+    /// Answered by the device manager rather than the engine.
+    pub fn is_device_action(self) -> bool {
+        matches!(self, Action::Devices | Action::Pair | Action::Unpair)
     }
 
     /// Operations are journaled and executed once; the other actions only read.
@@ -99,6 +121,14 @@ pub struct Request {
     pub params: Map<String, Value>,
     /// `results` only: how many to list.
     pub limit: Option<usize>,
+    /// `pair`: `serial:PATH` or `ble:ADDRESS`.
+    pub address: Option<String>,
+    /// `pair`: `card-reader` or `dqr-display`.
+    pub role: Option<String>,
+    /// `pair`, serial only: the baud rate (default 115200).
+    pub baud: Option<u32>,
+    /// `unpair`: the device id as `devices` lists it.
+    pub id: Option<String>,
 }
 
 /// Why a line was refused, with what could be salvaged for the echo fields.
@@ -204,7 +234,7 @@ impl<'a> Fields<'a> {
                 "action",
                 format!(
                     "unknown action {action_name:?}; expected pay, refund, cancel, get_result, \
-                     close_shift, status or results"
+                     close_shift, status, results, devices, pair or unpair"
                 ),
             )
         })?;
@@ -251,6 +281,48 @@ impl<'a> Fields<'a> {
                 _ => return Err(self.reject("limit", "must be an integer from 1 to 10000".into())),
             },
         };
+        let address = self.string("address")?.map(str::to_owned);
+        if action == Action::Pair && address.is_none() {
+            return Err(self.reject(
+                "address",
+                "is required for pair: serial:PATH or ble:ADDRESS".into(),
+            ));
+        }
+        let role = match self.string("role")? {
+            Some(r @ ("card-reader" | "dqr-display")) => Some(r.to_owned()),
+            Some(other) => {
+                return Err(self.reject(
+                    "role",
+                    format!("{other:?} is not a role; expected card-reader or dqr-display"),
+                ))
+            }
+            None if action == Action::Pair => {
+                return Err(self.reject(
+                    "role",
+                    "is required for pair: card-reader or dqr-display".into(),
+                ))
+            }
+            None => None,
+        };
+        let baud = match self.get("baud") {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if (50..=4_000_000).contains(&n) => Some(n as u32),
+                _ => {
+                    return Err(self.reject("baud", "must be an integer from 50 to 4000000".into()))
+                }
+            },
+        };
+        let id = match self.string("id")? {
+            Some(id) if !id.is_empty() => Some(id.to_owned()),
+            _ if action == Action::Unpair => {
+                return Err(self.reject(
+                    "id",
+                    "is required for unpair: the device id `devices` lists".into(),
+                ))
+            }
+            _ => None,
+        };
         Ok(Request {
             action,
             request_id,
@@ -261,6 +333,10 @@ impl<'a> Fields<'a> {
             primary_transaction,
             params,
             limit,
+            address,
+            role,
+            baud,
+            id,
         })
     }
 

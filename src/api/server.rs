@@ -18,10 +18,12 @@ use tokio_util::task::TaskTracker;
 
 use super::access::{Access, Peer};
 use super::{handler, protocol};
+use crate::device::manager::DeviceManager;
 use crate::engine::Engine;
 
 pub struct Server {
     pub engine: Arc<Engine>,
+    pub devices: Arc<DeviceManager>,
     pub max_connections: usize,
     pub access: Access,
     pub shutdown: CancellationToken,
@@ -68,9 +70,10 @@ impl Server {
                 continue;
             }
             let engine = self.engine.clone();
+            let devices = self.devices.clone();
             let shutdown = self.shutdown.clone();
             self.tasks.spawn(async move {
-                serve(stream, engine, peer, shutdown).await;
+                serve(stream, engine, devices, peer, shutdown).await;
                 drop(permit);
             });
         }
@@ -84,7 +87,13 @@ async fn write_line(stream: &mut (impl AsyncWriteExt + Unpin), line: &str) -> st
     stream.write_all(&buf).await
 }
 
-async fn serve(stream: UnixStream, engine: Arc<Engine>, peer: Peer, shutdown: CancellationToken) {
+async fn serve(
+    stream: UnixStream,
+    engine: Arc<Engine>,
+    devices: Arc<DeviceManager>,
+    peer: Peer,
+    shutdown: CancellationToken,
+) {
     let (read, mut write) = stream.into_split();
     let codec =
         AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), protocol::MAX_LINE);
@@ -111,7 +120,7 @@ async fn serve(stream: UnixStream, engine: Arc<Engine>, peer: Peer, shutdown: Ca
             continue;
         }
         // The request is carried out and recorded even if the client has gone by now.
-        let answer = handler::answer(&engine, &peer, line).await;
+        let answer = handler::answer(&engine, &devices, &peer, line).await;
         if write_line(&mut write, &answer).await.is_err() {
             return;
         }

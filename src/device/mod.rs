@@ -1,8 +1,16 @@
-//! Card readers and QR displays: the link protocol (`link`, a pure codec, no I/O). The session
-//! layer, the serial and BLE transports, the registry of paired devices and the emulators build
-//! on it (see docs/link-protocol.md).
+//! Card readers and QR displays: the link protocol (`link`, a pure codec, no I/O), the session
+//! over any byte stream (`session`), the transports (`serial`; BLE in `ble`), the role APIs
+//! (`reader`, `display`), the registry of paired devices and the manager that keeps them
+//! connected (see docs/link-protocol.md and docs/devices.md).
 
 pub mod ble;
+pub mod display;
 pub mod link;
+pub mod manager;
+pub mod reader;
+pub mod registry;
 pub mod screen;
+pub mod scripted;
+pub mod serial;
+pub mod session;
 pub mod transport;

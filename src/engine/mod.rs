@@ -157,6 +157,15 @@ impl Engine {
             Action::Pay | Action::Refund | Action::Cancel | Action::CloseShift => {
                 self.operate(req).await
             }
+            // The API hands these to the device manager; the engine does not own devices.
+            Action::Devices | Action::Pair | Action::Unpair => Response::error(
+                req.request_id,
+                req.metadata,
+                ErrorType::DefaultError,
+                "not_supported",
+                format!("{} is answered by the device manager", req.action.as_str()),
+            )
+            .to_line(),
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod iotpay;
+pub mod lifepay;
 pub mod paysera;
 pub mod phonepe;
 pub mod sign;
@@ -215,6 +216,7 @@ pub enum Outcome {
 pub fn from_config(
     config: &crate::config::Config,
     state_dir: &std::path::Path,
+    devices: &std::sync::Arc<crate::device::manager::DeviceManager>,
 ) -> anyhow::Result<Vec<std::sync::Arc<dyn Provider>>> {
     use anyhow::Context;
     let sim =
@@ -235,8 +237,11 @@ pub fn from_config(
             phonepe::PhonePe::new(c).context("cannot set up [providers.phonepe]")?,
         ));
     }
-    if config.configured("lifepay") {
-        log::warn!("[providers.lifepay] is configured, but this build cannot use it yet");
+    if let Some(c) = &config.providers.lifepay {
+        list.push(std::sync::Arc::new(
+            lifepay::Lifepay::new(c, devices.clone())
+                .context("cannot set up [providers.lifepay]")?,
+        ));
     }
     Ok(list)
 }

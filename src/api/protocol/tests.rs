@@ -292,3 +292,47 @@ proptest! {
         let _ = parse_request(&bytes);
     }
 }
+
+#[test]
+fn device_actions_check_their_fields() {
+    let r = parse(json!({"action": "pair", "address": "serial:/dev/ttyACM0",
+                         "role": "card-reader", "baud": 9600}))
+    .unwrap();
+    assert_eq!(r.action, Action::Pair);
+    assert_eq!(r.address.as_deref(), Some("serial:/dev/ttyACM0"));
+    assert_eq!(r.role.as_deref(), Some("card-reader"));
+    assert_eq!(r.baud, Some(9600));
+    assert!(Action::Pair.needs_admin() && Action::Unpair.needs_admin());
+    assert!(!Action::Devices.needs_admin());
+    assert_eq!(
+        rejected_field(json!({"action": "pair", "role": "card-reader"})),
+        "address"
+    );
+    assert_eq!(
+        rejected_field(json!({"action": "pair", "address": "serial:/x"})),
+        "role"
+    );
+    assert_eq!(
+        rejected_field(json!({"action": "pair", "address": "serial:/x", "role": "printer"})),
+        "role"
+    );
+    assert_eq!(
+        rejected_field(
+            json!({"action": "pair", "address": "serial:/x", "role": "card-reader",
+                              "baud": 0})
+        ),
+        "baud"
+    );
+    assert_eq!(rejected_field(json!({"action": "unpair"})), "id");
+    assert_eq!(
+        parse(json!({"action": "devices"})).unwrap().action,
+        Action::Devices
+    );
+    assert_eq!(
+        parse(json!({"action": "unpair", "id": "card-reader-1"}))
+            .unwrap()
+            .id
+            .as_deref(),
+        Some("card-reader-1")
+    );
+}

@@ -1,0 +1,359 @@
+//! The device manager: one task per paired device that connects, does HELLO, keeps the link
+//! alive and reconnects with exponential backoff after a loss (0.5 s doubling to 30 s, reset
+//! after a successful HELLO). It also pairs and unpairs (persisting in the registry) and lends
+//! the connected card reader to the `lifepay` provider. It must not touch the journal or
+//! decide anything about a sale; the daemon keeps serving while any device is away.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use keeper::{keep_connected, LinkState, Managed};
+
+use super::link::{Hello, Role};
+use super::reader::CardReader;
+use super::registry::{Address, Paired, Registry, RegistryError};
+use super::serial::{SerialTransport, DEFAULT_BAUD};
+use super::session::{parse_role, role_name, LinkError, Session};
+use super::transport::{Transport, TransportError};
+
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest HELLO exchange (4 transmissions and the device's own HELLO fit well inside).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the transport a registry entry names.
+pub fn transport_for(
+    address: &Address,
+    baud: Option<u32>,
+) -> Result<Arc<dyn Transport>, TransportError> {
+    match address {
+        Address::Serial(path) => Ok(Arc::new(SerialTransport::new(
+            path,
+            baud.unwrap_or(DEFAULT_BAUD),
+        ))),
+        Address::Ble(addr) => ble_transport(addr),
+    }
+}
+
+/// **Where BLE plugs in.** Until `device::ble::BleTransport` is merged this refuses; at merge
+/// the body becomes `Ok(Arc::new(super::ble::BleTransport::new(address)?))` (or however that
+/// type is built from an `AA:BB:CC:DD:EE:FF` address).
+pub fn ble_transport(address: &str) -> Result<Arc<dyn Transport>, TransportError> {
+    Err(TransportError::Refused(format!(
+        "ble:{address}: BLE transport not built in"
+    )))
+}
+
+/// Why pair or unpair failed, in the API's words: the field at fault (if any), a stable
+/// reason and a message for the technician.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceError {
+    pub field: Option<&'static str>,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl DeviceError {
+    fn new(field: Option<&'static str>, reason: &'static str, message: String) -> Self {
+        let message = match field {
+            Some(f) => format!("{f}: {message}"),
+            None => message,
+        };
+        DeviceError {
+            field,
+            reason,
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+pub struct DeviceManager {
+    registry: Mutex<Registry>,
+    devices: Mutex<HashMap<String, Arc<Managed>>>,
+    /// One pair/unpair at a time: two technicians must not pair the same port at once.
+    admin: tokio::sync::Mutex<()>,
+    shutdown: CancellationToken,
+}
+
+impl DeviceManager {
+    /// Loads the registry and starts a task for every paired device.
+    pub fn start(
+        state_dir: &Path,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<DeviceManager>, RegistryError> {
+        let registry = Registry::load(state_dir)?;
+        let entries = registry.devices().to_vec();
+        let manager = Arc::new(DeviceManager {
+            registry: Mutex::new(registry),
+            devices: Mutex::new(HashMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+            shutdown,
+        });
+        for entry in entries {
+            log::info!(device = entry.id.as_str(); "paired device {} at {}", entry.id, entry.full_address());
+            manager.manage(entry, None);
+        }
+        Ok(manager)
+    }
+
+    fn devices(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Managed>>> {
+        self.devices.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts keeping `entry` connected (from `first`, an already open session, if given).
+    fn manage(&self, entry: Paired, first: Option<(Session, Hello)>) {
+        let transport = Address::parse(&entry.full_address())
+            .map_err(TransportError::Refused)
+            .and_then(|a| transport_for(&a, entry.baud));
+        self.manage_with(entry, transport, first);
+    }
+
+    fn manage_with(
+        &self,
+        entry: Paired,
+        transport: Result<Arc<dyn Transport>, TransportError>,
+        first: Option<(Session, Hello)>,
+    ) {
+        let first = first.map(|(s, h)| (Arc::new(s), h));
+        let role = parse_role(&entry.role).unwrap_or(Role::CardReader);
+        let (connected, _) = watch::channel(false);
+        let managed = Arc::new(Managed {
+            entry: entry.clone(),
+            role,
+            state: Mutex::new(LinkState::default()),
+            connected,
+            stop: self.shutdown.child_token(),
+        });
+        if let Some(old) = self.devices().insert(entry.id.clone(), managed.clone()) {
+            old.stop.cancel();
+        }
+        if let Some((session, hello)) = &first {
+            // Shown as connected at once: `pair` answers with this state.
+            managed.up(session.clone(), hello.clone());
+        }
+        match transport {
+            Ok(t) => {
+                tokio::spawn(keep_connected(managed, t, first));
+            }
+            Err(e) => {
+                log::error!(device = entry.id.as_str(); "{}: {e}", entry.id);
+                managed.down(Some(e.to_string()));
+            }
+        }
+    }
+
+    /// Every paired device with its link state, for `posbridge devices`.
+    pub fn list(&self) -> Vec<Value> {
+        let order: Vec<String> = self
+            .registry()
+            .devices()
+            .iter()
+            .map(|d| d.id.clone())
+            .collect();
+        let devices = self.devices();
+        order
+            .iter()
+            .filter_map(|id| devices.get(id).map(|m| m.listing()))
+            .collect()
+    }
+
+    /// Connects to the device at `address`, checks that it answers HELLO as `role`, records
+    /// it in the registry and keeps it connected from now on.
+    pub async fn pair(
+        &self,
+        address: &str,
+        role: &str,
+        baud: Option<u32>,
+    ) -> Result<Value, DeviceError> {
+        let _one = self.admin.lock().await;
+        let addr = Address::parse(address)
+            .map_err(|m| DeviceError::new(Some("address"), "invalid_request", m))?;
+        let role = parse_role(role).ok_or_else(|| {
+            DeviceError::new(
+                Some("role"),
+                "invalid_request",
+                format!("{role:?} is not a role; expected card-reader or dqr-display"),
+            )
+        })?;
+        if matches!(addr, Address::Ble(_)) && baud.is_some() {
+            return Err(DeviceError::new(
+                Some("baud"),
+                "invalid_request",
+                "is for serial devices only".into(),
+            ));
+        }
+        let (kind, place) = addr.parts();
+        let existing = self
+            .registry()
+            .devices()
+            .iter()
+            .find(|d| d.transport == kind && d.address == place)
+            .cloned();
+        if let Some(e) = existing {
+            if e.role == role_name(role) {
+                return Ok(self.listing(&e.id).unwrap_or_else(|| json!(e)));
+            }
+            return Err(DeviceError::new(
+                Some("address"),
+                "already_paired",
+                format!("{address} is already paired as {}; unpair it first", e.id),
+            ));
+        }
+        let transport = transport_for(&addr, baud)
+            .map_err(|e| DeviceError::new(None, "device_unavailable", e.to_string()))?;
+        let conn = transport.connect().await.map_err(|e| {
+            DeviceError::new(
+                None,
+                "device_unavailable",
+                format!("cannot open {address}: {e}"),
+            )
+        })?;
+        let (session, hello) = match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(LinkError::WrongRole { got, .. })) => {
+                return Err(DeviceError::new(
+                    Some("role"),
+                    "wrong_role",
+                    format!(
+                        "the device at {address} answered as a {got}, not a {}; pair it with --role {got}",
+                        role_name(role)
+                    ),
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err(DeviceError::new(
+                    None,
+                    "device_unavailable",
+                    format!("the device at {address} is not answering: {e}"),
+                ))
+            }
+            Err(_) => {
+                return Err(DeviceError::new(
+                    None,
+                    "device_unavailable",
+                    format!("the device at {address} did not finish HELLO in {OPEN_TIMEOUT:?}"),
+                ))
+            }
+        };
+        let entry = Paired {
+            id: format!("{}-{}", role_name(role), hello.serial),
+            role: role_name(role).into(),
+            transport: kind.into(),
+            address: place,
+            baud: match addr {
+                Address::Serial(_) => Some(baud.unwrap_or(DEFAULT_BAUD)),
+                Address::Ble(_) => None,
+            },
+            model: hello.model.clone(),
+            firmware: hello.firmware.clone(),
+            serial: hello.serial.clone(),
+            paired_at: crate::clock::now_rfc3339(),
+        };
+        self.registry().upsert(entry.clone()).map_err(|e| {
+            DeviceError::new(
+                None,
+                "state_unavailable",
+                format!("the pairing could not be saved: {e}"),
+            )
+        })?;
+        log::info!(device = entry.id.as_str(); "paired {} at {address}", entry.id);
+        let id = entry.id.clone();
+        self.manage(entry, Some((session, hello)));
+        Ok(self.listing(&id).expect("just added"))
+    }
+
+    /// Forgets a paired device and closes its link.
+    pub async fn unpair(&self, id: &str) -> Result<Value, DeviceError> {
+        let _one = self.admin.lock().await;
+        let removed = self.registry().remove(id).map_err(|e| {
+            DeviceError::new(
+                None,
+                "state_unavailable",
+                format!("the change could not be saved: {e}"),
+            )
+        })?;
+        let Some(entry) = removed else {
+            return Err(DeviceError::new(
+                Some("id"),
+                "not_found",
+                format!("no paired device {id:?}; `posbridge devices` lists them"),
+            ));
+        };
+        if let Some(m) = self.devices().remove(id) {
+            m.stop.cancel();
+            m.down(None);
+        }
+        log::info!(device = id; "unpaired {id}");
+        let mut shown = json!(entry);
+        shown["connected"] = json!(false);
+        Ok(shown)
+    }
+
+    fn listing(&self, id: &str) -> Option<Value> {
+        self.devices().get(id).map(|m| m.listing())
+    }
+
+    /// The paired card reader (`id`, or the only one), waiting up to `wait` for it to be
+    /// connected. Errors say which reader and why, for the cashier.
+    pub async fn card_reader(
+        &self,
+        id: Option<&str>,
+        wait: Duration,
+    ) -> Result<Arc<CardReader>, String> {
+        let managed = {
+            let devices = self.devices();
+            let readers: Vec<&Arc<Managed>> = devices
+                .values()
+                .filter(|m| m.role == Role::CardReader && id.is_none_or(|id| m.entry.id == id))
+                .collect();
+            match (readers.as_slice(), id) {
+                ([one], _) => (*one).clone(),
+                ([], Some(id)) => return Err(format!("the card reader {id} is not paired")),
+                ([], None) => {
+                    return Err("no card reader is paired; pair one with `posbridge pair`".into())
+                }
+                (_, _) => {
+                    return Err(
+                        "several card readers are paired; name one in providers.lifepay.reader"
+                            .into(),
+                    )
+                }
+            }
+        };
+        let mut connected = managed.connected.subscribe();
+        let _ = tokio::time::timeout(wait, connected.wait_for(|up| *up)).await;
+        let state = managed.lock();
+        match &state.reader {
+            Some(r) if r.session().is_up() => Ok(r.clone()),
+            _ => Err(format!(
+                "the card reader {} is not connected{}",
+                managed.entry.id,
+                state
+                    .last_error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+}
+
+mod keeper;
+#[cfg(test)]
+mod tests;

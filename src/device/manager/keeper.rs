@@ -1,0 +1,136 @@
+//! One paired device's link, kept up: its state as `devices` shows it, and the task that
+//! connects, does HELLO, watches the link and reconnects with backoff after a loss.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{INITIAL_BACKOFF, MAX_BACKOFF, OPEN_TIMEOUT};
+use crate::device::link::{Hello, Role};
+use crate::device::reader::CardReader;
+use crate::device::registry::Paired;
+use crate::device::session::Session;
+use crate::device::transport::Transport;
+
+#[derive(Default)]
+pub(super) struct LinkState {
+    pub(super) session: Option<Arc<Session>>,
+    pub(super) reader: Option<Arc<CardReader>>,
+    pub(super) hello: Option<Hello>,
+    pub(super) last_error: Option<String>,
+}
+
+pub(super) struct Managed {
+    pub(super) entry: Paired,
+    pub(super) role: Role,
+    pub(super) state: Mutex<LinkState>,
+    pub(super) connected: watch::Sender<bool>,
+    pub(super) stop: CancellationToken,
+}
+
+impl Managed {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn up(&self, session: Arc<Session>, hello: Hello) {
+        let mut s = self.lock();
+        s.reader =
+            (self.role == Role::CardReader).then(|| Arc::new(CardReader::new(session.clone())));
+        s.session = Some(session);
+        s.hello = Some(hello);
+        s.last_error = None;
+        drop(s);
+        self.connected.send_replace(true);
+    }
+
+    pub(super) fn down(&self, why: Option<String>) {
+        let mut s = self.lock();
+        s.session = None;
+        s.reader = None;
+        if why.is_some() {
+            s.last_error = why;
+        }
+        drop(s);
+        self.connected.send_replace(false);
+    }
+
+    pub(super) fn listing(&self) -> Value {
+        let s = self.lock();
+        let e = &self.entry;
+        let hello = s.hello.as_ref();
+        json!({
+            "id": e.id,
+            "role": e.role,
+            "transport": e.transport,
+            "address": e.address,
+            "baud": e.baud,
+            "connected": s.session.as_ref().is_some_and(|x| x.is_up()),
+            "model": hello.map_or(&e.model, |h| &h.model),
+            "firmware": hello.map_or(&e.firmware, |h| &h.firmware),
+            "serial": e.serial,
+            "paired_at": e.paired_at,
+            "last_error": s.last_error,
+        })
+    }
+}
+
+pub(super) async fn keep_connected(
+    m: Arc<Managed>,
+    transport: Arc<dyn Transport>,
+    mut first: Option<(Arc<Session>, Hello)>,
+) {
+    let id = m.entry.id.clone();
+    let mut backoff = INITIAL_BACKOFF;
+    loop {
+        let opened = match first.take() {
+            Some(open) => Ok(open),
+            None => tokio::select! {
+                o = connect(&*transport, m.role) => o.map(|(s, h)| (Arc::new(s), h)),
+                _ = m.stop.cancelled() => return,
+            },
+        };
+        match opened {
+            Ok((session, hello)) => {
+                if hello.serial != m.entry.serial {
+                    log::warn!(device = id.as_str();
+                        "{id}: the device at {} now reports serial {}; check what is plugged in",
+                        transport.address(), hello.serial);
+                }
+                backoff = INITIAL_BACKOFF;
+                log::info!(device = id.as_str(); "{id} connected ({} {}, firmware {})",
+                    hello.model, hello.serial, hello.firmware);
+                m.up(session.clone(), hello);
+                let why = tokio::select! {
+                    why = session.closed() => why,
+                    _ = m.stop.cancelled() => {
+                        m.down(None);
+                        return;
+                    }
+                };
+                log::warn!(device = id.as_str(); "{id} link lost: {why}");
+                m.down(Some(why.to_string()));
+            }
+            Err(e) => {
+                log::debug!(device = id.as_str(); "{id}: {e}; next try in {backoff:?}");
+                m.down(Some(e));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = m.stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hello), String> {
+    let conn = transport.connect().await.map_err(|e| e.to_string())?;
+    match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
+        Ok(Ok(opened)) => Ok(opened),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no HELLO within {OPEN_TIMEOUT:?}")),
+    }
+}

@@ -1,0 +1,111 @@
+//! The reconnect schedule, on a paused clock with a transport that fails or succeeds on cue.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::*;
+use crate::device::scripted::ScriptedDevice;
+use crate::device::transport::Connection;
+
+/// Fails or connects to a scripted reader (which hangs up right after HELLO), per attempt.
+#[derive(Debug)]
+struct OnCue {
+    plan: Mutex<VecDeque<bool>>,
+    attempts: Mutex<Vec<Instant>>,
+}
+
+#[async_trait]
+impl Transport for OnCue {
+    fn address(&self) -> String {
+        "serial:/dev/on-cue".into()
+    }
+
+    async fn connect(&self) -> Result<Connection, TransportError> {
+        self.attempts.lock().unwrap().push(Instant::now());
+        if !self.plan.lock().unwrap().pop_front().unwrap_or(false) {
+            return Err(TransportError::Absent("/dev/on-cue is gone".into()));
+        }
+        let (host, device) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            let mut d = ScriptedDevice::new(device);
+            d.handshake(Role::CardReader, "CUE").await;
+            // Unplugged right after HELLO.
+        });
+        Ok(Connection {
+            stream: Box::new(host),
+            mtu: usize::MAX,
+            ack_timeout: Duration::from_millis(300),
+        })
+    }
+}
+
+fn entry() -> Paired {
+    Paired {
+        id: "card-reader-CUE".into(),
+        role: "card-reader".into(),
+        transport: "serial".into(),
+        address: "/dev/on-cue".into(),
+        baud: Some(115_200),
+        model: "m".into(),
+        firmware: "f".into(),
+        serial: "CUE".into(),
+        paired_at: "2026-11-23T00:00:00Z".into(),
+    }
+}
+
+fn gaps(attempts: &[Instant]) -> Vec<f64> {
+    attempts
+        .windows(2)
+        .map(|w| ((w[1] - w[0]).as_secs_f64() * 10.0).round() / 10.0)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_doubles_to_30_s_and_resets_after_a_good_hello() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = DeviceManager::start(dir.path(), CancellationToken::new()).unwrap();
+    let plan = [
+        false, false, false, true, false, false, false, false, false, false, false, false,
+    ];
+    let cue = Arc::new(OnCue {
+        plan: Mutex::new(plan.into_iter().collect()),
+        attempts: Mutex::new(Vec::new()),
+    });
+    manager.manage_with(entry(), Ok(cue.clone()), None);
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    let attempts = cue.attempts.lock().unwrap().clone();
+    let g = gaps(&attempts);
+    // Three failures (0.5, 1, 2 s apart), a good HELLO, the link dies at once: the pause is
+    // back to 0.5 s, then doubles again up to the 30 s cap.
+    assert_eq!(g[..3], [0.5, 1.0, 2.0], "{g:?}");
+    assert_eq!(g[3..9], [0.5, 1.0, 2.0, 4.0, 8.0, 16.0], "{g:?}");
+    assert!(
+        g.len() > 9 && g[9..].iter().all(|gap| *gap == 30.0),
+        "{g:?}"
+    );
+    let listed = manager.list();
+    assert!(
+        listed.is_empty(),
+        "not in the registry, so not listed: {listed:?}"
+    );
+    let m = manager.devices().get("card-reader-CUE").unwrap().clone();
+    assert_eq!(m.listing()["connected"], false);
+    assert_eq!(m.listing()["last_error"], "/dev/on-cue is gone");
+    assert_eq!(
+        m.listing()["firmware"],
+        "0.0.1",
+        "facts from the last HELLO"
+    );
+}
+
+#[tokio::test]
+async fn a_ble_address_names_the_missing_transport() {
+    let err = transport_for(&Address::Ble("AA:BB:CC:DD:EE:FF".into()), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ble:AA:BB:CC:DD:EE:FF: BLE transport not built in"
+    );
+}

@@ -1,0 +1,161 @@
+//! The card-reader role over a link session (docs/link-protocol.md §9): sale, refund, cancel,
+//! get_result and close_shift, each answered with a typed result. It owns matching answers to
+//! the request they belong to (by request_id) and one operation at a time per reader; it must
+//! not retry a money-moving start on its own: after a lost link the caller asks `get_result`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::link::{Message, PaymentRequest, SaleResult};
+use super::session::{what, LinkError, Session};
+
+/// What the reader said about one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Finished: approved, declined or error, with RRN, approval code, masked PAN and scheme.
+    Done(SaleResult),
+    /// This request_id is still running on the reader; ask again later.
+    InProgress,
+    /// Another operation (`running`) is under way; nothing was started.
+    Busy { running: String },
+    /// The reader never started this request_id (or evicted it): nothing was charged.
+    NotFound,
+}
+
+/// The answer to CLOSE_SHIFT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShiftAnswer {
+    Closed { count: u32, total: u64 },
+    Busy { running: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReaderError {
+    /// The link failed: a start may or may not have reached the reader. Reconnect and ask
+    /// `get_result`; never start it again under a new request_id.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The reader acknowledged but did not answer in time: the outcome is unknown.
+    #[error("the card reader did not answer {what} within {} s", after.as_secs_f32())]
+    Timeout { what: &'static str, after: Duration },
+}
+
+#[derive(Debug)]
+pub struct CardReader {
+    session: Arc<Session>,
+    one_at_a_time: Mutex<()>,
+}
+
+impl CardReader {
+    pub fn new(session: Arc<Session>) -> CardReader {
+        CardReader {
+            session,
+            one_at_a_time: Mutex::new(()),
+        }
+    }
+
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// Charges `req.amount`; waits up to `wait` for the card holder and the acquirer.
+    pub async fn sale(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
+        let id = req.request_id.clone();
+        self.operation(Message::StartSale(req), &id, wait).await
+    }
+
+    /// Refunds (part of) an earlier sale; `req.primary_reference` is the sale's RRN.
+    pub async fn refund(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
+        let id = req.request_id.clone();
+        self.operation(Message::StartRefund(req), &id, wait).await
+    }
+
+    /// Cancels (voids) an earlier sale in full.
+    pub async fn cancel(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
+        let id = req.request_id.clone();
+        self.operation(Message::StartCancel(req), &id, wait).await
+    }
+
+    /// Asks what became of `request_id` (reconciliation). Never moves money.
+    pub async fn get_result(
+        &self,
+        request_id: &str,
+        wait: Duration,
+    ) -> Result<Answer, ReaderError> {
+        let msg = Message::GetResult {
+            request_id: request_id.to_owned(),
+        };
+        self.operation(msg, request_id, wait).await
+    }
+
+    pub async fn close_shift(&self, wait: Duration) -> Result<ShiftAnswer, ReaderError> {
+        self.exchange(Message::CloseShift, wait, |msg| match msg {
+            Message::ShiftSummary { count, total } => Some(ShiftAnswer::Closed {
+                count: *count,
+                total: *total,
+            }),
+            Message::Busy { request_id } => Some(ShiftAnswer::Busy {
+                running: request_id.clone(),
+            }),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn operation(
+        &self,
+        msg: Message,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Answer, ReaderError> {
+        self.exchange(msg, wait, |answer| match answer {
+            Message::SaleResult(r) if r.request_id == id => Some(Answer::Done(r.clone())),
+            Message::InProgress { request_id } if request_id == id => Some(Answer::InProgress),
+            Message::ResultNotFound { request_id } if request_id == id => Some(Answer::NotFound),
+            Message::Busy { request_id } => Some(Answer::Busy {
+                running: request_id.clone(),
+            }),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Sends `msg` and waits for the first answer `pick` recognises; anything else that
+    /// arrives meanwhile (a late answer to an abandoned request) is logged and dropped.
+    async fn exchange<T>(
+        &self,
+        msg: Message,
+        wait: Duration,
+        pick: impl Fn(&Message) -> Option<T>,
+    ) -> Result<T, ReaderError> {
+        let _one = self.one_at_a_time.lock().await;
+        let name = what(&msg);
+        let deadline = Instant::now() + wait;
+        let stale = self.session.drain().await;
+        if stale > 0 {
+            log::debug!("dropped {stale} stale reader messages before {name}");
+        }
+        let timeout = ReaderError::Timeout {
+            what: name,
+            after: wait,
+        };
+        tokio::time::timeout_at(deadline, self.session.send(msg))
+            .await
+            .map_err(|_| timeout.clone())??;
+        loop {
+            let answer = tokio::time::timeout_at(deadline, self.session.recv())
+                .await
+                .map_err(|_| timeout.clone())??;
+            match pick(&answer) {
+                Some(found) => return Ok(found),
+                None => log::debug!(
+                    "ignoring {} while waiting for the answer to {name}",
+                    what(&answer)
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The serial transport (docs/link-protocol.md §12): a tty opened exclusively, raw, 8N1, at
+//! the configured baud rate, through tokio-serial. It owns opening the port and turning open
+//! errors into words a technician can act on; it must not frame or interpret bytes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
+
+use super::transport::{Connection, Transport, TransportError};
+
+/// ACK timeout on serial (§12): a maximum frame takes ~90 ms at 115200 baud.
+pub const ACK_TIMEOUT: Duration = Duration::from_millis(300);
+pub const DEFAULT_BAUD: u32 = 115_200;
+
+#[derive(Debug, Clone)]
+pub struct SerialTransport {
+    pub path: PathBuf,
+    pub baud: u32,
+}
+
+impl SerialTransport {
+    pub fn new(path: impl Into<PathBuf>, baud: u32) -> SerialTransport {
+        SerialTransport {
+            path: path.into(),
+            baud,
+        }
+    }
+
+    /// Opens the port exclusively (TIOCEXCL and flock): a second opener, ours or another
+    /// program's, is refused instead of stealing half the bytes.
+    pub fn open(&self) -> Result<SerialStream, TransportError> {
+        let path = self.path.to_string_lossy().into_owned();
+        tokio_serial::new(&path, self.baud)
+            .data_bits(tokio_serial::DataBits::Eight)
+            .parity(tokio_serial::Parity::None)
+            .stop_bits(tokio_serial::StopBits::One)
+            .flow_control(tokio_serial::FlowControl::None)
+            .open_native_async()
+            .map_err(|e| self.open_error(e))
+    }
+
+    fn open_error(&self, e: tokio_serial::Error) -> TransportError {
+        use std::io::ErrorKind as Io;
+        use tokio_serial::ErrorKind as K;
+        let path = self.path.display();
+        match e.kind() {
+            K::NoDevice => TransportError::Refused(format!(
+                "{path} is already open by another program (or another posbridge); \
+                 close it, or check `fuser {path}`"
+            )),
+            K::Io(Io::NotFound) => TransportError::Absent(format!(
+                "{path} does not exist: is the device plugged in, and is the udev rule installed?"
+            )),
+            K::Io(Io::PermissionDenied) => TransportError::Refused(format!(
+                "{path}: permission denied; the daemon's user needs the device's group \
+                 (see the udev rule)"
+            )),
+            K::InvalidInput => TransportError::Refused(format!(
+                "{path} cannot be used at {} baud: {}",
+                self.baud, e.description
+            )),
+            _ => TransportError::Absent(format!("cannot open {path}: {}", e.description)),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for SerialTransport {
+    fn address(&self) -> String {
+        format!("serial:{}", self.path.display())
+    }
+
+    async fn connect(&self) -> Result<Connection, TransportError> {
+        let stream = self.open()?;
+        Ok(Connection {
+            stream: Box::new(stream),
+            mtu: usize::MAX,
+            ack_timeout: ACK_TIMEOUT,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn missing_port_is_absent_and_named() {
+        let t = SerialTransport::new("/dev/posbridge/no-such-reader", 115_200);
+        let err = t.connect().await.unwrap_err();
+        assert!(matches!(err, TransportError::Absent(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("/dev/posbridge/no-such-reader"),
+            "{err}"
+        );
+        assert_eq!(t.address(), "serial:/dev/posbridge/no-such-reader");
+    }
+}

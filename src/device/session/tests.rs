@@ -1,0 +1,285 @@
+//! Session behaviour against a scripted device over an in-memory duplex, on a paused clock.
+
+use std::time::Duration;
+
+use tokio::io::DuplexStream;
+
+use super::*;
+use crate::device::link::{self, kind, Currency, Message, NakReason, PaymentRequest, Role};
+use crate::device::scripted::ScriptedDevice;
+
+fn pair() -> (Connection, ScriptedDevice<DuplexStream>) {
+    let (host, device) = tokio::io::duplex(4096);
+    let conn = Connection {
+        stream: Box::new(host),
+        mtu: usize::MAX,
+        ack_timeout: Duration::from_millis(300),
+    };
+    (conn, ScriptedDevice::new(device))
+}
+
+async fn open(role: Role) -> (Session, ScriptedDevice<DuplexStream>) {
+    let (conn, mut dev) = pair();
+    let opening = tokio::spawn(Session::open(conn, Role::CardReader));
+    dev.handshake(role, "SN1").await;
+    let (session, hello) = opening.await.unwrap().unwrap();
+    assert_eq!(hello.serial, "SN1");
+    (session, dev)
+}
+
+fn sale(id: &str) -> Message {
+    Message::StartSale(PaymentRequest {
+        request_id: id.into(),
+        amount: 2500,
+        currency: Currency::new("INR").unwrap(),
+        primary_reference: None,
+        credentials: None,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn hello_exchange_then_ack_completes_a_send() {
+    let (session, mut dev) = open(Role::CardReader).await;
+    assert_eq!(session.hello().model, "scripted");
+    let sending = tokio::spawn(async move {
+        session.send(sale("s-1")).await.unwrap();
+        session
+    });
+    let (frame, msg) = dev.request().await;
+    assert_eq!(frame.seq(), 1, "HELLO is seq 0, the next frame 1");
+    assert_eq!(msg, sale("s-1"));
+    dev.ack(1).await;
+    let session = sending.await.unwrap();
+    assert!(session.is_up());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_device_of_another_role_is_refused_by_name() {
+    let (conn, mut dev) = pair();
+    let opening = tokio::spawn(Session::open(conn, Role::CardReader));
+    let (frame, _) = dev.message().await;
+    dev.ack(frame.seq()).await;
+    dev.seq = 0;
+    dev.send(&Message::Hello(link::Hello {
+        protocol_version: 1,
+        role: Role::DqrDisplay,
+        model: "m".into(),
+        firmware: "f".into(),
+        serial: "s".into(),
+    }))
+    .await;
+    let err = opening.await.unwrap().unwrap_err();
+    assert!(matches!(err, LinkError::WrongRole { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the device answered as a dqr-display, but it was expected to be a card-reader"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unanswered_frame_is_sent_four_times_byte_for_byte_then_link_down() {
+    let (session, mut dev) = open(Role::CardReader).await;
+    let sending = tokio::spawn(async move { (session.send(sale("s-2")).await, session) });
+    let first = dev.request().await.0;
+    for _ in 0..3 {
+        let again = dev.frame().await;
+        assert_eq!(again, first, "a retransmission is the same frame");
+    }
+    let (result, session) = sending.await.unwrap();
+    assert_eq!(
+        result.unwrap_err(),
+        LinkError::NoAck {
+            what: "START_SALE",
+            attempts: 4
+        }
+    );
+    assert_eq!(session.closed().await.to_string(), result_text());
+    assert!(session.recv().await.is_err());
+}
+
+fn result_text() -> String {
+    "the device did not acknowledge START_SALE after 4 transmissions".into()
+}
+
+#[tokio::test(start_paused = true)]
+async fn nak_bad_crc_retransmits_at_once() {
+    let (session, mut dev) = open(Role::CardReader).await;
+    let sending = tokio::spawn(async move { session.send(sale("s-3")).await });
+    let first = dev.request().await.0;
+    let nak = link::encode(
+        &Message::Nak {
+            seq: first.seq(),
+            reason: NakReason::BadCrc,
+        }
+        .to_frame(0)
+        .unwrap(),
+    );
+    let before = tokio::time::Instant::now();
+    dev.write(&nak).await;
+    let again = dev.frame().await;
+    assert_eq!(again, first);
+    assert!(
+        before.elapsed() < Duration::from_millis(300),
+        "not after the ACK timeout"
+    );
+    dev.ack(first.seq()).await;
+    sending.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn nak_not_ready_redoes_hello_and_resends_under_a_new_session() {
+    let (session, mut dev) = open(Role::CardReader).await;
+    let sending = tokio::spawn(async move { session.send(sale("s-4")).await });
+    let first = dev.request().await.0;
+    let nak = Message::Nak {
+        seq: first.seq(),
+        reason: NakReason::NotReady,
+    };
+    dev.write(&link::encode(&nak.to_frame(0).unwrap())).await;
+    dev.handshake(Role::CardReader, "SN1").await;
+    let (frame, msg) = dev.request().await;
+    assert_eq!(msg, sale("s-4"));
+    assert_eq!(frame.seq(), 1, "numbering restarts after HELLO");
+    dev.ack(1).await;
+    sending.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_frame_is_acked_again_but_delivered_once() {
+    let (session, mut dev) = open(Role::CardReader).await;
+    let result = Message::InProgress {
+        request_id: "s-5".into(),
+    };
+    let bytes = dev.send(&result).await;
+    assert_eq!(dev.message().await.1, Message::Ack { seq: 1 });
+    dev.write(&bytes).await; // our ACK "was lost": the same frame again
+    assert_eq!(dev.message().await.1, Message::Ack { seq: 1 });
+    let next = Message::Busy {
+        request_id: "other".into(),
+    };
+    dev.send_acked(&next).await;
+    assert_eq!(session.recv().await.unwrap(), result);
+    assert_eq!(
+        session.recv().await.unwrap(),
+        next,
+        "no second delivery of seq 1"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn corrupted_frame_from_the_device_is_naked() {
+    let (session, mut dev) = open(Role::CardReader).await;
+    let msg = Message::InProgress {
+        request_id: "s-6".into(),
+    };
+    let mut bytes = link::encode(&msg.to_frame(1).unwrap());
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    let mut noisy = b"\x00garbage\xA5".to_vec();
+    noisy.extend_from_slice(&bytes);
+    dev.write(&noisy).await;
+    let (frame, nak) = dev.message().await;
+    assert_eq!(frame.kind(), kind::NAK);
+    assert_eq!(
+        nak,
+        Message::Nak {
+            seq: 1,
+            reason: NakReason::BadCrc
+        }
+    );
+    dev.seq = 1;
+    dev.send_acked(&msg).await;
+    assert_eq!(session.recv().await.unwrap(), msg);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_after_two_seconds_of_host_silence_and_down_if_unanswered() {
+    let (session, mut dev) = open(Role::CardReader).await;
+    let start = tokio::time::Instant::now();
+    let (frame, msg) = dev.message().await;
+    assert_eq!(msg, Message::KeepAlive);
+    assert!(start.elapsed() >= KEEPALIVE_AFTER);
+    dev.ack(frame.seq()).await;
+    // Now stay silent: four transmissions of the next keep-alive, then down.
+    for _ in 0..4 {
+        assert_eq!(dev.message().await.1, Message::KeepAlive);
+    }
+    assert_eq!(
+        session.closed().await,
+        LinkError::NoAck {
+            what: "KEEPALIVE",
+            attempts: 4
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn eof_is_link_down() {
+    let (session, dev) = open(Role::CardReader).await;
+    drop(dev);
+    assert_eq!(session.closed().await, LinkError::Closed);
+    assert_eq!(
+        session.send(Message::CloseShift).await,
+        Err(LinkError::Closed)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn device_that_never_answers_hello_fails_open() {
+    let (conn, mut dev) = pair();
+    let opening = tokio::spawn(Session::open(conn, Role::CardReader));
+    for _ in 0..4 {
+        assert!(matches!(dev.message().await.1, Message::Hello(_)));
+    }
+    let err = opening.await.unwrap().unwrap_err();
+    assert_eq!(
+        err,
+        LinkError::NoAck {
+            what: "HELLO",
+            attempts: 4
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn device_link_answers_hello_and_refuses_frames_before_it() {
+    let (host, device) = tokio::io::duplex(4096);
+    let conn = Connection {
+        stream: Box::new(device),
+        mtu: 20,
+        ack_timeout: Duration::from_millis(300),
+    };
+    let hello = link::Hello {
+        protocol_version: 1,
+        role: Role::DqrDisplay,
+        model: "emu".into(),
+        firmware: "1".into(),
+        serial: "D1".into(),
+    };
+    let mut link = DeviceLink::serve(conn, hello, None);
+    let mut h = ScriptedDevice::new(host);
+    h.seq = 1;
+    h.send(&Message::Clear).await;
+    assert_eq!(
+        h.message().await.1,
+        Message::Nak {
+            seq: 1,
+            reason: NakReason::NotReady
+        }
+    );
+    // A real host session over the same stream works end to end.
+    let stream: Box<dyn ByteStream> = Box::new(h.io);
+    let (session, got) = Session::open(
+        Connection {
+            stream,
+            mtu: usize::MAX,
+            ack_timeout: Duration::from_millis(300),
+        },
+        Role::DqrDisplay,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.serial, "D1");
+    session.send(Message::Clear).await.unwrap();
+    assert_eq!(link.inbound.recv().await, Some(Message::Clear));
+}

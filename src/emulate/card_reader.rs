@@ -1,0 +1,221 @@
+//! The emulated card reader (docs/link-protocol.md §9). Test amounts: ending in 51 declined,
+//! ending in 93 takes 3 s, anything else approved after a short delay. request_id is the
+//! idempotency key: a known id is answered from the stored result (or IN_PROGRESS while it
+//! runs), never charged again; another start while one runs gets BUSY. The charge is written
+//! to the state file *before* the delay, as a real reader's acquirer commits before the
+//! receipt prints: a reader killed mid-sale still knows the sale after a restart. Only masked
+//! card numbers exist here.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+
+use super::state::{State, Store, Stored, KEEP_RESULTS};
+use super::{reply, Firmware};
+use crate::device::link::{Message, Outcome, PaymentRequest, SaleResult};
+use crate::device::session::Sender;
+
+/// How long an ordinary operation takes (card tap, PIN, acquirer).
+const SHORT: Duration = Duration::from_millis(200);
+/// Amounts ending in 93.
+const SLOW: Duration = Duration::from_secs(3);
+
+pub struct CardReader {
+    store: Option<Store>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    state: State,
+    /// The request_id being carried out now, if any.
+    running: Option<String>,
+}
+
+impl CardReader {
+    pub fn open(store: Option<Store>) -> Result<CardReader> {
+        let state = match &store {
+            Some(s) => s.load()?,
+            None => State::default(),
+        };
+        Ok(CardReader {
+            store,
+            inner: Mutex::new(Inner {
+                state,
+                running: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, state: &State) {
+        if let Some(store) = &self.store {
+            if let Err(e) = store.save(state) {
+                log::error!("cannot save the reader state: {e:#}");
+            }
+        }
+    }
+
+    fn start(self: Arc<Self>, operation: &str, req: PaymentRequest, link: Sender) {
+        let id = req.request_id.clone();
+        let mut inner = self.lock();
+        if inner.running.as_deref() == Some(id.as_str()) {
+            return reply(&link, Message::InProgress { request_id: id });
+        }
+        if let Some(stored) = find(&inner.state.results, &id) {
+            log::info!("{id}: known request, answering the stored result (no new charge)");
+            return reply(&link, Message::SaleResult(to_result(stored)));
+        }
+        if let Some(running) = inner.running.clone() {
+            return reply(
+                &link,
+                Message::Busy {
+                    request_id: running,
+                },
+            );
+        }
+        let stored = decide(operation, &req, &inner.state);
+        if stored.outcome == "approved" {
+            inner.state.charges += 1;
+            if operation == "sale" {
+                inner.state.shift_count += 1;
+                inner.state.shift_total += req.amount;
+            }
+        }
+        inner.state.results.push_back(stored.clone());
+        while inner.state.results.len() > KEEP_RESULTS {
+            inner.state.results.pop_front();
+        }
+        // Committed before the answer, like an acquirer: see the module docs.
+        self.save(&inner.state);
+        inner.running = Some(id.clone());
+        drop(inner);
+        log::info!(
+            "{id}: {operation} {} {} -> {}",
+            req.amount,
+            req.currency,
+            stored.outcome
+        );
+        let delay = if req.amount % 100 == 93 { SLOW } else { SHORT };
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.lock().running = None;
+            if let Err(e) = link.send(Message::SaleResult(to_result(&stored))).await {
+                log::info!("{id}: result kept, the host will ask for it ({e})");
+            }
+        });
+    }
+}
+
+impl Firmware for CardReader {
+    fn handle(self: Arc<Self>, msg: Message, link: Sender) {
+        match msg {
+            Message::StartSale(req) => self.start("sale", req, link),
+            Message::StartRefund(req) => self.start("refund", req, link),
+            Message::StartCancel(req) => self.start("cancel", req, link),
+            Message::GetResult { request_id } => {
+                let inner = self.lock();
+                let answer = if inner.running.as_deref() == Some(request_id.as_str()) {
+                    Message::InProgress { request_id }
+                } else if let Some(stored) = find(&inner.state.results, &request_id) {
+                    Message::SaleResult(to_result(stored))
+                } else {
+                    Message::ResultNotFound { request_id }
+                };
+                reply(&link, answer);
+            }
+            Message::CloseShift => {
+                let mut inner = self.lock();
+                if let Some(running) = inner.running.clone() {
+                    return reply(
+                        &link,
+                        Message::Busy {
+                            request_id: running,
+                        },
+                    );
+                }
+                let (count, total) = (inner.state.shift_count, inner.state.shift_total);
+                inner.state.shift_count = 0;
+                inner.state.shift_total = 0;
+                self.save(&inner.state);
+                log::info!("shift closed: {count} sales, {total} in all");
+                reply(&link, Message::ShiftSummary { count, total });
+            }
+            other => log::debug!("a reader ignores {}", crate::device::session::what(&other)),
+        }
+    }
+}
+
+fn find<'a>(results: &'a VecDeque<Stored>, id: &str) -> Option<&'a Stored> {
+    results.iter().rev().find(|r| r.request_id == id)
+}
+
+/// What the emulated acquirer says.
+fn decide(operation: &str, req: &PaymentRequest, state: &State) -> Stored {
+    let h = Sha256::digest(req.request_id.as_bytes());
+    let digits: String = h[..12].iter().map(|b| char::from(b'0' + b % 10)).collect();
+    let code: String = h[12..15].iter().map(|b| format!("{b:02X}")).collect();
+    let (outcome, message) = match operation {
+        "sale" if req.amount % 100 == 51 => (
+            "declined",
+            "Declined by the issuer (emulator: amount ending in 51)".to_owned(),
+        ),
+        "sale" => ("approved", "Approved".to_owned()),
+        _ => {
+            let original = req.primary_reference.as_deref().and_then(|rrn| {
+                state.results.iter().find(|r| {
+                    r.operation == "sale"
+                        && r.outcome == "approved"
+                        && r.rrn.as_deref() == Some(rrn)
+                })
+            });
+            match original {
+                Some(sale) if req.amount <= sale.amount => ("approved", "Approved".to_owned()),
+                Some(_) => (
+                    "declined",
+                    "The amount exceeds the original sale".to_owned(),
+                ),
+                None => (
+                    "declined",
+                    "No approved sale with that reference on this reader".to_owned(),
+                ),
+            }
+        }
+    };
+    let approved = outcome == "approved";
+    Stored {
+        request_id: req.request_id.clone(),
+        operation: operation.into(),
+        amount: req.amount,
+        currency: req.currency.as_str().into(),
+        outcome: outcome.into(),
+        rrn: Some(digits),
+        approval_code: approved.then_some(code),
+        masked_pan: Some("411111******1111".into()),
+        scheme: Some("VISA".into()),
+        message,
+        at: crate::clock::now_rfc3339(),
+    }
+}
+
+fn to_result(s: &Stored) -> SaleResult {
+    SaleResult {
+        request_id: s.request_id.clone(),
+        outcome: match s.outcome.as_str() {
+            "approved" => Outcome::Approved,
+            "declined" => Outcome::Declined,
+            _ => Outcome::Error,
+        },
+        rrn: s.rrn.clone(),
+        approval_code: s.approval_code.clone(),
+        masked_pan: s.masked_pan.clone(),
+        scheme: s.scheme.clone(),
+        message: s.message.clone(),
+    }
+}

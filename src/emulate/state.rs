@@ -1,0 +1,116 @@
+//! The emulator's state file (`--state FILE`): its serial number, the card reader's last 500
+//! results, its charge counter and the open shift. Written atomically (temp file, fsync,
+//! rename, fsync of the directory), so a kill -9 leaves the old state or the new, never half.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Results a reader keeps, like the Lifepay QPOS reader (docs/link-protocol.md §9).
+pub const KEEP_RESULTS: usize = 500;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    pub serial: String,
+    /// Approved money movements ever made (sales, refunds, cancels): tests count on it.
+    pub charges: u64,
+    pub shift_count: u32,
+    pub shift_total: u64,
+    pub results: VecDeque<Stored>,
+}
+
+/// One finished operation, as the reader answers it again on GET_RESULT or a repeated start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub request_id: String,
+    /// `sale`, `refund`, `cancel`.
+    pub operation: String,
+    pub amount: u64,
+    pub currency: String,
+    /// `approved`, `declined`, `error`.
+    pub outcome: String,
+    pub rrn: Option<String>,
+    pub approval_code: Option<String>,
+    pub masked_pan: Option<String>,
+    pub scheme: Option<String>,
+    pub message: String,
+    pub at: String,
+}
+
+pub struct Store {
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn new(path: &Path) -> Store {
+        Store {
+            path: path.to_owned(),
+        }
+    }
+
+    /// The state on disk, or a fresh one (with a new serial number) saved right away, so the
+    /// serial number is stable from the first start on.
+    pub fn load(&self) -> Result<State> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not an emulator state file", self.path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let state = State {
+                    serial: new_serial(&self.path),
+                    ..State::default()
+                };
+                self.save(&state)?;
+                Ok(state)
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.path.display())),
+        }
+    }
+
+    pub fn serial(&self) -> Result<String> {
+        Ok(self.load()?.serial)
+    }
+
+    pub fn save(&self, state: &State) -> Result<()> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = self.path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.write_all(&serde_json::to_vec_pretty(state)?)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("cannot replace {}", self.path.display()))?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+/// A new serial number for a new state file (unique enough; stable once stored).
+fn new_serial(path: &Path) -> String {
+    let mut h = Sha256::new();
+    h.update(path.as_os_str().as_encoded_bytes());
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.update(d.as_nanos().to_le_bytes());
+    }
+    h.update(std::process::id().to_le_bytes());
+    format_serial(&h.finalize())
+}
+
+/// Without a state file or `--serial`: derived from the link path, so it is the same on
+/// every start at that path.
+pub fn serial_for_link(link: &Path) -> String {
+    format_serial(&Sha256::digest(link.as_os_str().as_encoded_bytes()))
+}
+
+fn format_serial(hash: &[u8]) -> String {
+    let hex: String = hash[..4].iter().map(|b| format!("{b:02X}")).collect();
+    format!("EMU{hex}")
+}

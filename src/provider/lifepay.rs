@@ -1,0 +1,270 @@
+//! The `lifepay` provider: pay, refund, cancel and close_shift on the paired card reader, over
+//! the link protocol (docs/link-protocol.md §9). The acquirer login travels in each START_*
+//! (`PaymentRequest.credentials`) and is never logged. `status` asks the reader GET_RESULT once
+//! it is connected again: a sale cut off by a lost link is reconciled, never started again.
+//! Like every provider it never touches the journal; the device manager owns the link.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Map};
+
+use super::{Approval, Card, Failure, OpKind, Operation, Outcome, Provider};
+use crate::config::LifepayConfig;
+use crate::device::link::{self, Credentials, Currency, PaymentRequest, SaleResult};
+use crate::device::manager::DeviceManager;
+use crate::device::reader::{Answer, ReaderError, ShiftAnswer};
+use crate::device::session::LinkError;
+use crate::secret::Secret;
+
+const DEFAULT_TIMEOUT_MS: u64 = 120_000;
+const DEFAULT_SCHEDULE_MS: [u64; 4] = [1_000, 2_000, 5_000, 10_000];
+/// How long a new operation waits for a reader that is reconnecting (e.g. just after start).
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+/// A status check waits less: `get_result` bounds its on-demand check to 2 s.
+const STATUS_CONNECT_WAIT: Duration = Duration::from_millis(500);
+const STATUS_WAIT: Duration = Duration::from_secs(1);
+
+pub struct Lifepay {
+    devices: Arc<DeviceManager>,
+    reader: Option<String>,
+    login: String,
+    password: Secret,
+    currency: String,
+    timeout: Duration,
+    schedule: Vec<Duration>,
+}
+
+impl Lifepay {
+    pub fn new(cfg: &LifepayConfig, devices: Arc<DeviceManager>) -> anyhow::Result<Lifepay> {
+        let password = crate::secret::resolve(
+            "providers.lifepay",
+            "password",
+            cfg.password.as_ref(),
+            cfg.password_file.as_deref(),
+        )?;
+        Ok(Lifepay {
+            devices,
+            reader: cfg.reader.clone(),
+            login: cfg.login.clone(),
+            password,
+            currency: cfg.currency.clone().unwrap_or_else(|| "INR".into()),
+            timeout: Duration::from_millis(cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+            schedule: cfg
+                .status_poll_ms
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SCHEDULE_MS.to_vec())
+                .into_iter()
+                .map(Duration::from_millis)
+                .collect(),
+        })
+    }
+
+    /// How long the reader may take: a little less than the engine's limit, so the reader's
+    /// own timeout answers first (with a clearer message).
+    fn reader_wait(&self) -> Duration {
+        self.timeout
+            .saturating_sub(Duration::from_secs(2))
+            .max(Duration::from_secs(1))
+    }
+
+    fn request(&self, op: &Operation) -> Result<PaymentRequest, Failure> {
+        let currency = Currency::new(&op.currency)
+            .map_err(|e| Failure::new("invalid_request", format!("currency: {e}")))?;
+        let primary_reference = match op.kind {
+            OpKind::Refund | OpKind::Cancel => Some(
+                op.primary
+                    .as_ref()
+                    .and_then(|p| p.provider_reference.clone())
+                    .ok_or_else(|| {
+                        Failure::new(
+                            "invalid_request",
+                            "primary_transaction: has no provider_reference (the sale's RRN)",
+                        )
+                    })?,
+            ),
+            _ => None,
+        };
+        Ok(PaymentRequest {
+            request_id: op.request_id.clone(),
+            amount: op.amount.unwrap_or(0),
+            currency,
+            primary_reference,
+            credentials: Some(Credentials {
+                login: self.login.clone(),
+                password: self.password.expose().to_owned(),
+            }),
+        })
+    }
+}
+
+fn unavailable(message: String) -> Failure {
+    Failure::new("device_unavailable", message)
+}
+
+/// A finished reader answer in the API's words.
+fn finished(op: &Operation, r: SaleResult) -> Outcome {
+    match r.outcome {
+        link::Outcome::Approved => {
+            let mut extra = Map::new();
+            extra.insert("reader_message".into(), json!(r.message));
+            Outcome::Approved(Approval {
+                status: match op.kind {
+                    OpKind::Refund => "refunded",
+                    OpKind::Cancel => "cancelled",
+                    _ => "approved",
+                }
+                .into(),
+                provider_reference: r.rrn.clone(),
+                rrn: r.rrn,
+                approval_code: r.approval_code,
+                card: r.masked_pan.map(|pan| Card {
+                    masked_pan: super::mask_pan(&pan),
+                    scheme: r.scheme,
+                }),
+                extra,
+            })
+        }
+        link::Outcome::Declined => Outcome::Failed(Failure::new("declined", r.message)),
+        link::Outcome::Error => Outcome::Failed(Failure::new(
+            "provider_error",
+            format!("The card reader could not complete it: {}", r.message),
+        )),
+    }
+}
+
+/// What a failed exchange means: before the reader could have started anything it is a final
+/// failure; after a start may have reached it, the outcome is unknown.
+fn link_failed(e: ReaderError) -> Outcome {
+    match e {
+        ReaderError::Link(LinkError::Encode(err)) => {
+            Outcome::Failed(Failure::new("invalid_request", err.to_string()))
+        }
+        ReaderError::Link(LinkError::Refused { what, reason }) => Outcome::Failed(Failure::new(
+            "provider_error",
+            format!("The card reader refused {what} ({reason:?}); nothing was started."),
+        )),
+        ReaderError::Link(e) => Outcome::Unknown(Failure::new(
+            "link_lost",
+            format!(
+                "The link to the card reader was lost during the operation ({e}); its outcome \
+                 is checked with the reader once it is back. Ask again with get_result."
+            ),
+        )),
+        ReaderError::Timeout { .. } => Outcome::Unknown(Failure::new(
+            "timeout",
+            format!("{e}; the outcome is checked with the reader. Ask again with get_result."),
+        )),
+    }
+}
+
+#[async_trait]
+impl Provider for Lifepay {
+    fn name(&self) -> &'static str {
+        "lifepay"
+    }
+
+    fn default_currency(&self) -> &str {
+        &self.currency
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn status_schedule(&self) -> &[Duration] {
+        &self.schedule
+    }
+
+    async fn execute(&self, op: &Operation) -> Outcome {
+        let reader = match self
+            .devices
+            .card_reader(self.reader.as_deref(), CONNECT_WAIT)
+            .await
+        {
+            Ok(r) => r,
+            Err(msg) => {
+                return Outcome::Failed(unavailable(format!("{msg}. Nothing was charged.")))
+            }
+        };
+        let wait = self.reader_wait();
+        if op.kind == OpKind::CloseShift {
+            return match reader.close_shift(wait).await {
+                Ok(ShiftAnswer::Closed { count, total }) => Outcome::ShiftClosed(json!({
+                    "operation": "close_shift",
+                    "provider": "lifepay",
+                    "status": "closed",
+                    "currency": op.currency,
+                    "pay": {"count": count, "total": total},
+                    "net": total,
+                })),
+                Ok(ShiftAnswer::Busy { running }) => Outcome::Failed(busy(&running)),
+                Err(e) => link_failed(e),
+            };
+        }
+        let req = match self.request(op) {
+            Ok(r) => r,
+            Err(f) => return Outcome::Failed(f),
+        };
+        let answer = match op.kind {
+            OpKind::Refund => reader.refund(req, wait).await,
+            OpKind::Cancel => reader.cancel(req, wait).await,
+            _ => reader.sale(req, wait).await,
+        };
+        match answer {
+            Ok(Answer::Done(r)) => finished(op, r),
+            Ok(Answer::Busy { running }) => Outcome::Failed(busy(&running)),
+            Ok(Answer::InProgress) => Outcome::Unknown(Failure::new(
+                "in_progress",
+                "The card reader is still running this request; ask again with get_result.",
+            )),
+            Ok(Answer::NotFound) => Outcome::Unknown(Failure::new(
+                "timeout",
+                "The card reader did not say what became of this request; it is being checked.",
+            )),
+            Err(e) => link_failed(e),
+        }
+    }
+
+    async fn status(&self, op: &Operation) -> Outcome {
+        if op.kind == OpKind::CloseShift {
+            return Outcome::Unknown(Failure::new(
+                "manual_check",
+                "A shift close cut off by a lost link cannot be asked about; check the reader's \
+                 last shift report.",
+            ));
+        }
+        let reader = match self
+            .devices
+            .card_reader(self.reader.as_deref(), STATUS_CONNECT_WAIT)
+            .await
+        {
+            Ok(r) => r,
+            Err(msg) => return Outcome::Unknown(unavailable(msg)),
+        };
+        match reader.get_result(&op.request_id, STATUS_WAIT).await {
+            Ok(Answer::Done(r)) => finished(op, r),
+            Ok(Answer::NotFound) => Outcome::Failed(Failure::new(
+                "not_processed",
+                "The card reader never started this operation: nothing was charged. \
+                 Start a new sale with a new request_id.",
+            )),
+            Ok(Answer::InProgress) | Ok(Answer::Busy { .. }) => Outcome::Unknown(Failure::new(
+                "in_progress",
+                "The card reader is still running it; ask again shortly.",
+            )),
+            Err(e) => Outcome::Unknown(Failure::new("link_lost", e.to_string())),
+        }
+    }
+}
+
+fn busy(running: &str) -> Failure {
+    Failure::new(
+        "device_busy",
+        format!(
+            "The card reader is busy with another operation ({running}); nothing was charged. \
+             Try again when it is done."
+        ),
+    )
+}

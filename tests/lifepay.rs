@@ -1,0 +1,167 @@
+//! The `lifepay` provider end to end: the real daemon drives `posbridge emulate card-reader`
+//! over a pty. A sale cut off by the reader vanishing is reported unknown, then reconciled with
+//! GET_RESULT once the reader is back: charged exactly once, never started again.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::emulator::Emulator;
+use common::Daemon;
+use serde_json::Value;
+
+fn json_of(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON line ({e}): {text:?}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn daemon(rig: &Path) -> Daemon {
+    let password = rig.join("lifepay.password");
+    std::fs::write(&password, "s3cret-pass\n").unwrap();
+    let config = format!(
+        "[providers.lifepay]\nlogin = \"shop-17\"\npassword_file = \"{}\"\ncurrency = \"INR\"\n",
+        password.display()
+    );
+    Daemon::start_with(Some(&config), &[])
+}
+
+fn pair(d: &Daemon, emu: &Emulator) {
+    let out = d.cli(&["pair", &emu.address(), "--role", "card-reader", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+}
+
+fn pay(d: &Daemon, id: &str, amount: u64) -> (Option<i32>, Value) {
+    let out = d.cli(&[
+        "pay",
+        "--provider",
+        "lifepay",
+        "--amount",
+        &amount.to_string(),
+        "--request-id",
+        id,
+        "--json",
+    ]);
+    (out.status.code(), json_of(&out))
+}
+
+#[test]
+fn approve_decline_refund_and_close_shift_on_the_reader() {
+    let rig = tempfile::tempdir().unwrap();
+    let emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP1"]);
+    let d = daemon(rig.path());
+    pair(&d, &emu);
+
+    let (code, ok) = pay(&d, "lp-ok", 2500);
+    assert_eq!(code, Some(0), "{ok}\n{}", d.log());
+    let data = &ok["data"];
+    assert_eq!(data["provider"], "lifepay");
+    assert_eq!(data["status"], "approved");
+    assert_eq!(data["amount"], 2500);
+    assert_eq!(data["currency"], "INR");
+    assert_eq!(data["rrn"].as_str().map(str::len), Some(12));
+    assert_eq!(data["provider_reference"], data["rrn"]);
+    assert!(data["approval_code"].is_string());
+    assert_eq!(data["card"]["masked_pan"], "411111******1111");
+    assert_eq!(data["card"]["scheme"], "VISA");
+
+    let (code, no) = pay(&d, "lp-no", 2551);
+    assert_eq!(code, Some(1));
+    assert_eq!(no["reason"], "declined");
+
+    let out = d.cli(&[
+        "refund",
+        "--primary",
+        "lp-ok",
+        "--amount",
+        "1000",
+        "--request-id",
+        "lp-rf",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(json_of(&out)["data"]["status"], "refunded");
+
+    let out = d.cli(&["close-shift", "--provider", "lifepay", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let shift = json_of(&out);
+    assert_eq!(shift["data"]["pay"]["count"], 1);
+    assert_eq!(shift["data"]["pay"]["total"], 2500);
+
+    assert!(
+        !d.log().contains("s3cret-pass"),
+        "the acquirer password must never be logged"
+    );
+    assert_eq!(emu.charges("lp-ok"), (1, 2), "the sale and the refund");
+}
+
+#[test]
+fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
+    let rig = tempfile::tempdir().unwrap();
+    let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP2"]);
+    let d = daemon(rig.path());
+    pair(&d, &emu);
+
+    // Amount ..93 takes 3 s on the reader; pull it away once the charge is committed.
+    let socket = d.socket.clone();
+    let paying = std::thread::spawn(move || {
+        std::process::Command::new(common::BIN)
+            .args(["pay", "--provider", "lifepay", "--amount", "4093"])
+            .args(["--request-id", "lp-cut", "--json"])
+            .env("POSBRIDGE_SOCKET", socket)
+            .output()
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&emu.state)
+        .unwrap_or_default()
+        .contains("lp-cut")
+    {
+        assert!(Instant::now() < deadline, "the reader never started lp-cut");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    emu.kill9();
+    let out = paying.join().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let cut = json_of(&out);
+    assert_eq!(cut["error_type"], "unknown_result_error", "{cut}");
+    assert_eq!(cut["reason"], "link_lost", "{cut}");
+
+    // Still unknown while the reader is away; nothing is re-sent.
+    let r = d.request(serde_json::json!({"action": "get_result", "request_id": "lp-cut"}));
+    assert_eq!(r["error_type"], "unknown_result_error", "{r}");
+
+    emu.restart();
+    let settled = d.await_result("lp-cut", Duration::from_secs(60), |a| a["code"] != 2);
+    assert_eq!(settled["code"], 0, "{settled}\n{}", d.log());
+    assert_eq!(settled["data"]["status"], "approved");
+    assert_eq!(settled["data"]["amount"], 4093);
+    assert_eq!(emu.charges("lp-cut"), (1, 1), "exactly one charge");
+    assert!(
+        !emu.log_text().contains("lp-cut: known request"),
+        "the sale was started again instead of asked about:\n{}",
+        emu.log_text()
+    );
+}
+
+#[test]
+fn without_a_paired_reader_nothing_is_charged_and_the_cashier_is_told() {
+    let rig = tempfile::tempdir().unwrap();
+    let d = daemon(rig.path());
+    let (code, r) = pay(&d, "lp-none", 100);
+    assert_eq!(code, Some(1), "{r}");
+    assert_eq!(r["reason"], "device_unavailable");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("no card reader is paired"),
+        "{r}"
+    );
+}
