@@ -52,6 +52,8 @@ pub enum Command {
     Unpair(UnpairArgs),
     /// List paired devices and whether they are connected.
     Devices(ClientArgs),
+    /// List Bluetooth LE devices advertising the link service, strongest signal first.
+    Scan(ScanArgs),
     /// Emulate a card reader or DQR display on a pty (tests, demos, hil/).
     Emulate(EmulateArgs),
     /// Write the man page or shell completions (for packaging).
@@ -96,6 +98,15 @@ pub struct PairArgs {
     /// Serial only: baud rate (default 115200).
     #[arg(long)]
     pub baud: Option<u32>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// How long to listen, 1 to 60 seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub seconds: u64,
     #[command(flatten)]
     pub client: ClientArgs,
 }

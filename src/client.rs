@@ -145,6 +145,24 @@ fn print_device(d: &Value) {
 
 fn print_data(id: &str, data: &Value) {
     let s = |k: &str| data.get(k).and_then(Value::as_str);
+    if let Some(found) = data.get("found").and_then(Value::as_array) {
+        if found.is_empty() {
+            println!("no BLE device advertising the link service was heard");
+            return;
+        }
+        println!("{:<20} {:>8}  {:<8} NAME", "ADDRESS", "RSSI", "PAIRED");
+        for d in found {
+            let rssi = d["rssi"].as_i64().map(|r| format!("{r} dBm"));
+            println!(
+                "{:<20} {:>8}  {:<8} {}",
+                d["address"].as_str().unwrap_or("?"),
+                rssi.as_deref().unwrap_or("-"),
+                if d["paired"] == true { "yes" } else { "no" },
+                d["name"].as_str().unwrap_or("-")
+            );
+        }
+        return;
+    }
     if let Some(devices) = data.get("devices").and_then(Value::as_array) {
         if devices.is_empty() {
             println!("no paired devices (pair one with `posbridge pair serial:PATH --role ...`)");

@@ -93,6 +93,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Unpair(a) => send(&a.client, json!({"action": "unpair", "id": a.id})),
         Command::Devices(a) => send(&a, json!({"action": "devices"})),
+        Command::Scan(a) => send(&a.client, json!({"action": "scan", "seconds": a.seconds})),
         Command::Emulate(a) => {
             systemd::init_logging();
             posbridge::emulate::run(posbridge::emulate::Options {

@@ -1,7 +1,7 @@
 //! One request line in, one response line out.
 //!
 //! Parses with `protocol`, hands valid requests to the engine (operations and results) or the
-//! device manager (devices, pair, unpair), and turns everything else into an
+//! device manager (devices, pair, unpair, scan), and turns everything else into an
 //! `invalid_request` answer. Never talks to a provider or the journal directly.
 
 use std::sync::Arc;
@@ -55,6 +55,7 @@ async fn device_action(devices: &DeviceManager, req: Request) -> String {
             let role = req.role.as_deref().unwrap_or_default();
             devices.pair(address, role, req.baud).await
         }
+        Action::Scan => devices.scan(req.seconds.unwrap_or(5)).await,
         _ => devices.unpair(req.id.as_deref().unwrap_or_default()).await,
     };
     match answer {

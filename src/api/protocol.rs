@@ -36,6 +36,8 @@ pub enum Action {
     Pair,
     /// posbridge extension (admin): forget the paired device `id`.
     Unpair,
+    /// posbridge extension (admin): list BLE devices advertising the link service, with RSSI.
+    Scan,
 }
 
 const LIFEPAY_PREFIX: &str = "ru.lifepay.checkout.payment_terminal.";
@@ -65,6 +67,7 @@ impl Action {
             "devices" => Action::Devices,
             "pair" => Action::Pair,
             "unpair" => Action::Unpair,
+            "scan" => Action::Scan,
             _ => return None,
         })
     }
@@ -81,17 +84,21 @@ impl Action {
             Action::Devices => "devices",
             Action::Pair => "pair",
             Action::Unpair => "unpair",
+            Action::Scan => "scan",
         }
     }
 
     /// Needs `api.admin_groups` when that is set: money operations and (un)pairing.
     pub fn needs_admin(self) -> bool {
-        self.is_operation() || matches!(self, Action::Pair | Action::Unpair)
+        self.is_operation() || matches!(self, Action::Pair | Action::Unpair | Action::Scan)
     }
 
     /// Answered by the device manager rather than the engine.
     pub fn is_device_action(self) -> bool {
-        matches!(self, Action::Devices | Action::Pair | Action::Unpair)
+        matches!(
+            self,
+            Action::Devices | Action::Pair | Action::Unpair | Action::Scan
+        )
     }
 
     /// Operations are journaled and executed once; the other actions only read.
@@ -129,6 +136,8 @@ pub struct Request {
     pub baud: Option<u32>,
     /// `unpair`: the device id as `devices` lists it.
     pub id: Option<String>,
+    /// `scan` only: how long to listen, in seconds.
+    pub seconds: Option<u64>,
 }
 
 /// Why a line was refused, with what could be salvaged for the echo fields.
@@ -323,6 +332,13 @@ impl<'a> Fields<'a> {
             }
             _ => None,
         };
+        let seconds = match self.get("seconds") {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=60).contains(&n) => Some(n),
+                _ => return Err(self.reject("seconds", "must be an integer from 1 to 60".into())),
+            },
+        };
         Ok(Request {
             action,
             request_id,
@@ -337,6 +353,7 @@ impl<'a> Fields<'a> {
             role,
             baud,
             id,
+            seconds,
         })
     }
 

@@ -41,13 +41,11 @@ pub fn transport_for(
     }
 }
 
-/// **Where BLE plugs in.** Until `device::ble::BleTransport` is merged this refuses; at merge
-/// the body becomes `Ok(Arc::new(super::ble::BleTransport::new(address)?))` (or however that
-/// type is built from an `AA:BB:CC:DD:EE:FF` address).
+/// The BLE transport (Nordic UART Service through BlueZ) for an `AA:BB:CC:DD:EE:FF` address.
 pub fn ble_transport(address: &str) -> Result<Arc<dyn Transport>, TransportError> {
-    Err(TransportError::Refused(format!(
-        "ble:{address}: BLE transport not built in"
-    )))
+    let transport = super::ble::BleTransport::new(address)
+        .map_err(|e| TransportError::Refused(format!("ble:{address}: {e}")))?;
+    Ok(Arc::new(transport))
 }
 
 /// Why pair or unpair failed, in the API's words: the field at fault (if any), a stable
@@ -175,6 +173,34 @@ impl DeviceManager {
 
     /// Connects to the device at `address`, checks that it answers HELLO as `role`, records
     /// it in the registry and keeps it connected from now on.
+    /// Listens `seconds` for BLE devices advertising the link service (Nordic UART Service);
+    /// each with address, name, RSSI and whether it is paired already.
+    pub async fn scan(&self, seconds: u64) -> Result<Value, DeviceError> {
+        let found = super::ble::scan(Duration::from_secs(seconds))
+            .await
+            .map_err(|e| DeviceError::new(None, "ble_unavailable", e.to_string()))?;
+        let paired: Vec<String> = self
+            .registry()
+            .devices()
+            .iter()
+            .filter(|d| d.transport == "ble")
+            .map(|d| d.address.to_ascii_uppercase())
+            .collect();
+        let devices: Vec<Value> = found
+            .into_iter()
+            .map(|e| {
+                let is_paired = paired.contains(&e.address.to_ascii_uppercase());
+                serde_json::json!({
+                    "address": e.address,
+                    "name": e.name,
+                    "rssi": e.rssi,
+                    "paired": is_paired,
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({"found": devices}))
+    }
+
     pub async fn pair(
         &self,
         address: &str,

@@ -158,7 +158,7 @@ impl Engine {
                 self.operate(req).await
             }
             // The API hands these to the device manager; the engine does not own devices.
-            Action::Devices | Action::Pair | Action::Unpair => Response::error(
+            Action::Devices | Action::Pair | Action::Unpair | Action::Scan => Response::error(
                 req.request_id,
                 req.metadata,
                 ErrorType::DefaultError,

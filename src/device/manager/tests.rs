@@ -102,10 +102,9 @@ async fn backoff_doubles_to_30_s_and_resets_after_a_good_hello() {
 }
 
 #[tokio::test]
-async fn a_ble_address_names_the_missing_transport() {
-    let err = transport_for(&Address::Ble("AA:BB:CC:DD:EE:FF".into()), None).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "ble:AA:BB:CC:DD:EE:FF: BLE transport not built in"
-    );
+async fn a_ble_address_gets_the_ble_transport() {
+    let t = transport_for(&Address::Ble("aa:bb:cc:dd:ee:ff".into()), None).unwrap();
+    assert_eq!(t.address(), "ble:AA:BB:CC:DD:EE:FF");
+    let err = transport_for(&Address::Ble("not-an-address".into()), None).unwrap_err();
+    assert!(err.to_string().contains("not a Bluetooth address"), "{err}");
 }

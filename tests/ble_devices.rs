@@ -1,0 +1,156 @@
+//! BLE end to end, as a technician and a POS would use it: the real daemon, the mock BlueZ on a
+//! private system bus, and `posbridge emulate card-reader` as the peripheral's firmware (the
+//! mock carries NUS writes and notifications to and from the emulator's pty). `scan`, `pair
+//! ble:...`, a lifepay sale over NUS notifications, and a device-side disconnect mid-sale that
+//! is reconciled from the reader's memory — one charge, never a second START_SALE.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::bluez::MockBluez;
+use common::emulator::Emulator;
+use common::Daemon;
+use serde_json::{json, Value};
+
+const ADDR: &str = "C0:FF:EE:00:00:42";
+
+fn json_of(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON line ({e}): {text:?}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Mock BlueZ, an emulated reader behind NUS device ADDR, and a daemon with lifepay.
+fn rig(dir: &Path, serial: &str) -> (MockBluez, Emulator, Daemon) {
+    let bluez = MockBluez::start();
+    let emu = Emulator::start("card-reader", dir, "reader", &["--serial", serial]);
+    bluez.add_nus_device(ADDR, "posbridge-emu", -48, &emu.link, 23);
+    let password = dir.join("lifepay.password");
+    std::fs::write(&password, "ble-s3cret\n").unwrap();
+    let config = format!(
+        "[providers.lifepay]\nlogin = \"shop-17\"\npassword_file = \"{}\"\ncurrency = \"INR\"\n",
+        password.display()
+    );
+    let d = Daemon::start_with(Some(&config), &[]);
+    (bluez, emu, d)
+}
+
+fn pair(d: &Daemon) -> Value {
+    let out = d.cli(&[
+        "pair",
+        &format!("ble:{ADDR}"),
+        "--role",
+        "card-reader",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    json_of(&out)
+}
+
+fn scan(d: &Daemon) -> Vec<Value> {
+    let out = d.cli(&["scan", "--seconds", "1", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    json_of(&out)["data"]["found"].as_array().unwrap().clone()
+}
+
+#[test]
+fn ble_scan_pair_and_sell_on_an_emulated_reader_over_nus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bluez, emu, d) = rig(dir.path(), "BLE1");
+
+    let found = scan(&d);
+    let ours = found
+        .iter()
+        .find(|f| f["address"] == ADDR)
+        .unwrap_or_else(|| panic!("{ADDR} not found: {found:?}"));
+    assert_eq!(ours["rssi"], -48);
+    assert_eq!(ours["name"], "posbridge-emu");
+    assert_eq!(ours["paired"], false);
+
+    let paired = pair(&d);
+    assert_eq!(paired["data"]["transport"], "ble", "{paired}");
+    assert_eq!(paired["data"]["serial"], "BLE1", "{paired}");
+    let listed = d.request(json!({"action": "devices"}));
+    assert_eq!(listed["data"]["devices"][0]["connected"], true, "{listed}");
+
+    let out = d.cli(&[
+        "pay",
+        "--provider",
+        "lifepay",
+        "--amount",
+        "2500",
+        "--request-id",
+        "ble-sale",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    let sale = json_of(&out);
+    assert_eq!(sale["data"]["status"], "approved", "{sale}");
+    assert_eq!(sale["data"]["card"]["masked_pan"], "411111******1111");
+    assert_eq!(emu.charges("ble-sale"), (1, 1));
+    // The frames really went over NUS: the host wrote to RX in chunks of at most MTU - 3.
+    let writes = bluez.writes(ADDR);
+    assert!(writes.len() > 3, "{} writes", writes.len());
+    assert!(writes.iter().all(|(w, _)| w.len() <= 20));
+
+    assert_eq!(
+        scan(&d).iter().find(|f| f["address"] == ADDR).unwrap()["paired"],
+        true
+    );
+    assert!(
+        !d.log().contains("ble-s3cret"),
+        "the password must never be logged"
+    );
+}
+
+#[test]
+fn ble_device_side_disconnect_mid_sale_is_reconciled_with_one_charge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bluez, emu, d) = rig(dir.path(), "BLE2");
+    pair(&d);
+
+    // Amount ..93 takes 3 s on the reader; the radio link drops once the charge is under way.
+    let socket = d.socket.clone();
+    let paying = std::thread::spawn(move || {
+        std::process::Command::new(common::BIN)
+            .args(["pay", "--provider", "lifepay", "--amount", "4093"])
+            .args(["--request-id", "ble-cut", "--json"])
+            .env("POSBRIDGE_SOCKET", socket)
+            .output()
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&emu.state)
+        .unwrap_or_default()
+        .contains("ble-cut")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the reader never started ble-cut"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bluez.disconnect_from_device(ADDR);
+    let out = paying.join().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}\n{}", d.log());
+    let cut = json_of(&out);
+    assert_eq!(cut["error_type"], "unknown_result_error", "{cut}");
+
+    // The daemon reconnects by itself and asks the reader; the reader finished the sale.
+    let settled = d.await_result("ble-cut", Duration::from_secs(60), |a| a["code"] != 2);
+    assert_eq!(settled["code"], 0, "{settled}\n{}", d.log());
+    assert_eq!(settled["data"]["status"], "approved");
+    assert_eq!(emu.charges("ble-cut"), (1, 1), "exactly one charge");
+    assert!(
+        !emu.log_text().contains("ble-cut: known request"),
+        "the sale was started again instead of asked about:\n{}",
+        emu.log_text()
+    );
+}
