@@ -60,6 +60,12 @@ fn pair_list_lose_and_regain_the_reader_then_unpair() {
     assert_eq!(paired["code"], 0);
     assert_eq!(paired["data"]["id"], "card-reader-R42");
     assert_eq!(paired["data"]["connected"], true);
+    let again = daemon.cli(&["pair", &emu.address(), "--role", "card-reader", "--json"]);
+    assert_eq!(
+        json_of(&again)["data"]["id"],
+        "card-reader-R42",
+        "pairing twice is harmless"
+    );
 
     let list = devices(&daemon);
     assert_eq!(list.len(), 1);

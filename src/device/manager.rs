@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use keeper::{keep_connected, LinkState, Managed};
 
+use super::display::Display;
 use super::link::{Hello, Role};
 use super::reader::CardReader;
 use super::registry::{Address, Paired, Registry, RegistryError};
@@ -342,42 +343,70 @@ impl DeviceManager {
         id: Option<&str>,
         wait: Duration,
     ) -> Result<Arc<CardReader>, String> {
+        let managed = self.connected(Role::CardReader, id, wait).await?;
+        let state = managed.lock();
+        match &state.reader {
+            Some(r) if r.session().is_up() => Ok(r.clone()),
+            _ => Err(not_connected(&managed.entry.id, &state)),
+        }
+    }
+
+    /// The paired DQR display (`id`, or the only one), connected within `wait`.
+    pub async fn display(&self, id: Option<&str>, wait: Duration) -> Result<Display, String> {
+        let managed = self.connected(Role::DqrDisplay, id, wait).await?;
+        let state = managed.lock();
+        match &state.session {
+            Some(s) if s.is_up() => Ok(Display::new(s.clone())),
+            _ => Err(not_connected(&managed.entry.id, &state)),
+        }
+    }
+
+    /// The one paired device of `role` (named `id`, if given), after waiting up to `wait` for
+    /// it to be connected (it may still not be: callers check).
+    async fn connected(
+        &self,
+        role: Role,
+        id: Option<&str>,
+        wait: Duration,
+    ) -> Result<Arc<Managed>, String> {
+        let what = match role {
+            Role::DqrDisplay => "DQR display",
+            _ => "card reader",
+        };
         let managed = {
             let devices = self.devices();
-            let readers: Vec<&Arc<Managed>> = devices
+            let found: Vec<&Arc<Managed>> = devices
                 .values()
-                .filter(|m| m.role == Role::CardReader && id.is_none_or(|id| m.entry.id == id))
+                .filter(|m| m.role == role && id.is_none_or(|id| m.entry.id == id))
                 .collect();
-            match (readers.as_slice(), id) {
+            match (found.as_slice(), id) {
                 ([one], _) => (*one).clone(),
-                ([], Some(id)) => return Err(format!("the card reader {id} is not paired")),
+                ([], Some(id)) => return Err(format!("the {what} {id} is not paired")),
                 ([], None) => {
-                    return Err("no card reader is paired; pair one with `posbridge pair`".into())
+                    return Err(format!(
+                        "no {what} is paired; pair one with `posbridge pair`"
+                    ))
                 }
                 (_, _) => {
-                    return Err(
-                        "several card readers are paired; name one in providers.lifepay.reader"
-                            .into(),
-                    )
+                    return Err(format!(
+                        "several {what}s are paired; name the one to use in the configuration"
+                    ))
                 }
             }
         };
         let mut connected = managed.connected.subscribe();
         let _ = tokio::time::timeout(wait, connected.wait_for(|up| *up)).await;
-        let state = managed.lock();
-        match &state.reader {
-            Some(r) if r.session().is_up() => Ok(r.clone()),
-            _ => Err(format!(
-                "the card reader {} is not connected{}",
-                managed.entry.id,
-                state
-                    .last_error
-                    .as_ref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
-            )),
-        }
+        Ok(managed)
     }
+}
+
+fn not_connected(id: &str, state: &LinkState) -> String {
+    let why = state
+        .last_error
+        .as_ref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    format!("{id} is not connected{why}")
 }
 
 mod keeper;

@@ -31,6 +31,16 @@ impl SerialTransport {
     /// Opens the port exclusively (TIOCEXCL and flock): a second opener, ours or another
     /// program's, is refused instead of stealing half the bytes.
     pub fn open(&self) -> Result<SerialStream, TransportError> {
+        use std::os::unix::fs::FileTypeExt;
+        // Only a tty is ours to open: `pair serial:/some/file` must not touch a regular file.
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            if !meta.file_type().is_char_device() {
+                return Err(TransportError::Refused(format!(
+                    "{} is not a serial device",
+                    self.path.display()
+                )));
+            }
+        }
         let path = self.path.to_string_lossy().into_owned();
         tokio_serial::new(&path, self.baud)
             .data_bits(tokio_serial::DataBits::Eight)
@@ -96,5 +106,19 @@ mod tests {
             "{err}"
         );
         assert_eq!(t.address(), "serial:/dev/posbridge/no-such-reader");
+    }
+
+    #[tokio::test]
+    async fn a_regular_file_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-tty");
+        std::fs::write(&file, "keep me").unwrap();
+        let err = SerialTransport::new(&file, 115_200)
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Refused(_)), "{err:?}");
+        assert!(err.to_string().ends_with("is not a serial device"), "{err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
     }
 }

@@ -108,3 +108,61 @@ async fn a_ble_address_gets_the_ble_transport() {
     let err = transport_for(&Address::Ble("not-an-address".into()), None).unwrap_err();
     assert!(err.to_string().contains("not a Bluetooth address"), "{err}");
 }
+
+/// A display that stays connected and reports what it was told to show.
+#[derive(Debug)]
+struct StayingDisplay {
+    shown: tokio::sync::mpsc::UnboundedSender<crate::device::link::Message>,
+}
+
+#[async_trait]
+impl Transport for StayingDisplay {
+    fn address(&self) -> String {
+        "serial:/dev/display".into()
+    }
+
+    async fn connect(&self) -> Result<Connection, TransportError> {
+        let (host, device) = tokio::io::duplex(4096);
+        let shown = self.shown.clone();
+        tokio::spawn(async move {
+            let mut d = ScriptedDevice::new(device);
+            d.handshake(Role::DqrDisplay, "D1").await;
+            while let Some(frame) = d.try_frame().await {
+                d.ack(frame.seq()).await;
+                let _ = shown.send(crate::device::link::Message::from_frame(&frame).unwrap());
+            }
+        });
+        Ok(Connection {
+            stream: Box::new(host),
+            mtu: usize::MAX,
+            ack_timeout: Duration::from_millis(300),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_paired_display_is_lent_by_role_and_a_missing_reader_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = DeviceManager::start(dir.path(), CancellationToken::new()).unwrap();
+    let (tx, mut shown) = tokio::sync::mpsc::unbounded_channel();
+    let mut display = entry();
+    display.id = "dqr-display-D1".into();
+    display.role = "dqr-display".into();
+    manager.manage_with(display, Ok(Arc::new(StayingDisplay { shown: tx })), None);
+    let d = manager.display(None, Duration::from_secs(5)).await.unwrap();
+    d.show_status("paid").await.unwrap();
+    assert_eq!(
+        shown.recv().await.unwrap(),
+        crate::device::link::Message::ShowStatus {
+            text: "paid".into()
+        }
+    );
+    let err = manager
+        .card_reader(None, Duration::from_millis(10))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        "no card reader is paired; pair one with `posbridge pair`"
+    );
+}
