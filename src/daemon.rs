@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::server::Server;
 use crate::config::Config;
 use crate::device::manager::DeviceManager;
+use crate::device::screen::{DisplayScreen, Screen};
 use crate::engine::{reconcile, Engine};
 use crate::journal::{Batching, Journal};
 use crate::{paths, systemd};
@@ -133,13 +134,19 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
     // Paired devices connect in the background: the daemon serves whether or not they are there.
     let devices = DeviceManager::start(&state_dir, shutdown.child_token())
         .context("cannot load the paired devices")?;
-    let providers = crate::provider::from_config(&config, &state_dir, &devices)?;
+    // The customer's screen: the paired DQR display, if any (best-effort, never blocks a sale).
+    let screen: Arc<dyn Screen> = Arc::new(DisplayScreen::start(
+        devices.clone(),
+        shutdown.child_token(),
+    ));
+    let providers = crate::provider::from_config(&config, &state_dir, &devices, &screen)?;
     let tasks = TaskTracker::new();
-    let (engine, queue) = Engine::new(
+    let (engine, queue) = Engine::with_screen(
         journal.clone(),
         providers,
         config.default_provider.clone(),
         tasks.clone(),
+        screen,
     );
     let (interrupted, unknown) = engine.recover().await.context("journal recovery failed")?;
     tokio::spawn(reconcile::run(

@@ -59,3 +59,81 @@ impl Screen for RecordingScreen {
         self.0.lock().unwrap().push(what);
     }
 }
+
+/// The paired DQR display as the customer's screen. `show` queues (up to [`QUEUE`] items,
+/// newer ones dropped beyond that) and one task sends them in order; a display that is not
+/// paired or not connected right now is skipped, and one that stops answering costs at most
+/// [`SEND_LIMIT`] per item — never the sale's time.
+pub struct DisplayScreen {
+    queue: tokio::sync::mpsc::Sender<Shown>,
+}
+
+/// Items waiting for the display.
+pub const QUEUE: usize = 16;
+/// Longest one item may take to reach the display.
+pub const SEND_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl DisplayScreen {
+    /// Starts the sending task (on the current tokio runtime); it ends with `shutdown`.
+    pub fn start(
+        devices: std::sync::Arc<super::manager::DeviceManager>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> DisplayScreen {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Shown>(QUEUE);
+        tokio::spawn(async move {
+            loop {
+                let what = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    what = rx.recv() => match what {
+                        Some(what) => what,
+                        None => return,
+                    },
+                };
+                let display = match devices.display(None, std::time::Duration::ZERO).await {
+                    Ok(display) => display,
+                    Err(why) => {
+                        log::debug!("not shown ({what}): {why}");
+                        continue;
+                    }
+                };
+                let sent = match &what {
+                    Shown::Amount { amount, currency } => {
+                        match super::link::Currency::new(currency) {
+                            Ok(c) => {
+                                tokio::time::timeout(SEND_LIMIT, display.show_amount(*amount, c))
+                                    .await
+                            }
+                            Err(e) => {
+                                log::warn!("not shown ({what}): {e}");
+                                continue;
+                            }
+                        }
+                    }
+                    Shown::Qr(payload) => {
+                        tokio::time::timeout(SEND_LIMIT, display.show_qr(payload)).await
+                    }
+                    Shown::Status(text) => {
+                        tokio::time::timeout(SEND_LIMIT, display.show_status(text)).await
+                    }
+                    Shown::Clear => tokio::time::timeout(SEND_LIMIT, display.clear()).await,
+                };
+                match sent {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => log::warn!(device = "dqr-display"; "not shown ({what}): {e}"),
+                    Err(_) => log::warn!(device = "dqr-display";
+                        "not shown ({what}): the display did not answer within {} s",
+                        SEND_LIMIT.as_secs()),
+                }
+            }
+        });
+        DisplayScreen { queue: tx }
+    }
+}
+
+impl Screen for DisplayScreen {
+    fn show(&self, what: Shown) {
+        if let Err(e) = self.queue.try_send(what) {
+            log::debug!("display queue full or closed; dropped: {e}");
+        }
+    }
+}

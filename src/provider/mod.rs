@@ -217,6 +217,7 @@ pub fn from_config(
     config: &crate::config::Config,
     state_dir: &std::path::Path,
     devices: &std::sync::Arc<crate::device::manager::DeviceManager>,
+    screen: &std::sync::Arc<dyn crate::device::screen::Screen>,
 ) -> anyhow::Result<Vec<std::sync::Arc<dyn Provider>>> {
     use anyhow::Context;
     let sim =
@@ -229,7 +230,9 @@ pub fn from_config(
     }
     if let Some(c) = &config.providers.paysera {
         list.push(std::sync::Arc::new(
-            paysera::Paysera::new(c).context("cannot set up [providers.paysera]")?,
+            paysera::Paysera::new(c)
+                .context("cannot set up [providers.paysera]")?
+                .with_screen(screen.clone()),
         ));
     }
     if let Some(c) = &config.providers.phonepe {

@@ -103,6 +103,12 @@ impl Emulator {
         self.spawn(Stdio::null());
     }
 
+    /// As `restart`, with stdout piped again.
+    pub fn restart_piped(&mut self) {
+        assert!(self.child.is_none(), "kill it first");
+        self.spawn(Stdio::piped());
+    }
+
     pub fn stdout(&mut self) -> std::process::ChildStdout {
         self.child
             .as_mut()
