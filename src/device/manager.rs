@@ -244,13 +244,11 @@ impl DeviceManager {
         }
         let transport = transport_for(&addr, baud)
             .map_err(|e| DeviceError::new(None, "device_unavailable", e.to_string()))?;
-        let conn = transport.connect().await.map_err(|e| {
-            DeviceError::new(
-                None,
-                "device_unavailable",
-                format!("cannot open {address}: {e}"),
-            )
-        })?;
+        // Transport errors name the device and the cause themselves.
+        let conn = transport
+            .connect()
+            .await
+            .map_err(|e| DeviceError::new(None, "device_unavailable", e.to_string()))?;
         let (session, hello) = match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
             Ok(Ok(opened)) => opened,
             Ok(Err(LinkError::WrongRole { got, .. })) => {
