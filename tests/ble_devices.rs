@@ -154,3 +154,48 @@ fn ble_device_side_disconnect_mid_sale_is_reconciled_with_one_charge() {
         emu.log_text()
     );
 }
+
+#[test]
+fn ble_an_unbonded_reader_is_never_sent_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bluez, emu, d) = rig(dir.path(), "BLE3");
+    bluez.set_paired(ADDR, false);
+    pair(&d);
+
+    let out = d.cli(&[
+        "pay",
+        "--provider",
+        "lifepay",
+        "--amount",
+        "2500",
+        "--request-id",
+        "ble-open",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let refused = json_of(&out);
+    assert_eq!(refused["reason"], "insecure_link", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing was sent or charged"),
+        "{refused}"
+    );
+    assert_eq!(
+        emu.state_json()["charges"],
+        0,
+        "nothing may reach the reader"
+    );
+    let sent: Vec<u8> = bluez
+        .writes(ADDR)
+        .into_iter()
+        .flat_map(|(w, _)| w)
+        .collect();
+    assert!(
+        !sent
+            .windows(b"ble-s3cret".len())
+            .any(|w| w == b"ble-s3cret"),
+        "the password went over an unencrypted link"
+    );
+}

@@ -244,8 +244,14 @@ async fn start_link(
     } else {
         WriteType::WithResponse
     };
+    let private = stack::bonded(&peripheral.address().to_string()).await;
     log::info!(
-        "{name}: connected over NUS, ATT MTU {att_mtu}, {chunk}-byte chunks, {write_type:?}"
+        "{name}: connected over NUS, ATT MTU {att_mtu}, {chunk}-byte chunks, {write_type:?}, {}",
+        if private {
+            "bonded"
+        } else {
+            "NOT bonded: no secrets will be sent"
+        }
     );
     let stream = pump::start(pump::Link {
         name: name.to_string(),
@@ -260,6 +266,7 @@ async fn start_link(
         stream: Box::new(stream),
         mtu: chunk,
         ack_timeout: ACK_TIMEOUT,
+        private,
     })
 }
 

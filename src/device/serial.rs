@@ -88,6 +88,8 @@ impl Transport for SerialTransport {
             stream: Box::new(stream),
             mtu: usize::MAX,
             ack_timeout: ACK_TIMEOUT,
+            // A cable inside the counter: treated as private (docs/link-protocol.md §12).
+            private: true,
         })
     }
 }

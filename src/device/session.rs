@@ -150,6 +150,8 @@ pub struct Session {
     sender: Sender,
     inbound: Mutex<mpsc::UnboundedReceiver<Message>>,
     hello: Hello,
+    /// The transport's word that nobody else can listen in ([`Connection::private`]).
+    private: bool,
     task: JoinHandle<(Option<Box<dyn ByteStream>>, LinkError)>,
 }
 
@@ -166,6 +168,7 @@ impl Session {
     /// Opens a session: HELLO exchange, then the device's role is checked against `expected`.
     /// Returns the device's HELLO (model, firmware, serial number).
     pub async fn open(conn: Connection, expected: Role) -> Result<(Session, Hello), LinkError> {
+        let private = conn.private;
         let (ready_tx, ready_rx) = oneshot::channel();
         let (sender, inbound, task) = actor::spawn(
             conn,
@@ -183,6 +186,7 @@ impl Session {
             sender,
             inbound: Mutex::new(inbound),
             hello: hello.clone(),
+            private,
             task,
         };
         Ok((session, hello))
@@ -191,6 +195,11 @@ impl Session {
     /// What the device said about itself when the session opened.
     pub fn hello(&self) -> &Hello {
         &self.hello
+    }
+
+    /// Whether secrets may be sent over this link (wired, or a bonded BLE device).
+    pub fn is_private(&self) -> bool {
+        self.private
     }
 
     /// Sends `msg` and waits for its ACK (see [`Sender::send`]).

@@ -22,6 +22,10 @@ pub struct Connection {
     pub mtu: usize,
     /// How long to wait for an ACK before retransmitting (docs/link-protocol.md §5, §11, §12).
     pub ack_timeout: Duration,
+    /// Nobody else can listen in: a wired serial line inside the counter, or a BLE link to a
+    /// bonded device (encrypted). Secrets (the acquirer's password) are only ever sent over a
+    /// private link (docs/link-protocol.md §9, §11).
+    pub private: bool,
 }
 
 impl fmt::Debug for Connection {
@@ -29,6 +33,7 @@ impl fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("mtu", &self.mtu)
             .field("ack_timeout", &self.ack_timeout)
+            .field("private", &self.private)
             .finish_non_exhaustive()
     }
 }

@@ -123,6 +123,7 @@ async fn link_loop(
             stream,
             mtu: usize::MAX,
             ack_timeout: crate::device::serial::ACK_TIMEOUT,
+            private: true,
         };
         let noise = (noise > 0).then(|| Noise::new(noise, seed.wrapping_add(generation)));
         let started = tokio::time::Instant::now();

@@ -207,6 +207,18 @@ impl Provider for Lifepay {
             Ok(r) => r,
             Err(f) => return Outcome::Failed(f),
         };
+        // The acquirer's password never crosses a link others could listen to.
+        if !reader.session().is_private() {
+            return Outcome::Failed(Failure::new(
+                "insecure_link",
+                format!(
+                    "The card reader {} is connected over a link that is not encrypted (a BLE \
+                     reader that is not bonded), so the acquirer credentials cannot be sent. \
+                     Bond it first (`bluetoothctl pair ADDRESS`). Nothing was sent or charged.",
+                    reader.session().hello().serial
+                ),
+            ));
+        }
         let answer = match op.kind {
             OpKind::Refund => reader.refund(req, wait).await,
             OpKind::Cancel => reader.cancel(req, wait).await,

@@ -191,6 +191,11 @@ impl MockBluez {
         let _: () = self.call("BreakNextIntrospection", (address,));
     }
 
+    /// Whether BlueZ holds a bond with the device (NUS devices start bonded).
+    pub fn set_paired(&self, address: &str, paired: bool) {
+        let _: () = self.call("SetPaired", (address, paired));
+    }
+
     /// The device drops the link.
     pub fn disconnect_from_device(&self, address: &str) {
         let _: () = self.call("DisconnectFromDevice", (address,));

@@ -62,6 +62,45 @@ async fn manager() -> Result<&'static Manager, btleplug::Error> {
     MANAGER.get_or_try_init(Manager::new).await
 }
 
+/// A bluez-async session for what btleplug does not tell (whether a device is bonded). One
+/// D-Bus connection for the process, like [`manager`]; only called on the BLE runtime.
+async fn bluez() -> Result<&'static bluez_async::BluetoothSession, bluez_async::BluetoothError> {
+    static SESSION: tokio::sync::OnceCell<bluez_async::BluetoothSession> =
+        tokio::sync::OnceCell::const_new();
+    SESSION
+        .get_or_try_init(|| async {
+            let (connection, session) = bluez_async::BluetoothSession::new().await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    log::warn!("BLE: lost the D-Bus connection used for bonding checks: {e}");
+                }
+            });
+            Ok(session)
+        })
+        .await
+}
+
+/// Whether BlueZ holds a bond (`Paired`) with `address`: only then is the link encrypted and
+/// may carry secrets. `false` when BlueZ cannot say.
+pub(super) async fn bonded(address: &str) -> bool {
+    let session = match bluez().await {
+        Ok(session) => session,
+        Err(e) => {
+            log::warn!("ble:{address}: cannot ask BlueZ whether it is bonded: {e}");
+            return false;
+        }
+    };
+    match session.get_devices().await {
+        Ok(devices) => devices
+            .iter()
+            .any(|d| d.mac_address.to_string().eq_ignore_ascii_case(address) && d.paired),
+        Err(e) => {
+            log::warn!("ble:{address}: cannot ask BlueZ whether it is bonded: {e}");
+            false
+        }
+    }
+}
+
 pub(super) async fn first_adapter(what: &str) -> Result<Adapter, TransportError> {
     let manager = manager().await.map_err(|e| {
         TransportError::Absent(format!(

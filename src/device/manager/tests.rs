@@ -38,6 +38,7 @@ impl Transport for OnCue {
             stream: Box::new(host),
             mtu: usize::MAX,
             ack_timeout: Duration::from_millis(300),
+            private: true,
         })
     }
 }
@@ -136,6 +137,7 @@ impl Transport for StayingDisplay {
             stream: Box::new(host),
             mtu: usize::MAX,
             ack_timeout: Duration::from_millis(300),
+            private: true,
         })
     }
 }

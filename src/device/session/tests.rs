@@ -14,6 +14,7 @@ fn pair() -> (Connection, ScriptedDevice<DuplexStream>) {
         stream: Box::new(host),
         mtu: usize::MAX,
         ack_timeout: Duration::from_millis(300),
+        private: true,
     };
     (conn, ScriptedDevice::new(device))
 }
@@ -248,6 +249,7 @@ async fn device_link_answers_hello_and_refuses_frames_before_it() {
         stream: Box::new(device),
         mtu: 20,
         ack_timeout: Duration::from_millis(300),
+        private: true,
     };
     let hello = link::Hello {
         protocol_version: 1,
@@ -274,6 +276,7 @@ async fn device_link_answers_hello_and_refuses_frames_before_it() {
             stream,
             mtu: usize::MAX,
             ack_timeout: Duration::from_millis(300),
+            private: true,
         },
         Role::DqrDisplay,
     )
@@ -325,6 +328,7 @@ async fn on_a_damaged_line_acknowledged_messages_arrive_exactly_once_in_order() 
             stream: Box::new(stream),
             mtu: 32,
             ack_timeout: Duration::from_millis(300),
+            private: true,
         };
         let hello = link::Hello {
             protocol_version: 1,
