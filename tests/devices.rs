@@ -204,3 +204,35 @@ fn unusable_addresses_are_refused_naming_the_field() {
     );
     assert!(devices(&daemon).is_empty());
 }
+
+#[test]
+fn a_replugged_reader_is_connected_as_soon_as_its_device_node_appears() {
+    let daemon = Daemon::start();
+    let mut emu = Emulator::start(
+        "card-reader",
+        daemon.dir.path(),
+        "reader",
+        &["--serial", "HP1"],
+    );
+    let out = daemon.cli(&["pair", &emu.address(), "--role", "card-reader", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", daemon.log());
+
+    // Unplugged: its device node is gone, and the reconnect pauses grow.
+    emu.kill9();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !daemon.log().contains("next try in 4s") {
+        assert!(Instant::now() < deadline, "no backoff:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Plugged back in: noticed by its device node appearing, not by the next backoff step.
+    emu.restart();
+    wait_device(&daemon, &emu, "reconnected", |d| d["connected"] == true);
+    assert!(
+        daemon.log().contains(&format!(
+            "card-reader-HP1: serial:{} appeared",
+            emu.link.display()
+        )),
+        "{}",
+        daemon.log()
+    );
+}

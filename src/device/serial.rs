@@ -12,6 +12,8 @@ use super::transport::{Connection, Transport, TransportError};
 
 /// ACK timeout on serial (§12): a maximum frame takes ~90 ms at 115200 baud.
 pub const ACK_TIMEOUT: Duration = Duration::from_millis(300);
+/// How often a missing serial device node is looked for (see `Transport::appeared`).
+pub const HOTPLUG_POLL: Duration = Duration::from_millis(200);
 pub const DEFAULT_BAUD: u32 = 115_200;
 
 #[derive(Debug, Clone)]
@@ -80,6 +82,17 @@ impl SerialTransport {
 impl Transport for SerialTransport {
     fn address(&self) -> String {
         format!("serial:{}", self.path.display())
+    }
+
+    /// Watches the device node (or the udev symlink to it): when it is missing now, resolves
+    /// as soon as it exists. A stat every [`HOTPLUG_POLL`]; nothing is opened.
+    async fn appeared(&self) {
+        if self.path.exists() {
+            return std::future::pending::<()>().await;
+        }
+        while !self.path.exists() {
+            tokio::time::sleep(HOTPLUG_POLL).await;
+        }
     }
 
     async fn connect(&self) -> Result<Connection, TransportError> {

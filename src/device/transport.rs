@@ -59,4 +59,11 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// `ble:AA:BB:CC:DD:EE:FF`.
     fn address(&self) -> String;
     async fn connect(&self) -> Result<Connection, TransportError>;
+
+    /// Resolves when a device that is missing right now appears (a USB reader plugged in: its
+    /// udev name shows up), so the caller can connect at once instead of at its next backoff
+    /// step. Never resolves when the transport cannot tell, or the device is there already.
+    async fn appeared(&self) {
+        std::future::pending::<()>().await
+    }
 }

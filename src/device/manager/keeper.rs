@@ -119,10 +119,15 @@ pub(super) async fn keep_connected(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(MAX_BACKOFF),
+            // Plugged in (its udev name appeared): connect now, not at the next backoff step.
+            _ = transport.appeared() => {
+                log::info!(device = id.as_str(); "{id}: {} appeared; connecting",
+                    transport.address());
+                backoff = INITIAL_BACKOFF;
+            }
             _ = m.stop.cancelled() => return,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
