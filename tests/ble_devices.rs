@@ -7,25 +7,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::bluez::MockBluez;
 use common::emulator::Emulator;
-use common::Daemon;
+use common::{json_of, Daemon};
 use serde_json::{json, Value};
 
 const ADDR: &str = "C0:FF:EE:00:00:42";
-
-fn json_of(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!(
-            "not one JSON line ({e}): {text:?}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 /// Mock BlueZ, an emulated reader behind NUS device ADDR, and a daemon with lifepay.
 fn rig(dir: &Path, serial: &str) -> (MockBluez, Emulator, Daemon) {
@@ -117,26 +106,17 @@ fn ble_device_side_disconnect_mid_sale_is_reconciled_with_one_charge() {
     pair(&d);
 
     // Amount ..93 takes 3 s on the reader; the radio link drops once the charge is under way.
-    let socket = d.socket.clone();
-    let paying = std::thread::spawn(move || {
-        std::process::Command::new(common::BIN)
-            .args(["pay", "--provider", "lifepay", "--amount", "4093"])
-            .args(["--request-id", "ble-cut", "--json"])
-            .env("POSBRIDGE_SOCKET", socket)
-            .output()
-            .unwrap()
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&emu.state)
-        .unwrap_or_default()
-        .contains("ble-cut")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the reader never started ble-cut"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let paying = d.cli_in_thread(&[
+        "pay",
+        "--provider",
+        "lifepay",
+        "--amount",
+        "4093",
+        "--request-id",
+        "ble-cut",
+        "--json",
+    ]);
+    emu.wait_started("ble-cut");
     bluez.disconnect_from_device(ADDR);
     let out = paying.join().unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}\n{}", d.log());

@@ -4,22 +4,11 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::emulator::Emulator;
-use common::Daemon;
+use common::{json_of, Daemon};
 use serde_json::Value;
-
-fn json_of(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!(
-            "not one JSON line ({e}): {text:?}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 fn devices(d: &Daemon) -> Vec<Value> {
     let out = d.cli(&["devices", "--json"]);

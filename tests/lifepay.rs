@@ -5,22 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::emulator::Emulator;
-use common::Daemon;
+use common::{json_of, Daemon};
 use serde_json::Value;
-
-fn json_of(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!(
-            "not one JSON line ({e}): {text:?}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 fn daemon(rig: &Path) -> Daemon {
     let password = rig.join("lifepay.password");
@@ -109,23 +98,17 @@ fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
     pair(&d, &emu);
 
     // Amount ..93 takes 3 s on the reader; pull it away once the charge is committed.
-    let socket = d.socket.clone();
-    let paying = std::thread::spawn(move || {
-        std::process::Command::new(common::BIN)
-            .args(["pay", "--provider", "lifepay", "--amount", "4093"])
-            .args(["--request-id", "lp-cut", "--json"])
-            .env("POSBRIDGE_SOCKET", socket)
-            .output()
-            .unwrap()
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&emu.state)
-        .unwrap_or_default()
-        .contains("lp-cut")
-    {
-        assert!(Instant::now() < deadline, "the reader never started lp-cut");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let paying = d.cli_in_thread(&[
+        "pay",
+        "--provider",
+        "lifepay",
+        "--amount",
+        "4093",
+        "--request-id",
+        "lp-cut",
+        "--json",
+    ]);
+    emu.wait_started("lp-cut");
     emu.kill9();
     let out = paying.join().unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");

@@ -113,7 +113,8 @@ impl Access {
     }
 }
 
-fn gid_of(name: &str) -> Option<libc::gid_t> {
+/// The id of group `name`, if it exists.
+pub fn gid_of(name: &str) -> Option<libc::gid_t> {
     let cname = CString::new(name).ok()?;
     // SAFETY: getgrnam_r writes only into the buffers we pass, sized by `buf.len()`.
     unsafe {

@@ -141,7 +141,7 @@ fn permissions(path: &Path, meta: &std::fs::Metadata, config: Option<&Config>) -
             .first()
             .cloned()
             .unwrap_or_else(|| "posbridge".into());
-        let fix = if group_gid(&want).is_none() {
+        let fix = if crate::api::access::gid_of(&want).is_none() {
             format!("the group {want} does not exist: install the package (systemd-sysusers) or `groupadd --system {want}`")
         } else {
             format!(
@@ -326,24 +326,6 @@ pub fn group_name(gid: u32) -> Option<String> {
                 .to_string_lossy()
                 .into_owned()
         })
-    }
-}
-
-pub fn group_gid(name: &str) -> Option<u32> {
-    let cname = CString::new(name).ok()?;
-    // SAFETY: getgrnam_r writes only into the buffers we pass, sized by `buf.len()`.
-    unsafe {
-        let mut grp: libc::group = std::mem::zeroed();
-        let mut buf = vec![0 as libc::c_char; 16 * 1024];
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        let rc = libc::getgrnam_r(
-            cname.as_ptr(),
-            &mut grp,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        );
-        (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
     }
 }
 

@@ -19,21 +19,21 @@ pub struct Emulator {
 impl Emulator {
     /// `kind` is `card-reader` or `dqr-display`; the link and state live in `dir`.
     pub fn start(kind: &'static str, dir: &Path, name: &str, extra: &[&str]) -> Emulator {
-        let mut e = Emulator {
-            child: None,
-            kind,
-            link: dir.join(name),
-            state: dir.join(format!("{name}.state.json")),
-            log: dir.join(format!("{name}.log")),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            starts: 0,
-        };
-        e.spawn(Stdio::null());
-        e
+        Emulator::start_with(kind, dir, name, extra, Stdio::null())
     }
 
     /// As `start`, with stdout piped (a display prints what it shows there).
     pub fn start_piped(kind: &'static str, dir: &Path, name: &str, extra: &[&str]) -> Emulator {
+        Emulator::start_with(kind, dir, name, extra, Stdio::piped())
+    }
+
+    fn start_with(
+        kind: &'static str,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+        stdout: Stdio,
+    ) -> Emulator {
         let mut e = Emulator {
             child: None,
             kind,
@@ -43,8 +43,23 @@ impl Emulator {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             starts: 0,
         };
-        e.spawn(Stdio::piped());
+        e.spawn(stdout);
         e
+    }
+
+    /// Waits until the reader has stored `request_id` (it started, and committed the charge).
+    pub fn wait_started(&self, request_id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&self.state)
+            .unwrap_or_default()
+            .contains(request_id)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the reader never started {request_id}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn spawn(&mut self, stdout: Stdio) {

@@ -205,6 +205,20 @@ impl Daemon {
     }
 
     /// How many money-moving calls the sim backend received for `request_id`.
+    /// Runs the CLI with `args` in a thread (a POS waiting for its answer meanwhile).
+    #[allow(dead_code)]
+    pub fn cli_in_thread(&self, args: &[&str]) -> std::thread::JoinHandle<Output> {
+        let socket = self.socket.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        std::thread::spawn(move || {
+            Command::new(BIN)
+                .args(&args)
+                .env("POSBRIDGE_SOCKET", socket)
+                .output()
+                .unwrap()
+        })
+    }
+
     pub fn sim_calls(&self, request_id: &str) -> i64 {
         sim_calls(&self.state, request_id)
     }
@@ -217,6 +231,18 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// The one JSON line a `--json` CLI command printed; panics with its stderr otherwise.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn json_of(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON line ({e}): {text:?}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 pub fn sim_calls(state: &Path, request_id: &str) -> i64 {
