@@ -206,8 +206,10 @@ fn a_replugged_reader_is_connected_as_soon_as_its_device_node_appears() {
     let out = daemon.cli(&["pair", &emu.address(), "--role", "card-reader", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", daemon.log());
 
-    // Unplugged: its device node is gone, and the reconnect pauses grow.
+    // Unplugged: its device node is gone (udev removes the name; the pty number behind the old
+    // link may be reused by another test at once), and the reconnect pauses grow.
     emu.kill9();
+    std::fs::remove_file(&emu.link).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !daemon.log().contains("next try in 4s") {
         assert!(Instant::now() < deadline, "no backoff:\n{}", daemon.log());
