@@ -8,9 +8,10 @@
 //! - **(c) sale via posbridge**: the release daemon (lifepay provider: login + password_file)
 //!   with `posbridge emulate card-reader` on a pty paired over the socket; sequential `pay`
 //!   (`"provider":"lifepay"`) through one connection, request line written to answer read.
-//! - **(c') sale direct**: the same sale through the reader API in-process (`SerialTransport`
-//!   + `Session` + `CardReader::sale`) against a second emulated reader, no daemon; (c) and
-//!   (c') alternate in blocks (ABBA) like `benches/providers.rs`.
+//! - **(c') sale direct**: the same sale through the reader API in-process (`SerialTransport`,
+//!   `Session`, `CardReader::sale`) against a second emulated reader, no daemon; (c) and (c')
+//!   alternate in blocks (ABBA) like `benches/providers.rs`. After each pair of blocks the same
+//!   daemon also pays with `sim` (no device): its own cost on the same load, for reference.
 //!
 //! The emulated reader answers an ordinary sale after a fixed delay of its own
 //! (`SHORT` = 200 ms in src/emulate/card_reader.rs, "card tap, PIN, acquirer"); the link and
@@ -19,7 +20,8 @@
 //! A pty does not pace bytes like a serial line: the figures here are the software's cost, not
 //! a wire's. The table also prints what the frames alone would take at 115200 baud 8N1.
 //!
-//! `cargo bench --bench devices`; `POSBRIDGE_BENCH_QUICK=1` for a short run.
+//! `cargo bench --bench devices`; `POSBRIDGE_BENCH_QUICK=1` for a short run;
+//! `POSBRIDGE_BENCH_KEEP=1` keeps the temporary directory (daemon and emulator logs).
 
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
@@ -97,7 +99,7 @@ async fn open(link: &Path, role: Role) -> Arc<Session> {
     Arc::new(session)
 }
 
-/// Times `n` sequential sends of `msg`'s kind through `show`; returns the distribution and the
+/// Times `n` sequential `show()` calls (each until the display's ACK); returns the distribution and the
 /// wall time of the timed loop.
 fn display_rounds<F, Fut>(
     rt: &tokio::runtime::Runtime,
@@ -150,14 +152,15 @@ fn direct_sale(rt: &tokio::runtime::Runtime, reader: &CardReader, id: &str) -> D
     took
 }
 
-fn pay_via(conn: &mut Conn, id: &str) -> Duration {
+/// A pay through the daemon with `provider` (`lifepay`: the paired reader; `sim`: no device).
+fn pay_via(conn: &mut Conn, provider: &str, id: &str) -> Duration {
     let request = format!(
-        "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":{AMOUNT},\"provider\":\"lifepay\"}}\n"
+        "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":{AMOUNT},\"provider\":\"{provider}\"}}\n"
     );
     let (took, answer) = conn.timed(&request);
     assert!(
         answer.starts_with("{\"code\":0"),
-        "lifepay pay {id} via posbridge failed: {answer}"
+        "{provider} pay {id} via posbridge failed: {answer}"
     );
     took
 }
@@ -194,7 +197,12 @@ fn main() {
     let (shows, show_warm) = if quick { (200, 20) } else { (2000, 100) };
     let (sales, block, sale_warm) = if quick { (20, 5, 2) } else { (100, 10, 5) };
 
-    let dir = tempfile::tempdir().expect("tempdir");
+    // POSBRIDGE_BENCH_KEEP=1 keeps the directory (daemon and emulator logs) for a look after.
+    let keep = std::env::var("POSBRIDGE_BENCH_KEEP").is_ok_and(|v| v == "1");
+    let dir = tempfile::Builder::new()
+        .disable_cleanup(keep)
+        .tempdir()
+        .expect("tempdir");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -218,9 +226,8 @@ fn main() {
         let display = Display::new(rt.block_on(open(&emu.link, Role::DqrDisplay)));
         let inr = Currency::new("INR").unwrap();
         let (qr, qr_wall) = display_rounds(&rt, shows, show_warm, || display.show_qr(&qr_payload));
-        let (amount, amount_wall) = display_rounds(&rt, shows, show_warm, || {
-            display.show_amount(AMOUNT, inr.clone())
-        });
+        let (amount, amount_wall) =
+            display_rounds(&rt, shows, show_warm, || display.show_amount(AMOUNT, inr));
         (qr, qr_wall, amount, amount_wall)
     };
 
@@ -240,9 +247,11 @@ fn main() {
     let reader = CardReader::new(rt.block_on(open(&direct_emu.link, Role::CardReader)));
     for i in 0..sale_warm {
         direct_sale(&rt, &reader, &format!("warm-direct-{i}"));
-        pay_via(&mut conn, &format!("warm-via-{i}"));
+        pay_via(&mut conn, "lifepay", &format!("warm-via-{i}"));
+        pay_via(&mut conn, "sim", &format!("warm-sim-{i}"));
     }
     let (mut direct, mut via) = (Vec::with_capacity(sales), Vec::with_capacity(sales));
+    let mut sim = Vec::with_capacity(sales);
     for round in 0..sales / block {
         for side in [round % 2, 1 - round % 2] {
             for j in 0..block {
@@ -250,12 +259,17 @@ fn main() {
                 if side == 0 {
                     direct.push(direct_sale(&rt, &reader, &format!("direct-{i}")));
                 } else {
-                    via.push(pay_via(&mut conn, &format!("via-{i}")));
+                    via.push(pay_via(&mut conn, "lifepay", &format!("via-{i}")));
                 }
             }
         }
+        // The same daemon's own cost without a device (socket, JSON, engine, two fsyncs).
+        for j in 0..block {
+            let i = round * block + j;
+            sim.push(pay_via(&mut conn, "sim", &format!("sim-{i}")));
+        }
     }
-    let (direct, via) = (Dist::new(direct), Dist::new(via));
+    let (direct, via, sim) = (Dist::new(direct), Dist::new(via), Dist::new(sim));
     drop(conn);
     drop(daemon);
     drop(reader);
@@ -356,6 +370,13 @@ fn main() {
         via.mean() - delay_us,
         direct.pct(50) - delay_us,
         direct.mean() - delay_us
+    );
+    println!(
+        "same daemon, provider sim (no device; socket, JSON, engine, two journal fsyncs): \
+         p50 {:.0} µs, p99 {:.0} µs, mean {:.0} µs",
+        sim.pct(50),
+        sim.pct(99),
+        sim.mean()
     );
     println!(
         "what posbridge adds: via − direct = {:.0} µs mean ({:.0} µs p50); ratio via/direct \
