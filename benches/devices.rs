@@ -99,8 +99,8 @@ async fn open(link: &Path, role: Role) -> Arc<Session> {
     Arc::new(session)
 }
 
-/// Times `n` sequential `show()` calls (each until the display's ACK); returns the distribution and the
-/// wall time of the timed loop.
+/// Times `n` sequential `show()` calls, each until the display's ACK; returns the distribution
+/// and the wall time of the timed loop.
 fn display_rounds<F, Fut>(
     rt: &tokio::runtime::Runtime,
     n: usize,
