@@ -386,10 +386,12 @@ fn main() {
         via.mean() / direct.mean(),
         via.pct(50) / direct.pct(50)
     );
+    let result_len = frame_len(&sale_result_sample());
     println!(
-        "on a 115200-baud wire a sale would add about {:.1} ms of frames (START_SALE {start_sale_len} B, \
-         SALE_RESULT and two ACKs), which a pty does not.",
-        wire_ms(start_sale_len + frame_len(&sale_result_sample()) + 2 * ack_len)
+        "on a 115200-baud wire a sale would add about {:.1} ms of frames (START_SALE \
+         {start_sale_len} B, SALE_RESULT {result_len} B, two ACKs of {ack_len} B), which a pty \
+         does not.",
+        wire_ms(start_sale_len + result_len + 2 * ack_len)
     );
 }
 
