@@ -238,34 +238,31 @@ fn main() {
         .unwrap();
     let mut conn = Conn::open(&daemon.socket);
 
-    let mut rows = Vec::new();
-    for b in BACKENDS {
-        let p = provider(&config, b.name);
-        for i in 0..warm {
-            direct_pay(&rt, p.as_ref(), b, &format!("warm-direct-{}-{i}", b.name));
-            pay_via(&mut conn, b.name, &format!("warm-via-{}-{i}", b.name));
-        }
-        let (mut direct, mut via) = (Vec::with_capacity(pays), Vec::with_capacity(pays));
-        for round in 0..pays / block {
-            // ABBA: each side goes first in every other round.
-            for side in [round % 2, 1 - round % 2] {
-                for j in 0..block {
-                    let i = round * block + j;
-                    if side == 0 {
-                        let id = format!("direct-{}-{i}", b.name);
-                        direct.push(direct_pay(&rt, p.as_ref(), b, &id));
-                    } else {
-                        via.push(pay_via(&mut conn, b.name, &format!("via-{}-{i}", b.name)));
-                    }
-                }
-            }
-        }
-        rows.push(Row {
-            name: b.name,
-            direct: Dist::new(direct),
-            via: Dist::new(via),
+    let instant = measure(&rt, &config, &mut conn, pays, block, warm, "instant");
+    // The same, with every backend request answered 20 ms late (a backend a short network hop
+    // away; real payment backends take longer still): the replicas' own `slow` fault on "/".
+    let latency_ms = 20;
+    for r in &replicas {
+        let armed = rt.block_on(async {
+            reqwest::Client::new()
+                .post(format!("{}/_replica/fault", r.url))
+                .json(&serde_json::json!({"path": "/", "kind": "slow",
+                    "count": 1_000_000_000u64, "delay_ms": latency_ms}))
+                .send()
+                .await
         });
+        assert!(armed.is_ok_and(|a| a.status().is_success()), "arm latency");
     }
+    let latency_pays = pays / 4;
+    let networked = measure(
+        &rt,
+        &config,
+        &mut conn,
+        latency_pays,
+        block / 2,
+        warm / 4,
+        "latency",
+    );
     drop(conn);
     drop(daemon);
 
@@ -282,6 +279,70 @@ fn main() {
          state dir {}\n",
         dir.path().display()
     );
+    println!("with an instant replica (loopback, customer instant):");
+    table(&instant);
+    println!(
+        "\nwith {latency_ms} ms added to every backend request ({latency_pays} pays per side):"
+    );
+    table(&networked);
+    println!(
+        "\nratio = via-posbridge mean / direct mean (target < {TARGET:.2}). What posbridge adds \
+         to one backend round trip: the socket, JSON, the engine and two durable journal writes \
+         (intent, outcome; one fsync each), and logging at info. The replicas answer on \
+         loopback with an instant customer, so the direct round trip is a few ms at most; a \
+         real backend takes hundreds of ms, so the first table is the worst case; the second adds \
+         {latency_ms} ms to each backend request (several per pay: init and status polls), \
+         closer to a backend across a network."
+    );
+}
+
+/// Pays `pays` times per side per backend, direct and via posbridge in alternating blocks.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    conn: &mut Conn,
+    pays: usize,
+    block: usize,
+    warm: usize,
+    tag: &str,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for b in BACKENDS {
+        let p = provider(config, b.name);
+        for i in 0..warm {
+            direct_pay(
+                rt,
+                p.as_ref(),
+                b,
+                &format!("warm-direct-{tag}-{}-{i}", b.name),
+            );
+            pay_via(conn, b.name, &format!("warm-via-{tag}-{}-{i}", b.name));
+        }
+        let (mut direct, mut via) = (Vec::with_capacity(pays), Vec::with_capacity(pays));
+        for round in 0..pays / block {
+            // ABBA: each side goes first in every other round.
+            for side in [round % 2, 1 - round % 2] {
+                for j in 0..block {
+                    let i = round * block + j;
+                    if side == 0 {
+                        let id = format!("direct-{tag}-{}-{i}", b.name);
+                        direct.push(direct_pay(rt, p.as_ref(), b, &id));
+                    } else {
+                        via.push(pay_via(conn, b.name, &format!("via-{tag}-{}-{i}", b.name)));
+                    }
+                }
+            }
+        }
+        rows.push(Row {
+            name: b.name,
+            direct: Dist::new(direct),
+            via: Dist::new(via),
+        });
+    }
+    rows
+}
+
+fn table(rows: &[Row]) {
     println!(
         "{:<8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {:>9} {:>10}",
         "provider",
@@ -294,7 +355,7 @@ fn main() {
         "ratio",
         "< 1.10"
     );
-    for r in &rows {
+    for r in rows {
         let ratio = r.via.mean() / r.direct.mean();
         let p50_ratio = r.via.pct(50) / r.direct.pct(50);
         println!(
@@ -311,7 +372,7 @@ fn main() {
         );
     }
     println!();
-    for r in &rows {
+    for r in rows {
         println!(
             "{:<8} p99: direct {:.0} µs, via posbridge {:.0} µs",
             r.name,
@@ -319,11 +380,4 @@ fn main() {
             r.via.pct(99)
         );
     }
-    println!(
-        "\nratio = via-posbridge mean / direct mean (target < {TARGET:.2}). What posbridge adds \
-         to one backend round trip: the socket, JSON, the engine and two durable journal writes \
-         (intent, outcome; one fsync each), and logging at info. The replicas answer on \
-         loopback with an instant customer, so the direct round trip is a few ms at most; a \
-         real backend takes hundreds of ms, so these ratios are the worst case."
-    );
 }
