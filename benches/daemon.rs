@@ -26,25 +26,14 @@ struct Sizes {
     fsyncs: usize,
 }
 
-/// A pay of 100 through `c`, asserting it was approved.
-fn pay(c: &mut Conn, id: &str) {
-    let answer = c.call(&format!(
-        "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":100}}\n"
-    ));
-    assert!(answer.starts_with("{\"code\":0"), "pay failed: {answer}");
-}
-
 fn single_client_pays(d: &Daemon, n: usize) -> Dist {
     let mut c = Conn::open(&d.socket);
     for i in 0..50 {
-        pay(&mut c, &format!("warm-{i}"));
+        c.pay("sim", &format!("warm-{i}"), 100);
     }
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
-        let id = format!("one-{i}");
-        let t = Instant::now();
-        pay(&mut c, &id);
-        times.push(t.elapsed());
+        times.push(c.pay("sim", &format!("one-{i}"), 100));
     }
     Dist::new(times)
 }
@@ -60,7 +49,7 @@ fn throughput(d: &Daemon, span: Duration) -> (f64, u64) {
                 let mut c = Conn::open(&socket);
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    pay(&mut c, &format!("many-{client}-{i}"));
+                    c.pay("sim", &format!("many-{client}-{i}"), 100);
                     done.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }

@@ -152,19 +152,6 @@ fn direct_sale(rt: &tokio::runtime::Runtime, reader: &CardReader, id: &str) -> D
     took
 }
 
-/// A pay through the daemon with `provider` (`lifepay`: the paired reader; `sim`: no device).
-fn pay_via(conn: &mut Conn, provider: &str, id: &str) -> Duration {
-    let request = format!(
-        "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":{AMOUNT},\"provider\":\"{provider}\"}}\n"
-    );
-    let (took, answer) = conn.timed(&request);
-    assert!(
-        answer.starts_with("{\"code\":0"),
-        "{provider} pay {id} via posbridge failed: {answer}"
-    );
-    took
-}
-
 fn write_config(dir: &Path) -> PathBuf {
     let password = dir.join("lifepay.password");
     std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
@@ -247,8 +234,8 @@ fn main() {
     let reader = CardReader::new(rt.block_on(open(&direct_emu.link, Role::CardReader)));
     for i in 0..sale_warm {
         direct_sale(&rt, &reader, &format!("warm-direct-{i}"));
-        pay_via(&mut conn, "lifepay", &format!("warm-via-{i}"));
-        pay_via(&mut conn, "sim", &format!("warm-sim-{i}"));
+        conn.pay("lifepay", &format!("warm-via-{i}"), AMOUNT);
+        conn.pay("sim", &format!("warm-sim-{i}"), AMOUNT);
     }
     let (mut direct, mut via) = (Vec::with_capacity(sales), Vec::with_capacity(sales));
     let mut sim = Vec::with_capacity(sales);
@@ -259,14 +246,14 @@ fn main() {
                 if side == 0 {
                     direct.push(direct_sale(&rt, &reader, &format!("direct-{i}")));
                 } else {
-                    via.push(pay_via(&mut conn, "lifepay", &format!("via-{i}")));
+                    via.push(conn.pay("lifepay", &format!("via-{i}"), AMOUNT));
                 }
             }
         }
         // The same daemon's own cost without a device (socket, JSON, engine, two fsyncs).
         for j in 0..block {
             let i = round * block + j;
-            sim.push(pay_via(&mut conn, "sim", &format!("sim-{i}")));
+            sim.push(conn.pay("sim", &format!("sim-{i}"), AMOUNT));
         }
     }
     let (direct, via, sim) = (Dist::new(direct), Dist::new(via), Dist::new(sim));

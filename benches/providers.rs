@@ -108,19 +108,6 @@ impl Drop for Replica {
     }
 }
 
-/// A pay through posbridge; returns its round trip (request line written to answer read).
-fn pay_via(conn: &mut Conn, provider: &str, id: &str) -> Duration {
-    let request = format!(
-        "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":{AMOUNT},\"provider\":\"{provider}\"}}\n"
-    );
-    let (took, answer) = conn.timed(&request);
-    assert!(
-        answer.starts_with("{\"code\":0"),
-        "{provider} pay {id} via posbridge failed: {answer}"
-    );
-    took
-}
-
 /// The provider the daemon builds for `name`, built here from the same parsed config.
 fn provider(config: &Config, name: &str) -> Arc<dyn Provider> {
     let p = &config.providers;
@@ -316,7 +303,7 @@ fn measure(
                 b,
                 &format!("warm-direct-{tag}-{}-{i}", b.name),
             );
-            pay_via(conn, b.name, &format!("warm-via-{tag}-{}-{i}", b.name));
+            conn.pay(b.name, &format!("warm-via-{tag}-{}-{i}", b.name), AMOUNT);
         }
         let (mut direct, mut via) = (Vec::with_capacity(pays), Vec::with_capacity(pays));
         for round in 0..pays / block {
@@ -328,7 +315,7 @@ fn measure(
                         let id = format!("direct-{tag}-{}-{i}", b.name);
                         direct.push(direct_pay(rt, p.as_ref(), b, &id));
                     } else {
-                        via.push(pay_via(conn, b.name, &format!("via-{tag}-{}-{i}", b.name)));
+                        via.push(conn.pay(b.name, &format!("via-{tag}-{}-{i}", b.name), AMOUNT));
                     }
                 }
             }

@@ -63,15 +63,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Configuration file, as the daemon's --config (default: the packaged one if present).
-    #[arg(long, env = "POSBRIDGE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// The daemon's socket, as the daemon's --socket.
-    #[arg(long, env = "POSBRIDGE_SOCKET")]
-    pub socket: Option<PathBuf>,
-    /// The daemon's state directory, as the daemon's --state-dir.
-    #[arg(long, env = "POSBRIDGE_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
+    /// The daemon's config, socket and state directory, found as the daemon finds them.
+    #[command(flatten)]
+    pub paths: DaemonArgs,
     /// Print the checks as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -164,10 +158,10 @@ pub struct DaemonArgs {
     /// Configuration file (default: the embedded defaults, or /etc/posbridge/posbridge.toml).
     #[arg(long, env = "POSBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Socket to listen on.
+    /// The daemon's socket (where it listens).
     #[arg(long, env = "POSBRIDGE_SOCKET")]
     pub socket: Option<PathBuf>,
-    /// Directory for the journal and other state.
+    /// The daemon's state directory (journal, paired devices, sim ledger).
     #[arg(long, env = "POSBRIDGE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }

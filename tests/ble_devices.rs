@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::bluez::MockBluez;
 use common::emulator::Emulator;
-use common::{json_of, Daemon};
+use common::{json_of, lifepay_daemon, Daemon};
 use serde_json::{json, Value};
 
 const ADDR: &str = "C0:FF:EE:00:00:42";
@@ -21,13 +21,7 @@ fn rig(dir: &Path, serial: &str) -> (MockBluez, Emulator, Daemon) {
     let bluez = MockBluez::start();
     let emu = Emulator::start("card-reader", dir, "reader", &["--serial", serial]);
     bluez.add_nus_device(ADDR, "posbridge-emu", -48, &emu.link, 23);
-    let password = dir.join("lifepay.password");
-    std::fs::write(&password, "ble-s3cret\n").unwrap();
-    let config = format!(
-        "[providers.lifepay]\nlogin = \"shop-17\"\npassword_file = \"{}\"\ncurrency = \"INR\"\n",
-        password.display()
-    );
-    let d = Daemon::start_with(Some(&config), &[]);
+    let d = lifepay_daemon(dir, "ble-s3cret");
     (bluez, emu, d)
 }
 
@@ -69,18 +63,8 @@ fn ble_scan_pair_and_sell_on_an_emulated_reader_over_nus() {
     let listed = d.request(json!({"action": "devices"}));
     assert_eq!(listed["data"]["devices"][0]["connected"], true, "{listed}");
 
-    let out = d.cli(&[
-        "pay",
-        "--provider",
-        "lifepay",
-        "--amount",
-        "2500",
-        "--request-id",
-        "ble-sale",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
-    let sale = json_of(&out);
+    let (code, sale) = d.lifepay_pay("ble-sale", 2500);
+    assert_eq!(code, Some(0), "{sale}\n{}", d.log());
     assert_eq!(sale["data"]["status"], "approved", "{sale}");
     assert_eq!(sale["data"]["card"]["masked_pan"], "411111******1111");
     assert_eq!(emu.charges("ble-sale"), (1, 1));
@@ -127,12 +111,7 @@ fn ble_device_side_disconnect_mid_sale_is_reconciled_with_one_charge() {
     let settled = d.await_result("ble-cut", Duration::from_secs(60), |a| a["code"] != 2);
     assert_eq!(settled["code"], 0, "{settled}\n{}", d.log());
     assert_eq!(settled["data"]["status"], "approved");
-    assert_eq!(emu.charges("ble-cut"), (1, 1), "exactly one charge");
-    assert!(
-        !emu.log_text().contains("ble-cut: known request"),
-        "the sale was started again instead of asked about:\n{}",
-        emu.log_text()
-    );
+    emu.assert_charged_once_never_restarted("ble-cut");
 }
 
 #[test]
@@ -142,18 +121,8 @@ fn ble_an_unbonded_reader_is_never_sent_the_password() {
     bluez.set_paired(ADDR, false);
     pair(&d);
 
-    let out = d.cli(&[
-        "pay",
-        "--provider",
-        "lifepay",
-        "--amount",
-        "2500",
-        "--request-id",
-        "ble-open",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let refused = json_of(&out);
+    let (code, refused) = d.lifepay_pay("ble-open", 2500);
+    assert_eq!(code, Some(1), "{refused}");
     assert_eq!(refused["reason"], "insecure_link", "{refused}");
     assert!(
         refused["message"]

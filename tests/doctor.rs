@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::replica::Replica;
-use common::{Daemon, BIN};
+use common::{doctor_check as check, json_of as json, Daemon, BIN};
 use serde_json::Value;
 
 const KEY: &str = "doctor-test-key";
@@ -25,21 +25,6 @@ fn doctor(args: &[&str], paths: &[(&str, &Path)]) -> Output {
         .env_remove("POSBRIDGE_STATE_DIR")
         .output()
         .expect("run posbridge doctor")
-}
-
-fn json(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
 
 fn status<'a>(report: &'a Value, name: &str) -> &'a str {

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::bluez::MockBluez;
-use common::BIN;
+use common::{doctor_check, json_of, BIN};
 use serde_json::Value;
 
 /// The `ble` check of one `doctor --json` run (whatever the other checks say without a daemon).
@@ -19,15 +19,7 @@ fn ble_check(dir: &std::path::Path) -> Value {
         .env_remove("POSBRIDGE_CONFIG")
         .output()
         .expect("run posbridge doctor");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "ble")
-        .cloned()
-        .unwrap_or_else(|| panic!("no ble check in {report:#}"))
+    doctor_check(&json_of(&out), "ble").clone()
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::BIN;
+use common::{doctor_check as check, BIN};
 use serde_json::{json, Value};
 
 /// Answers `status` and `devices` on `socket` with `devices`, until the test ends.
@@ -83,15 +83,6 @@ impl Drop for Grabber {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
 
 #[test]

@@ -93,6 +93,20 @@ impl Conn {
         &self.line
     }
 
+    /// An approved pay of `amount` with `provider`; its round trip (request line written to
+    /// answer read). Panics with the answer when it was not approved.
+    pub fn pay(&mut self, provider: &str, id: &str, amount: u64) -> Duration {
+        let request = format!(
+            "{{\"action\":\"pay\",\"request_id\":\"{id}\",\"amount\":{amount},\"provider\":\"{provider}\"}}\n"
+        );
+        let (took, answer) = self.timed(&request);
+        assert!(
+            answer.starts_with("{\"code\":0"),
+            "{provider} pay {id} via posbridge failed: {answer}"
+        );
+        took
+    }
+
     /// `call`, timed from the request written to the answer read.
     pub fn timed(&mut self, request: &str) -> (Duration, &str) {
         let t = Instant::now();

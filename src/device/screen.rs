@@ -45,15 +45,18 @@ impl Screen for NoScreen {
 }
 
 /// Remembers everything it was asked to show (tests).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct RecordingScreen(std::sync::Mutex<Vec<Shown>>);
 
+#[cfg(test)]
 impl RecordingScreen {
     pub fn shown(&self) -> Vec<Shown> {
         self.0.lock().unwrap().clone()
     }
 }
 
+#[cfg(test)]
 impl Screen for RecordingScreen {
     fn show(&self, what: Shown) {
         self.0.lock().unwrap().push(what);

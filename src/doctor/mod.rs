@@ -94,7 +94,7 @@ pub struct Context {
 /// Runs every check, in the order a technician would look.
 pub fn run(args: &DoctorArgs) -> Vec<Check> {
     let mut checks = Vec::new();
-    let config_path = paths::config_file(args.config.clone());
+    let config_path = paths::config_file(args.paths.config.clone());
     let config = match &config_path {
         None => {
             checks.push(Check::ok(
@@ -122,14 +122,14 @@ pub fn run(args: &DoctorArgs) -> Vec<Check> {
         },
     };
     let socket = paths::socket(
-        args.socket.clone(),
+        args.paths.socket.clone(),
         config.as_ref().and_then(|c| c.api.socket.clone()),
     );
     let timeout = Duration::from_secs(args.timeout.max(1));
     let (socket_checks, status) = local::socket(&socket, config.as_ref(), timeout);
     checks.extend(socket_checks);
     // The daemon knows where its journal is; otherwise the same defaults as the daemon.
-    let state_dir = match (&args.state_dir, status.as_ref()) {
+    let state_dir = match (&args.paths.state_dir, status.as_ref()) {
         (Some(dir), _) => dir.clone(),
         (None, Some(s)) => s["journal"]["path"]
             .as_str()

@@ -150,6 +150,19 @@ impl Emulator {
         (n, state["charges"].as_u64().unwrap())
     }
 
+    /// The reader charged `request_id` once (and nothing else), and was asked about it after
+    /// the link came back rather than sent the sale again.
+    pub fn assert_charged_once_never_restarted(&self, request_id: &str) {
+        assert_eq!(self.charges(request_id), (1, 1), "exactly one charge");
+        assert!(
+            !self
+                .log_text()
+                .contains(&format!("{request_id}: known request")),
+            "the sale was started again instead of asked about:\n{}",
+            self.log_text()
+        );
+    }
+
     pub fn address(&self) -> String {
         format!("serial:{}", self.link.display())
     }

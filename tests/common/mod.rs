@@ -205,6 +205,23 @@ impl Daemon {
     }
 
     /// How many money-moving calls the sim backend received for `request_id`.
+    /// `posbridge pay --provider lifepay --amount AMOUNT --request-id ID --json`: its exit code
+    /// and answer.
+    #[allow(dead_code)]
+    pub fn lifepay_pay(&self, id: &str, amount: u64) -> (Option<i32>, Value) {
+        let out = self.cli(&[
+            "pay",
+            "--provider",
+            "lifepay",
+            "--amount",
+            &amount.to_string(),
+            "--request-id",
+            id,
+            "--json",
+        ]);
+        (out.status.code(), json_of(&out))
+    }
+
     /// Runs the CLI with `args` in a thread (a POS waiting for its answer meanwhile).
     #[allow(dead_code)]
     pub fn cli_in_thread(&self, args: &[&str]) -> std::thread::JoinHandle<Output> {
@@ -243,6 +260,29 @@ pub fn json_of(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// A daemon with `[providers.lifepay]` (login shop-17, INR), its password in a file in `dir`.
+#[allow(dead_code)]
+pub fn lifepay_daemon(dir: &Path, password: &str) -> Daemon {
+    let file = dir.join("lifepay.password");
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let config = format!(
+        "[providers.lifepay]\nlogin = \"shop-17\"\npassword_file = \"{}\"\ncurrency = \"INR\"\n",
+        file.display()
+    );
+    Daemon::start_with(Some(&config), &[])
+}
+
+/// The check named `name` in a `doctor --json` report.
+#[allow(dead_code)]
+pub fn doctor_check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
 
 pub fn sim_calls(state: &Path, request_id: &str) -> i64 {
