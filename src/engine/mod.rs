@@ -250,6 +250,7 @@ impl Engine {
             params: req.params,
             primary,
             created_at: now_rfc3339(),
+            backend_id: provider::new_backend_id(kind),
         })
     }
 

@@ -218,6 +218,7 @@ async fn recovery_turns_in_flight_into_unknown_and_reconciles() {
         params: Default::default(),
         primary: None,
         created_at: now_rfc3339(),
+        backend_id: String::new(),
     };
     s.engine
         .journal()

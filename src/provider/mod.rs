@@ -135,6 +135,34 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<Primary>,
     pub created_at: String,
+    /// This operation's own id at the backend or reader (PhonePe merchantTransactionId, IOT Pay
+    /// mchOrderNo/mchRefundNo, Paysera's order reference, the reader's sale id). Made once, when
+    /// the intent is written ([`new_backend_id`]), and journaled with it: recovery after a crash
+    /// reads it back and never recomputes it, and a request_id reused after eviction gets a new
+    /// one. Empty only in intents written before it existed; a provider then falls back to the
+    /// id it used to derive from the request_id (so an old unknown outcome is still found).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub backend_id: String,
+}
+
+/// A fresh backend id for one operation of `kind`: a letter for the kind (`P` pay, `R` refund,
+/// `C` cancel, `S` close_shift) and 28 lowercase hex digits, 112 random bits. 29 characters of
+/// `[A-Za-z0-9]`, which every backend accepts (IOT Pay: at most 30, letters and digits;
+/// PhonePe: under 38, letters, digits and underscore; the link protocol: 1..64).
+pub fn new_backend_id(kind: OpKind) -> String {
+    let a = *uuid::Uuid::new_v4().as_bytes();
+    // A v4 UUID fixes the top nibble of byte 6 (version) and two bits of byte 8 (variant);
+    // the other 14 bytes are random.
+    let random = a[..6].iter().chain(&a[7..8]).chain(&a[9..]);
+    let letter = match kind {
+        OpKind::Pay => 'P',
+        OpKind::Refund => 'R',
+        OpKind::Cancel => 'C',
+        OpKind::CloseShift => 'S',
+    };
+    std::iter::once(letter.to_string())
+        .chain(random.map(|b| format!("{b:02x}")))
+        .collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,6 +306,19 @@ mod tests {
         assert!(!mask_pan("5500005555555559").contains("0055555"));
         assert_eq!(mask_pan("************1111"), "************1111");
         assert_eq!(mask_pan("4111 11XX XXXX 1111"), "411111******1111");
+    }
+
+    #[test]
+    fn backend_ids_are_new_each_time_and_fit_every_backend() {
+        let ids: std::collections::HashSet<String> =
+            (0..1000).map(|_| new_backend_id(OpKind::Pay)).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 29, "{id}");
+            assert!(id.starts_with('P'));
+            assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+        }
+        assert!(new_backend_id(OpKind::Refund).starts_with('R'));
     }
 
     #[test]

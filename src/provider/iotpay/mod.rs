@@ -388,6 +388,7 @@ mod tests {
             created_at: (time::OffsetDateTime::now_utc() - age)
                 .format(&Rfc3339)
                 .unwrap(),
+            backend_id: String::new(),
         }
     }
 

@@ -27,6 +27,7 @@ fn op(kind: OpKind, request_id: &str, amount: u64, params: Value) -> Operation {
         params: params.as_object().cloned().unwrap_or_default(),
         primary: None,
         created_at: crate::clock::now_rfc3339(),
+        backend_id: String::new(),
     }
 }
 
