@@ -9,6 +9,7 @@
 
 mod answer;
 pub mod reconcile;
+pub mod resolve;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -390,9 +391,8 @@ impl Engine {
         }
     }
 
-    /// One status check of an unknown outcome. `Some(answer)` once the outcome is final.
-    pub async fn reconcile_once(&self, entry: &Entry) -> Option<String> {
-        let id = entry.request_id.as_str();
+    /// Runs `work` while no other status check (nor an operator's decision) of `id` runs.
+    async fn one_at_a_time<T>(&self, id: &str, work: impl std::future::Future<Output = T>) -> T {
         let lock = self
             .checking
             .lock()
@@ -400,8 +400,22 @@ impl Engine {
             .entry(id.to_owned())
             .or_default()
             .clone();
-        let answer = {
-            let _one_at_a_time = lock.lock().await;
+        let out = {
+            let _held = lock.lock().await;
+            work.await
+        };
+        let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this call hold it: nobody else is waiting.
+        if Arc::strong_count(&lock) == 2 {
+            checking.remove(id);
+        }
+        out
+    }
+
+    /// One status check of an unknown outcome. `Some(answer)` once the outcome is final.
+    pub async fn reconcile_once(&self, entry: &Entry) -> Option<String> {
+        let id = entry.request_id.as_str();
+        self.one_at_a_time(id, async {
             // Another check may have settled it while this one waited.
             match self.journal.get(id) {
                 Ok(Some(Entry {
@@ -412,13 +426,8 @@ impl Engine {
                 Ok(Some(current)) => self.check_status(&current).await,
                 Ok(None) | Err(_) => None,
             }
-        };
-        let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the map and this call hold it: nobody else is waiting.
-        if Arc::strong_count(&lock) == 2 {
-            checking.remove(id);
-        }
-        answer
+        })
+        .await
     }
 
     async fn check_status(&self, entry: &Entry) -> Option<String> {

@@ -330,3 +330,93 @@ async fn status_checks_of_one_request_never_overlap() {
         "later askers reuse the settled answer"
     );
 }
+
+mod resolve {
+    use super::*;
+    use crate::engine::resolve::Decision;
+
+    /// A pay whose outcome stays unknown (the provider never answers, status never knows).
+    async fn unknown_pay(s: &Setup, id: &str) {
+        let v = ask(
+            &s.engine,
+            &format!(r#"{{"action":"pay","request_id":"{id}","amount":700}}"#),
+        )
+        .await;
+        assert_eq!(v["error_type"], "unknown_result_error", "{v}");
+    }
+
+    async fn resolve(s: &Setup, id: &str, d: Decision, note: &str) -> Value {
+        let line = s
+            .engine
+            .resolve(id, &Metadata::new(), d, note, "uid 0 (root)")
+            .await;
+        serde_json::from_str(&line).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_operator_settles_an_unknown_pay_as_charged_and_get_result_answers_it() {
+        let s = setup(|| None, vec![]);
+        unknown_pay(&s, "u1").await;
+        let v = resolve(&s, "u1", Decision::Charged, "paid, seen in the portal").await;
+        assert_eq!(v["code"], 0, "{v}");
+        assert_eq!(v["data"]["status"], "approved");
+        assert_eq!(v["data"]["resolution"]["decision"], "charged");
+        assert_eq!(v["data"]["resolution"]["by"], "uid 0 (root)");
+        assert_eq!(v["data"]["resolution"]["note"], "paid, seen in the portal");
+        assert!(v["data"]["resolution"]["at"].is_string());
+        let again = ask(&s.engine, r#"{"action":"get_result","request_id":"u1"}"#).await;
+        assert_eq!(again, v);
+        assert_eq!(
+            s.engine.journal().get("u1").unwrap().unwrap().state,
+            State::Final
+        );
+        // Final now: a second decision is refused and changes nothing.
+        let v2 = resolve(&s, "u1", Decision::NotCharged, "changed my mind").await;
+        assert_eq!(v2["reason"], "already_final", "{v2}");
+        let after = ask(&s.engine, r#"{"action":"get_result","request_id":"u1"}"#).await;
+        assert_eq!(after, v);
+    }
+
+    #[tokio::test]
+    async fn an_operator_settles_an_unknown_pay_as_not_charged() {
+        let s = setup(|| None, vec![]);
+        unknown_pay(&s, "u2").await;
+        let v = resolve(&s, "u2", Decision::NotCharged, "reader replaced").await;
+        assert_eq!(v["error_type"], "default_error", "{v}");
+        assert_eq!(v["reason"], "resolved_not_charged");
+        assert!(v["message"].as_str().unwrap().contains("reader replaced"));
+        let again = ask(&s.engine, r#"{"action":"get_result","request_id":"u2"}"#).await;
+        assert_eq!(again, v);
+    }
+
+    #[tokio::test]
+    async fn a_final_a_missing_or_a_running_operation_cannot_be_settled_by_hand() {
+        let s = setup(|| Some(approved()), vec![]);
+        ask(&s.engine, r#"{"action":"pay","request_id":"f","amount":7}"#).await;
+        let v = resolve(&s, "f", Decision::NotCharged, "x").await;
+        assert_eq!(v["reason"], "already_final", "{v}");
+        let v = resolve(&s, "nope", Decision::Charged, "x").await;
+        assert_eq!(v["error_type"], "result_not_found_error", "{v}");
+        let v = resolve(&s, "f", Decision::Charged, "   ").await;
+        assert_eq!(v["reason"], "invalid_request", "{v}");
+
+        // An intent with no outcome yet: in flight.
+        s.engine
+            .journal()
+            .begin(Intent {
+                request_id: "r".into(),
+                action: "pay".into(),
+                provider: "phonepe".into(),
+                operation: "{}".into(),
+                created_at: now_rfc3339(),
+            })
+            .await
+            .unwrap();
+        let v = resolve(&s, "r", Decision::NotCharged, "x").await;
+        assert_eq!(v["reason"], "in_progress", "{v}");
+        assert_eq!(
+            s.engine.journal().get("r").unwrap().unwrap().state,
+            State::InFlight
+        );
+    }
+}

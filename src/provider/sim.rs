@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS calls (
     primary_ref  TEXT,
     shift        INTEGER NOT NULL DEFAULT 0,
     detail       TEXT,
-    received_at  TEXT NOT NULL
+    received_at  TEXT NOT NULL,
+    backend_id   TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_request ON calls(request_id);
 CREATE INDEX IF NOT EXISTS calls_reference ON calls(reference);
@@ -67,6 +68,16 @@ impl Sim {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "OFF")?;
         conn.execute_batch(LEDGER_SCHEMA)?;
+        // Ledgers made before per-operation backend ids have no backend_id column.
+        let has_backend_id: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('calls') WHERE name = 'backend_id'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_backend_id {
+            conn.execute_batch("ALTER TABLE calls ADD COLUMN backend_id TEXT")?;
+        }
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS calls_backend ON calls(backend_id)")?;
         Ok(Sim {
             ledger: Mutex::new(conn),
             reversals: Mutex::new(()),
@@ -177,7 +188,7 @@ impl Sim {
     }
 
     fn record(&self, op: &Operation, outcome: &str) -> Result<String, Failure> {
-        let reference = reference(&op.request_id);
+        let reference = reference(op);
         let primary_ref = op
             .primary
             .as_ref()
@@ -186,8 +197,8 @@ impl Sim {
         self.ledger(|c| {
             c.prepare_cached(
                 "INSERT INTO calls (request_id, action, amount, currency, outcome, reference,
-                                    primary_ref, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                    primary_ref, received_at, backend_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 op.request_id,
@@ -197,7 +208,8 @@ impl Sim {
                 outcome,
                 reference,
                 primary_ref,
-                now_rfc3339()
+                now_rfc3339(),
+                backend_id(op)
             ])
         })?;
         Ok(reference)
@@ -238,15 +250,16 @@ impl Sim {
             // Kept with the call, so a status check after a crash returns the same summary.
             c.execute(
                 "INSERT INTO calls (request_id, action, amount, currency, outcome, reference,
-                                    shift, detail, received_at)
-                 VALUES (?1, 'close_shift', 0, ?2, 'approved', ?3, ?4, ?5, ?6)",
+                                    shift, detail, received_at, backend_id)
+                 VALUES (?1, 'close_shift', 0, ?2, 'approved', ?3, ?4, ?5, ?6, ?7)",
                 params![
                     op.request_id,
                     op.currency,
-                    reference(&op.request_id),
+                    reference(op),
                     shift,
                     summary.to_string(),
-                    now_rfc3339()
+                    now_rfc3339(),
+                    backend_id(op)
                 ],
             )?;
             Ok(summary)
@@ -254,7 +267,7 @@ impl Sim {
     }
 
     fn approval(&self, op: &Operation, reference: String) -> Approval {
-        let h = Sha256::digest(op.request_id.as_bytes());
+        let h = Sha256::digest(backend_key(op).as_bytes());
         let digits = |range: std::ops::Range<usize>| -> String {
             h[range].iter().map(|b| char::from(b'0' + b % 10)).collect()
         };
@@ -282,9 +295,25 @@ impl Sim {
     }
 }
 
-/// The backend's id for a request: stable, so a status check finds what execute recorded.
-fn reference(request_id: &str) -> String {
-    let h = Sha256::digest(request_id.as_bytes());
+/// The id the sim backend is sent for `op` (its "merchant transaction id"): the operation's own
+/// backend id, or, for an intent journaled before those existed, its request_id.
+fn backend_key(op: &Operation) -> &str {
+    if op.backend_id.is_empty() {
+        &op.request_id
+    } else {
+        &op.backend_id
+    }
+}
+
+/// The backend_id column: NULL for a legacy operation, which is found by request_id instead.
+fn backend_id(op: &Operation) -> Option<&str> {
+    (!op.backend_id.is_empty()).then_some(op.backend_id.as_str())
+}
+
+/// The backend's reference for an operation: stable, so a status check finds what execute
+/// recorded.
+fn reference(op: &Operation) -> String {
+    let h = Sha256::digest(backend_key(op).as_bytes());
     let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("SIM-{hex}")
 }
@@ -357,10 +386,14 @@ impl Provider for Sim {
 
     async fn status(&self, op: &Operation) -> Outcome {
         let found = self.ledger(|c| {
+            // Asked by the id the backend was sent, never by the POS's request_id (which may
+            // have been used before, for another sale).
             c.query_row(
-                "SELECT outcome, reference, detail FROM calls WHERE request_id = ?1
+                "SELECT outcome, reference, detail FROM calls
+                 WHERE (?1 IS NOT NULL AND backend_id = ?1)
+                    OR (?1 IS NULL AND backend_id IS NULL AND request_id = ?2)
                  ORDER BY seq LIMIT 1",
-                params![op.request_id],
+                params![backend_id(op), op.request_id],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,

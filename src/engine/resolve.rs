@@ -1,0 +1,169 @@
+//! An operator settles what no machine can: `posbridge resolve ID --charged|--not-charged`.
+//!
+//! Some outcomes cannot be found out automatically (a backend that forgot the transaction, an
+//! IOT Pay refund, a reader that was replaced). An admin then decides, with a note, and the
+//! decision becomes the operation's final answer: stored in the journal with who decided and
+//! when, answered by get_result from then on. Only an unknown outcome can be settled this way:
+//! a running operation might still finish, and a final one already has its answer. This never
+//! contacts a provider.
+
+use serde_json::{json, Value};
+
+use super::{answer, error, Engine};
+use crate::api::protocol::{ErrorType, Metadata};
+use crate::clock::now_rfc3339;
+use crate::journal::State;
+use crate::provider::{Approval, Failure, OpKind, Operation, Outcome};
+
+/// Longest operator note kept.
+pub const MAX_NOTE: usize = 500;
+
+/// What the operator found out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The money moved (the customer paid; the refund or cancel went through).
+    Charged,
+    /// Nothing moved.
+    NotCharged,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Charged => "charged",
+            Decision::NotCharged => "not_charged",
+        }
+    }
+}
+
+/// Who settled it, when, and why: kept with the answer.
+fn resolution(decision: Decision, by: &str, note: &str) -> Value {
+    json!({"decision": decision.as_str(), "by": by, "at": now_rfc3339(), "note": note})
+}
+
+/// The outcome the operator's decision stands for.
+fn outcome(op: &Operation, decision: Decision, record: Value) -> Outcome {
+    match (decision, op.kind) {
+        (Decision::Charged, OpKind::CloseShift) => Outcome::ShiftClosed(json!({
+            "operation": "close_shift",
+            "provider": op.provider,
+            "status": "closed",
+            "resolution": record,
+        })),
+        (Decision::Charged, kind) => Outcome::Approved(Approval {
+            status: match kind {
+                OpKind::Refund => "refunded",
+                OpKind::Cancel => "cancelled",
+                _ => "approved",
+            }
+            .into(),
+            extra: [("resolution".to_owned(), record)].into_iter().collect(),
+            ..Approval::default()
+        }),
+        (Decision::NotCharged, _) => Outcome::Failed(Failure::new(
+            "resolved_not_charged",
+            format!(
+                "Settled by an operator ({}, {}): nothing was charged. Note: {}",
+                record["by"].as_str().unwrap_or("?"),
+                record["at"].as_str().unwrap_or("?"),
+                record["note"].as_str().unwrap_or("")
+            ),
+        )),
+    }
+}
+
+impl Engine {
+    /// Settles the unknown outcome of `id` as `decision`, on the word of `by` (the peer's
+    /// user), and returns the answer stored for it; or why not.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        metadata: &Metadata,
+        decision: Decision,
+        note: &str,
+        by: &str,
+    ) -> String {
+        let refuse =
+            |reason: &str, msg: String| error(id, metadata, ErrorType::DefaultError, reason, msg);
+        let note = note.trim();
+        if note.is_empty() || note.chars().count() > MAX_NOTE {
+            return refuse(
+                "invalid_request",
+                format!("note: say why, in 1 to {MAX_NOTE} characters"),
+            );
+        }
+        // Serialised with status checks of the same id: one of them may be settling it now.
+        self.one_at_a_time(id, self.decide(id, metadata, decision, note, by))
+            .await
+    }
+
+    async fn decide(
+        &self,
+        id: &str,
+        metadata: &Metadata,
+        decision: Decision,
+        note: &str,
+        by: &str,
+    ) -> String {
+        let refuse =
+            |reason: &str, msg: String| error(id, metadata, ErrorType::DefaultError, reason, msg);
+        let entry = match self.journal.get(id) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                return error(
+                    id,
+                    metadata,
+                    ErrorType::ResultNotFoundError,
+                    "not_found",
+                    format!("No operation with request_id {id} in the journal."),
+                )
+            }
+            Err(e) => {
+                return refuse(
+                    "journal_unavailable",
+                    format!("The result journal could not be read: {e}"),
+                )
+            }
+        };
+        match entry.state {
+            State::InFlight => {
+                return refuse(
+                    "in_progress",
+                    format!("{id} is still running; it may yet finish by itself. Wait for it."),
+                )
+            }
+            State::Final => {
+                return refuse(
+                    "already_final",
+                    format!(
+                        "{id} already has its final answer; an operator cannot change it. \
+                         Ask get_result for it."
+                    ),
+                )
+            }
+            State::Unknown => {}
+        }
+        let Ok(op) = serde_json::from_str::<Operation>(&entry.operation) else {
+            return refuse(
+                "journal_unavailable",
+                format!("The journal's record of {id} cannot be read."),
+            );
+        };
+        let record = resolution(decision, by, note);
+        log::warn!(request_id = id, provider = op.provider.as_str(), action = op.kind.as_str();
+            "{id} settled by an operator ({by}) as {}: {note}", decision.as_str());
+        let (state, response) = answer::build(&op, outcome(&op, decision, record));
+        debug_assert_eq!(state, State::Final);
+        match self.journal.settle(id, state, response.to_line()).await {
+            Ok(true) => response.to_line(),
+            Ok(false) => refuse(
+                "already_final",
+                format!("{id} got its final answer meanwhile; ask get_result for it."),
+            ),
+            Err(e) => refuse(
+                "journal_unavailable",
+                format!("The decision was not recorded: {e}. Nothing changed; try again."),
+            ),
+        }
+    }
+}
