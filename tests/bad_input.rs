@@ -286,10 +286,51 @@ fn served_client(d: &Daemon) -> Client {
 }
 
 #[test]
-fn connections_beyond_max_connections_get_busy_and_are_closed() {
+fn at_max_connections_the_idlest_connection_makes_room_for_a_new_one() {
     let d = Daemon::start_with(Some("[api]\nmax_connections = 2\n"), &[]);
     let mut a = served_client(&d);
-    let _b = served_client(&d);
+    std::thread::sleep(Duration::from_millis(20));
+    let mut b = served_client(&d);
+    // A third client is served: the idlest (a) is closed to make room, b stays.
+    let mut third = served_client(&d);
+    assert_eq!(a.read_line(), None, "the idlest connection was closed");
+    assert_still_serves(&mut b, 1, "another connection was let in");
+    assert_still_serves(&mut third, 2, "taking an idle connection's place");
+}
+
+#[test]
+fn connections_beyond_max_connections_all_running_operations_get_busy_and_are_closed() {
+    let d = Daemon::start_with(Some("[api]\nmax_connections = 2\n"), &[]);
+    // Two connections, each with a sale running: neither may be closed.
+    let running: Vec<_> = (0..2)
+        .map(|i| {
+            let mut c = served_client(&d);
+            let id = format!("slow-{i}");
+            c.send_raw(
+                format!(
+                    "{}\n",
+                    json!({"action": "pay", "request_id": id, "amount": 100,
+                           "params": {"delay_ms": 1500}})
+                )
+                .as_bytes(),
+            );
+            (c, id)
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let in_flight = || -> i64 {
+        let conn = rusqlite::Connection::open(d.state.join("journal.sqlite")).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM operations WHERE state = 'in_flight'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+    };
+    while in_flight() < 2 {
+        assert!(Instant::now() < deadline, "the two sales never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut third = d.client();
     let v = parse(&third.read_line().expect("a busy answer without asking"));
     assert_eq!(v["code"], 1, "{v}");
@@ -300,8 +341,11 @@ fn connections_beyond_max_connections_get_busy_and_are_closed() {
         "names the limit: {v}"
     );
     assert_eq!(third.read_line(), None, "the busy connection is closed");
-    assert_still_serves(&mut a, 1, "a refused third connection");
-    drop(a);
-    let mut again = served_client(&d);
-    assert_still_serves(&mut again, 2, "a freed slot");
+    for (mut c, id) in running {
+        let v = parse(&c.read_line().expect("the running sale is answered"));
+        assert_eq!(
+            (v["code"].clone(), v["request_id"].clone()),
+            (json!(0), json!(id))
+        );
+    }
 }

@@ -4,9 +4,16 @@
 //! come back in request order. A line over 64 KiB gets one answer and closes that connection
 //! only. On shutdown the loop stops accepting; each connection finishes the request it is
 //! serving, then closes.
+//!
+//! At `api.max_connections`, a new connection is not turned away while others merely sit
+//! there: the connection idle longest (no complete request since, or stuck writing an answer
+//! its client does not read) is closed to make room. One with an operation running is never
+//! closed; only when every connection is running one does the newcomer get `busy`. So idle or
+//! stalled clients cannot lock the POS out.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -30,9 +37,88 @@ pub struct Server {
     pub tasks: TaskTracker,
 }
 
+/// How long a newcomer waits for an evicted idle connection to let go of its slot.
+const EVICTION_WAIT: Duration = Duration::from_secs(2);
+
+/// How long, at shutdown, an answer waits for a client that does not read it.
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(5);
+
+/// Every open connection: since when it is idle, and whether an operation is running on it.
+#[derive(Default)]
+struct Open {
+    next: u64,
+    slots: HashMap<u64, Slot>,
+}
+
+struct Slot {
+    idle_since: Instant,
+    busy: bool,
+    evict: CancellationToken,
+}
+
+#[derive(Clone, Default)]
+struct Connections(Arc<Mutex<Open>>);
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self) -> (u64, CancellationToken) {
+        let mut open = self.lock();
+        open.next += 1;
+        let id = open.next;
+        let evict = CancellationToken::new();
+        open.slots.insert(
+            id,
+            Slot {
+                idle_since: Instant::now(),
+                busy: false,
+                evict: evict.clone(),
+            },
+        );
+        (id, evict)
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().slots.remove(&id);
+    }
+
+    /// Marks a request running on `id` (`true`), or finished (`false`: idle from now).
+    fn busy(&self, id: u64, busy: bool) {
+        if let Some(slot) = self.lock().slots.get_mut(&id) {
+            slot.busy = busy;
+            slot.idle_since = Instant::now();
+        }
+    }
+
+    /// Closes the connection idle longest that runs no operation. `false` if every
+    /// connection is running one.
+    fn evict_idlest(&self) -> bool {
+        let open = self.lock();
+        let idlest = open
+            .slots
+            .values()
+            .filter(|s| !s.busy && !s.evict.is_cancelled())
+            .min_by_key(|s| s.idle_since);
+        match idlest {
+            Some(slot) => {
+                log::debug!(
+                    "closing a connection idle for {:?} to serve a new one",
+                    slot.idle_since.elapsed()
+                );
+                slot.evict.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl Server {
     pub async fn run(self, listener: UnixListener) {
         let permits = Arc::new(Semaphore::new(self.max_connections));
+        let connections = Connections::default();
         let mut backoff = Duration::from_millis(10);
         loop {
             let stream = tokio::select! {
@@ -48,14 +134,6 @@ impl Server {
                     }
                 },
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                let limit = self.max_connections;
-                self.tasks.spawn(async move {
-                    let mut stream = stream;
-                    let _ = write_line(&mut stream, &handler::busy(limit)).await;
-                });
-                continue;
-            };
             let peer = self.access.check(&stream);
             if !peer.connect {
                 log::warn!(
@@ -69,11 +147,33 @@ impl Server {
                 });
                 continue;
             }
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) if connections.evict_idlest() => {
+                    tokio::time::timeout(EVICTION_WAIT, permits.clone().acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                }
+                Err(_) => None,
+            };
+            let Some(permit) = permit else {
+                let limit = self.max_connections;
+                self.tasks.spawn(async move {
+                    let mut stream = stream;
+                    let _ = write_line(&mut stream, &handler::busy(limit)).await;
+                });
+                continue;
+            };
             let engine = self.engine.clone();
             let devices = self.devices.clone();
             let shutdown = self.shutdown.clone();
+            let connections = connections.clone();
             self.tasks.spawn(async move {
-                serve(stream, engine, devices, peer, shutdown).await;
+                let (id, evict) = connections.add();
+                let stop = Stop { shutdown, evict };
+                serve(stream, engine, devices, peer, &stop, &connections, id).await;
+                connections.remove(id);
                 drop(permit);
             });
         }
@@ -87,12 +187,29 @@ async fn write_line(stream: &mut (impl AsyncWriteExt + Unpin), line: &str) -> st
     stream.write_all(&buf).await
 }
 
+/// Why a connection stops waiting: the daemon shuts down, or its slot is given to another.
+struct Stop {
+    shutdown: CancellationToken,
+    evict: CancellationToken,
+}
+
+impl Stop {
+    async fn stopped(&self) {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => {}
+            _ = self.evict.cancelled() => {}
+        }
+    }
+}
+
 async fn serve(
     stream: UnixStream,
     engine: Arc<Engine>,
     devices: Arc<DeviceManager>,
     peer: Peer,
-    shutdown: CancellationToken,
+    stop: &Stop,
+    connections: &Connections,
+    id: u64,
 ) {
     let (read, mut write) = stream.into_split();
     let codec =
@@ -100,7 +217,7 @@ async fn serve(
     let mut lines = FramedRead::new(read, codec);
     loop {
         let next = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = stop.stopped() => return,
             next = lines.next() => next,
         };
         let line = match next {
@@ -119,9 +236,23 @@ async fn serve(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        // The request is carried out and recorded even if the client has gone by now.
+        // The request is carried out and recorded even if the client has gone by now; while
+        // it runs, this connection is never evicted.
+        connections.busy(id, true);
         let answer = handler::answer(&engine, &devices, &peer, line).await;
-        if write_line(&mut write, &answer).await.is_err() {
+        connections.busy(id, false);
+        // A client that does not read its answers blocks here; it is idle, so evictable (its
+        // answer is in the journal for get_result).
+        let written = tokio::select! {
+            _ = stop.evict.cancelled() => return,
+            // Shutting down: the answer still goes out, unless its client will not take it.
+            _ = async {
+                stop.shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await
+            } => return,
+            written = write_line(&mut write, &answer) => written,
+        };
+        if written.is_err() {
             return;
         }
     }

@@ -311,6 +311,11 @@ impl Client {
         })
     }
 
+    /// The connection's write side, for a thread that writes while this one reads.
+    pub fn try_clone_stream(&self) -> UnixStream {
+        self.writer.try_clone().unwrap()
+    }
+
     /// Sends raw bytes (a newline is not added).
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
