@@ -55,6 +55,7 @@ fn order_body_carries_amount_currency_and_key() {
         primary: None,
         created_at: "2026-01-01T00:00:00Z".into(),
         backend_id: String::new(),
+        progress: Default::default(),
     };
     let body = order_body(&op, &derived_key("r-1"));
     assert_eq!(
