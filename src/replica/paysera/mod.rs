@@ -25,6 +25,9 @@
 //! rejected: the order closes). Options: `reserve_after_ms`, `client_id` (when set, the MAC
 //! id must match), `location_id`, `place_location`, `max_skew_s` (default 300).
 
+// A refusal is the axum `Response` Paysera would send; boxing it buys nothing in test equipment.
+#![allow(clippy::result_large_err)]
+
 mod auth;
 mod orders;
 mod spots;

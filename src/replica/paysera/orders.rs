@@ -54,11 +54,7 @@ fn new_transaction(t: &Map<String, Value>) -> Result<Transaction, Response> {
         if let Some(k) = p.keys().find(|k| !PAYMENT_KEYS.contains(&k.as_str())) {
             return Err(invalid(format!("payments[{i}]: unknown field {k:?}")));
         }
-        if !p
-            .get("price")
-            .and_then(Value::as_u64)
-            .is_some_and(|n| n > 0)
-        {
+        if p.get("price").and_then(Value::as_u64).unwrap_or(0) == 0 {
             return Err(invalid(format!(
                 "payments[{i}].price: a positive integer (cents) is required"
             )));
