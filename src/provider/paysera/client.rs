@@ -1,5 +1,8 @@
-//! The Paysera Wallet API as HTTP calls: every request MAC-signed (providers.md, "Paysera"),
-//! answers parsed into [`Order`]s, error bodies into [`ApiError`]. It decides nothing about
+//! The Paysera calls as HTTP: every request MAC-signed (providers.md, "Paysera"), answers
+//! parsed into the Paysera POS document's shapes ([`Spot`] with `place_info.location_id` and
+//! its orders, [`Order`] with `transaction_key` at its top level, ids as integers or strings),
+//! error bodies into [`ApiError`]. Only the document's calls plus the transaction create,
+//! confirm and revoke it names without showing (docs/assumptions/paysera.md). It decides nothing about
 //! money (that is `mod.rs`), never retries, and never logs or formats the MAC key or the
 //! `Authorization` header.
 //!
@@ -34,6 +37,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Whether Paysera refused with this `error` code.
+    pub fn is(&self, code: &str) -> bool {
+        matches!(self, ApiError::Refused { error, .. } if error == code)
+    }
+
     /// Whether the backend may have acted on the request (or we cannot tell).
     pub fn maybe_acted(&self) -> bool {
         match self {

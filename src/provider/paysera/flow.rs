@@ -127,10 +127,14 @@ impl Paysera {
         }
         let order = match self.client.create_order(&self.spot_id, &key).await {
             Ok(order) => order,
-            Err(e) if e.maybe_acted() => match self.find_at_spot(&key, &e, deadline).await {
-                Ok(order) => order,
-                Err(outcome) => return outcome,
-            },
+            // `invalid_state` here would say the transaction is already on an order: never
+            // taken as this sale's answer, but looked up like a lost one.
+            Err(e) if e.maybe_acted() || e.is("invalid_state") => {
+                match self.find_at_spot(&key, &e, deadline).await {
+                    Ok(order) => order,
+                    Err(outcome) => return outcome,
+                }
+            }
             Err(e) => {
                 self.revoke_quietly(&key).await;
                 return Outcome::Failed(refused(&e));
