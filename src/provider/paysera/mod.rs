@@ -128,8 +128,9 @@ impl Paysera {
             spot_id: cfg.spot_id.clone(),
             currency: cfg.currency.clone(),
             window,
-            // Room after the window for a last read, the revoke and the order delete.
-            timeout: window + request_timeout * 4,
+            // Room after the window for the revoke, a read, a last-moment confirm, its read-back
+            // and the spot close.
+            timeout: window + request_timeout * 6,
             schedule,
             spot_code: cfg.spot_code.clone(),
             spot_busy: tokio::sync::Mutex::new(()),

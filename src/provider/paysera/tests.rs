@@ -197,7 +197,7 @@ fn one_status_check_per_sale_at_a_time() {
         status_poll_ms: None,
     };
     let p = Paysera::new(&cfg).unwrap();
-    assert_eq!(p.timeout(), Duration::from_millis(2000 + 4 * 1000));
+    assert_eq!(p.timeout(), Duration::from_millis(2000 + 6 * 1000));
     let spot = Spot::parse(&json!({"id": 7, "identifier": "T1"})).unwrap();
     let e = p.code_of(&spot).unwrap_err();
     assert!(e.message.contains("providers.paysera.spot_code"), "{e:?}");
