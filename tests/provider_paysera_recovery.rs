@@ -253,3 +253,49 @@ fn a_request_id_reused_after_eviction_never_lands_on_the_old_order() {
     rig.assert_spot_clean();
     rig.finish();
 }
+
+#[test]
+fn a_second_sale_while_one_waits_at_the_spot_is_refused_and_creates_nothing() {
+    let rig = rig(2000, &[]);
+    let waiting = send_in_thread(
+        &rig.d,
+        json!({"action": "pay", "request_id": "ps-w1", "amount": 851}),
+    );
+    wait_until("the first order exists", || rig.calls("ps-w1").0 == 1);
+    let second = rig.pay("ps-w2", 900);
+    failed(&second, "spot_busy");
+    assert!(rig.transactions("ps-w2").is_empty());
+    let first: Value = serde_json::from_str(&waiting.join().unwrap().unwrap()).unwrap();
+    failed(&first, "expired");
+    rig.assert_spot_clean();
+    rig.finish();
+}
+
+/// A sale cut off by kill -9 leaves its order pending at the spot; the next sale closes it
+/// first, so the next customer sees and pays only their own order, and the cut-off sale ends
+/// not charged.
+#[test]
+fn the_next_sale_closes_an_order_left_pending_by_a_crash() {
+    let mut rig = rig(6000, &[]);
+    let pending = send_in_thread(
+        &rig.d,
+        json!({"action": "pay", "request_id": "ps-old", "amount": 1151}),
+    );
+    wait_until("the old order exists", || rig.calls("ps-old").0 == 1);
+    rig.d.kill9();
+    assert_eq!(pending.join().unwrap(), None);
+    rig.d.restart();
+    approved(&rig.pay("ps-new", 1200));
+    assert_eq!(rig.calls("ps-new"), (1, 1));
+    let (old_order, new_order) = (rig.order("ps-old"), rig.order("ps-new"));
+    assert_eq!(old_order["status"], "closed");
+    assert!(
+        old_order["closed_ms"].as_u64().unwrap() <= new_order["created_ms"].as_u64().unwrap(),
+        "the old order was still open when the new one was shown: {old_order} {new_order}"
+    );
+    let old = rig.settled("ps-old");
+    assert_eq!(old["error_type"], "default_error", "{old}");
+    assert_eq!(rig.calls("ps-old"), (1, 0));
+    rig.assert_spot_clean();
+    rig.finish();
+}

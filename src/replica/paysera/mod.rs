@@ -75,6 +75,9 @@ struct Order {
     status: String,
     transaction_key: String,
     created_ms: u64,
+    /// When it closed (tests check that a leftover closed before the next order came).
+    #[serde(default)]
+    closed_ms: Option<u64>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -99,6 +102,11 @@ impl Transaction {
 }
 
 impl Order {
+    fn close(&mut self) {
+        self.status = "closed".into();
+        self.closed_ms = Some(now_ms());
+    }
+
     /// The document's order data structure: id, transaction_key, status.
     fn json(&self) -> Value {
         json!({"id": self.id, "transaction_key": self.transaction_key, "status": self.status})
@@ -122,7 +130,7 @@ impl PayseraState {
                 51 => {}
                 52 => {
                     t.status = "rejected".into();
-                    o.status = "closed".into();
+                    o.close();
                 }
                 _ => {
                     t.status = "reserved".into();

@@ -163,6 +163,7 @@ pub async fn create(State(r): Shared, Path(spot): Path<String>, body: Bytes) -> 
             status: "pending".into(),
             transaction_key: key,
             created_ms: now_ms(),
+            closed_ms: None,
         };
         s.orders.insert(id, order.clone());
         let sp = r.spot_mut(s, spot);
@@ -228,7 +229,7 @@ pub async fn remove(State(r): Shared, Path(id): Path<String>) -> Response {
         if o.status != "pending" {
             return invalid_state(format!("order {id} is {}", o.status));
         }
-        o.status = "closed".into();
+        o.close();
         let (spot, json) = (o.spot_id, o.json());
         if let Some(sp) = s.spots.get_mut(&spot) {
             sp.orders.retain(|x| *x != id);
@@ -252,7 +253,10 @@ pub async fn create_transaction(State(r): Shared, body: Bytes) -> Response {
 /// Sets the transaction's order (if any) to `status`.
 fn set_order(s: &mut PayseraState, order: Option<u64>, status: &str) {
     if let Some(o) = order.and_then(|o| s.orders.get_mut(&o)) {
-        o.status = status.into();
+        match status {
+            "closed" => o.close(),
+            _ => o.status = status.into(),
+        }
     }
 }
 

@@ -178,7 +178,7 @@ pub async fn close(State(r): Shared, Path(id): Path<String>) -> Response {
         for o in listed {
             if let Some(order) = s.orders.get_mut(&o) {
                 if order.status == "pending" {
-                    order.status = "closed".into();
+                    order.close();
                 }
             }
         }
