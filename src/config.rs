@@ -12,6 +12,8 @@ use serde::Deserialize;
 use crate::provider;
 use crate::secret::Secret;
 
+mod paysera;
+
 /// Where the packaged daemon looks when neither `--config` nor `POSBRIDGE_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/posbridge/posbridge.toml";
 
@@ -205,7 +207,13 @@ pub struct PayseraConfig {
     pub client_id: String,
     pub mac_key: Option<Secret>,
     pub mac_key_file: Option<PathBuf>,
+    /// The spot's id, `7` or `"7"`.
+    #[serde(deserialize_with = "paysera::spot_id")]
     pub spot_id: String,
+    /// Optional: the spot's code `PAYSERA*<location>:<identifier>` when its place info does
+    /// not carry a `location_id`; else read from the spot.
+    #[serde(default)]
+    pub spot_code: Option<String>,
     pub currency: String,
     pub timeout_ms: Option<u64>,
     pub status_poll_ms: Option<Vec<u64>>,
@@ -322,6 +330,12 @@ impl Config {
         }
         if let Some(p) = &self.providers.paysera {
             check_currency(&p.currency).map_err(|r| invalid("providers.paysera.currency", r))?;
+            paysera::check_spot_id(&p.spot_id)
+                .map_err(|r| invalid("providers.paysera.spot_id", r))?;
+            if let Some(code) = &p.spot_code {
+                paysera::check_spot_code(code)
+                    .map_err(|r| invalid("providers.paysera.spot_code", r))?;
+            }
             one_secret(&p.mac_key, &p.mac_key_file)
                 .map_err(|r| invalid("providers.paysera.mac_key", r))?;
             check_schedule(p.status_poll_ms.as_ref())

@@ -252,6 +252,7 @@ impl Engine {
             primary,
             created_at: now_rfc3339(),
             backend_id: provider::new_backend_id(kind),
+            progress: Default::default(),
         })
     }
 
@@ -315,8 +316,9 @@ impl Engine {
         }
     }
 
-    async fn execute(&self, op: Operation) -> String {
+    async fn execute(&self, mut op: Operation) -> String {
         let _running = Running::new(&self.running);
+        op.progress.attach(self.note_sink(&op));
         let provider = self.providers[op.provider.as_str()].clone();
         let limit = provider.timeout();
         let shown = matches!(op.kind, OpKind::Pay | OpKind::Refund);
@@ -342,6 +344,27 @@ impl Engine {
             self.screen.show(Shown::Status(customer_word(&outcome)));
         }
         self.settle(&op, outcome).await
+    }
+
+    /// Where `op`'s provider records progress notes while it runs: each note is merged into
+    /// the journaled operation and made durable before the provider goes on, so recovery
+    /// after a crash reads it back (`Operation::progress`).
+    fn note_sink(&self, op: &Operation) -> provider::NoteSink {
+        let journal = self.journal.clone();
+        let stored = Arc::new(tokio::sync::Mutex::new(op.clone()));
+        Arc::new(move |key, value| {
+            let (journal, stored) = (journal.clone(), stored.clone());
+            Box::pin(async move {
+                let mut op = stored.lock().await;
+                op.progress.insert(key, value);
+                let json = serde_json::to_string(&*op).map_err(|e| e.to_string())?;
+                match journal.amend(&op.request_id, json).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("the operation is no longer in the journal as open".into()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        })
     }
 
     /// Records `outcome` and returns the answer the journal holds for `op` afterwards.
@@ -598,5 +621,7 @@ fn stored_identity(entry: &Entry) -> (String, Metadata) {
     (entry.request_id.clone(), metadata)
 }
 
+#[cfg(test)]
+mod progress_tests;
 #[cfg(test)]
 mod tests;

@@ -227,6 +227,19 @@ impl Journal {
         .await
     }
 
+    /// Replaces the stored operation (the intent's JSON) of `request_id` durably, while its
+    /// outcome is not final: how a provider's progress note (an id the backend assigned
+    /// mid-operation) is kept for recovery. `false` if the entry is final or gone.
+    pub async fn amend(&self, request_id: &str, operation: String) -> Result<bool, JournalError> {
+        let request_id = request_id.to_owned();
+        self.submit(|reply| writer::Command::Amend {
+            request_id,
+            operation,
+            reply,
+        })
+        .await
+    }
+
     /// Round-trips through the writer thread: proves it is alive and committing.
     pub async fn ping(&self) -> Result<(), JournalError> {
         self.submit(|reply| writer::Command::Ping { reply }).await

@@ -167,3 +167,27 @@ fn a_corrupt_file_is_refused_with_its_path() {
         .expect("must fail");
     assert!(err.to_string().contains("journal.sqlite"), "{err}");
 }
+
+#[tokio::test]
+async fn an_unsettled_operation_can_be_amended_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let j = open(&dir, 10);
+        j.begin(intent("a")).await.unwrap();
+        assert!(j.amend("a", "{\"note\":1}".into()).await.unwrap());
+        assert!(!j.amend("missing", "{}".into()).await.unwrap());
+        j.close();
+    }
+    let j = open(&dir, 10);
+    let e = j.get("a").unwrap().unwrap();
+    assert_eq!(
+        (e.state, e.operation.as_str()),
+        (State::InFlight, "{\"note\":1}")
+    );
+    assert!(j.settle("a", State::Final, "f".into()).await.unwrap());
+    assert!(
+        !j.amend("a", "{\"note\":2}".into()).await.unwrap(),
+        "a final entry keeps its operation"
+    );
+    assert_eq!(j.get("a").unwrap().unwrap().operation, "{\"note\":1}");
+}

@@ -36,6 +36,12 @@ pub enum Command {
         response: String,
         reply: Reply<bool>,
     },
+    /// Replaces the stored operation of an entry that is not final (a progress note).
+    Amend {
+        request_id: String,
+        operation: String,
+        reply: Reply<bool>,
+    },
     Ping {
         reply: Reply<()>,
     },
@@ -142,6 +148,14 @@ fn apply(
                 }
                 pending.push(Pending::Settle(reply, r));
             }
+            Command::Amend {
+                request_id,
+                operation,
+                reply,
+            } => {
+                let r = amend(&tx, &request_id, &operation, &now);
+                pending.push(Pending::Settle(reply, r));
+            }
             Command::Ping { reply } | Command::Shutdown { reply } => {
                 pending.push(Pending::Unit(reply))
             }
@@ -161,7 +175,9 @@ fn refuse(cmd: Command, e: &rusqlite::Error) -> Pending {
     let err = || JournalError::Write(e.to_string());
     match cmd {
         Command::Begin { reply, .. } => Pending::Begin(reply, Err(err())),
-        Command::Settle { reply, .. } => Pending::Settle(reply, Err(err())),
+        Command::Settle { reply, .. } | Command::Amend { reply, .. } => {
+            Pending::Settle(reply, Err(err()))
+        }
         Command::Ping { reply } | Command::Shutdown { reply } => Pending::Unit(reply),
     }
 }
@@ -206,6 +222,21 @@ fn settle(
          WHERE request_id = ?5 AND state != 'final'",
     )
     .and_then(|mut s| s.execute(params![state.as_str(), response, now, order, request_id]))
+    .map(|n| n == 1)
+    .map_err(|e| JournalError::Write(e.to_string()))
+}
+
+fn amend(
+    tx: &Connection,
+    request_id: &str,
+    operation: &str,
+    now: &str,
+) -> Result<bool, JournalError> {
+    tx.prepare_cached(
+        "UPDATE operations SET operation = ?1, updated_at = ?2
+         WHERE request_id = ?3 AND state != 'final'",
+    )
+    .and_then(|mut s| s.execute(params![operation, now, request_id]))
     .map(|n| n == 1)
     .map_err(|e| JournalError::Write(e.to_string()))
 }

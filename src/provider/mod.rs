@@ -10,6 +10,7 @@ pub mod iotpay;
 pub mod lifepay;
 pub mod paysera;
 pub mod phonepe;
+pub mod progress;
 pub mod sign;
 pub mod sim;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::api::protocol::Metadata;
+pub use progress::{NoteFuture, NoteSink, Progress};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,6 +145,10 @@ pub struct Operation {
     /// id it used to derive from the request_id (so an old unknown outcome is still found).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub backend_id: String,
+    /// Notes the provider recorded mid-operation for recovery (an id the backend assigned),
+    /// journaled with the intent by the engine ([`Progress`]). Empty for most operations.
+    #[serde(default, skip_serializing_if = "Progress::is_empty")]
+    pub progress: Progress,
 }
 
 /// A fresh backend id for one operation of `kind`: a letter for the kind (`P` pay, `R` refund,

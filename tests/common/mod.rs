@@ -4,6 +4,7 @@
 
 pub mod bluez;
 pub mod emulator;
+pub mod paysera;
 pub mod replica;
 
 use std::io::{BufRead, BufReader, Write};

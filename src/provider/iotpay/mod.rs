@@ -389,6 +389,7 @@ mod tests {
                 .format(&Rfc3339)
                 .unwrap(),
             backend_id: String::new(),
+            progress: Default::default(),
         }
     }
 

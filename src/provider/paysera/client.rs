@@ -1,5 +1,8 @@
-//! The Paysera Wallet API as HTTP calls: every request MAC-signed (providers.md, "Paysera"),
-//! answers parsed into [`Order`]s, error bodies into [`ApiError`]. It decides nothing about
+//! The Paysera calls as HTTP: every request MAC-signed (providers.md, "Paysera"), answers
+//! parsed into the Paysera POS document's shapes ([`Spot`] with `place_info.location_id` and
+//! its orders, [`Order`] with `transaction_key` at its top level, ids as integers or strings),
+//! error bodies into [`ApiError`]. Only the document's calls plus the transaction create,
+//! confirm and revoke it names without showing (docs/assumptions/paysera.md). It decides nothing about
 //! money (that is `mod.rs`), never retries, and never logs or formats the MAC key or the
 //! `Authorization` header.
 //!
@@ -34,6 +37,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Whether Paysera refused with this `error` code.
+    pub fn is(&self, code: &str) -> bool {
+        matches!(self, ApiError::Refused { error, .. } if error == code)
+    }
+
     /// Whether the backend may have acted on the request (or we cannot tell).
     pub fn maybe_acted(&self) -> bool {
         match self {
@@ -64,31 +72,63 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-/// An order as `GET /rest/v1/order/{id}` shows it, with its transaction.
+/// Text of a JSON string or number: Paysera shows ids as integers (`"id": 52`); a string is
+/// taken too.
+pub fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An order as the document's "Order data structure" shows it: `id`, `transaction_key` and
+/// `status` (pending, reserved, confirmed, closed), all at the order's top level.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Order {
     pub id: String,
-    /// pending, reserved, confirmed, closed.
     pub status: String,
     pub transaction_key: String,
-    /// Transaction status: new, waiting, reserved, confirmed, revoked, rejected, ...
-    pub transaction_status: String,
 }
 
 impl Order {
     pub fn parse(v: &Value) -> Option<Order> {
-        let id = match &v["id"] {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+        Some(Order {
+            id: text(&v["id"])?,
+            status: v["status"].as_str()?.to_owned(),
+            transaction_key: v["transaction_key"].as_str()?.to_owned(),
+        })
+    }
+}
+
+/// A spot as the document's "Response data structure" of `GET /spot/:id` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spot {
+    pub status: String,
+    pub identifier: String,
+    /// `place_info.location_id`, when the place info carries it.
+    pub location_id: Option<String>,
+    pub orders: Vec<Order>,
+}
+
+impl Spot {
+    pub fn parse(v: &Value) -> Option<Spot> {
+        let orders = match &v["orders"] {
+            Value::Null => Vec::new(),
+            Value::Array(list) => list.iter().map(Order::parse).collect::<Option<_>>()?,
             _ => return None,
         };
-        let tx = &v["transaction"];
-        Some(Order {
-            id,
-            status: v["status"].as_str()?.to_owned(),
-            transaction_key: tx["transaction_key"].as_str()?.to_owned(),
-            transaction_status: tx["status"].as_str().unwrap_or("").to_owned(),
+        Some(Spot {
+            status: v["status"].as_str().unwrap_or("").to_owned(),
+            identifier: text(&v["identifier"])?,
+            location_id: text(&v["place_info"]["location_id"]),
+            orders,
         })
+    }
+
+    /// The spot's order for transaction `key`, if the spot lists it.
+    pub fn order_for(&self, key: &str) -> Option<&Order> {
+        self.orders.iter().find(|o| o.transaction_key == key)
     }
 }
 
@@ -207,20 +247,50 @@ impl Client {
         }
     }
 
-    /// `GET /rest/v1/spot/{id}`: the spot, for its QR code. Reads only.
-    pub async fn spot(&self, spot_id: &str) -> Result<Value, ApiError> {
-        self.call(
-            Method::GET,
-            &format!("/rest/v1/spot/{}", escape(spot_id)),
-            None,
-        )
-        .await
+    /// `GET /rest/v1/spot/{id}`: the spot, its code parts and its orders. Reads only.
+    pub async fn spot(&self, spot_id: &str) -> Result<Spot, ApiError> {
+        let v = self
+            .call(
+                Method::GET,
+                &format!("/rest/v1/spot/{}", escape(spot_id)),
+                None,
+            )
+            .await?;
+        parse_spot(&v)
     }
 
-    /// `POST /rest/v1/spot/{id}/order`: the money-moving call. Sent once, never retried.
-    pub async fn create_order(&self, spot_id: &str, body: &Value) -> Result<Value, ApiError> {
+    /// `PUT /rest/v1/spot/{id}/close`: closes the spot and every pending order in it.
+    pub async fn close_spot(&self, spot_id: &str) -> Result<Spot, ApiError> {
+        let path = format!("/rest/v1/spot/{}/close", escape(spot_id));
+        let v = self.call(Method::PUT, &path, None).await?;
+        parse_spot(&v)
+    }
+
+    /// `POST /rest/v1/transaction`: a transaction in status `new`. Nobody can pay it until an
+    /// order at the spot carries its key, so a lost answer here charges nothing. Returns the
+    /// transaction key (`transaction_key`, or `key` as older Wallet API pages name it).
+    pub async fn create_transaction(&self, body: &Value) -> Result<String, ApiError> {
+        let v = self
+            .call(Method::POST, "/rest/v1/transaction", Some(body))
+            .await?;
+        v["transaction_key"]
+            .as_str()
+            .or(v["key"].as_str())
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::Garbled {
+                status: 200,
+                detail: "a transaction without transaction_key".into(),
+            })
+    }
+
+    /// `POST /rest/v1/spot/{id}/order` with `{"transaction_key": ...}`: puts the transaction
+    /// in front of the customer. Sent once, never retried.
+    pub async fn create_order(&self, spot_id: &str, key: &str) -> Result<Order, ApiError> {
         let path = format!("/rest/v1/spot/{}/order", escape(spot_id));
-        self.call(Method::POST, &path, Some(body)).await
+        let body = serde_json::json!({ "transaction_key": key });
+        let v = self.call(Method::POST, &path, Some(&body)).await?;
+        parse_order(&v)
     }
 
     pub async fn order(&self, id: &str) -> Result<Order, ApiError> {
@@ -230,47 +300,25 @@ impl Client {
         parse_order(&v)
     }
 
-    /// The orders of `spot_id` whose payment carries `key` as its `order_id`: how a sale is
-    /// found again from its request_id alone. `GET /rest/v1/orders?spot_id=..&order_id=..`,
-    /// answering `{"orders": [...]}`. providers.md documents no such search; see `mod.rs`.
-    pub async fn find_order(&self, spot_id: &str, key: &str) -> Result<Option<Order>, ApiError> {
-        let path = format!(
-            "/rest/v1/orders?spot_id={}&order_id={}",
-            escape(spot_id),
-            escape(key)
-        );
-        let v = self.call(Method::GET, &path, None).await?;
-        let Some(list) = v["orders"].as_array() else {
-            return Err(ApiError::Garbled {
-                status: 200,
-                detail: "no `orders` list".into(),
-            });
-        };
-        // Oldest first; posbridge creates one order per key, so there is one at most.
-        list.first().map(parse_order).transpose()
-    }
-
     /// `PUT /rest/v1/transaction/{key}/confirm`: takes the reserved money. The commit point.
     pub async fn confirm(&self, transaction_key: &str) -> Result<Value, ApiError> {
         let path = format!("/rest/v1/transaction/{}/confirm", escape(transaction_key));
         self.call(Method::PUT, &path, None).await
     }
 
-    /// `DELETE /rest/v1/transaction/{key}`: releases a transaction that is not confirmed.
+    /// `DELETE /rest/v1/transaction/{key}`: revokes a transaction that is not confirmed, so it
+    /// can never be paid.
     pub async fn revoke(&self, transaction_key: &str) -> Result<Value, ApiError> {
         let path = format!("/rest/v1/transaction/{}", escape(transaction_key));
         self.call(Method::DELETE, &path, None).await
     }
+}
 
-    /// `DELETE /rest/v1/order/{id}`: closes the order at the spot.
-    pub async fn delete_order(&self, id: &str) -> Result<Value, ApiError> {
-        self.call(
-            Method::DELETE,
-            &format!("/rest/v1/order/{}", escape(id)),
-            None,
-        )
-        .await
-    }
+fn parse_spot(v: &Value) -> Result<Spot, ApiError> {
+    Spot::parse(v).ok_or_else(|| ApiError::Garbled {
+        status: 200,
+        detail: "a spot without identifier, or with an unreadable order list".into(),
+    })
 }
 
 fn parse_order(v: &Value) -> Result<Order, ApiError> {

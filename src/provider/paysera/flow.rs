@@ -1,41 +1,34 @@
-//! The Paysera sale and cancel flows, and what a found order means (see `mod.rs` for the why).
-//! Each money-moving call (order create, confirm) is sent at most once per call of `pay` or
-//! `pay_status`; when its answer is lost, the order is *read* to learn what happened, and what
-//! cannot be learned within the bound is answered `Unknown` for the reconciler.
+//! The Paysera sale flow (see `mod.rs` for the why): read the spot, create the transaction,
+//! note its key, put it at the spot as an order, wait for the customer, confirm, close the
+//! spot. Each money-moving call (order create, confirm) is sent at most once per call of `pay`;
+//! when its answer is lost the order is *read* to learn what happened, and what cannot be
+//! learned within the bound is answered `Unknown` for the reconciler.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
-use super::client::{ApiError, Order};
-use super::{derived_key, refused, unknown, Paysera};
+use super::client::{ApiError, Order, Spot};
+use super::{refused, unknown, Paysera, NOTE_KEY, NOTE_ORDER};
 use crate::device::screen::Shown;
 use crate::provider::{Approval, Failure, Operation, Outcome};
 
-/// Text of a JSON string or number (Paysera ids come as either).
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// The body of the order-creating call: one payment carrying the derived key.
-pub(super) fn order_body(op: &Operation, key: &str) -> Value {
-    json!({"transaction": {"payments": [{
+/// The body of `POST /rest/v1/transaction`: one payment, carrying the operation's own backend
+/// id as its merchant reference (`parameters.order_id`).
+pub(super) fn transaction_body(op: &Operation) -> Value {
+    json!({"payments": [{
         "description": format!("Sale {}", op.request_id),
         "price": op.amount.unwrap_or(0),
         "currency": op.currency,
-        "order_id": key,
-    }]}})
+        "parameters": {"order_id": op.backend_id},
+    }]})
 }
 
-fn approved(status: &str, order: &Order, qr: Option<&str>) -> Outcome {
+pub(super) fn approved(status: &str, order: &Order, qr: Option<&str>) -> Outcome {
     let mut extra = Map::new();
-    extra.insert("paysera_order_id".into(), json!(order.id));
+    if !order.id.is_empty() {
+        extra.insert("paysera_order_id".into(), json!(order.id));
+    }
     if let Some(qr) = qr {
         extra.insert("qr_payload".into(), json!(qr));
     }
@@ -47,44 +40,42 @@ fn approved(status: &str, order: &Order, qr: Option<&str>) -> Outcome {
     })
 }
 
-/// A closed order that was never confirmed: nothing was charged.
-fn closed(order: &Order) -> Failure {
-    if order.transaction_status == "rejected" {
-        Failure::new(
-            "declined",
-            "Paysera rejected the customer's payment. Nothing was charged; ask for another way to pay.",
-        )
-    } else {
-        Failure::new(
-            "expired",
-            "The Paysera payment was revoked before it was confirmed (it expired or was \
-             cancelled). Nothing was charged.",
-        )
-    }
+/// An order closed before it was confirmed: the document's "canceled or paid by other means".
+/// Nothing was charged through Paysera.
+pub(super) fn closed(order: &Order) -> Failure {
+    Failure::new(
+        "declined",
+        format!(
+            "Paysera closed order {} before it was paid (the payment was rejected, revoked or \
+             cancelled at Paysera). Nothing was charged through Paysera; ask for another way to \
+             pay.",
+            order.id
+        ),
+    )
 }
 
 impl Paysera {
-    /// The spot's QR payload `PAYSERA*<location_id>:<identifier>`, read once.
-    async fn spot_code(&self) -> Result<String, ApiError> {
-        let mut cached = self.spot_code.lock().await;
-        if let Some(code) = cached.as_ref() {
+    /// The code the customer scans: `spot_code` from the config, else `PAYSERA*` +
+    /// `place_info.location_id` + `:` + `identifier`.
+    pub(super) fn code_of(&self, spot: &Spot) -> Result<String, Failure> {
+        if let Some(code) = &self.spot_code {
             return Ok(code.clone());
         }
-        let spot = self.client.spot(&self.spot_id).await?;
-        let (Some(location), Some(identifier)) =
-            (text(&spot["location_id"]), text(&spot["identifier"]))
-        else {
-            return Err(ApiError::Garbled {
-                status: 200,
-                detail: "the spot has no location_id or identifier".into(),
-            });
-        };
-        let code = format!("PAYSERA*{location}:{identifier}");
-        *cached = Some(code.clone());
-        Ok(code)
+        match &spot.location_id {
+            Some(location) => Ok(format!("PAYSERA*{location}:{}", spot.identifier)),
+            None => Err(Failure::new(
+                "provider_error",
+                format!(
+                    "Paysera's spot {} has no place_info.location_id, so its code is unknown: \
+                     set providers.paysera.spot_code to the code on the spot's QR \
+                     (PAYSERA*<location>:<identifier>). Nothing was charged.",
+                    self.spot_id
+                ),
+            )),
+        }
     }
 
-    fn poll_interval(&self) -> Duration {
+    pub(super) fn poll_interval(&self) -> Duration {
         self.schedule
             .first()
             .copied()
@@ -93,37 +84,95 @@ impl Paysera {
 
     pub(super) async fn pay(&self, op: &Operation) -> Outcome {
         let deadline = Instant::now() + self.window;
-        let key = derived_key(&op.request_id);
-        // A read: when it fails nothing exists at Paysera yet, so the failure is final.
-        let qr = match self.spot_code().await {
-            Ok(code) => code,
+        let Ok(_one_customer) = self.spot_busy.try_lock() else {
+            return Outcome::Failed(Failure::new(
+                "spot_busy",
+                format!(
+                    "Another Paysera sale is waiting for its customer at spot {}; finish it \
+                     first. Nothing was charged.",
+                    self.spot_id
+                ),
+            ));
+        };
+        // Reads and a close of leftovers: when they fail nothing of this sale exists yet.
+        let spot = match self.client.spot(&self.spot_id).await {
+            Ok(spot) => spot,
             Err(e) => return Outcome::Failed(refused(&e)),
         };
+        let qr = match self.code_of(&spot) {
+            Ok(code) => code,
+            Err(f) => return Outcome::Failed(f),
+        };
+        if spot.orders.iter().any(|o| o.status == "pending") {
+            log::info!(request_id = op.request_id.as_str(), provider = "paysera";
+                "spot {} still shows a pending order of an earlier sale: closing it", self.spot_id);
+            if let Err(e) = self.client.close_spot(&self.spot_id).await {
+                return Outcome::Failed(refused(&e));
+            }
+        }
+        // A transaction that no order carries cannot be paid: its failure is final.
+        let key = match self.client.create_transaction(&transaction_body(op)).await {
+            Ok(key) => key,
+            Err(e) => return Outcome::Failed(refused(&e)),
+        };
+        if let Err(e) = op.progress.record(NOTE_KEY, json!(key)).await {
+            self.revoke_quietly(&key).await;
+            return Outcome::Failed(Failure::new(
+                "journal_unavailable",
+                format!(
+                    "The Paysera transaction could not be recorded ({e}); it was withdrawn \
+                     before the customer saw it. Nothing was charged."
+                ),
+            ));
+        }
+        let order = match self.client.create_order(&self.spot_id, &key).await {
+            Ok(order) => order,
+            // `invalid_state` here would say the transaction is already on an order: never
+            // taken as this sale's answer, but looked up like a lost one.
+            Err(e) if e.maybe_acted() || e.is("invalid_state") => {
+                match self.find_at_spot(&key, &e, deadline).await {
+                    Ok(order) => order,
+                    Err(outcome) => return outcome,
+                }
+            }
+            Err(e) => {
+                self.revoke_quietly(&key).await;
+                return Outcome::Failed(refused(&e));
+            }
+        };
+        if let Err(e) = op.progress.record(NOTE_ORDER, json!(order.id)).await {
+            // Recovery still finds the order in the spot's list by the key.
+            log::warn!(request_id = op.request_id.as_str(), provider = "paysera";
+                "could not record Paysera order {}: {e}", order.id);
+        }
         log::debug!(request_id = op.request_id.as_str(), provider = "paysera";
             "sale {} waits for the customer to scan {qr}", op.request_id);
-        let body = order_body(op, &key);
-        let order = match self.client.create_order(&self.spot_id, &body).await {
-            Ok(v) => Order::parse(&v).ok_or(ApiError::Garbled {
-                status: 200,
-                detail: "an order without id, status or transaction_key".into(),
-            }),
-            Err(e) => Err(e),
-        };
-        let order = match order {
-            Ok(o) => o,
-            Err(e) if e.maybe_acted() => match self.find_after_doubt(&key, &e, deadline).await {
-                Ok(o) => o,
-                Err(outcome) => return outcome,
-            },
-            Err(e) => return Outcome::Failed(refused(&e)),
-        };
-        // The order exists now, so a customer who scans at once finds something to pay.
         self.screen.show(Shown::Qr(qr.clone()));
-        self.wait_and_confirm(op, order, &qr, deadline).await
+        let outcome = self.wait_and_confirm(op, order, &qr, deadline).await;
+        if !matches!(outcome, Outcome::Unknown(_)) {
+            self.close_spot().await;
+        }
+        outcome
     }
 
-    /// After an order create whose answer was lost: is the order there? Reads only.
-    async fn find_after_doubt(
+    /// Closes the spot after a finished sale, so the next customer starts on an empty spot.
+    /// Best effort: the next sale closes it too when it still shows a pending order.
+    pub(super) async fn close_spot(&self) {
+        if let Err(e) = self.client.close_spot(&self.spot_id).await {
+            log::warn!(provider = "paysera"; "closing spot {}: {e}", self.spot_id);
+        }
+    }
+
+    /// Withdraws a transaction that no order will carry. Best effort: a transaction that no
+    /// order carries cannot be paid anyway.
+    async fn revoke_quietly(&self, key: &str) {
+        if let Err(e) = self.client.revoke(key).await {
+            log::warn!(provider = "paysera"; "withdrawing an unused Paysera transaction: {e}");
+        }
+    }
+
+    /// After an order create whose answer was lost: is the order at the spot? Reads only.
+    async fn find_at_spot(
         &self,
         key: &str,
         cause: &ApiError,
@@ -131,10 +180,12 @@ impl Paysera {
     ) -> Result<Order, Outcome> {
         let mut last = cause.to_string();
         for _ in 0..3 {
-            match self.client.find_order(&self.spot_id, key).await {
-                Ok(Some(order)) => return Ok(order),
-                Ok(None) => last = format!("{cause}; Paysera shows no order for it yet"),
-                Err(e) => last = format!("{cause}; looking it up: {e}"),
+            match self.client.spot(&self.spot_id).await {
+                Ok(spot) => match spot.order_for(key) {
+                    Some(order) => return Ok(order.clone()),
+                    None => last = format!("{cause}; the spot shows no order for it yet"),
+                },
+                Err(e) => last = format!("{cause}; reading the spot: {e}"),
             }
             if Instant::now() + self.poll_interval() >= deadline {
                 break;
@@ -176,7 +227,7 @@ impl Paysera {
 
     /// Confirms a reserved order: the commit point. Sent once; if its answer is lost the order
     /// is read, never confirmed again here.
-    async fn confirm(&self, order: &Order, qr: Option<&str>) -> Outcome {
+    pub(super) async fn confirm(&self, order: &Order, qr: Option<&str>) -> Outcome {
         let err = match self.client.confirm(&order.transaction_key).await {
             Ok(_) => return approved("approved", order, qr),
             Err(e) => e,
@@ -188,23 +239,17 @@ impl Paysera {
         }
     }
 
-    /// The customer did not pay in time: revoke, so nothing stays open at the spot.
-    async fn expire(&self, order: &Order, qr: Option<&str>) -> Outcome {
+    /// The customer did not pay in time: revoke, so the order can no longer be paid.
+    pub(super) async fn expire(&self, order: &Order, qr: Option<&str>) -> Outcome {
         match self.client.revoke(&order.transaction_key).await {
-            Ok(_) => {
-                // Best effort: with the transaction revoked the order can no longer be paid.
-                if let Err(e) = self.client.delete_order(&order.id).await {
-                    log::warn!(provider = "paysera"; "closing expired order {}: {e}", order.id);
-                }
-                Outcome::Failed(Failure::new(
-                    "expired",
-                    format!(
-                        "The customer did not pay within {} s; the Paysera payment was revoked. \
-                         Nothing was charged.",
-                        self.window.as_secs()
-                    ),
-                ))
-            }
+            Ok(_) => Outcome::Failed(Failure::new(
+                "expired",
+                format!(
+                    "The customer did not pay within {} s; the Paysera payment was revoked. \
+                     Nothing was charged.",
+                    self.window.as_secs()
+                ),
+            )),
             // Refused (the customer reserved at the last moment) or unanswered: read.
             Err(e) => match self.client.order(&order.id).await {
                 Ok(o) if o.status == "reserved" => self.confirm(&o, qr).await,
@@ -214,120 +259,4 @@ impl Paysera {
             },
         }
     }
-
-    /// Whether the customer's window for `op` has passed (by the daemon's clock).
-    fn window_over(&self, op: &Operation) -> bool {
-        let Ok(created) = OffsetDateTime::parse(&op.created_at, &Rfc3339) else {
-            return true;
-        };
-        OffsetDateTime::now_utc() >= created + self.window
-    }
-
-    pub(super) async fn pay_status(&self, op: &Operation) -> Outcome {
-        let key = derived_key(&op.request_id);
-        let Some(_checking) = self.begin_check(&key) else {
-            return unknown("Another check of this sale is running", "try again shortly");
-        };
-        let order = match self.client.find_order(&self.spot_id, &key).await {
-            Ok(Some(o)) => o,
-            Ok(None) => {
-                return Outcome::Failed(Failure::new(
-                    "not_processed",
-                    "Paysera never received this sale: nothing was charged. Start a new sale \
-                     with a new request_id.",
-                ))
-            }
-            // Even a refused read says nothing about the sale: keep asking.
-            Err(e) => return unknown("Looking the sale up at Paysera failed", e),
-        };
-        let qr = self.spot_code().await.ok();
-        match order.status.as_str() {
-            "confirmed" => approved("approved", &order, qr.as_deref()),
-            // The customer paid and the sale was meant: finish it (see mod.rs).
-            "reserved" => self.confirm(&order, qr.as_deref()).await,
-            "closed" => Outcome::Failed(closed(&order)),
-            _ if self.window_over(op) => self.expire(&order, qr.as_deref()).await,
-            _ => unknown(
-                "The customer has not paid yet",
-                format!("order {} is {}", order.id, order.status),
-            ),
-        }
-    }
-
-    /// Cancel = revoke an unconfirmed sale. From `status` it only reads: a cancel that never
-    /// reached Paysera is `not_processed`, never sent late.
-    pub(super) async fn cancel(&self, op: &Operation, status_only: bool) -> Outcome {
-        let invalid = |msg: String| Outcome::Failed(Failure::new("invalid_request", msg));
-        let Some(primary) = &op.primary else {
-            return invalid("primary_transaction: is required".into());
-        };
-        let Some(pay_id) = &primary.request_id else {
-            return invalid("primary_transaction: needs the request_id of the original pay".into());
-        };
-        if op.amount != Some(primary.amount) {
-            return invalid(format!(
-                "amount: a Paysera cancel reverses the whole sale ({})",
-                primary.amount
-            ));
-        }
-        let order = match self
-            .client
-            .find_order(&self.spot_id, &derived_key(pay_id))
-            .await
-        {
-            Ok(Some(o)) => o,
-            Ok(None) => {
-                return invalid(format!("primary_transaction: Paysera has no sale {pay_id}"))
-            }
-            Err(e) if status_only => return unknown("Looking the sale up at Paysera failed", e),
-            Err(e) => return Outcome::Failed(refused(&e)),
-        };
-        if primary
-            .provider_reference
-            .as_ref()
-            .is_some_and(|r| *r != order.transaction_key)
-        {
-            return invalid(format!(
-                "primary_transaction: provider_reference is not the transaction of sale {pay_id}"
-            ));
-        }
-        match (order.status.as_str(), order.transaction_status.as_str()) {
-            ("confirmed", _) => Outcome::Failed(already_completed(pay_id)),
-            ("closed", "revoked") => approved("cancelled", &order, None),
-            ("closed", _) => invalid(format!(
-                "primary_transaction: sale {pay_id} was never paid (declined); nothing to cancel"
-            )),
-            _ if status_only => Outcome::Failed(Failure::new(
-                "not_processed",
-                format!("The cancel did not reach Paysera; sale {pay_id} is still open."),
-            )),
-            _ => match self.client.revoke(&order.transaction_key).await {
-                Ok(_) => {
-                    if let Err(e) = self.client.delete_order(&order.id).await {
-                        log::warn!(provider = "paysera"; "closing order {}: {e}", order.id);
-                    }
-                    approved("cancelled", &order, None)
-                }
-                Err(e) => match self.client.order(&order.id).await {
-                    Ok(o) if o.status == "confirmed" => Outcome::Failed(already_completed(pay_id)),
-                    Ok(o) if o.status == "closed" && o.transaction_status == "revoked" => {
-                        approved("cancelled", &o, None)
-                    }
-                    _ if e.maybe_acted() => unknown("The cancel got no clear answer", e),
-                    _ => Outcome::Failed(refused(&e)),
-                },
-            },
-        }
-    }
-}
-
-fn already_completed(pay_id: &str) -> Failure {
-    Failure::new(
-        "already_completed",
-        format!(
-            "Sale {pay_id} is already paid (confirmed at Paysera) and can no longer be \
-             cancelled. Paysera offers no refund through posbridge: return the money from the \
-             Paysera merchant account."
-        ),
-    )
 }

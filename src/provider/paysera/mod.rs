@@ -1,42 +1,47 @@
-//! The Paysera provider: scan-and-pay at a POS spot (providers.md, "Paysera"). It owns the
-//! sale flow — create an order at the spot, wait for the customer to reserve, confirm — and
-//! the answers to what became of a sale; `client.rs` owns the signed HTTP calls. It must not
-//! re-send the money-moving calls (order create, confirm) on its own, touch the journal, or put
-//! the MAC key anywhere but into a signature.
+//! The Paysera provider: scan-and-pay at a POS spot, as the Paysera POS document
+//! (seeds/000_0c09e6fa46f88a7e.txt) describes it. It owns the sale flow and the answers to what
+//! became of a sale; `client.rs` owns the signed HTTP calls. It must not re-send the
+//! money-moving calls (order create, confirm) on its own, touch the journal (it hands the
+//! engine progress notes instead), or put the MAC key anywhere but into a signature.
 //!
-//! Flow of a pay (the commit point is the confirm):
-//! 1. `GET /rest/v1/spot/{spot_id}` (once, cached): the spot code `PAYSERA*<location_id>:
-//!    <identifier>` the customer scans. It goes into the answer as `qr_payload` and the debug log;
-//!    showing it on a DQR display is a later issue. A refused read here (wrong key, unknown spot)
-//!    fails the sale before anything exists at Paysera.
-//! 2. `POST /rest/v1/spot/{spot_id}/order` with
-//!    `{"transaction": {"payments": [{"description", "price", "currency", "order_id": KEY}]}}`,
-//!    where KEY = `pb-` + the first 32 hex digits of SHA-256(request_id) (35 characters of
-//!    `[a-z0-9-]`, whatever the request_id holds). Paysera assigns order ids and transaction keys
-//!    itself, so KEY, carried in the payment, is what finds the sale again from the request_id
-//!    alone: `GET /rest/v1/orders?spot_id=..&order_id=KEY` (see [`client::Client::find_order`]).
-//!    Careful reading: providers.md documents no order search, only spots by status or code. The
-//!    payment's `order_id` is the merchant's own field, and the search is the one assumption this
-//!    provider makes beyond the document; the replica implements it, and it must be checked
-//!    against the real API (or replaced by a spot read that lists its orders) before production.
-//! 3. Poll `GET /rest/v1/order/{id}` every `status_poll_ms[0]` until `reserved`, then
-//!    `PUT /rest/v1/transaction/{key}/confirm` and answer approved, provider_reference = the
-//!    transaction key. No payment within `timeout_ms`: revoke the transaction and delete the
-//!    order, so nothing stays open at the spot, and answer `expired` (final: revoked is revoked).
+//! Flow of a pay, one at a time per spot (the commit point is the confirm):
+//! 1. `GET /rest/v1/spot/{spot_id}`: the spot code the customer scans, `PAYSERA*` +
+//!    `place_info.location_id` + `:` + `identifier` (or `spot_code` from the config when the
+//!    place info has no location id). A spot still showing a pending order of an earlier sale is
+//!    closed first (`PUT /spot/{id}/close`), so this customer never sees it.
+//! 2. `POST /rest/v1/transaction` with one payment (price, currency, description, and
+//!    `parameters.order_id` = the operation's backend_id). A transaction nobody has put at the
+//!    spot cannot be paid, so a lost answer here is final: nothing was charged.
+//! 3. Its `transaction_key` is handed to the engine as a progress note and is durable in the
+//!    journal before anything else happens.
+//! 4. `POST /rest/v1/spot/{spot_id}/order` with `{"transaction_key": key}`. A lost answer is
+//!    found again by reading the spot's orders and matching the key. The order id becomes a
+//!    second note, so the order can be read by id even after the spot is closed.
+//! 5. Poll `GET /rest/v1/order/{id}` until `reserved`, then `PUT /rest/v1/transaction/{key}/
+//!    confirm`: approved, provider_reference = the transaction key. `closed` before that: not
+//!    charged. No payment within `timeout_ms`: revoke (`DELETE /rest/v1/transaction/{key}`),
+//!    `expired`.
+//! 6. Every finished sale closes the spot (`PUT /rest/v1/spot/{id}/close`), so the next customer
+//!    never sees or pays an earlier order.
 //!
-//! Crash safety: [`Provider::status`] looks the order up by KEY. Confirmed: approved. Reserved:
-//! it confirms. The customer has paid, the sale was intended, and a confirm cannot charge twice —
-//! it is a state change of the one transaction, whose amount was fixed when the order was
-//! created; a second confirm is refused with `invalid_state`. Pending past the window: revoke,
-//! `expired`. Not found: `not_processed`.
+//! Recovery ([`Provider::status`]) uses only the journaled notes: no transaction key, nothing can
+//! have been charged (`not_processed`); a key, the order is read (by its noted id, else found in
+//! the spot's orders). Confirmed: approved. Reserved: it confirms — the customer paid, the sale
+//! was meant, and a confirm cannot charge twice (a second one is refused `invalid_state`).
+//! Pending past the window: revoke, `expired`. A key the spot does not list and no order id:
+//! the transaction is revoked, so it can never be paid, then `not_processed`. An operation from
+//! before backend ids existed ([`legacy_key`]) cannot be looked up by documented calls: it stays
+//! unknown for an operator to settle.
 //!
 //! Test amounts (replica): `..51` the customer never pays (expired); `..52` the reservation is
-//! rejected (declined). Refund: providers.md offers no refund of a confirmed transaction (revoke
-//! works only before confirm), so the capability table says no; cancel revokes an unconfirmed
-//! sale and answers `already_completed` for a confirmed one.
+//! rejected (the order closes: declined). Refund: the document offers no refund of a confirmed
+//! transaction (revoke works only before confirm), so the capability table says no; cancel
+//! revokes the transaction of the primary sale and answers `already_completed` for a confirmed
+//! one.
 
 mod client;
 mod flow;
+mod recover;
 
 use std::time::Duration;
 
@@ -60,8 +65,11 @@ pub struct Paysera {
     /// The engine's bound on the whole execute: the window, then room to revoke.
     timeout: Duration,
     schedule: Vec<Duration>,
-    /// The spot's QR payload, read once.
-    spot_code: tokio::sync::Mutex<Option<String>>,
+    /// `spot_code` from the config, for a spot whose place info has no location id.
+    spot_code: Option<String>,
+    /// Held for a whole sale, and by recovery while it closes the spot: one customer at a
+    /// time per spot, and a close never hits another sale's order.
+    spot_busy: tokio::sync::Mutex<()>,
     /// Sales whose status is being checked right now. The reconciler and an on-demand
     /// `get_result` may ask at the same moment; only one of them may act on a reserved order.
     checking: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -120,21 +128,29 @@ impl Paysera {
             spot_id: cfg.spot_id.clone(),
             currency: cfg.currency.clone(),
             window,
-            // Room after the window for a last read, the revoke and the order delete.
-            timeout: window + request_timeout * 4,
+            // Room after the window for the revoke, a read, a last-moment confirm, its read-back
+            // and the spot close.
+            timeout: window + request_timeout * 6,
             schedule,
-            spot_code: tokio::sync::Mutex::new(None),
+            spot_code: cfg.spot_code.clone(),
+            spot_busy: tokio::sync::Mutex::new(()),
             screen: std::sync::Arc::new(crate::device::screen::NoScreen),
             checking: Default::default(),
         })
     }
 }
 
-/// The key that finds a sale again: `pb-` + 32 hex digits of SHA-256(request_id).
-pub fn derived_key(request_id: &str) -> String {
+/// The key older versions put on a sale (`pb-` + 32 hex digits of SHA-256(request_id)), before
+/// operations had their own backend id. Only named to an operator now: the order search it
+/// relied on is not in Paysera's document.
+pub fn legacy_key(request_id: &str) -> String {
     let h = Sha256::digest(request_id.as_bytes());
     format!("pb-{}", hex::encode(&h[..16]))
 }
+
+/// The progress notes this provider journals (see [`crate::provider::Progress`]).
+const NOTE_KEY: &str = "paysera_transaction_key";
+const NOTE_ORDER: &str = "paysera_order_id";
 
 /// A refused call as the cashier's answer (the backend said no; nothing moved).
 fn refused(e: &ApiError) -> Failure {
@@ -187,7 +203,7 @@ impl Provider for Paysera {
     async fn execute(&self, op: &Operation) -> Outcome {
         match op.kind {
             OpKind::Pay => self.pay(op).await,
-            OpKind::Cancel => self.cancel(op, false).await,
+            OpKind::Cancel => self.cancel(op).await,
             OpKind::Refund | OpKind::CloseShift => not_supported(op.kind),
         }
     }
@@ -195,7 +211,7 @@ impl Provider for Paysera {
     async fn status(&self, op: &Operation) -> Outcome {
         match op.kind {
             OpKind::Pay => self.pay_status(op).await,
-            OpKind::Cancel => self.cancel(op, true).await,
+            OpKind::Cancel => self.cancel(op).await,
             OpKind::Refund | OpKind::CloseShift => not_supported(op.kind),
         }
     }

@@ -1,13 +1,14 @@
-//! Request shapes of the Paysera provider: the derived key, the order body, the signed
-//! `Authorization` header (against Paysera's public vectors) and the error mapping.
+//! Request shapes of the Paysera provider: the legacy key, the transaction body, the signed
+//! `Authorization` header (against Paysera's public vectors), the document's spot and order
+//! shapes, and the error mapping.
 
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
 
-use super::client::{ApiError, Client, Order};
-use super::flow::order_body;
+use super::client::{ApiError, Client, Order, Spot};
+use super::flow::transaction_body;
 use super::*;
 use crate::provider::sign;
 use crate::secret::Secret;
@@ -31,19 +32,16 @@ fn mac_of(header: &str) -> &str {
 }
 
 #[test]
-fn derived_key_is_stable_short_and_plain() {
-    let k = derived_key("till-4:sale/0001");
-    assert_eq!(k, derived_key("till-4:sale/0001"));
-    assert_ne!(k, derived_key("till-4:sale/0002"));
+fn legacy_key_is_stable_short_and_plain() {
+    let k = legacy_key("till-4:sale/0001");
+    assert_eq!(k, legacy_key("till-4:sale/0001"));
+    assert_ne!(k, legacy_key("till-4:sale/0002"));
     assert_eq!(k.len(), 35);
     assert!(k.starts_with("pb-"));
-    assert!(k[3..]
-        .bytes()
-        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
 }
 
 #[test]
-fn order_body_carries_amount_currency_and_key() {
+fn the_transaction_carries_amount_currency_and_the_backend_id() {
     let op = Operation {
         request_id: "r-1".into(),
         kind: OpKind::Pay,
@@ -54,13 +52,13 @@ fn order_body_carries_amount_currency_and_key() {
         params: Default::default(),
         primary: None,
         created_at: "2026-01-01T00:00:00Z".into(),
-        backend_id: String::new(),
+        backend_id: "P0123456789abcdef0123456789ab".into(),
+        progress: Default::default(),
     };
-    let body = order_body(&op, &derived_key("r-1"));
     assert_eq!(
-        body,
-        json!({"transaction": {"payments": [{"description": "Sale r-1", "price": 1299,
-            "currency": "EUR", "order_id": derived_key("r-1")}]}})
+        transaction_body(&op),
+        json!({"payments": [{"description": "Sale r-1", "price": 1299, "currency": "EUR",
+            "parameters": {"order_id": "P0123456789abcdef0123456789ab"}}]})
     );
 }
 
@@ -128,12 +126,39 @@ fn http_signs_port_80_or_the_explicit_port_and_hashes_bodies() {
 }
 
 #[test]
-fn orders_parse_with_numeric_or_string_ids() {
-    let o = Order::parse(&json!({"id": 12, "status": "pending",
-        "transaction": {"transaction_key": "tk", "status": "new"}}))
+fn the_documents_spot_and_order_examples_parse() {
+    // The document's example answers, verbatim (its spot has no location_id in place_info).
+    let spot: serde_json::Value = serde_json::from_str(r#"{ "id": 1, "status": "open", "identifier": "table1", "place_info": { "title": "Cool caffe", "description": "Coffee and cakes for everyone, even you!", "address": "address" }, "orders": [ { "id": 52, "transaction_key": "Pu5CPePCkm3TJPlkctcshzkIlxeLU3WR", "status": "pending" }, { "id": 53, "transaction_key": "2jStyeyh7zGQa9Q0dD6TOsEM04JPrWMO", "status": "pending" } ] }"#).unwrap();
+    let s = Spot::parse(&spot).unwrap();
+    assert_eq!(
+        (s.identifier.as_str(), s.location_id.as_deref()),
+        ("table1", None)
+    );
+    assert_eq!(s.orders.len(), 2);
+    let o = s.order_for("2jStyeyh7zGQa9Q0dD6TOsEM04JPrWMO").unwrap();
+    assert_eq!((o.id.as_str(), o.status.as_str()), ("53", "pending"));
+    let order: serde_json::Value = serde_json::from_str(
+        r#"{ "id": 52, "transaction_key": "Pu5CPePCkm3TJPlkcbcshzkIlxeLU3WR", "status": "pending" }"#,
+    )
     .unwrap();
-    assert_eq!((o.id.as_str(), o.transaction_key.as_str()), ("12", "tk"));
-    assert!(Order::parse(&json!({"id": "x", "status": "pending"})).is_none());
+    let o = Order::parse(&order).unwrap();
+    assert_eq!(
+        (o.id.as_str(), o.transaction_key.as_str()),
+        ("52", "Pu5CPePCkm3TJPlkcbcshzkIlxeLU3WR")
+    );
+    // The location id lives in place_info; one at the spot's top level is not it.
+    let with_location = json!({"id": 7, "identifier": "T", "location_id": 9,
+        "place_info": {"location_id": 3}});
+    assert_eq!(
+        Spot::parse(&with_location).unwrap().location_id.as_deref(),
+        Some("3")
+    );
+    let top_only = json!({"id": 7, "identifier": "T", "location_id": 9, "place_info": {}});
+    assert_eq!(Spot::parse(&top_only).unwrap().location_id, None);
+    // A transaction_key nested under `transaction` is not the document's shape.
+    assert!(Order::parse(&json!({"id": 1, "status": "pending",
+        "transaction": {"transaction_key": "tk"}}))
+    .is_none());
 }
 
 #[test]
@@ -166,12 +191,20 @@ fn one_status_check_per_sale_at_a_time() {
         mac_key: Some(Secret::new("k")),
         mac_key_file: None,
         spot_id: "7".into(),
+        spot_code: None,
         currency: "EUR".into(),
         timeout_ms: Some(2000),
         status_poll_ms: None,
     };
     let p = Paysera::new(&cfg).unwrap();
-    assert_eq!(p.timeout(), Duration::from_millis(2000 + 4 * 1000));
+    assert_eq!(p.timeout(), Duration::from_millis(2000 + 6 * 1000));
+    let spot = Spot::parse(&json!({"id": 7, "identifier": "T1"})).unwrap();
+    let e = p.code_of(&spot).unwrap_err();
+    assert!(e.message.contains("providers.paysera.spot_code"), "{e:?}");
+    let spot = Spot::parse(&json!({"id": 7, "identifier": "T1",
+        "place_info": {"location_id": 3}}))
+    .unwrap();
+    assert_eq!(p.code_of(&spot).unwrap(), "PAYSERA*3:T1");
     let first = p.begin_check("pb-a").expect("free");
     assert!(p.begin_check("pb-a").is_none(), "a second check must wait");
     assert!(

@@ -28,6 +28,7 @@ fn op(kind: OpKind, request_id: &str, amount: u64, params: Value) -> Operation {
         primary: None,
         created_at: crate::clock::now_rfc3339(),
         backend_id: String::new(),
+        progress: Default::default(),
     }
 }
 

@@ -180,4 +180,95 @@ mod tests {
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, b);
     }
+
+    /// Every worked example of the Paysera POS document (seeds/000_0c09e6fa46f88a7e.txt):
+    /// client `wkVd93h2uS`, ts 1343811600, the nonce above, host wallet.paysera.com, port 443,
+    /// signed with the key of Paysera's public PHP client examples.
+    #[test]
+    fn every_mac_example_of_the_pos_document() {
+        const EXT: &str = "body_hash=CGmZSkySf2IjkLaY8h1isHhIfV0s4zB45DtYKGYG1Ds%3D";
+        let cases = [
+            (
+                "GET",
+                "/rest/v1/spot?code=PAYSERA*3%3ATABLE1",
+                "",
+                "Fq2JdkPxXggdNUjjhMuMXD6TNxwyTC8bkG3bJGIx3L4=",
+            ),
+            (
+                "GET",
+                "/rest/v1/spot/1",
+                "",
+                "BrESuxFsVum5GlD3Wt+IRZP9mMDDDSqP87EPy17ymD4=",
+            ),
+            (
+                "PUT",
+                "/rest/v1/spot/1/check-in",
+                "",
+                "3C/sxDllC+4px0UdbtEtTavCqB6Er8lZbIkKtWlQ92U=",
+            ),
+            (
+                "PUT",
+                "/rest/v1/spot/1/check-out",
+                "",
+                "owzKcU4miyJ8H43dm9m2PF9FoofWSJxF6bKBeIP43yY=",
+            ),
+            (
+                "GET",
+                "/rest/v1/order/52",
+                "",
+                "bczsUDRIYRfi159d7eRH1NirKdVGbdkH8wn/mwyH4g0=",
+            ),
+            (
+                "GET",
+                "/rest/v1/spots?status=waiting&limit=3",
+                "",
+                "Uawl/ym+bO801+pgQQlgSKXFyMulwcOUGqoWZAKKrhI=",
+            ),
+            (
+                "PUT",
+                "/rest/v1/spot/1/close",
+                "",
+                "aiRHKuK/w48Xaxb9OiCcc1tQXK5zYIOk4L/mWwY0Wtc=",
+            ),
+            (
+                "POST",
+                "/rest/v1/spot/1/order",
+                EXT,
+                "ohPt7bbwTxtqXDnXLtRC82iI1EkPEwoVI1Ya9xMmDhc=",
+            ),
+            (
+                "PUT",
+                "/rest/v1/order/52",
+                EXT,
+                "rR/gwtiNhTSonuIgKXqJlMLLSBZfgjAgaahZLN4G43s=",
+            ),
+            (
+                "DELETE",
+                "/rest/v1/order/52",
+                "",
+                "hQUsJo76gvf1SBfxBdOqOj4SMReoME3z8x+lI8zERqA=",
+            ),
+        ];
+        for (method, uri, ext, want) in cases {
+            let got = paysera_mac(PS_KEY, &ps_parts(1343811600, method, uri, ext));
+            assert_eq!(got, want, "{method} {uri}");
+        }
+    }
+
+    /// The document's eleventh worked value: the `body_hash` of the order body. It is the hash
+    /// of the body pretty-printed with four-space indentation (the PHP client's), not of the
+    /// one-line `{ "transaction_key": ... }` printed beside it: sign the exact bytes sent.
+    #[test]
+    fn the_body_hash_example_of_the_pos_document() {
+        let sent = "{\n    \"transaction_key\": \"Pu5CPePCkm3TJPlkcbcshzkIlxeLU3WR\"\n}";
+        assert_eq!(
+            paysera_body_hash_ext(sent.as_bytes()),
+            "body_hash=CGmZSkySf2IjkLaY8h1isHhIfV0s4zB45DtYKGYG1Ds%3D"
+        );
+        let printed = r#"{ "transaction_key": "Pu5CPePCkm3TJPlkcbcshzkIlxeLU3WR" }"#;
+        assert_ne!(
+            paysera_body_hash_ext(printed.as_bytes()),
+            "body_hash=CGmZSkySf2IjkLaY8h1isHhIfV0s4zB45DtYKGYG1Ds%3D"
+        );
+    }
 }

@@ -29,6 +29,7 @@ fn op(kind: OpKind, request_id: &str, amount: u64) -> Operation {
         primary: None,
         created_at: "2026-11-23T00:00:00Z".into(),
         backend_id: String::new(),
+        progress: Default::default(),
     }
 }
 
