@@ -314,7 +314,8 @@ impl Config {
                 ("not_found_final_ms", p.not_found_final_ms),
             ] {
                 if let Some(ms) = ms {
-                    check_timeout(ms).map_err(|r| invalid(&format!("providers.iotpay.{key}"), r))?;
+                    check_timeout(ms)
+                        .map_err(|r| invalid(&format!("providers.iotpay.{key}"), r))?;
                 }
             }
             match p.refund_recheck.as_deref() {

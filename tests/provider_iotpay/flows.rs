@@ -11,7 +11,10 @@ fn approve_decline_refund_and_no_cancel() {
     assert_approved(&sale);
     let data = &sale["data"];
     assert!(
-        data["provider_reference"].as_str().unwrap().starts_with("CP"),
+        data["provider_reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("CP"),
         "{sale}"
     );
     assert_eq!(data["amount"], 1000);
@@ -48,7 +51,10 @@ fn approve_decline_refund_and_no_cancel() {
     assert_eq!(refund["code"], 0, "{refund}");
     assert_eq!(refund["data"]["status"], "refunded");
     let refund_no = refund["data"]["mch_refund_no"].as_str().unwrap().to_owned();
-    assert!(refund_no.starts_with('R') && refund_no.len() == 29, "{refund}");
+    assert!(
+        refund_no.starts_with('R') && refund_no.len() == 29,
+        "{refund}"
+    );
     assert_eq!(t.refund_calls(&refund_no), 1);
     assert_eq!(t.order("sale-ok")["refunded"], 400);
     let too_much = t.refund("refund-2", 700, data);
@@ -100,7 +106,10 @@ fn a_paid_sale_carries_the_receipt_and_what_was_charged() {
     }
     assert_eq!(receipt["cardNum"], "************1166");
     assert!(receipt.get("expireDate").is_none(), "{sale}");
-    assert!(!sale.to_string().contains("1022"), "no expiry date anywhere");
+    assert!(
+        !sale.to_string().contains("1022"),
+        "no expiry date anywhere"
+    );
 
     // The terminal added a tip, cashback and a surcharge: the answer says what was charged.
     let tipped = t.pay("receipt-tip", 1071);
@@ -114,7 +123,8 @@ fn a_paid_sale_carries_the_receipt_and_what_was_charged() {
     assert_eq!(d["receipt"]["cashbackAmount"], "10.00");
     assert_eq!(d["receipt"]["tip"], 200);
     // get_result gives the same answer.
-    let again = t.d.request(json!({"action": "get_result", "request_id": "receipt-tip"}));
+    let again =
+        t.d.request(json!({"action": "get_result", "request_id": "receipt-tip"}));
     assert_eq!(again["data"], tipped["data"]);
     t.assert_no_secret();
 }
@@ -209,7 +219,10 @@ fn kill9_with_a_sale_in_flight_charges_once() {
     let a = t.settled("crash-sale", Duration::from_secs(15));
     assert_approved(&a);
     // Recovery asked for the stored backend id, the one the order was created under.
-    assert_eq!(a["data"]["mch_order_no"], t.orders_of("crash-sale")[0].0.as_str());
+    assert_eq!(
+        a["data"]["mch_order_no"],
+        t.orders_of("crash-sale")[0].0.as_str()
+    );
     assert_eq!(t.charges("crash-sale"), 1);
     assert_eq!(t.r.requests()["/v1/create_order"], 1);
     assert!(t.d.log().contains("crash-sale"));
@@ -245,13 +258,17 @@ fn a_request_id_reused_after_the_journal_forgot_it_is_a_new_sale() {
     assert_approved(&first);
     assert_approved(&t.pay("other-1", 1100));
     assert_approved(&t.pay("other-2", 1200));
-    let gone = t.d.request(json!({"action": "get_result", "request_id": "till3-0042"}));
+    let gone =
+        t.d.request(json!({"action": "get_result", "request_id": "till3-0042"}));
     assert_eq!(gone["error_type"], "result_not_found_error", "{gone}");
     // The same request_id the next day: a new order, charged once, with its own answer.
     let second = t.pay("till3-0042", 2000);
     assert_approved(&second);
     assert_eq!(second["data"]["amount"], 2000, "{second}");
-    assert_ne!(second["data"]["mch_order_no"], first["data"]["mch_order_no"]);
+    assert_ne!(
+        second["data"]["mch_order_no"],
+        first["data"]["mch_order_no"]
+    );
     assert_ne!(
         second["data"]["provider_reference"],
         first["data"]["provider_reference"]

@@ -104,7 +104,10 @@ fn a_wrong_key_never_settles_a_sale_and_doctor_names_the_key() {
     // as "nothing charged" either; the sale stays unknown and says what to check.
     assert_error(&a, "unknown_result_error", "bad_signature");
     assert!(
-        a["message"].as_str().unwrap().contains("providers.iotpay.key"),
+        a["message"]
+            .as_str()
+            .unwrap()
+            .contains("providers.iotpay.key"),
         "{a}"
     );
     assert!(t.order("wrong-key").is_null());
@@ -123,7 +126,13 @@ fn a_wrong_key_never_settles_a_sale_and_doctor_names_the_key() {
 #[test]
 fn refund_recheck_reissue_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let text = config("http://127.0.0.1:9", dir.path(), KEY, "", "refund_recheck = \"reissue\"");
+    let text = config(
+        "http://127.0.0.1:9",
+        dir.path(),
+        KEY,
+        "",
+        "refund_recheck = \"reissue\"",
+    );
     let path = dir.path().join("posbridge.toml");
     std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new(common::BIN)
@@ -138,12 +147,23 @@ fn refund_recheck_reissue_is_refused_with_the_reason() {
         "{stderr}"
     );
     // "manual", what posbridge always does now, is still accepted.
-    let text = config("http://127.0.0.1:9", dir.path(), KEY, "", "refund_recheck = \"manual\"");
+    let text = config(
+        "http://127.0.0.1:9",
+        dir.path(),
+        KEY,
+        "",
+        "refund_recheck = \"manual\"",
+    );
     std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new(common::BIN)
         .args(["config", "check"])
         .arg(&path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

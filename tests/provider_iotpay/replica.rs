@@ -67,7 +67,10 @@ fn the_replica_accepts_the_documents_forms_and_refuses_what_it_refuses() {
     declined.insert("mchOrderNo".into(), json!("2"));
     declined.insert("amount".into(), json!(151));
     let d = post(&r, "create_order", declined, KEY);
-    assert_eq!((d["retCode"].as_str(), d["resCode"].as_str()), (Some("SUCCESS"), Some("SUCCESS")));
+    assert_eq!(
+        (d["retCode"].as_str(), d["resCode"].as_str()),
+        (Some("SUCCESS"), Some("SUCCESS"))
+    );
     assert_eq!(d["payOrder"]["status"], 9, "{d}");
     // The form fields themselves instead of `params`.
     let mut plain = sample();
@@ -86,7 +89,11 @@ fn the_replica_accepts_the_documents_forms_and_refuses_what_it_refuses() {
         ("mchOrderNo", json!("ORDER-1"), "letters and digits"),
         ("extra", json!(""), "extra is required"),
         ("subject", Value::Null, "subject is required"),
-        ("notifyUrl", json!("https://shop.example/n"), "http://localhost"),
+        (
+            "notifyUrl",
+            json!("https://shop.example/n"),
+            "http://localhost",
+        ),
         ("amount", json!("-5"), "positive integer"),
     ];
     for (key, value, why) in cases {
@@ -101,14 +108,33 @@ fn the_replica_accepts_the_documents_forms_and_refuses_what_it_refuses() {
     }
     let mut p = sample();
     p.insert("mchOrderNo".into(), json!("10"));
-    refused(&post(&r, "create_order", p, "not-the-key"), "signature fail");
+    refused(
+        &post(&r, "create_order", p, "not-the-key"),
+        "signature fail",
+    );
     let state = r.state();
     assert_eq!(state["orders"].as_object().unwrap().len(), 3, "{state}");
 
     // query_order: by mchOrderNo, signed; an unknown order is "does not exist".
-    let q = post(&r, "query_order", json!({"mchId": "10000576", "mchOrderNo": "2"}).as_object().unwrap().clone(), KEY);
+    let q = post(
+        &r,
+        "query_order",
+        json!({"mchId": "10000576", "mchOrderNo": "2"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        KEY,
+    );
     assert_eq!(q["payOrder"]["status"], 9, "{q}");
-    let nf = post(&r, "query_order", json!({"mchId": "10000576", "mchOrderNo": "404"}).as_object().unwrap().clone(), KEY);
+    let nf = post(
+        &r,
+        "query_order",
+        json!({"mchId": "10000576", "mchOrderNo": "404"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        KEY,
+    );
     refused_query(&nf);
 }
 

@@ -84,7 +84,9 @@ pub fn read_order(map: &Map<String, Value>, call: Call, our_no: &str) -> Reading
         2 | 3 => Reading::Unrecognised(format!("status {status} with a FAIL code")),
         0 | 1 => Reading::Pending(format!("status {status}")),
         4 | 9 => Reading::Declined(declined(shown.as_deref(), status)),
-        _ if call == Call::Create && both_ok => Reading::Declined(declined(shown.as_deref(), status)),
+        _ if call == Call::Create && both_ok => {
+            Reading::Declined(declined(shown.as_deref(), status))
+        }
         _ => Reading::Pending(format!("status {status}")),
     }
 }

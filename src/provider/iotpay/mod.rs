@@ -105,9 +105,7 @@ impl IotPay {
                 s
             }
         };
-        let not_found_final = cfg
-            .not_found_final_ms
-            .unwrap_or(DEFAULT_NOT_FOUND_FINAL_MS);
+        let not_found_final = cfg.not_found_final_ms.unwrap_or(DEFAULT_NOT_FOUND_FINAL_MS);
         if not_found_final < DEFAULT_NOT_FOUND_FINAL_MS {
             log::warn!("providers.iotpay.not_found_final_ms = {not_found_final} is under IOT Pay's minute: a sale may be called \"not charged\" too early; use it for tests only");
         }

@@ -125,7 +125,11 @@ pub fn cents(s: &str) -> Option<u64> {
     match s.split_once('.') {
         None => s.parse().ok(),
         Some((whole, frac)) if frac.len() <= 2 && frac.chars().all(|c| c.is_ascii_digit()) => {
-            let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+            let whole: u64 = if whole.is_empty() {
+                0
+            } else {
+                whole.parse().ok()?
+            };
             let frac: u64 = format!("{frac:0<2}").parse().ok()?;
             whole.checked_mul(100)?.checked_add(frac)
         }
@@ -141,7 +145,7 @@ pub fn approval(order: &Map<String, Value>, extra: &Map<String, Value>) -> Appro
         masked_pan: mask_pan(pan),
         scheme: text(extra, "emvLabel")
             .or(text(extra, "cardType"))
-            .map(|s| plain(s)),
+            .map(plain),
     });
     let mut kept = Map::new();
     if let Some(no) = text(order, "mchOrderNo") {

@@ -63,7 +63,10 @@ fn a_paid_order_carries_the_whole_receipt_masked() {
         let Reading::Paid(a) = read_order(&paid(status), Call::Create, OURS) else {
             panic!("status {status} is paid")
         };
-        assert_eq!(a.provider_reference.as_deref(), Some("CP20210922192314685200722249"));
+        assert_eq!(
+            a.provider_reference.as_deref(),
+            Some("CP20210922192314685200722249")
+        );
         assert_eq!(a.approval_code.as_deref(), Some("01046Z"));
         let card = a.card.unwrap();
         assert_eq!(card.masked_pan, "************1166");
@@ -90,7 +93,10 @@ fn a_paid_order_carries_the_whole_receipt_masked() {
             assert_eq!(receipt[k], v, "{k}");
         }
         assert!(!receipt.contains_key("expireDate"), "never the expiry date");
-        assert!(!receipt.contains_key("accountType"), "blank values are left out");
+        assert!(
+            !receipt.contains_key("accountType"),
+            "blank values are left out"
+        );
         assert_eq!(a.extra["charged_amount"], 1);
     }
     // A full card number from the terminal is masked wherever it goes.
@@ -134,7 +140,10 @@ fn unknown_shapes_and_failed_questions_are_never_final() {
     let mut not_ours = paid(2);
     not_ours["payOrder"]["mchOrderNo"] = json!("someone-else");
     let mut no_status = paid(2);
-    no_status["payOrder"].as_object_mut().unwrap().remove("status");
+    no_status["payOrder"]
+        .as_object_mut()
+        .unwrap()
+        .remove("status");
     for (what, m) in [
         ("both SUCCESS, no payOrder", both_ok_no_order),
         ("unknown codes", odd_codes),
@@ -159,20 +168,37 @@ fn unknown_shapes_and_failed_questions_are_never_final() {
     // with both SUCCESS and such a status is the document's "error occurs".
     let mut five = paid(5);
     five["payOrder"]["extra"] = json!("");
-    assert!(matches!(read_order(&five, Call::Query, OURS), Reading::Pending(_)));
-    assert!(matches!(read_order(&five, Call::Create, OURS), Reading::Declined(_)));
-    assert!(matches!(read_order(&paid(1), Call::Create, OURS), Reading::Pending(_)));
+    assert!(matches!(
+        read_order(&five, Call::Query, OURS),
+        Reading::Pending(_)
+    ));
+    assert!(matches!(
+        read_order(&five, Call::Create, OURS),
+        Reading::Declined(_)
+    ));
+    assert!(matches!(
+        read_order(&paid(1), Call::Create, OURS),
+        Reading::Pending(_)
+    ));
 }
 
 #[test]
 fn not_found_and_duplicate_are_told_apart() {
     for msg in ["order does not exist", "Order not found"] {
         let m = map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "retMsg": msg}));
-        assert_eq!(read_order(&m, Call::Query, OURS), Reading::NotFound, "{msg}");
+        assert_eq!(
+            read_order(&m, Call::Query, OURS),
+            Reading::NotFound,
+            "{msg}"
+        );
     }
     let m = map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "errCode": "ORDER_NOT_EXIST"}));
     assert_eq!(read_order(&m, Call::Query, OURS), Reading::NotFound);
-    for msg in ["mchOrderNo already exists", "duplicate mchOrderNo", "repeat order"] {
+    for msg in [
+        "mchOrderNo already exists",
+        "duplicate mchOrderNo",
+        "repeat order",
+    ] {
         let m = map(json!({"retCode": "FAIL", "retMsg": msg}));
         assert!(
             matches!(read_order(&m, Call::Create, OURS), Reading::Duplicate(_)),
@@ -180,17 +206,23 @@ fn not_found_and_duplicate_are_told_apart() {
         );
     }
     let m = map(json!({"retCode": "FAIL", "resCode": "FAIL", "retMsg": "POS terminal offline"}));
-    assert!(matches!(read_order(&m, Call::Create, OURS), Reading::Refused(_)));
+    assert!(matches!(
+        read_order(&m, Call::Create, OURS),
+        Reading::Refused(_)
+    ));
 }
 
 #[test]
 fn refund_answers() {
-    let ok = map(json!({"retCode": "SUCCESS", "resCode": "SUCCESS", "refundOrder": {
-        "refundOrderId": "R1", "mchRefundNo": "Rabc", "status": 2}}));
+    let ok = map(
+        json!({"retCode": "SUCCESS", "resCode": "SUCCESS", "refundOrder": {
+        "refundOrderId": "R1", "mchRefundNo": "Rabc", "status": 2}}),
+    );
     let a = read_refund(&ok).unwrap();
     assert_eq!(a.status, "refunded");
     assert_eq!(a.provider_reference.as_deref(), Some("R1"));
-    let no = map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "retMsg": "refund amount exceeds"}));
+    let no =
+        map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "retMsg": "refund amount exceeds"}));
     let Err(NotRefunded::Failed(f)) = read_refund(&no) else {
         panic!("refused")
     };
@@ -242,7 +274,11 @@ fn is_final(o: &Outcome) -> bool {
 #[test]
 fn no_such_order_counts_from_the_end_of_the_create_order_wait() {
     let p = provider("timeout_ms = 90000\nstatus_poll_ms = [50]\n");
-    assert_eq!(p.not_found_final, Duration::from_secs(60), "the document's minute");
+    assert_eq!(
+        p.not_found_final,
+        Duration::from_secs(60),
+        "the document's minute"
+    );
     let o = op(time::Duration::minutes(10));
     let no = mch_order_no(&o);
     // The wait ended just now in this process: an old sale is still not final.
@@ -263,7 +299,9 @@ fn after_a_restart_the_wait_is_taken_to_end_as_late_as_it_could() {
     // created 2 min ago: the wait may have lasted until 90 s + margin, so not a minute later yet.
     let o = op(time::Duration::seconds(120));
     let no = mch_order_no(&o);
-    p.watching(&no, |w| w.not_found_since = Some(Instant::now() - Duration::from_secs(300)));
+    p.watching(&no, |w| {
+        w.not_found_since = Some(Instant::now() - Duration::from_secs(300))
+    });
     assert!(!is_final(&p.not_found(&o, &no)));
     // created 3 min ago, and a minute of "no such order" since the restart: final.
     let o = op(time::Duration::seconds(180));

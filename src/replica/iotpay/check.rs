@@ -168,7 +168,11 @@ mod tests {
             ("amount", json!(0), "positive integer"),
             ("mchId", json!(10000576), "must be a string"),
             ("channelId", json!("WX_NATIVE"), "CC_PAX"),
-            ("notifyUrl", json!("https://shop.example/notify"), "http://localhost"),
+            (
+                "notifyUrl",
+                json!("https://shop.example/notify"),
+                "http://localhost",
+            ),
             ("currency", json!("cad"), "3 capital letters"),
             ("mchOrderNo", json!("ORDER-1"), "letters and digits"),
         ];

@@ -107,7 +107,9 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
         }
     };
     let count = |name: &str| -> anyhow::Result<AtomicU32> {
-        Ok(AtomicU32::new(u32::try_from(number(name, 0)?).context(name.to_owned())?))
+        Ok(AtomicU32::new(
+            u32::try_from(number(name, 0)?).context(name.to_owned())?,
+        ))
     };
     let replica = Replica {
         store: Store::open(opts.state.clone()).context("iotpay replica state")?,

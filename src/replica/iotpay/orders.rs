@@ -80,9 +80,11 @@ fn order_answer(res_code: &str, no: &str, order: Value) -> Map<String, Value> {
 }
 
 pub async fn create_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer {
-    let no = super::parse_form(&body)
-        .ok()
-        .and_then(|p| p.get("mchOrderNo").and_then(Value::as_str).map(str::to_owned));
+    let no = super::parse_form(&body).ok().and_then(|p| {
+        p.get("mchOrderNo")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
     if let Some(no) = &no {
         r.count(no);
     }
@@ -121,7 +123,11 @@ pub async fn create_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer 
     let Some(order) = created else {
         return r.refuse("mchOrderNo already exists");
     };
-    let wait = if amount % 100 == 93 { r.slow } else { r.terminal };
+    let wait = if amount % 100 == 93 {
+        r.slow
+    } else {
+        r.terminal
+    };
     // The terminal finishes even if the caller hangs up or times out.
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = r.clone();
@@ -207,10 +213,11 @@ pub async fn query_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer {
 }
 
 pub async fn refund_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer {
-    if let Some(no) = super::parse_form(&body)
-        .ok()
-        .and_then(|p| p.get("mchRefundNo").and_then(Value::as_str).map(str::to_owned))
-    {
+    if let Some(no) = super::parse_form(&body).ok().and_then(|p| {
+        p.get("mchRefundNo")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }) {
         r.count(&no);
     }
     let p = match r.params(&body, check::REFUND_ORDER) {
@@ -240,7 +247,10 @@ pub async fn refund_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer 
                     pay_order_id: pay_order_id.clone(),
                     amount,
                 };
-                s.refunds.entry(no.clone()).or_default().push(refund.clone());
+                s.refunds
+                    .entry(no.clone())
+                    .or_default()
+                    .push(refund.clone());
                 Ok(refund)
             }
         }

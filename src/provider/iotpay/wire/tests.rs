@@ -45,7 +45,10 @@ fn the_order_number_is_the_backend_id_and_legacy_only_without_one() {
     let mut o = op(OpKind::Pay, "sale-1", 100);
     o.backend_id = "P0123456789abcdef0123456789ab".into();
     assert_eq!(mch_order_no(&o), "P0123456789abcdef0123456789ab");
-    assert_eq!(create_order(&merchant(), &o).unwrap()["mchOrderNo"], json!(o.backend_id));
+    assert_eq!(
+        create_order(&merchant(), &o).unwrap()["mchOrderNo"],
+        json!(o.backend_id)
+    );
     // An intent written by an older version has no backend id: the number it was created under.
     o.backend_id.clear();
     assert_eq!(mch_order_no(&o), legacy_order_no("sale-1"));
@@ -145,7 +148,10 @@ fn over_long_pos_params_are_refused_before_anything_is_sent() {
     let mut o = op(OpKind::Pay, "sale-1", 1);
     o.params.insert("device".into(), json!("d".repeat(65)));
     let f = create_order(&merchant(), &o).unwrap_err();
-    assert!(f.message.contains("params.device") && f.message.contains("64"), "{f:?}");
+    assert!(
+        f.message.contains("params.device") && f.message.contains("64"),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -165,4 +171,3 @@ fn only_a_verified_answer_is_read() {
     ));
     assert_eq!(check(b"<html>", &key), Err(Problem::Garbage));
 }
-
