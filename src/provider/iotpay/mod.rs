@@ -1,10 +1,10 @@
 //! The `iotpay` provider: card sales on a PAX terminal driven from IOT Pay's cloud (channel
 //! CC_PAX), and refunds, as IOT Pay's "POS Semi-Integration" document describes them. It owns
 //! the order of calls and what each answer means for the sale; the wire format is `wire.rs`,
-//! the reading of an answer `answer.rs`, the receipt `receipt.rs`, the doctor's signed probe
-//! `probe.rs`. It must never send create_order twice for one operation (after a lost answer it
-//! only asks query_order), never re-send refund_order, never believe an answer whose `sign`
-//! does not verify, and never log the key or a card number.
+//! the reading of an answer `answer.rs`, the receipt `receipt.rs`, refunds `refund.rs`, the
+//! doctor's signed probe `probe.rs`. It must never send create_order twice for one operation
+//! (after a lost answer it only asks query_order), never re-send refund_order, never believe
+//! an answer whose `sign` does not verify, and never log the key or a card number.
 //!
 //! Ids: mchOrderNo / mchRefundNo is the operation's own backend id (`wire::mch_order_no`).
 //!
@@ -27,6 +27,7 @@
 mod answer;
 mod probe;
 mod receipt;
+mod refund;
 mod wire;
 
 pub use probe::{probe, Probe};
@@ -40,7 +41,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use reqwest::Method;
 
-use self::answer::{Call, NotRefunded, Reading};
+use self::answer::{Call, Reading};
+use self::refund::refund_unknown;
 use self::wire::{Merchant, Problem};
 use super::http::{Http, HttpError};
 use super::{Failure, OpKind, Operation, Outcome, Provider};
@@ -298,33 +300,6 @@ impl IotPay {
         ))
     }
 
-    async fn refund(&self, op: &Operation) -> Outcome {
-        let params = match wire::refund_order(&self.merchant, op) {
-            Ok(p) => p,
-            Err(f) => return Outcome::Failed(f),
-        };
-        let id = op.request_id.as_str();
-        let body = match self.post(&self.quick, "refund_order", &params).await {
-            Ok(body) => body,
-            Err(e @ HttpError::NotSent { .. }) => return e.into_outcome(),
-            Err(e) => {
-                log::warn!(request_id = id; "refund_order: {e}");
-                return Outcome::Unknown(refund_unknown(op, &e.to_string()));
-            }
-        };
-        match wire::check(&body, &self.merchant.key) {
-            Ok(map) => match answer::read_refund(&map) {
-                Ok(a) => Outcome::Approved(a),
-                Err(NotRefunded::Failed(f)) => Outcome::Failed(f),
-                Err(NotRefunded::Unknown(why)) => Outcome::Unknown(refund_unknown(op, &why)),
-            },
-            Err(p) => {
-                let f = self.unverified(id, "refund_order", &p);
-                Outcome::Unknown(refund_unknown(op, &f.message))
-            }
-        }
-    }
-
     /// An answer that cannot be believed: never final, checked again later.
     fn unverified(&self, id: &str, call: &str, p: &Problem) -> Failure {
         match p {
@@ -347,14 +322,6 @@ impl IotPay {
             }
         }
     }
-}
-
-fn refund_unknown(op: &Operation, why: &str) -> Failure {
-    let no = wire::mch_refund_no(op);
-    Failure::new(
-        "manual_check",
-        format!("The refund's outcome is not known ({why}). IOT Pay has no refund status query: check refund {no} in the IOT Pay merchant portal before refunding again."),
-    )
 }
 
 fn not_processed() -> Failure {
