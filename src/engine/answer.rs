@@ -25,7 +25,9 @@ pub fn build(op: &Operation, outcome: Outcome) -> (State, Response) {
             match extra.remove("charged_amount").and_then(|v| v.as_u64()) {
                 Some(charged) => {
                     data.insert("amount".into(), json!(charged));
-                    data.insert("requested_amount".into(), json!(op.amount));
+                    if Some(charged) != op.amount {
+                        data.insert("requested_amount".into(), json!(op.amount));
+                    }
                 }
                 None => {
                     data.insert("amount".into(), json!(op.amount));

@@ -70,8 +70,13 @@ pub fn read_order(map: &Map<String, Value>, call: Call, our_no: &str) -> Reading
             Reading::Refused(why)
         };
     };
-    // Never another order's answer as ours.
-    if let Some(no) = text(order, "mchOrderNo").filter(|no| *no != our_no) {
+    // Never another order's answer as ours (the number is in payOrder and, in the document's
+    // sample, at the top level too).
+    if let Some(no) = [text(order, "mchOrderNo"), text(map, "mchOrderNo")]
+        .into_iter()
+        .flatten()
+        .find(|no| *no != our_no)
+    {
         return Reading::Unrecognised(format!("payOrder.mchOrderNo {no:?} is not ours"));
     }
     let extra = receipt::order_extra(order);

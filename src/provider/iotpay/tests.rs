@@ -139,6 +139,12 @@ fn unknown_shapes_and_failed_questions_are_never_final() {
     paid_but_fail["resCode"] = json!("FAIL");
     let mut not_ours = paid(2);
     not_ours["payOrder"]["mchOrderNo"] = json!("someone-else");
+    let mut not_ours_top = paid(2);
+    not_ours_top["payOrder"]
+        .as_object_mut()
+        .unwrap()
+        .remove("mchOrderNo");
+    not_ours_top["mchOrderNo"] = json!("someone-else");
     let mut no_status = paid(2);
     no_status["payOrder"]
         .as_object_mut()
@@ -149,6 +155,7 @@ fn unknown_shapes_and_failed_questions_are_never_final() {
         ("unknown codes", odd_codes),
         ("paid status with resCode FAIL", paid_but_fail),
         ("another order", not_ours),
+        ("another order, top level", not_ours_top),
         ("no status", no_status),
     ] {
         for call in [Call::Create, Call::Query] {
