@@ -70,7 +70,7 @@ async fn iotpay_sign(cfg: &crate::config::IotPayConfig, timeout: Duration) -> Ch
         ),
         Probe::Refused(msg) => Check::fail(
             NAME,
-            format!("IOT Pay refused our signature ({msg}): providers.iotpay.key or providers.iotpay.mch_id is wrong, every sale would be refused"),
+            format!("IOT Pay refused our signed query ({msg}): providers.iotpay.key or providers.iotpay.mch_id is wrong, every sale would be refused"),
             FIX,
         ),
         Probe::BadSignature(e) => Check::fail(

@@ -124,6 +124,26 @@ fn a_wrong_key_never_settles_a_sale_and_doctor_names_the_key() {
 }
 
 #[test]
+fn an_unknown_mch_id_is_refused_and_doctor_names_it() {
+    let t = rig(&[("mch_id", "10000999")]);
+    let a = t.pay("wrong-mch", 1000);
+    // A signed, verified refusal before the bank: nothing charged, and it says what to fix.
+    assert_error(&a, "default_error", "unauthorized");
+    assert!(a["message"].as_str().unwrap().contains("mch_id"), "{a}");
+    assert_eq!(t.order("wrong-mch"), Value::Null);
+    let report = doctor(&t.d);
+    let check = common::doctor_check(&report, "backend.iotpay.sign");
+    assert_eq!(check["status"], "fail", "{report:#}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("providers.iotpay.mch_id"),
+        "{check}"
+    );
+}
+
+#[test]
 fn refund_recheck_reissue_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let text = config(

@@ -165,12 +165,15 @@ fn reason(map: &Map<String, Value>) -> String {
     )
 }
 
+/// "No such order": errCode ORDER_NOT_EXIST, or words about the *order* not existing (a
+/// "mchId does not exist" is about the merchant, never a reason to call a sale uncharged).
 fn is_not_found(map: &Map<String, Value>, why: &str) -> bool {
     let w = why.to_ascii_lowercase();
     text(map, "errCode") == Some("ORDER_NOT_EXIST")
-        || w.contains("not exist")
-        || w.contains("not found")
-        || w.contains("no such order")
+        || (w.contains("order")
+            && !w.contains("mch_id")
+            && !w.contains("mchid")
+            && (w.contains("not exist") || w.contains("not found") || w.contains("no such")))
 }
 
 /// Whether a refusal says the number was used before ("duplicate", "already exists", ...).
@@ -185,6 +188,12 @@ pub fn is_duplicate(why: &str) -> bool {
 /// Whether a refusal is about our signature (wrong key or mchId).
 pub fn is_sign_error(why: &str) -> bool {
     why.to_ascii_lowercase().contains("sign")
+}
+
+/// Whether a refusal is about our merchant account (mchId unknown, merchant disabled).
+pub fn is_merchant_error(why: &str) -> bool {
+    let w = why.to_ascii_lowercase();
+    w.contains("mchid") || w.contains("mch_id") || w.contains("merchant")
 }
 
 pub(super) fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {

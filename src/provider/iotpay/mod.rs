@@ -252,7 +252,7 @@ impl IotPay {
             }
             Reading::NotFound => self.not_found(op, &no),
             Reading::Refused(msg) | Reading::Duplicate(msg) => {
-                if answer::is_sign_error(&msg) {
+                if answer::is_sign_error(&msg) || answer::is_merchant_error(&msg) {
                     log::warn!(request_id = id; "query_order refused our signature ({msg}): check providers.iotpay.key and mch_id (`posbridge doctor`)");
                 } else {
                     log::warn!(request_id = id; "query_order failed ({msg}); asking again");
@@ -335,7 +335,7 @@ fn not_processed() -> Failure {
 /// A verified create_order refusal: per the document an "error occurs before sending request
 /// to the bank", so nothing was charged.
 fn rejected(msg: &str) -> Failure {
-    if answer::is_sign_error(msg) {
+    if answer::is_sign_error(msg) || answer::is_merchant_error(msg) {
         return Failure::new(
             "unauthorized",
             format!("IOT Pay refused the sale: {msg}. Check providers.iotpay.key and mch_id. Nothing was charged."),

@@ -23,7 +23,7 @@ pub const PROBE_ORDER_NO: &str = "POSBRIDGEDOCTORPROBE0000000000";
 pub enum Probe {
     /// A signed answer that verifies (what it said, e.g. "no such order").
     Verified(String),
-    /// A verified answer refusing our signature: IOT Pay does not know this key for mch_id.
+    /// A verified answer refusing our signature or our merchant id.
     Refused(String),
     /// An answer without a valid `sign`: the key or mch_id is wrong, or the schemes differ.
     BadSignature(String),
@@ -74,7 +74,9 @@ pub async fn probe(cfg: &IotPayConfig, timeout: Duration) -> Probe {
     };
     match answer::read_order(&map, Call::Query, PROBE_ORDER_NO) {
         Reading::NotFound => Probe::Verified("no such order, as expected".into()),
-        Reading::Refused(msg) | Reading::Duplicate(msg) if answer::is_sign_error(&msg) => {
+        Reading::Refused(msg) | Reading::Duplicate(msg)
+            if answer::is_sign_error(&msg) || answer::is_merchant_error(&msg) =>
+        {
             Probe::Refused(msg)
         }
         Reading::Refused(msg) | Reading::Duplicate(msg) => {

@@ -201,6 +201,14 @@ fn not_found_and_duplicate_are_told_apart() {
     }
     let m = map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "errCode": "ORDER_NOT_EXIST"}));
     assert_eq!(read_order(&m, Call::Query, OURS), Reading::NotFound);
+    // About the merchant, not the order: never "nothing was charged".
+    for msg in ["mchId does not exist", "merchant not found"] {
+        let m = map(json!({"retCode": "FAIL", "resCode": "FAIL", "retMsg": msg}));
+        assert!(
+            matches!(read_order(&m, Call::Query, OURS), Reading::Refused(_)),
+            "{msg}"
+        );
+    }
     for msg in [
         "mchOrderNo already exists",
         "duplicate mchOrderNo",
