@@ -177,23 +177,13 @@ pub struct IotPayConfig {
     pub channel_id: String,
     pub timeout_ms: Option<u64>,
     pub status_poll_ms: Option<Vec<u64>>,
-    /// How an unknown refund outcome is settled (IOT Pay has no refund query); see
-    /// [`RefundRecheck`]. Optional; `manual` unless set.
-    #[serde(default)]
-    pub refund_recheck: RefundRecheck,
-}
-
-/// What posbridge may do when a refund_order answer is lost (`providers.iotpay.refund_recheck`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RefundRecheck {
-    /// Leave the refund unknown and tell the operator to check the IOT Pay portal: safe
-    /// whatever IOT Pay does with a repeated mchRefundNo.
-    #[default]
-    Manual,
-    /// Re-send refund_order with the same mchRefundNo and read the answer. Only safe if IOT Pay
-    /// treats a repeated mchRefundNo as the same refund (our reading, not documented).
-    Reissue,
+    /// Optional: how long after the create_order wait ended "no such order" becomes final
+    /// (nothing charged). Default 60000, IOT Pay's "last one minute at least"; lower only in
+    /// tests.
+    pub not_found_final_ms: Option<u64>,
+    /// Removed: kept only to refuse it with a message that says why (see `validate`).
+    /// `"manual"` (what posbridge always does now) is still accepted.
+    pub refund_recheck: Option<String>,
 }
 
 fn default_channel() -> String {
@@ -327,6 +317,30 @@ impl Config {
             one_secret(&p.key, &p.key_file).map_err(|r| invalid("providers.iotpay.key", r))?;
             check_schedule(p.status_poll_ms.as_ref())
                 .map_err(|r| invalid("providers.iotpay.status_poll_ms", r))?;
+            for (key, ms) in [
+                ("timeout_ms", p.timeout_ms),
+                ("not_found_final_ms", p.not_found_final_ms),
+            ] {
+                if let Some(ms) = ms {
+                    check_timeout(ms)
+                        .map_err(|r| invalid(&format!("providers.iotpay.{key}"), r))?;
+                }
+            }
+            match p.refund_recheck.as_deref() {
+                None | Some("manual") => {}
+                Some(other) => {
+                    return Err(invalid(
+                        "providers.iotpay.refund_recheck",
+                        format!(
+                            "{other:?} is no longer supported: re-sending refund_order after a lost \
+                             answer can refund the customer twice (IOT Pay documents no refund query \
+                             and no deduplication of mchRefundNo). Delete this key: a lost refund \
+                             answer now always waits for a manual check in the IOT Pay portal \
+                             (docs/providers.md)"
+                        ),
+                    ))
+                }
+            }
         }
         if let Some(p) = &self.providers.paysera {
             check_currency(&p.currency).map_err(|r| invalid("providers.paysera.currency", r))?;

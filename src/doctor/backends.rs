@@ -1,7 +1,9 @@
 //! The checks on each configured payment backend, from its `base_url`: DNS resolution, the
 //! connection and TLS handshake (one plain GET of the base URL, which moves no money), and the
 //! clock skew between this counter and the backend (its HTTP `Date` header): request
-//! signatures and timestamps go stale when the counter's clock drifts.
+//! signatures and timestamps go stale when the counter's clock drifts. For IOT Pay also one
+//! signed query_order for an order that cannot exist, to show that its answers verify under
+//! the configured key (`backend.iotpay.sign`).
 
 use std::time::{Duration, Instant};
 
@@ -45,9 +47,48 @@ pub fn checks(cx: &Context) -> Vec<Check> {
             )]
         }
     };
-    urls.into_iter()
+    let mut out: Vec<Check> = urls
+        .into_iter()
         .flat_map(|(name, url)| runtime.block_on(backend(name, url, cx.timeout)))
-        .collect()
+        .collect();
+    if let Some(c) = &p.iotpay {
+        out.push(runtime.block_on(iotpay_sign(c, cx.timeout)));
+    }
+    out
+}
+
+/// IOT Pay answers that do not verify are never trusted, so a wrong key or mch_id would leave
+/// every sale unknown: one harmless signed query_order shows it before a customer does.
+async fn iotpay_sign(cfg: &crate::config::IotPayConfig, timeout: Duration) -> Check {
+    use crate::provider::iotpay::{probe, Probe};
+    const NAME: &str = "backend.iotpay.sign";
+    const FIX: &str = "check providers.iotpay.key and providers.iotpay.mch_id against the IOT Pay merchant portal";
+    match probe(cfg, timeout).await {
+        Probe::Verified(what) => Check::ok(
+            NAME,
+            format!("a signed query_order was answered ({what}) and the answer's signature verifies with providers.iotpay.key"),
+        ),
+        Probe::Refused(msg) => Check::fail(
+            NAME,
+            format!("IOT Pay refused our signed query ({msg}): providers.iotpay.key or providers.iotpay.mch_id is wrong, every sale would be refused"),
+            FIX,
+        ),
+        Probe::BadSignature(e) => Check::fail(
+            NAME,
+            format!("IOT Pay's answer does not verify with providers.iotpay.key ({e}): providers.iotpay.key or providers.iotpay.mch_id is wrong (or IOT Pay signs differently), and every sale would stay unknown"),
+            FIX,
+        ),
+        Probe::NoAnswer(e) => Check::warn(
+            NAME,
+            format!("cannot tell whether IOT Pay's answers verify: {e}"),
+            "check backend.iotpay.tls, then run `posbridge doctor` again",
+        ),
+        Probe::NoKey(e) => Check::warn(
+            NAME,
+            format!("cannot sign a probe: {e}"),
+            "run `posbridge doctor` as a user who can read providers.iotpay.key (e.g. root)",
+        ),
+    }
 }
 
 async fn backend(name: &str, base_url: &str, timeout: Duration) -> Vec<Check> {

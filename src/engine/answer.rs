@@ -18,7 +18,21 @@ pub fn build(op: &Operation, outcome: Outcome) -> (State, Response) {
             data.insert("operation".into(), json!(op.kind.as_str()));
             data.insert("provider".into(), json!(op.provider));
             data.insert("status".into(), json!(a.status));
-            data.insert("amount".into(), json!(op.amount));
+            // A provider that knows what the card was actually charged (a tip, cashback or a
+            // surcharge added at the terminal) says so in `charged_amount`: that is `amount`,
+            // and what the POS asked for is kept as `requested_amount`.
+            let mut extra = a.extra;
+            match extra.remove("charged_amount").and_then(|v| v.as_u64()) {
+                Some(charged) => {
+                    data.insert("amount".into(), json!(charged));
+                    if Some(charged) != op.amount {
+                        data.insert("requested_amount".into(), json!(op.amount));
+                    }
+                }
+                None => {
+                    data.insert("amount".into(), json!(op.amount));
+                }
+            }
             data.insert("currency".into(), json!(op.currency));
             let optional = [
                 ("provider_reference", a.provider_reference.map(Value::from)),
@@ -37,7 +51,7 @@ pub fn build(op: &Operation, outcome: Outcome) -> (State, Response) {
                     json!({"request_id": p.request_id, "provider_reference": p.provider_reference}),
                 );
             }
-            for (k, v) in a.extra {
+            for (k, v) in extra {
                 data.entry(k).or_insert(v);
             }
             data.insert("created_at".into(), json!(op.created_at));

@@ -213,6 +213,9 @@ pub struct Approval {
     pub approval_code: Option<String>,
     pub card: Option<Card>,
     /// Provider-specific fields kept in the transaction (never secrets, never a full PAN).
+    /// One key has a meaning of its own: `charged_amount` (an unsigned integer, minor units),
+    /// when the backend reports a charge other than the amount asked (a tip, cashback, a
+    /// surcharge), becomes the answer's `amount` (`engine::answer`).
     pub extra: Map<String, Value>,
 }
 

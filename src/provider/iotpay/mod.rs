@@ -1,45 +1,77 @@
 //! The `iotpay` provider: card sales on a PAX terminal driven from IOT Pay's cloud (channel
-//! CC_PAX), and refunds. It owns the order of calls and what each answer means; the wire
-//! format lives in `wire.rs`. It must never send create_order twice for one request_id (the
-//! mchOrderNo is derived from it, and after a lost answer we only ask query_order), never call
-//! an answer approved unless its signature verifies, and never log the key or a card number.
+//! CC_PAX), and refunds, as IOT Pay's "POS Semi-Integration" document describes them. It owns
+//! the order of calls and what each answer means for the sale; the wire format is `wire.rs`,
+//! the reading of an answer `answer.rs`, the receipt `receipt.rs`, refunds `refund.rs`, the
+//! doctor's signed probe `probe.rs`. It must never send create_order twice for one operation
+//! (after a lost answer it only asks query_order), never re-send refund_order, never believe
+//! an answer whose `sign` does not verify, and never log the key or a card number.
+//!
+//! Ids: mchOrderNo / mchRefundNo is the operation's own backend id (`wire::mch_order_no`).
 //!
 //! Paths: every call is `POST {base_url}/<name>`, so `base_url = "https://api.iotpaycloud.com/v1/"`
 //! gives `/v1/create_order`, `/v1/query_order` and `/v1/refund_order`.
 //!
 //! Timing: create_order answers only when the terminal is done, so it may take `timeout_ms`
-//! (default 90 s). If its answer is lost, `execute` asks query_order on the status schedule
-//! for up to `min(timeout_ms, 20 s)` more ([`Provider::timeout`] is the sum), then leaves the
-//! rest to the reconciler. The default schedule is IOT Pay's advice: every 2 s for a minute,
-//! then 5, 10, 30 and every 60 s.
+//! (default 90 s). If its answer is lost or cannot be read, `execute` asks query_order on the
+//! status schedule for up to `min(timeout_ms, 20 s)` more ([`Provider::timeout`] is the sum),
+//! then leaves the rest to the reconciler. The default schedule is IOT Pay's advice: every 2 s
+//! for a minute, then 5, 10, 30 and every 60 s. "No such order" ends the sale (nothing
+//! charged) only once `not_found_final_ms` (default 60 s, the document's "last one minute at
+//! least") has passed since the create_order wait ended AND query_order has been answering
+//! "no such order" for that long in this process (see [`IotPay::not_found`]).
 //!
-//! Refunds: IOT Pay documents no refund query, so a refund whose answer was lost is settled
-//! as `providers.iotpay.refund_recheck` says (see `RefundRecheck`): by default it stays
-//! unknown and the operator checks the IOT Pay portal, because re-sending refund_order is only
-//! safe if IOT Pay deduplicates mchRefundNo, which we believe ("unique" in its documentation,
-//! as in the gateways it is modelled on) but cannot prove.
+//! Refunds: IOT Pay documents no refund query and no deduplication of mchRefundNo, so a
+//! refund whose answer was lost stays unknown (`manual_check`) and names the mchRefundNo to
+//! look up in the IOT Pay portal; re-sending refund_order could refund twice.
 
+mod answer;
+mod probe;
+mod receipt;
+mod refund;
 mod wire;
 
-pub use wire::{order_no, refund_no};
+pub use probe::{probe, Probe};
+pub use receipt::RECEIPT_KEYS;
+pub use wire::{legacy_order_no, legacy_refund_no, mch_order_no, mch_refund_no};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::Method;
 
-use self::wire::{Merchant, NotRefunded, PayState, Problem};
+use self::answer::{Call, Reading};
+use self::refund::refund_unknown;
+use self::wire::{Merchant, Problem};
 use super::http::{Http, HttpError};
 use super::{Failure, OpKind, Operation, Outcome, Provider};
-use crate::config::{IotPayConfig, RefundRecheck};
+use crate::config::IotPayConfig;
 
 const DEFAULT_TIMEOUT_MS: u64 = 90_000;
+/// The document: "init a Query Order request every 2 seconds, last one minute at least".
+pub const DEFAULT_NOT_FOUND_FINAL_MS: u64 = 60_000;
 /// Longest wait for query_order and refund_order, which do not wait for a terminal.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest time `execute` spends asking query_order after a lost create_order answer.
 const MAX_CHECK_WINDOW: Duration = Duration::from_secs(20);
 /// Kept free at the end of `timeout()` so `execute` answers before the engine gives up on it.
 const MARGIN: Duration = Duration::from_millis(100);
+/// After a restart the create_order wait's end is not known: it is taken as `created_at` +
+/// `timeout_ms` + this (the intent is journaled, then the request sent; the HTTP timeout bounds
+/// the wait), which is never earlier than the real end.
+const RESTART_END_MARGIN: Duration = Duration::from_secs(10);
+
+/// What this process has seen of one order while its outcome is unknown.
+#[derive(Default)]
+struct Watch {
+    /// When our create_order wait ended (answer, error or timeout).
+    create_ended: Option<Instant>,
+    /// The first "no such order" answer.
+    not_found_since: Option<Instant>,
+    /// IOT Pay has shown the order (any status): a later "no such order" is not believed.
+    seen: bool,
+}
 
 pub struct IotPay {
     merchant: Merchant,
@@ -49,13 +81,12 @@ pub struct IotPay {
     /// For query_order and refund_order.
     quick: Http,
     query_timeout: Duration,
+    pay_timeout: Duration,
     timeout: Duration,
     schedule: Vec<Duration>,
-    /// How long after a sale began "no such order" still means "not visible yet" rather than
-    /// "never created": the schedule's listed intervals, at most a minute (IOT Pay's advice
-    /// is to keep querying for at least a minute).
-    not_found_grace: Duration,
-    refund_recheck: RefundRecheck,
+    not_found_final: Duration,
+    /// By mchOrderNo, while the order's outcome is unknown.
+    watch: Mutex<HashMap<String, Watch>>,
 }
 
 impl IotPay {
@@ -76,6 +107,10 @@ impl IotPay {
                 s
             }
         };
+        let not_found_final = cfg.not_found_final_ms.unwrap_or(DEFAULT_NOT_FOUND_FINAL_MS);
+        if not_found_final < DEFAULT_NOT_FOUND_FINAL_MS {
+            log::warn!("providers.iotpay.not_found_final_ms = {not_found_final} is under IOT Pay's minute: a sale may be called \"not charged\" too early; use it for tests only");
+        }
         Ok(IotPay {
             merchant: Merchant {
                 mch_id: cfg.mch_id.clone(),
@@ -87,13 +122,11 @@ impl IotPay {
             terminal: Http::new("IOT Pay", &cfg.base_url, pay_timeout)?,
             quick: Http::new("IOT Pay", &cfg.base_url, query_timeout)?,
             query_timeout,
+            pay_timeout,
             timeout: pay_timeout + pay_timeout.min(MAX_CHECK_WINDOW),
-            not_found_grace: schedule
-                .iter()
-                .sum::<Duration>()
-                .min(Duration::from_secs(60)),
             schedule,
-            refund_recheck: cfg.refund_recheck,
+            not_found_final: Duration::from_millis(not_found_final),
+            watch: Mutex::new(HashMap::new()),
         })
     }
 
@@ -109,6 +142,18 @@ impl IotPay {
         Ok(http.send(req).await?.body)
     }
 
+    fn watching<R>(&self, no: &str, f: impl FnOnce(&mut Watch) -> R) -> R {
+        let mut map = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        f(map.entry(no.to_owned()).or_default())
+    }
+
+    fn forget(&self, no: &str) {
+        self.watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(no);
+    }
+
     async fn pay(&self, op: &Operation) -> Outcome {
         let started = Instant::now();
         let params = match wire::create_order(&self.merchant, op) {
@@ -116,7 +161,12 @@ impl IotPay {
             Err(f) => return Outcome::Failed(f),
         };
         let id = op.request_id.as_str();
-        let lost = match self.post(&self.terminal, "create_order", &params).await {
+        let no = wire::mch_order_no(op);
+        let sent = self.post(&self.terminal, "create_order", &params).await;
+        if !matches!(sent, Err(HttpError::NotSent { .. })) {
+            self.watching(&no, |w| w.create_ended = Some(Instant::now()));
+        }
+        let lost = match sent {
             Err(e @ HttpError::NotSent { .. }) => return e.into_outcome(),
             Err(e) => {
                 log::warn!(request_id = id; "create_order: {e}; asking query_order");
@@ -126,19 +176,36 @@ impl IotPay {
                 )
             }
             Ok(body) => match wire::check(&body, &self.merchant.key) {
-                Ok(map) => match wire::pay_state(&map) {
-                    PayState::Paid(a) => return Outcome::Approved(a),
-                    PayState::Failed(f) => return Outcome::Failed(f),
-                    PayState::NotFound | PayState::Pending(_) => {
+                Ok(map) => match answer::read_order(&map, Call::Create, &no) {
+                    Reading::Paid(a) => return self.done(&no, Outcome::Approved(a)),
+                    Reading::Declined(f) => return self.done(&no, Outcome::Failed(f)),
+                    Reading::Refused(msg) => {
+                        return self.done(&no, Outcome::Failed(rejected(&msg)))
+                    }
+                    Reading::Duplicate(msg) => {
+                        log::warn!(request_id = id; "create_order answered \"{msg}\" for our own new order number: not this sale's answer; asking query_order");
+                        Failure::new(
+                            "in_progress",
+                            "IOT Pay says this order number exists already; checking what became of it. Ask again with get_result.",
+                        )
+                    }
+                    Reading::NotFound | Reading::Pending(_) | Reading::Unrecognised(_) => {
                         log::warn!(request_id = id; "create_order answered without a final status; asking query_order");
-                        pending_failure()
+                        Failure::new(
+                            "in_progress",
+                            "The sale has not finished on the terminal yet; ask again with get_result.",
+                        )
                     }
                 },
-                Err(Problem::Rejected(msg)) => return Outcome::Failed(rejected(&msg, "sale")),
                 Err(p) => self.unverified(id, "create_order", &p),
             },
         };
         self.settle_in_time(op, started, lost).await
+    }
+
+    fn done(&self, no: &str, outcome: Outcome) -> Outcome {
+        self.forget(no);
+        outcome
     }
 
     /// After a lost create_order answer: query_order on the schedule while `timeout()` allows.
@@ -159,101 +226,93 @@ impl IotPay {
         }
     }
 
-    /// One query_order: the order's state, or Unknown. Never moves money.
+    /// One query_order by our own mchOrderNo: the order's state, or Unknown. Never moves money.
     async fn query(&self, op: &Operation) -> Outcome {
         let id = op.request_id.as_str();
-        let params = wire::query_order(&self.merchant, &wire::order_no(id));
+        let no = wire::mch_order_no(op);
+        let params = wire::query_order(&self.merchant, &no);
         let body = match self.post(&self.quick, "query_order", &params).await {
             Ok(body) => body,
             // Even "not sent" says nothing about the order: it stays unknown.
             Err(e) => return Outcome::Unknown(Failure::new("provider_unavailable", e.to_string())),
         };
-        match wire::check(&body, &self.merchant.key) {
-            Ok(map) => match wire::pay_state(&map) {
-                PayState::Paid(a) => Outcome::Approved(a),
-                PayState::Failed(f) => Outcome::Failed(f),
-                PayState::Pending(s) => Outcome::Unknown(Failure::new(
+        let map = match wire::check(&body, &self.merchant.key) {
+            Ok(map) => map,
+            Err(p) => return Outcome::Unknown(self.unverified(id, "query_order", &p)),
+        };
+        match answer::read_order(&map, Call::Query, &no) {
+            Reading::Paid(a) => self.done(&no, Outcome::Approved(a)),
+            Reading::Declined(f) => self.done(&no, Outcome::Failed(f)),
+            Reading::Pending(s) => {
+                self.watching(&no, |w| w.seen = true);
+                Outcome::Unknown(Failure::new(
                     "in_progress",
                     format!("The sale is still running on the terminal ({s})."),
-                )),
-                PayState::NotFound => self.not_found(op),
-            },
-            Err(Problem::Rejected(msg)) if wire::is_not_found(&msg) => self.not_found(op),
-            Err(Problem::Rejected(msg)) if wire::is_sign_error(&msg) => {
-                log::warn!(request_id = id; "query_order refused our signature: check providers.iotpay.key and mch_id");
-                Outcome::Unknown(Failure::new(
-                    "unauthorized",
-                    format!("IOT Pay refused the status check ({msg}): check the merchant key."),
                 ))
             }
-            Err(Problem::Rejected(msg)) => Outcome::Unknown(Failure::new(
-                "provider_unavailable",
-                format!("IOT Pay refused the status check: {msg}"),
-            )),
-            Err(p) => Outcome::Unknown(self.unverified(id, "query_order", &p)),
-        }
-    }
-
-    async fn refund(&self, op: &Operation, recheck: bool) -> Outcome {
-        let params = match wire::refund_order(&self.merchant, op) {
-            Ok(p) => p,
-            Err(f) => return Outcome::Failed(f),
-        };
-        let id = op.request_id.as_str();
-        let body = match self.post(&self.quick, "refund_order", &params).await {
-            Ok(body) => body,
-            Err(e @ HttpError::NotSent { .. }) if !recheck => return e.into_outcome(),
-            Err(e) => {
-                log::warn!(request_id = id; "refund_order: {e}");
-                return Outcome::Unknown(self.refund_unknown(op, &e.to_string()));
-            }
-        };
-        match wire::check(&body, &self.merchant.key) {
-            Ok(map) => match wire::refund_state(&map) {
-                Ok(a) => Outcome::Approved(a),
-                // A re-issue refused as a business matter may mean "already refunded under this
-                // number": only the first answer is taken as a final refusal.
-                Err(NotRefunded::Failed(f)) if !recheck => Outcome::Failed(f),
-                Err(NotRefunded::Failed(f)) => {
-                    Outcome::Unknown(self.refund_unknown(op, &f.message))
+            Reading::NotFound => self.not_found(op, &no),
+            Reading::Refused(msg) | Reading::Duplicate(msg) => {
+                if answer::is_sign_error(&msg) || answer::is_merchant_error(&msg) {
+                    log::warn!(request_id = id; "query_order refused our signature ({msg}): check providers.iotpay.key and mch_id (`posbridge doctor`)");
+                } else {
+                    log::warn!(request_id = id; "query_order failed ({msg}); asking again");
                 }
-                Err(NotRefunded::Pending(s)) => Outcome::Unknown(self.refund_unknown(op, &s)),
-            },
-            Err(Problem::Rejected(msg)) if !recheck => Outcome::Failed(rejected(&msg, "refund")),
-            Err(Problem::Rejected(msg)) => Outcome::Unknown(self.refund_unknown(op, &msg)),
-            Err(p) => {
-                let f = self.unverified(id, "refund_order", &p);
-                Outcome::Unknown(self.refund_unknown(op, &f.message))
+                Outcome::Unknown(Failure::new(
+                    "provider_unavailable",
+                    format!("IOT Pay could not answer the status check ({msg}); asking again."),
+                ))
+            }
+            Reading::Unrecognised(what) => {
+                log::warn!(request_id = id; "query_order answered in a shape posbridge does not know ({what}); asking again");
+                Outcome::Unknown(Failure::new(
+                    "in_progress",
+                    "IOT Pay's answer did not say what became of the sale; asking again.",
+                ))
             }
         }
     }
 
-    fn refund_unknown(&self, op: &Operation, why: &str) -> Failure {
-        let no = wire::refund_no(&op.request_id);
-        match self.refund_recheck {
-            RefundRecheck::Reissue => Failure::new(
-                "timeout",
-                format!("The refund's outcome is not known yet ({why}); it is being checked. Ask again with get_result."),
-            ),
-            RefundRecheck::Manual => Failure::new(
-                "manual_check",
-                format!("The refund's outcome is not known ({why}). IOT Pay has no refund status query: check refund {no} in the IOT Pay merchant portal before refunding again."),
-            ),
+    /// "No such order": final (nothing charged) only once `not_found_final` has passed since
+    /// the create_order wait ended, and "no such order" has been the answer for that long.
+    /// The wait's end is known in this process; after a restart it is taken as late as it can
+    /// have been (created_at + timeout_ms + [`RESTART_END_MARGIN`]).
+    fn not_found(&self, op: &Operation, no: &str) -> Outcome {
+        let now = Instant::now();
+        let window = self.not_found_final;
+        let latest_end = self.pay_timeout + RESTART_END_MARGIN;
+        let since_created = crate::clock::since(&op.created_at);
+        let (seen, past_end, since_first) = self.watching(no, |w| {
+            let first = *w.not_found_since.get_or_insert(now);
+            let past_end = match w.create_ended {
+                Some(end) => now.duration_since(end) >= window,
+                None => since_created.is_some_and(|age| age >= latest_end + window),
+            };
+            (w.seen, past_end, now.duration_since(first))
+        });
+        if seen {
+            log::warn!(request_id = op.request_id.as_str(); "IOT Pay showed order {no} before and now says it does not exist; not believed");
+        } else if past_end && since_first >= window {
+            return self.done(no, Outcome::Failed(not_processed()));
         }
+        Outcome::Unknown(Failure::new(
+            "in_progress",
+            "IOT Pay does not show the order yet; checking again.",
+        ))
     }
 
-    /// An answer that cannot be believed: never approved, checked again later.
+    /// An answer that cannot be believed: never final, checked again later.
     fn unverified(&self, id: &str, call: &str, p: &Problem) -> Failure {
         match p {
             Problem::Signature(e) => {
-                log::warn!(request_id = id; "{call}: the answer's signature failed ({e}); its outcome is treated as unknown");
+                log::warn!(request_id = id; "{call}: the answer's signature failed ({e}); its outcome is treated as unknown. If every answer fails, providers.iotpay.key or mch_id is wrong: run `posbridge doctor`");
                 Failure::new(
                     "bad_signature",
                     "IOT Pay's answer did not carry a valid signature, so it cannot be trusted; \
-                     the outcome is being checked. Ask again with get_result.",
+                     the outcome is being checked. If this happens to every sale, check \
+                     providers.iotpay.key and mch_id (`posbridge doctor`). Ask again with get_result.",
                 )
             }
-            _ => {
+            Problem::Garbage => {
                 log::warn!(request_id = id; "{call}: the answer was not IOT Pay's JSON; its outcome is treated as unknown");
                 Failure::new(
                     "timeout",
@@ -261,26 +320,6 @@ impl IotPay {
                      Ask again with get_result.",
                 )
             }
-        }
-    }
-}
-
-fn pending_failure() -> Failure {
-    Failure::new(
-        "in_progress",
-        "The sale has not finished on the terminal yet; ask again with get_result.",
-    )
-}
-
-impl IotPay {
-    /// "No such order": final only once an order created late would have shown up by now.
-    fn not_found(&self, op: &Operation) -> Outcome {
-        match crate::clock::since(&op.created_at) {
-            Some(age) if age >= self.not_found_grace => Outcome::Failed(not_processed()),
-            _ => Outcome::Unknown(Failure::new(
-                "in_progress",
-                "IOT Pay does not show the order yet; checking again.",
-            )),
         }
     }
 }
@@ -293,17 +332,18 @@ fn not_processed() -> Failure {
     )
 }
 
-/// retCode FAIL on a money-moving call: the gateway refused it, nothing moved.
-fn rejected(msg: &str, what: &str) -> Failure {
-    if wire::is_sign_error(msg) {
+/// A verified create_order refusal: per the document an "error occurs before sending request
+/// to the bank", so nothing was charged.
+fn rejected(msg: &str) -> Failure {
+    if answer::is_sign_error(msg) || answer::is_merchant_error(msg) {
         return Failure::new(
             "unauthorized",
-            format!("IOT Pay refused the {what}: {msg}. Check providers.iotpay.key and mch_id. Nothing was charged."),
+            format!("IOT Pay refused the sale: {msg}. Check providers.iotpay.key and mch_id. Nothing was charged."),
         );
     }
     Failure::new(
-        "invalid_request",
-        format!("IOT Pay refused the {what}: {msg}. Nothing was charged."),
+        "declined",
+        format!("IOT Pay refused the sale: {msg}. Nothing was charged."),
     )
 }
 
@@ -328,7 +368,7 @@ impl Provider for IotPay {
     async fn execute(&self, op: &Operation) -> Outcome {
         match op.kind {
             OpKind::Pay => self.pay(op).await,
-            OpKind::Refund => self.refund(op, false).await,
+            OpKind::Refund => self.refund(op).await,
             OpKind::Cancel | OpKind::CloseShift => Outcome::Failed(Failure::new(
                 "not_supported",
                 format!("iotpay does not support {}.", op.kind.as_str()),
@@ -337,20 +377,12 @@ impl Provider for IotPay {
     }
 
     async fn status(&self, op: &Operation) -> Outcome {
-        match (op.kind, self.refund_recheck) {
-            (OpKind::Pay, _) => self.query(op).await,
-            // The one status check that sends a money-moving call. It relies on IOT Pay
-            // treating the same mchRefundNo as the same refund: if the first refund_order never
-            // arrived, this one carries the refund out, once; if it did, the answer repeats.
-            (OpKind::Refund, RefundRecheck::Reissue) => {
-                log::info!(request_id = op.request_id.as_str();
-                    "re-sending refund_order with the same mchRefundNo (refund_recheck = reissue)");
-                self.refund(op, true).await
-            }
-            (OpKind::Refund, RefundRecheck::Manual) => {
-                Outcome::Unknown(self.refund_unknown(op, "its answer was lost"))
-            }
-            (OpKind::Cancel | OpKind::CloseShift, _) => Outcome::Failed(Failure::new(
+        match op.kind {
+            OpKind::Pay => self.query(op).await,
+            // Never re-sent: IOT Pay does not document that a repeated mchRefundNo is the
+            // same refund, so a second refund_order could refund twice.
+            OpKind::Refund => Outcome::Unknown(refund_unknown(op, "its answer was lost")),
+            OpKind::Cancel | OpKind::CloseShift => Outcome::Failed(Failure::new(
                 "not_processed",
                 format!(
                     "iotpay does not support {}; nothing was done.",
@@ -362,56 +394,4 @@ impl Provider for IotPay {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn provider(poll_ms: Vec<u64>) -> IotPay {
-        let cfg: IotPayConfig = toml::from_str(&format!(
-            "base_url = \"http://127.0.0.1:9\"\nmch_id = \"1\"\nkey = \"k\"\njob_no = \"j\"\n\
-             currency = \"CAD\"\nstatus_poll_ms = {poll_ms:?}\n"
-        ))
-        .unwrap();
-        IotPay::new(&cfg).unwrap()
-    }
-
-    fn op(age: time::Duration) -> Operation {
-        use time::format_description::well_known::Rfc3339;
-        Operation {
-            request_id: "r".into(),
-            kind: OpKind::Pay,
-            provider: "iotpay".into(),
-            amount: Some(100),
-            currency: "CAD".into(),
-            metadata: Default::default(),
-            params: Default::default(),
-            primary: None,
-            created_at: (time::OffsetDateTime::now_utc() - age)
-                .format(&Rfc3339)
-                .unwrap(),
-            backend_id: String::new(),
-            progress: Default::default(),
-        }
-    }
-
-    #[test]
-    fn no_such_order_is_final_only_after_the_grace_window() {
-        let p = provider(vec![2_000; 40]);
-        assert_eq!(
-            p.not_found_grace,
-            Duration::from_secs(60),
-            "capped at a minute"
-        );
-        assert!(matches!(
-            p.not_found(&op(time::Duration::seconds(5))),
-            Outcome::Unknown(_)
-        ));
-        match p.not_found(&op(time::Duration::seconds(61))) {
-            Outcome::Failed(f) => assert_eq!(f.reason, "not_processed"),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            provider(vec![50, 100]).not_found_grace,
-            Duration::from_millis(150)
-        );
-    }
-}
+mod tests;

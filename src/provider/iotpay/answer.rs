@@ -1,0 +1,228 @@
+//! What a verified IOT Pay answer says, read the way the document asks ("Get order status
+//! from the response"): paid only when retCode and resCode are both SUCCESS and payOrder.status
+//! is 2 or 3. Anything this module does not recognise is [`Reading::Unrecognised`], which the
+//! provider treats as "not known yet" (query again), never as a decline. It must not read a
+//! clock, log or let a full card number out (receipts go through `receipt.rs`).
+
+use serde_json::{Map, Value};
+
+use super::receipt;
+use crate::provider::{Approval, Failure};
+
+/// Which call the answer came from: the document defines create_order's answer; query_order's
+/// is read the same way, but only the statuses we know to be final end a sale there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Create,
+    Query,
+}
+
+/// What a verified create_order or query_order answer says about our order.
+#[derive(Debug, PartialEq)]
+pub enum Reading {
+    Paid(Approval),
+    /// Final, nothing charged: the terminal's decline (payOrder.status 4 or 9, or any status
+    /// but 0..=3 in a create_order answer with both codes SUCCESS, as the document says).
+    Declined(Failure),
+    /// Status 0 or 1 (created, paying), or a status query_order cannot call final.
+    Pending(String),
+    /// "No such order" (resCode FAIL, retMsg/errCode saying the order does not exist).
+    NotFound,
+    /// "This mchOrderNo already exists": never this sale's answer.
+    Duplicate(String),
+    /// A FAIL without an order: for create_order the document's "error occurs before sending
+    /// request to the bank" (nothing charged); for query_order only a failed question.
+    Refused(String),
+    /// A shape we do not know (missing codes, both SUCCESS without an order, a paid status
+    /// with a FAIL code, another order's number, ...): the outcome stays unknown.
+    Unrecognised(String),
+}
+
+/// Reads a verified answer about the order `our_no`.
+pub fn read_order(map: &Map<String, Value>, call: Call, our_no: &str) -> Reading {
+    let (ret, res) = (text(map, "retCode"), text(map, "resCode"));
+    let codes_known = |c: Option<&str>| matches!(c, Some("SUCCESS" | "FAIL"));
+    // A refusal may come without resCode: retCode FAIL says it all.
+    let any_fail = ret == Some("FAIL") || res == Some("FAIL");
+    if !codes_known(ret) || !(codes_known(res) || (ret == Some("FAIL") && res.is_none())) {
+        return Reading::Unrecognised(format!(
+            "retCode {:?}, resCode {:?}",
+            ret.unwrap_or("(none)"),
+            res.unwrap_or("(none)")
+        ));
+    }
+    let both_ok = !any_fail;
+    let order = match map.get("payOrder") {
+        Some(Value::Object(o)) => Some(o),
+        Some(Value::Null) | None => None,
+        Some(_) => return Reading::Unrecognised("payOrder is not an object".into()),
+    };
+    let Some(order) = order else {
+        if both_ok {
+            return Reading::Unrecognised("both codes SUCCESS but no payOrder".into());
+        }
+        let why = reason(map);
+        return if is_not_found(map, &why) {
+            Reading::NotFound
+        } else if is_duplicate(&why) {
+            Reading::Duplicate(why)
+        } else {
+            Reading::Refused(why)
+        };
+    };
+    // Never another order's answer as ours (the number is in payOrder and, in the document's
+    // sample, at the top level too).
+    if let Some(no) = [text(order, "mchOrderNo"), text(map, "mchOrderNo")]
+        .into_iter()
+        .flatten()
+        .find(|no| *no != our_no)
+    {
+        return Reading::Unrecognised(format!("payOrder.mchOrderNo {no:?} is not ours"));
+    }
+    let extra = receipt::order_extra(order);
+    let shown = text(&extra, "receiptDisp").map(plain);
+    let Some(status) = order.get("status").and_then(integer) else {
+        return Reading::Unrecognised("payOrder without a status".into());
+    };
+    match status {
+        2 | 3 if both_ok => Reading::Paid(receipt::approval(order, &extra)),
+        2 | 3 => Reading::Unrecognised(format!("status {status} with a FAIL code")),
+        0 | 1 => Reading::Pending(format!("status {status}")),
+        4 | 9 => Reading::Declined(declined(shown.as_deref(), status)),
+        _ if call == Call::Create && both_ok => {
+            Reading::Declined(declined(shown.as_deref(), status))
+        }
+        _ => Reading::Pending(format!("status {status}")),
+    }
+}
+
+fn declined(shown: Option<&str>, status: i64) -> Failure {
+    Failure::new(
+        "declined",
+        format!(
+            "The card payment did not go through: {}.",
+            shown.map_or_else(|| format!("IOT Pay order status {status}"), str::to_owned)
+        ),
+    )
+}
+
+/// A refund that is not (yet) a success.
+#[derive(Debug, PartialEq)]
+pub enum NotRefunded {
+    /// Refused with nothing moved.
+    Failed(Failure),
+    /// Not known: must be checked by a person (IOT Pay has no refund query).
+    Unknown(String),
+}
+
+/// What a verified refund_order answer says. The document shows no refund answer: a success
+/// needs both codes SUCCESS and, when a refundOrder is there, a status of 2 or 3.
+pub fn read_refund(map: &Map<String, Value>) -> Result<Approval, NotRefunded> {
+    let (ret, res) = (text(map, "retCode"), text(map, "resCode"));
+    let refund = match map.get("refundOrder") {
+        Some(Value::Object(o)) => o.clone(),
+        _ => Map::new(),
+    };
+    if ret == Some("FAIL") || res == Some("FAIL") {
+        let why = reason(map);
+        if is_duplicate(&why) {
+            return Err(NotRefunded::Unknown(why));
+        }
+        return Err(NotRefunded::Failed(Failure::new(
+            "declined",
+            format!("IOT Pay refused the refund: {why}"),
+        )));
+    }
+    if ret != Some("SUCCESS") || res != Some("SUCCESS") {
+        return Err(NotRefunded::Unknown("an answer of an unknown shape".into()));
+    }
+    match refund.get("status").and_then(integer) {
+        None | Some(2 | 3) => {}
+        Some(s) => return Err(NotRefunded::Unknown(format!("refund status {s}"))),
+    }
+    let mut kept = Map::new();
+    if let Some(no) = text(&refund, "mchRefundNo").or(text(map, "mchRefundNo")) {
+        kept.insert("mch_refund_no".into(), Value::from(no));
+    }
+    Ok(Approval {
+        status: "refunded".into(),
+        provider_reference: refund
+            .get("refundOrderId")
+            .or(map.get("refundOrderId"))
+            .and_then(as_text),
+        extra: kept,
+        ..Approval::default()
+    })
+}
+
+/// The refusal's words: retMsg (the document's field), else errDes / errCode.
+fn reason(map: &Map<String, Value>) -> String {
+    plain(
+        text(map, "retMsg")
+            .or(text(map, "errDes"))
+            .or(text(map, "errCode"))
+            .unwrap_or("no reason given"),
+    )
+}
+
+/// "No such order": errCode ORDER_NOT_EXIST, or words about the *order* not existing (a
+/// "mchId does not exist" is about the merchant, never a reason to call a sale uncharged).
+fn is_not_found(map: &Map<String, Value>, why: &str) -> bool {
+    let w = why.to_ascii_lowercase();
+    text(map, "errCode") == Some("ORDER_NOT_EXIST")
+        || (w.contains("order")
+            && !w.contains("mch_id")
+            && !w.contains("mchid")
+            && (w.contains("not exist") || w.contains("not found") || w.contains("no such")))
+}
+
+/// Whether a refusal says the number was used before ("duplicate", "already exists", ...).
+pub fn is_duplicate(why: &str) -> bool {
+    let w = why.to_ascii_lowercase();
+    !w.contains("not exist")
+        && ["duplicate", "already", "exist", "repeat", "used"]
+            .iter()
+            .any(|k| w.contains(k))
+}
+
+/// Whether a refusal is about our signature (wrong key or mchId).
+pub fn is_sign_error(why: &str) -> bool {
+    why.to_ascii_lowercase().contains("sign")
+}
+
+/// Whether a refusal is about our merchant account (mchId unknown, merchant disabled).
+pub fn is_merchant_error(why: &str) -> bool {
+    let w = why.to_ascii_lowercase();
+    w.contains("mchid") || w.contains("mch_id") || w.contains("merchant")
+}
+
+pub(super) fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    map.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+pub(super) fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A status or amount that may come as a number or a numeric string (the document's request
+/// sample sends `"amount": "1"`).
+pub(super) fn integer(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+/// Backend text for a cashier or a receipt: printable, bounded.
+pub(super) fn plain(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}

@@ -1,0 +1,344 @@
+//! Readings of IOT Pay answers (the document's own samples among them), the receipt, and when
+//! "no such order" becomes final; no network.
+
+use serde_json::{json, Map, Value};
+
+use super::answer::{read_order, read_refund, Call, NotRefunded, Reading};
+use super::receipt::{cents, charged, order_extra};
+use super::*;
+
+fn map(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+/// The document's "Result Sample", verbatim: status 9 with retCode and resCode both SUCCESS.
+fn document_result_sample() -> Map<String, Value> {
+    map(json!({
+      "resCode": "SUCCESS", "retCode": "SUCCESS", "retParams": "",
+      "payOrderId": "CP20210922192314685200722249", "mchOrderNo": "1632338577033",
+      "retDetail": "",
+      "payOrder": {
+        "userName": "testpax", "storeId": "ixm329sgr",
+        "payOrderId": "CP20210922192314685200722249", "mchId": "10000576",
+        "mchOrderNo": "1632338577033", "transId": "", "originalOrderId": "",
+        "channelId": "CC_PAX", "currency": "CAD", "amount": 1, "tip": 0, "rate": 0,
+        "payType": "pay", "refundable": 1, "clientIp": "192.168.50.186", "deviceId": "V1-B25",
+        "deviceType": "", "notifyUrl": "http://localhost", "subject": "IOTPay", "body": "IOTPay",
+        "param1": "", "param2": "",
+        "extra": "{\"cardType\":\" \",\"cardNum\":\"\",\"expireDate\":\"    \",\"emvLabel\":\"\",\"emvAID\":\"\",\"emvTVR\":\"\",\"emvTSI\":\"\",\"emvTC\":\"\",\"termNum\":\"25957\",\"bankTermNum\":\"40880013\",\"termInvoiceNum\":\"167339\",\"seqNum\":\"000000000000\",\"authNum\":\"\",\"batchNum\":\"0000\",\"trxMethod\":\"\",\"accountType\":\"\",\"receiptDisp\":\"Transaction Not Completed 05\",\"cashbackAmount\":\"\",\"timeStamp\":\"20210922-15231494\",\"surchargeAmount\":\"\",\"langCode\":\"E\",\"trxDate\":\"\",\"trxTime\":\"\",\"cvmResults\":\"\",\"trxCode\":\"00\"}",
+        "channelOrderNo": "", "status": 9, "remarks": "", "rateValue": 0, "trxAmount": 0,
+        "costAmount": 0, "currencyAmount": 0, "paySuccTime": "", "createDate": 1632338594000_u64,
+        "updateDate": 1632338599000_u64
+      },
+      "sign": "EA86BEEBE37C8C8F8A8E88C080D5E241"
+    }))
+}
+
+/// The document's paid `extra` example, verbatim.
+const DOCUMENT_PAID_EXTRA: &str = "{\"cardType\":\"M\",\"cardNum\":\"XXXXXXXXXXXX1166\",\"expireDate\":\"1022\",\"emvLabel\":\"MASTERCARD\",\"emvAID\":\"A0000000041010\",\"emvTVR\":\"0000008000\",\"emvTSI\":\"0000\",\"emvTC\":\"ARQC: 3D36ACBD44BE512B\",\"termNum\":\"25957\",\"bankTermNum\":\"40880013\",\"termInvoiceNum\":\"724172\",\"seqNum\":\"000001000061\",\"authNum\":\"01046Z\",\"batchNum\":\"0008\",\"trxMethod\":\"T\",\"accountType\":\"\",\"receiptDisp\":\"000 Approved 00 Thank You\",\"cashbackAmount\":\"\",\"timeStamp\":\"20210120-19402057\",\"surchargeAmount\":\"\",\"langCode\":\"E\",\"trxDate\":\"01202021\",\"trxTime\":\"164033\",\"cvmResults\":\"1F0302\",\"trxCode\":\"00\"}";
+
+fn paid(status: u64) -> Map<String, Value> {
+    let mut m = document_result_sample();
+    m["payOrder"]["status"] = json!(status);
+    m["payOrder"]["extra"] = json!(DOCUMENT_PAID_EXTRA);
+    m
+}
+
+const OURS: &str = "1632338577033";
+
+#[test]
+fn the_documents_status_9_sample_is_a_decline_with_its_receipt_text() {
+    for call in [Call::Create, Call::Query] {
+        let Reading::Declined(f) = read_order(&document_result_sample(), call, OURS) else {
+            panic!("status 9 with both codes SUCCESS is a decline")
+        };
+        assert_eq!(f.reason, "declined");
+        assert!(f.message.contains("Transaction Not Completed 05"), "{f:?}");
+    }
+}
+
+#[test]
+fn a_paid_order_carries_the_whole_receipt_masked() {
+    for status in [2, 3] {
+        let Reading::Paid(a) = read_order(&paid(status), Call::Create, OURS) else {
+            panic!("status {status} is paid")
+        };
+        assert_eq!(
+            a.provider_reference.as_deref(),
+            Some("CP20210922192314685200722249")
+        );
+        assert_eq!(a.approval_code.as_deref(), Some("01046Z"));
+        let card = a.card.unwrap();
+        assert_eq!(card.masked_pan, "************1166");
+        assert_eq!(card.scheme.as_deref(), Some("MASTERCARD"));
+        let receipt = a.extra["receipt"].as_object().unwrap();
+        for (k, v) in [
+            ("emvLabel", "MASTERCARD"),
+            ("emvAID", "A0000000041010"),
+            ("emvTVR", "0000008000"),
+            ("emvTSI", "0000"),
+            ("emvTC", "ARQC: 3D36ACBD44BE512B"),
+            ("termNum", "25957"),
+            ("termInvoiceNum", "724172"),
+            ("batchNum", "0008"),
+            ("seqNum", "000001000061"),
+            ("authNum", "01046Z"),
+            ("cardType", "M"),
+            ("cardNum", "************1166"),
+            ("receiptDisp", "000 Approved 00 Thank You"),
+            ("trxDate", "01202021"),
+            ("trxTime", "164033"),
+            ("cvmResults", "1F0302"),
+        ] {
+            assert_eq!(receipt[k], v, "{k}");
+        }
+        assert!(!receipt.contains_key("expireDate"), "never the expiry date");
+        assert!(
+            !receipt.contains_key("accountType"),
+            "blank values are left out"
+        );
+        assert_eq!(a.extra["charged_amount"], 1);
+    }
+    // A full card number from the terminal is masked wherever it goes.
+    let mut m = paid(2);
+    m["payOrder"]["extra"] = json!(json!({"cardNum": "5413330089010434"}).to_string());
+    let Reading::Paid(a) = read_order(&m, Call::Query, OURS) else {
+        panic!()
+    };
+    assert_eq!(a.extra["receipt"]["cardNum"], "541333******0434");
+    assert!(!format!("{a:?}").contains("5413330089010434"));
+}
+
+#[test]
+fn tip_cashback_and_surcharge_are_what_was_charged() {
+    let mut m = paid(2);
+    m["payOrder"]["amount"] = json!(1000);
+    m["payOrder"]["tip"] = json!(150);
+    m["payOrder"]["extra"] =
+        json!(json!({"cashbackAmount": "20.00", "surchargeAmount": "0.5"}).to_string());
+    let Reading::Paid(a) = read_order(&m, Call::Create, OURS) else {
+        panic!()
+    };
+    assert_eq!(a.extra["charged_amount"], 1000 + 150 + 2000 + 50);
+    assert_eq!(a.extra["tip"], 150);
+    assert_eq!(a.extra["cashback"], 2000);
+    assert_eq!(a.extra["surcharge"], 50);
+    assert_eq!(cents("12.5"), Some(1250));
+    assert_eq!(cents("1250"), Some(1250));
+    assert_eq!(cents("1.234"), None);
+    assert_eq!(cents("abc"), None);
+    let none = map(json!({"extra": ""}));
+    assert_eq!(charged(&none, &order_extra(&none)), None);
+}
+
+#[test]
+fn unknown_shapes_and_failed_questions_are_never_final() {
+    let both_ok_no_order = map(json!({"retCode": "SUCCESS", "resCode": "SUCCESS"}));
+    let odd_codes = map(json!({"retCode": "OK", "resCode": "SUCCESS", "payOrder": {"status": 4}}));
+    let mut paid_but_fail = paid(2);
+    paid_but_fail["resCode"] = json!("FAIL");
+    let mut not_ours = paid(2);
+    not_ours["payOrder"]["mchOrderNo"] = json!("someone-else");
+    let mut not_ours_top = paid(2);
+    not_ours_top["payOrder"]
+        .as_object_mut()
+        .unwrap()
+        .remove("mchOrderNo");
+    not_ours_top["mchOrderNo"] = json!("someone-else");
+    let mut no_status = paid(2);
+    no_status["payOrder"]
+        .as_object_mut()
+        .unwrap()
+        .remove("status");
+    for (what, m) in [
+        ("both SUCCESS, no payOrder", both_ok_no_order),
+        ("unknown codes", odd_codes),
+        ("paid status with resCode FAIL", paid_but_fail),
+        ("another order", not_ours),
+        ("another order, top level", not_ours_top),
+        ("no status", no_status),
+    ] {
+        for call in [Call::Create, Call::Query] {
+            assert!(
+                matches!(read_order(&m, call, OURS), Reading::Unrecognised(_)),
+                "{what} {call:?}"
+            );
+        }
+    }
+    // A business failure of query_order is only a failed question.
+    let busy = map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "retMsg": "system busy"}));
+    assert_eq!(
+        read_order(&busy, Call::Query, OURS),
+        Reading::Refused("system busy".into())
+    );
+    // A status query_order cannot call final keeps the sale open; create_order's own answer
+    // with both SUCCESS and such a status is the document's "error occurs".
+    let mut five = paid(5);
+    five["payOrder"]["extra"] = json!("");
+    assert!(matches!(
+        read_order(&five, Call::Query, OURS),
+        Reading::Pending(_)
+    ));
+    assert!(matches!(
+        read_order(&five, Call::Create, OURS),
+        Reading::Declined(_)
+    ));
+    assert!(matches!(
+        read_order(&paid(1), Call::Create, OURS),
+        Reading::Pending(_)
+    ));
+}
+
+#[test]
+fn not_found_and_duplicate_are_told_apart() {
+    for msg in ["order does not exist", "Order not found"] {
+        let m = map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "retMsg": msg}));
+        assert_eq!(
+            read_order(&m, Call::Query, OURS),
+            Reading::NotFound,
+            "{msg}"
+        );
+    }
+    let m = map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "errCode": "ORDER_NOT_EXIST"}));
+    assert_eq!(read_order(&m, Call::Query, OURS), Reading::NotFound);
+    // About the merchant, not the order: never "nothing was charged".
+    for msg in ["mchId does not exist", "merchant not found"] {
+        let m = map(json!({"retCode": "FAIL", "resCode": "FAIL", "retMsg": msg}));
+        assert!(
+            matches!(read_order(&m, Call::Query, OURS), Reading::Refused(_)),
+            "{msg}"
+        );
+    }
+    for msg in [
+        "mchOrderNo already exists",
+        "duplicate mchOrderNo",
+        "repeat order",
+    ] {
+        let m = map(json!({"retCode": "FAIL", "retMsg": msg}));
+        assert!(
+            matches!(read_order(&m, Call::Create, OURS), Reading::Duplicate(_)),
+            "{msg}"
+        );
+    }
+    let m = map(json!({"retCode": "FAIL", "resCode": "FAIL", "retMsg": "POS terminal offline"}));
+    assert!(matches!(
+        read_order(&m, Call::Create, OURS),
+        Reading::Refused(_)
+    ));
+}
+
+#[test]
+fn refund_answers() {
+    let ok = map(
+        json!({"retCode": "SUCCESS", "resCode": "SUCCESS", "refundOrder": {
+        "refundOrderId": "R1", "mchRefundNo": "Rabc", "status": 2}}),
+    );
+    let a = read_refund(&ok).unwrap();
+    assert_eq!(a.status, "refunded");
+    assert_eq!(a.provider_reference.as_deref(), Some("R1"));
+    let no =
+        map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "retMsg": "refund amount exceeds"}));
+    let Err(NotRefunded::Failed(f)) = read_refund(&no) else {
+        panic!("refused")
+    };
+    assert!(f.message.contains("refund amount exceeds"));
+    let dup = map(json!({"retCode": "FAIL", "retMsg": "mchRefundNo already exists"}));
+    assert!(matches!(read_refund(&dup), Err(NotRefunded::Unknown(_))));
+    let odd = map(json!({"retCode": "SUCCESS"}));
+    assert!(matches!(read_refund(&odd), Err(NotRefunded::Unknown(_))));
+}
+
+fn provider(extra: &str) -> IotPay {
+    let cfg: IotPayConfig = toml::from_str(&format!(
+        "base_url = \"http://127.0.0.1:9\"\nmch_id = \"1\"\nkey = \"k\"\njob_no = \"j\"\n\
+         currency = \"CAD\"\n{extra}"
+    ))
+    .unwrap();
+    IotPay::new(&cfg).unwrap()
+}
+
+fn op(age: time::Duration) -> Operation {
+    use time::format_description::well_known::Rfc3339;
+    Operation {
+        request_id: "r".into(),
+        kind: OpKind::Pay,
+        provider: "iotpay".into(),
+        amount: Some(100),
+        currency: "CAD".into(),
+        metadata: Default::default(),
+        params: Default::default(),
+        primary: None,
+        created_at: (time::OffsetDateTime::now_utc() - age)
+            .format(&Rfc3339)
+            .unwrap(),
+        backend_id: "P0123456789abcdef0123456789ab".into(),
+        progress: Default::default(),
+    }
+}
+
+fn is_final(o: &Outcome) -> bool {
+    match o {
+        Outcome::Failed(f) => {
+            assert_eq!(f.reason, "not_processed");
+            true
+        }
+        Outcome::Unknown(_) => false,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn no_such_order_counts_from_the_end_of_the_create_order_wait() {
+    let p = provider("timeout_ms = 90000\nstatus_poll_ms = [50]\n");
+    assert_eq!(
+        p.not_found_final,
+        Duration::from_secs(60),
+        "the document's minute"
+    );
+    let o = op(time::Duration::minutes(10));
+    let no = mch_order_no(&o);
+    // The wait ended just now in this process: an old sale is still not final.
+    p.watching(&no, |w| w.create_ended = Some(Instant::now()));
+    assert!(!is_final(&p.not_found(&o, &no)));
+    // A minute after the wait ended, and a minute of "no such order": final.
+    let long_ago = Instant::now() - Duration::from_secs(61);
+    p.watching(&no, |w| {
+        w.create_ended = Some(long_ago);
+        w.not_found_since = Some(long_ago);
+    });
+    assert!(is_final(&p.not_found(&o, &no)));
+}
+
+#[test]
+fn after_a_restart_the_wait_is_taken_to_end_as_late_as_it_could() {
+    let p = provider("timeout_ms = 90000\n");
+    // created 2 min ago: the wait may have lasted until 90 s + margin, so not a minute later yet.
+    let o = op(time::Duration::seconds(120));
+    let no = mch_order_no(&o);
+    p.watching(&no, |w| {
+        w.not_found_since = Some(Instant::now() - Duration::from_secs(300))
+    });
+    assert!(!is_final(&p.not_found(&o, &no)));
+    // created 3 min ago, and a minute of "no such order" since the restart: final.
+    let o = op(time::Duration::seconds(180));
+    assert!(is_final(&p.not_found(&o, &no)));
+    // ... but never on the first "no such order" after a restart.
+    let fresh = mch_order_no(&op(time::Duration::hours(1)));
+    assert!(fresh == no);
+    p.forget(&no);
+    assert!(!is_final(&p.not_found(&op(time::Duration::hours(1)), &no)));
+}
+
+#[test]
+fn an_order_seen_before_is_never_called_not_found() {
+    let p = provider("not_found_final_ms = 1\n");
+    let o = op(time::Duration::hours(1));
+    let no = mch_order_no(&o);
+    let long_ago = Instant::now() - Duration::from_secs(600);
+    p.watching(&no, |w| {
+        w.create_ended = Some(long_ago);
+        w.not_found_since = Some(long_ago);
+        w.seen = true;
+    });
+    assert!(!is_final(&p.not_found(&o, &no)));
+}
