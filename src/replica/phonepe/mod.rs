@@ -17,7 +17,8 @@
 //! public samples show, or `real`; `duplicate` (`none`) every init is answered
 //! DUPLICATE_TRANSACTION_ID, `after` acting on it first, `before` without acting;
 //! `not_found_code` (`TRANSACTION_NOT_FOUND`) the status code for an unknown id (or
-//! `INVALID_TRANSACTION_ID`). Replica's own choices where the documents are silent: a cancel of
+//! `INVALID_TRANSACTION_ID`); `init_refusal` (none) every valid init is refused with this code
+//! (one of the document's), without acting, as PhonePe would for a merchant whose setup says so. Replica's own choices where the documents are silent: a cancel of
 //! a FAILED or EXPIRED payment answers TRANSACTION_ALREADY_CLOSED; see also `checks.rs`.
 
 mod checks;
@@ -52,6 +53,7 @@ struct Replica {
     real_amount: bool,
     duplicate: Duplicate,
     not_found_code: &'static str,
+    init_refusal: Option<String>,
 }
 
 /// The `duplicate` option: answer every init DUPLICATE_TRANSACTION_ID, after or without acting.
@@ -113,6 +115,7 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
                 "--option not_found_code={v}: TRANSACTION_NOT_FOUND or INVALID_TRANSACTION_ID"
             ),
         },
+        init_refusal: opts.options.get("init_refusal").cloned(),
     });
     let api: Router = Router::new()
         .route("/v1/payment/init", post(init))
@@ -201,6 +204,15 @@ fn act_on_init(r: &Replica, headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Resp
         Ok(w) => w,
         Err(refusal) => return refusal.into_response(),
     };
+    if let Some(code) = &r.init_refusal {
+        return answer(
+            StatusCode::OK,
+            false,
+            code,
+            "refused by --option init_refusal",
+            Value::Null,
+        );
+    }
     let now = now_ms();
     let amount = p["amount"].as_u64().unwrap_or(0);
     let merchant = text(&p, "merchantId").to_owned();
