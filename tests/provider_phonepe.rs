@@ -354,12 +354,18 @@ fn a_request_id_reused_on_a_fresh_counter_is_a_new_sale_with_its_own_id() {
 #[test]
 fn status_calls_name_our_own_id_in_the_request_and_in_reconciliation() {
     let s = Setup::new(&[("pay_after_ms", "800")], &[("timeout_ms", "600")]);
-    let a = s.pay("sale-id", 1000, json!({}));
+    let a = s.pay("saleid", 1000, json!({}));
     assert_eq!(a["error_type"], "unknown_result_error", "{a}");
-    let r = s.settled("sale-id", Duration::from_secs(15));
+    let r = s.settled("saleid", Duration::from_secs(15));
     assert_eq!(r["data"]["status"], "approved", "{r}");
-    let ours = r["data"]["backend_id"].as_str().unwrap().to_owned();
-    let theirs = s.txn("sale-id")["phonepe_id"].as_str().unwrap().to_owned();
+    let state = s.replica.state();
+    let (ours, txn) = state["transactions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let theirs = txn["phonepe_id"].as_str().unwrap();
     let seen = s.replica.requests();
     let status: Vec<&String> = seen
         .as_object()
@@ -373,5 +379,6 @@ fn status_calls_name_our_own_id_in_the_request_and_in_reconciliation() {
         "never PhonePe's id {theirs}"
     );
     assert!(seen[status[0].as_str()].as_u64().unwrap() >= 2, "{seen}");
+    assert_eq!(r["data"]["backend_id"], ours.as_str());
     s.no_secret_in_log();
 }
