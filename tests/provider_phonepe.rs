@@ -10,6 +10,8 @@ mod document;
 mod faults;
 #[path = "provider_phonepe/reversals.rs"]
 mod reversals;
+#[path = "provider_phonepe/witness.rs"]
+mod witness;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -365,4 +365,6 @@ impl Provider for PhonePe {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_http;
+#[cfg(test)]
 mod tests_rules;
