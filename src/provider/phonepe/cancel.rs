@@ -44,9 +44,14 @@ impl PhonePe {
         match self.check(&pay, pay_id).await {
             Check::Final(Outcome::Approved(_)) => Outcome::Failed(already_completed()),
             Check::Final(_) => Outcome::Approved(cancelled(pay_id, "FAILED")),
+            // Says nothing of the sale itself: it may live under an id we did not know (a pay
+            // named by request_id after the journal forgot it), or its init may still arrive.
             Check::NotFound => Outcome::Failed(Failure::new(
                 "not_processed",
-                "PhonePe has no such sale to cancel; nothing was charged for it.",
+                format!(
+                    "PhonePe has no sale {pay_id} to cancel, so nothing was cancelled. Ask \
+                     get_result for the sale itself."
+                ),
             )),
             Check::Pending => Outcome::Unknown(Failure::new(
                 "timeout",
