@@ -155,8 +155,8 @@ pub struct PhonePeConfig {
     pub status_poll_ms: Option<Vec<u64>>,
     /// Optional: bound of one HTTP request (the whole operation is bounded by `timeout_ms`).
     pub request_timeout_ms: Option<u64>,
-    /// Optional: which id the status call names, `"phonepe"` (PhonePe's own transaction id once
-    /// an answer has given one, else ours; the default) or `"merchant"` (always ours).
+    /// Obsolete, kept so existing files still load: the status call always names our
+    /// merchantTransactionId (`"merchant"`); `"phonepe"` is accepted and means the same.
     pub status_id: Option<String>,
 }
 
@@ -303,6 +303,24 @@ impl Config {
                 if let Some(ms) = ms {
                     check_timeout(ms)
                         .map_err(|r| invalid(&format!("providers.phonepe.{key}"), r))?;
+                }
+            }
+            for (key, value) in [
+                ("merchant_id", &p.merchant_id),
+                ("store_id", &p.store_id),
+                ("terminal_id", &p.terminal_id),
+            ] {
+                // The document: "Special chars allowed: UNDERSCORE".
+                let ok = !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !ok {
+                    return Err(invalid(
+                        &format!("providers.phonepe.{key}"),
+                        "must be letters, digits and underscores only (as PhonePe issued it)"
+                            .into(),
+                    ));
                 }
             }
             if !matches!(p.status_id.as_deref(), None | Some("phonepe" | "merchant")) {
@@ -554,6 +572,9 @@ reader = "reader-1"
             .unwrap_err()
             .to_string();
         assert!(err.contains("providers.phonepe.status_id"), "{err}");
+        let bad_id = base.replace("store_id = \"S\"", "store_id = \"S-1\"");
+        let err = parse(&bad_id).unwrap_err().to_string();
+        assert!(err.contains("providers.phonepe.store_id"), "{err}");
         let err = parse(&format!("{base}request_timeout_ms = 0\n"))
             .unwrap_err()
             .to_string();

@@ -4,10 +4,14 @@
 
 mod common;
 
+#[path = "provider_phonepe/document.rs"]
+mod document;
 #[path = "provider_phonepe/faults.rs"]
 mod faults;
 #[path = "provider_phonepe/reversals.rs"]
 mod reversals;
+#[path = "provider_phonepe/witness.rs"]
+mod witness;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,11 +21,22 @@ use common::{Client, Daemon};
 use serde_json::{json, Value};
 
 pub const SALT: &str = "pp-salt-5f0c9e1d-test";
+pub const INIT: &str = "/v1/payment/init";
 
-/// A replica, and a daemon configured against it (the salt in a file, as in production).
-/// PhonePe's merchantTransactionId for `request_id` at this suite's terminal.
-pub fn txn_id(request_id: &str) -> String {
-    posbridge::provider::phonepe::transaction_id("TERM1", request_id)
+/// The orderId the client sends for `request_id` (docs/providers.md): each character other
+/// than `A-Z a-z 0-9 _` becomes `_`, cut to 37.
+pub fn order_id_of(request_id: &str) -> String {
+    request_id
+        .chars()
+        .take(37)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 pub struct Setup {
@@ -93,16 +108,43 @@ impl Setup {
             .request(json!({"action": "pay", "request_id": id, "amount": amount, "params": params}))
     }
 
-    /// The replica's transaction for `request_id` (our deterministic id for TERM1).
-    pub fn txn(&self, request_id: &str) -> Value {
-        self.replica.state()["transactions"][txn_id(request_id)].clone()
+    /// The replica's transaction ids made for `request_id`: those whose init (orderId) or
+    /// backToSource (merchantOrderId) carried it, mapped as the client maps it.
+    pub fn txn_ids(&self, request_id: &str) -> Vec<String> {
+        let order = order_id_of(request_id);
+        let state = self.replica.state();
+        let Some(all) = state["transactions"].as_object() else {
+            return Vec::new();
+        };
+        all.iter()
+            .filter(|(_, t)| {
+                t["payload"]["orderId"] == order.as_str()
+                    || t["payload"]["merchantOrderId"] == order.as_str()
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
-    /// Money-moving calls (init, backToSource) the replica got for `request_id`.
+    /// The replica's transaction for `request_id` (null when there is none).
+    pub fn txn(&self, request_id: &str) -> Value {
+        match self.txn_ids(request_id).first() {
+            Some(id) => self.replica.state()["transactions"][id].clone(),
+            None => Value::Null,
+        }
+    }
+
+    /// Money-moving calls (init, backToSource) the replica got for `request_id`'s transactions.
     pub fn calls(&self, request_id: &str) -> u64 {
-        self.replica.state()["calls"][txn_id(request_id)]
-            .as_u64()
-            .unwrap_or(0)
+        let state = self.replica.state();
+        self.txn_ids(request_id)
+            .iter()
+            .map(|id| state["calls"][id].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    /// Init requests the replica got, whatever became of them.
+    pub fn inits(&self) -> u64 {
+        self.replica.requests()[INIT].as_u64().unwrap_or(0)
     }
 
     /// Polls get_result until the outcome is final (code 0 or default_error).
@@ -151,6 +193,8 @@ fn a_sale_is_approved_with_rrn_and_masked_card_after_one_init() {
     assert_eq!(data["provider"], "phonepe");
     assert_eq!(data["amount"], 1000);
     let txn = s.txn("sale-1");
+    assert_eq!(s.txn_ids("sale-1"), [data["backend_id"].as_str().unwrap()]);
+    assert_eq!(data["merchant_transaction_id"], data["backend_id"]);
     assert_eq!(data["provider_reference"], txn["phonepe_id"]);
     assert_eq!(data["rrn"], txn["reference_number"]);
     let last4 = txn["card"]["last4Digits"].as_str().unwrap();
@@ -197,10 +241,7 @@ fn amount_ending_77_expires_after_the_handover_window() {
     assert_eq!(a["reason"], "expired", "{a}");
     let txn = s.txn("sale-77");
     assert_eq!(txn["status"], "EXPIRED");
-    assert_eq!(
-        txn["payload"]["timeAllowedForHandoverToTerminalSeconds"],
-        "1"
-    );
+    assert_eq!(txn["payload"]["timeAllowedForHandoverToTerminalSeconds"], 1);
     assert_eq!(txn["payload"]["paymentModes"], json!(["CARD"]));
     s.no_secret_in_log();
 }
@@ -242,7 +283,7 @@ fn a_dqr_device_sale_sends_the_dqr_payload() {
     assert_eq!(a["code"], 0, "{a}");
     let p = &s.txn("sale-q1")["payload"];
     assert_eq!(p["solutionType"], "DQR_DEVICE");
-    assert_eq!(p["expiresIn"], "45");
+    assert_eq!(p["expiresIn"], 45);
     assert!(p.get("paymentModes").is_none(), "{p}");
     s.no_secret_in_log();
 }
@@ -281,59 +322,65 @@ fn bad_params_are_refused_before_phonepe_is_called() {
             .contains("params.short_order_id"),
         "{a}"
     );
-    assert_eq!(s.calls("sale-bp"), 0);
+    assert_eq!(s.inits(), 0);
     s.no_secret_in_log();
 }
 
 #[test]
-fn an_id_phonepe_already_has_is_followed_never_initialised_again() {
+fn a_request_id_reused_on_a_fresh_counter_is_a_new_sale_with_its_own_id() {
     let s = Setup::new(&[], &[]);
-    assert_eq!(s.pay("sale-dup", 900, json!({}))["code"], 0);
-    // A second counter (fresh journal) with the same request_id: PhonePe says duplicate.
+    let first = s.pay("sale-dup", 900, json!({}));
+    assert_eq!(first["code"], 0, "{first}");
+    // A second counter (fresh journal, same terminal) numbering its sales alike: a new
+    // operation, a new merchantTransactionId, its own answer (never the old sale's).
     let salt = salt_file(&s.dir, SALT);
     let other = Daemon::start_with(Some(&config(&s.replica.url, &salt, &[])), &[]);
-    let same = other.request(json!({"action": "pay", "request_id": "sale-dup", "amount": 900}));
-    assert_eq!(same["data"]["status"], "approved", "{same}");
-    let different = other.request(json!({"action": "pay", "request_id": "sale-r2", "amount": 1}));
-    assert_eq!(different["code"], 0);
-    let mismatch = Daemon::start_with(Some(&config(&s.replica.url, &salt, &[])), &[]);
-    let m = mismatch.request(json!({"action": "pay", "request_id": "sale-dup", "amount": 901}));
-    assert_eq!(
-        m["reason"], "invalid_request",
-        "another sale's result is not ours: {m}"
-    );
-    // Each daemon sent the init once; PhonePe kept one transaction.
-    assert_eq!(s.calls("sale-dup"), 3);
-    assert_eq!(s.txn("sale-dup")["amount"], 900);
+    let again = other.request(json!({"action": "pay", "request_id": "sale-dup", "amount": 901}));
+    assert_eq!(again["data"]["status"], "approved", "{again}");
+    assert_eq!(again["data"]["amount"], 901);
+    assert_ne!(again["data"]["backend_id"], first["data"]["backend_id"]);
+    let ids = s.txn_ids("sale-dup");
+    assert_eq!(ids.len(), 2, "two sales, two PhonePe transactions: {ids:?}");
+    let state = s.replica.state();
+    for id in &ids {
+        assert_eq!(state["calls"][id], 1, "each init sent once");
+    }
+    let amounts: std::collections::BTreeSet<u64> = ids
+        .iter()
+        .map(|id| state["transactions"][id]["amount"].as_u64().unwrap())
+        .collect();
+    assert_eq!(amounts, [900, 901].into());
     s.no_secret_in_log();
 }
 
 #[test]
-fn status_checks_switch_to_phonepes_id_once_known_unless_configured_otherwise() {
-    let status_paths = |s: &Setup| -> Vec<String> {
-        let seen = s.replica.requests();
-        let paths = seen.as_object().unwrap().keys();
-        paths.filter(|p| p.ends_with("/status")).cloned().collect()
-    };
-    let s = Setup::new(&[("pay_after_ms", "800")], &[]);
-    assert_eq!(s.pay("sale-id", 1000, json!({}))["code"], 0);
-    let theirs = s.txn("sale-id")["phonepe_id"].as_str().unwrap().to_owned();
-    let paths = status_paths(&s);
-    assert!(
-        paths.contains(&format!("/v1/payment/MERCH1/{}/status", txn_id("sale-id"))),
-        "{paths:?}"
-    );
-    assert!(
-        paths.contains(&format!("/v1/payment/MERCH1/{theirs}/status")),
-        "{paths:?}"
-    );
-    s.no_secret_in_log();
-
-    let m = Setup::new(&[("pay_after_ms", "800")], &[("status_id", "\"merchant\"")]);
-    assert_eq!(m.pay("sale-id", 1000, json!({}))["code"], 0);
+fn status_calls_name_our_own_id_in_the_request_and_in_reconciliation() {
+    let s = Setup::new(&[("pay_after_ms", "800")], &[("timeout_ms", "600")]);
+    let a = s.pay("saleid", 1000, json!({}));
+    assert_eq!(a["error_type"], "unknown_result_error", "{a}");
+    let r = s.settled("saleid", Duration::from_secs(15));
+    assert_eq!(r["data"]["status"], "approved", "{r}");
+    let state = s.replica.state();
+    let (ours, txn) = state["transactions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let theirs = txn["phonepe_id"].as_str().unwrap();
+    let seen = s.replica.requests();
+    let status: Vec<&String> = seen
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|p| p.ends_with("/status"))
+        .collect();
     assert_eq!(
-        status_paths(&m),
-        [format!("/v1/payment/MERCH1/{}/status", txn_id("sale-id"))]
+        status,
+        [&format!("/v1/payment/MERCH1/{ours}/status")],
+        "never PhonePe's id {theirs}"
     );
-    m.no_secret_in_log();
+    assert!(seen[status[0].as_str()].as_u64().unwrap() >= 2, "{seen}");
+    assert_eq!(r["data"]["backend_id"], ours.as_str());
+    s.no_secret_in_log();
 }

@@ -194,7 +194,7 @@ impl Engine {
         let primary = match req.primary_transaction {
             None => None,
             Some(map) => match serde_json::from_value::<Primary>(Value::Object(map)) {
-                Ok(p) => Some(p),
+                Ok(p) => Some(self.with_backend_id(p)),
                 Err(e) => {
                     return Err(invalid(format!(
                         "primary_transaction: must be the data of the original pay ({e})"
@@ -254,6 +254,27 @@ impl Engine {
             backend_id: provider::new_backend_id(kind),
             progress: Default::default(),
         })
+    }
+
+    /// A reversed pay named only by its request_id (e.g. a cancel sent while the pay is still
+    /// running, before the POS has its data) gets its backend id from the journal, when the
+    /// journal still has that pay.
+    fn with_backend_id(&self, mut p: Primary) -> Primary {
+        if p.backend_id.is_some() {
+            return p;
+        }
+        let stored = p
+            .request_id
+            .as_deref()
+            .and_then(|id| self.journal.get(id).ok()?);
+        if let Some(entry) = stored.filter(|e| e.provider == p.provider) {
+            if let Ok(op) = serde_json::from_str::<Operation>(&entry.operation) {
+                if op.kind == OpKind::Pay && !op.backend_id.is_empty() {
+                    p.backend_id = Some(op.backend_id);
+                }
+            }
+        }
+        p
     }
 
     async fn operate(self: &Arc<Self>, req: Request) -> String {

@@ -119,6 +119,10 @@ pub struct Primary {
     pub amount: u64,
     #[serde(default)]
     pub currency: Option<String>,
+    /// The original operation's id at its backend, as its answer carried it
+    /// (`data.backend_id`); absent for answers of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_id: Option<String>,
 }
 
 /// One accepted operation: what is journaled as the intent and handed to the provider.

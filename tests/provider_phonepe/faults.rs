@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{common, in_background, wait_for, Setup};
-
-const INIT: &str = "/v1/payment/init";
+use super::{common, in_background, wait_for, Setup, INIT};
 
 #[test]
 fn a_slow_init_still_approves_once() {
@@ -37,10 +35,12 @@ fn an_error_before_the_init_acts_ends_not_processed_with_nothing_charged() {
     let s = Setup::new(&[], &[]);
     s.replica
         .arm(json!({"path": INIT, "kind": "error", "after": false}));
-    let a = s.pay("err-before", 1000, json!({}));
+    // "Not found" is believed once the 1 s handover window and the margin have passed.
+    let a = s.pay("err-before", 1000, json!({"handover_seconds": 1}));
     assert_eq!(a["error_type"], "default_error", "{a}");
     assert_eq!(a["reason"], "not_processed");
     assert_eq!(s.calls("err-before"), 0);
+    assert_eq!(s.inits(), 1);
     assert!(s.txn("err-before").is_null());
     s.no_secret_in_log();
 }
@@ -98,7 +98,7 @@ fn a_request_phonepe_never_got_reconciles_to_not_processed() {
     let s = Setup::new(&[], &[("timeout_ms", "500")]);
     s.replica
         .arm(json!({"path": INIT, "kind": "timeout", "after": false}));
-    let a = s.pay("lost-1", 1000, json!({}));
+    let a = s.pay("lost-1", 1000, json!({"handover_seconds": 1}));
     assert_eq!(a["error_type"], "unknown_result_error", "{a}");
     let r = s.settled("lost-1", Duration::from_secs(15));
     assert_eq!(r["error_type"], "default_error", "{r}");

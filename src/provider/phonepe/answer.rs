@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::codes::{self, Meaning};
 use crate::provider::{mask_pan, Approval, Card, Failure, OpKind, Operation};
 
 /// A PhonePe answer: `{success, code, message, data}`.
@@ -79,41 +80,30 @@ impl Answer {
 /// What the answer to a money-moving call (init, backToSource) means.
 #[derive(Debug)]
 pub enum Sent {
-    /// Accepted (or already accepted earlier): follow it with status checks.
+    /// Accepted: follow it with status checks.
     Follow,
+    /// PhonePe says it already holds this id: never this request's answer; only the status
+    /// of our own id may settle it.
+    Duplicate,
     /// Refused; nothing moved.
     Refused(Failure),
 }
 
-/// Classifies an init or backToSource answer. Anything not known to be a refusal is followed
-/// with status checks: a code we do not know must not be taken as "nothing happened".
+/// Classifies an init or backToSource answer by the code table (`codes.rs`). A code not in it,
+/// or a refusal code with `success: true`, is followed with status checks: an answer we do not
+/// understand must not be taken as "nothing happened".
 pub fn classify_sent(kind: OpKind, a: &Answer) -> Sent {
-    let refuse = |reason: &str, what: &str| {
-        Sent::Refused(Failure::new(reason, format!("{what} ({}).", a.said())))
-    };
-    match a.code.as_str() {
-        "UNAUTHORIZED" => refuse(
-            "unauthorized",
-            "PhonePe refused the request signature: check salt_key and salt_index. \
-             Nothing was charged",
-        ),
-        "EXCESS_REFUND_AMOUNT" => refuse(
-            "invalid_request",
-            "PhonePe refused the refund: the amount is more than is left to refund, or an \
-             earlier refund of this sale is still being processed",
-        ),
-        "SOLUTION_NOT_ENABLED" | "INTEGRATEDMODE_NOT_ENABLED_ON_TERMINAL" => refuse(
-            "provider_unavailable",
-            "PhonePe has not enabled this payment solution for the merchant or terminal; \
-             ask PhonePe to enable it. Nothing was charged",
-        ),
-        c if c.starts_with("INVALID_") => refuse(
-            "invalid_request",
-            &format!(
-                "PhonePe rejected the {} request. Nothing was charged",
-                kind.as_str()
+    match codes::meaning(&a.code) {
+        Some(Meaning::Duplicate) => Sent::Duplicate,
+        Some(Meaning::Refused { reason, what }) if !a.success => Sent::Refused(Failure::new(
+            reason,
+            format!(
+                "{what} The {} was not started ({}). {}",
+                kind.as_str(),
+                a.said(),
+                codes::not_charged()
             ),
-        ),
+        )),
         _ => Sent::Follow,
     }
 }
@@ -125,17 +115,31 @@ pub enum Status {
     Failed(Failure),
     /// Not final yet (PENDING, INTERNAL_SERVER_ERROR, ...).
     Pending,
+    /// PhonePe has no transaction under this id (TRANSACTION_NOT_FOUND, INVALID_TRANSACTION_ID,
+    /// ...): final only once the sale request could no longer come alive (the provider decides).
     NotFound,
     /// The answer does not tell (unauthorized, unknown shape).
     Unclear(String),
 }
 
-/// Reads a status answer for operation `op` (pay or refund).
-pub fn classify_status(op: &Operation, a: &Answer) -> Status {
-    match a.code.as_str() {
-        "PAYMENT_NOT_FOUND" | "TRANSACTION_NOT_FOUND" | "NOT_FOUND" => return Status::NotFound,
-        "UNAUTHORIZED" => return Status::Unclear(a.said()),
-        _ => {}
+/// Status codes that mean "no transaction under this id".
+const NOT_FOUND: [&str; 4] = [
+    "TRANSACTION_NOT_FOUND",
+    "INVALID_TRANSACTION_ID",
+    "PAYMENT_NOT_FOUND",
+    "NOT_FOUND",
+];
+
+/// Reads a status answer for operation `op` (pay or refund), asked about by `id`. The status
+/// decides: SUCCESS is a charge whatever `data.amount` says (PhonePe's public samples answer
+/// `amount: 0`); an amount that differs is logged and kept in the approval
+/// (`phonepe_amount`), never turned into a refusal.
+pub fn classify_status(op: &Operation, id: &str, a: &Answer) -> Status {
+    if NOT_FOUND.contains(&a.code.as_str()) {
+        return Status::NotFound;
+    }
+    if a.code == "UNAUTHORIZED" {
+        return Status::Unclear(a.said());
     }
     let state = a
         .data_str("status")
@@ -146,21 +150,8 @@ pub fn classify_status(op: &Operation, a: &Answer) -> Status {
             "PAYMENT_ERROR" | "PAYMENT_DECLINED" | "PAYMENT_CANCELLED" => "FAILED".into(),
             _ => String::new(),
         });
-    if let (Some(theirs), Some(ours)) = (a.data.get("amount").and_then(Value::as_u64), op.amount) {
-        if theirs != ours {
-            // Another sale under the same id (e.g. a request_id reused on another counter):
-            // its result is not ours to report.
-            return Status::Failed(Failure::new(
-                "invalid_request",
-                format!(
-                    "PhonePe holds a different sale ({theirs}) under this request's transaction \
-                     id; nothing was charged for this request. Use a new request_id."
-                ),
-            ));
-        }
-    }
     match state.as_str() {
-        "SUCCESS" | "COMPLETED" => Status::Success(approval(op, a)),
+        "SUCCESS" | "COMPLETED" => Status::Success(approval(op, id, a)),
         "FAILED" if a.code.contains("CANCEL") => Status::Failed(Failure::new(
             "cancelled",
             "The sale was cancelled before the customer paid. Nothing was charged.",
@@ -187,10 +178,20 @@ pub fn classify_status(op: &Operation, a: &Answer) -> Status {
     }
 }
 
-fn approval(op: &Operation, a: &Answer) -> Approval {
+fn approval(op: &Operation, id: &str, a: &Answer) -> Approval {
     let mut extra = Map::new();
-    if let Some(id) = a.data_str("transactionId") {
-        extra.insert("merchant_transaction_id".into(), json!(id));
+    // Our id, for a refund or cancel of this sale (`primary_transaction.backend_id`) and for
+    // an operator searching PhonePe's dashboard.
+    extra.insert("backend_id".into(), json!(id));
+    extra.insert("merchant_transaction_id".into(), json!(id));
+    let theirs = a.data.get("amount").and_then(Value::as_u64);
+    if let (Some(theirs), Some(ours)) = (theirs, op.amount) {
+        if theirs != ours {
+            log::warn!(request_id = op.request_id.as_str(), provider = "phonepe";
+                "{} {}: PhonePe reports SUCCESS with amount {theirs}, we asked {ours}; \
+                 recorded as phonepe_amount", op.kind.as_str(), op.request_id);
+            extra.insert("phonepe_amount".into(), json!(theirs));
+        }
     }
     if let Some(mode) = a.data_str("paymentMode") {
         extra.insert("payment_mode".into(), json!(mode));
@@ -202,7 +203,7 @@ fn approval(op: &Operation, a: &Answer) -> Approval {
             "approved"
         }
         .into(),
-        provider_reference: a.phonepe_id().or_else(|| a.data_str("transactionId")),
+        provider_reference: a.phonepe_id().or_else(|| Some(id.to_owned())),
         rrn: a.data_str("referenceNumber"),
         approval_code: a
             .data_str("authCode")

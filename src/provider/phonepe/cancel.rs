@@ -10,24 +10,12 @@ use crate::provider::http::HttpError;
 use crate::provider::{Approval, Failure, OpKind, Operation, Outcome};
 
 impl PhonePe {
-    /// The pay a cancel or refund is about: its merchantTransactionId.
-    pub(super) fn primary_id(&self, op: &Operation) -> Result<String, Failure> {
-        op.primary
-            .as_ref()
-            .and_then(|p| p.request_id.as_deref())
-            .map(|id| wire::transaction_id(&self.ids.terminal_id, id))
-            .ok_or_else(|| {
-                Failure::new(
-                    "invalid_request",
-                    "primary_transaction.request_id: is required to find the PhonePe sale",
-                )
-            })
-    }
-
     pub(super) async fn cancel(&self, op: &Operation) -> Outcome {
-        let pay_id = match self.primary_id(op) {
+        let pay_id = match wire::check_currency(op)
+            .and_then(|()| wire::status_id(&self.ids.terminal_id, op))
+        {
             Ok(id) => id,
-            Err(f) => return Outcome::Failed(f),
+            Err(msg) => return Outcome::Failed(Failure::new("invalid_request", msg)),
         };
         let path = wire::cancel_path(&self.ids.merchant_id, &pay_id);
         let answer = match self.call_path(Method::PUT, &path).await {
@@ -55,13 +43,17 @@ impl PhonePe {
         pay.amount = op.primary.as_ref().map(|p| p.amount);
         match self.check(&pay, pay_id).await {
             Check::Final(Outcome::Approved(_)) => Outcome::Failed(already_completed()),
-            Check::Final(Outcome::Failed(f)) if f.reason == "invalid_request" => Outcome::Failed(f),
             Check::Final(_) => Outcome::Approved(cancelled(pay_id, "FAILED")),
+            // Says nothing of the sale itself: it may live under an id we did not know (a pay
+            // named by request_id after the journal forgot it), or its init may still arrive.
             Check::NotFound => Outcome::Failed(Failure::new(
                 "not_processed",
-                "PhonePe has no such sale to cancel; nothing was charged for it.",
+                format!(
+                    "PhonePe has no sale {pay_id} to cancel, so nothing was cancelled. Ask \
+                     get_result for the sale itself."
+                ),
             )),
-            Check::Pending(_) => Outcome::Unknown(Failure::new(
+            Check::Pending => Outcome::Unknown(Failure::new(
                 "timeout",
                 "The sale is still waiting for the customer and the cancel was not confirmed; \
                  it is being checked. Ask again with get_result.",

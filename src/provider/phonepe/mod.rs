@@ -5,14 +5,20 @@
 //! the refund's id; cancel = `PUT .../cancel` of the pay, before the customer pays. Every call
 //! is signed with `X-VERIFY` (`provider::sign`) over the API path without the base URL's own
 //! prefix. A money-moving call is sent at most once: any doubt after sending (timeout, reset,
-//! 5xx, garbage, DUPLICATE_TRANSACTION_ID) is settled with the status call, never a resend.
+//! 5xx, garbage, a code we do not know) is settled with the status call, never a resend. A
+//! DUPLICATE_TRANSACTION_ID answer is never taken as this operation's answer: the status of our
+//! own id decides, else the outcome is unknown. Which id the status call names is one rule
+//! (`wire::status_id`), for the request's own checks and the reconciler's alike. "Not found" is
+//! believed only once the sale request could no longer come alive at PhonePe
+//! ([`PhonePe::not_found_is_final`]). Only INR is taken; anything else is refused unsent.
 //! This module must not log or return the salt key, and passes card data only masked.
 
 mod answer;
 mod cancel;
+mod codes;
 mod wire;
 
-pub use wire::transaction_id;
+pub use wire::{legacy_transaction_id, map_order_id};
 
 use std::time::Duration;
 
@@ -59,13 +65,12 @@ pub struct PhonePe {
     timeout: Duration,
     request_timeout: Duration,
     schedule: Vec<Duration>,
-    by_phonepe_id: bool,
 }
 
 /// What one status check found.
 enum Check {
     Final(Outcome),
-    Pending(Option<String>),
+    Pending,
     NotFound,
     Unclear(String),
 }
@@ -98,7 +103,6 @@ impl PhonePe {
                 Some(list) => list.iter().map(|ms| Duration::from_millis(*ms)).collect(),
                 None => published_schedule(),
             },
-            by_phonepe_id: cfg.status_id.as_deref() != Some("merchant"),
         })
     }
 
@@ -158,27 +162,38 @@ impl PhonePe {
                 answer::scrub(&super::http::snippet(&reply.body))
             ));
         };
-        let id = answer.phonepe_id();
-        match answer::classify_status(op, &answer) {
+        match answer::classify_status(op, transaction_id, &answer) {
             Status::Success(a) => Check::Final(Outcome::Approved(a)),
             Status::Failed(f) => Check::Final(Outcome::Failed(f)),
-            Status::Pending => Check::Pending(id),
+            Status::Pending => Check::Pending,
             Status::NotFound => Check::NotFound,
             Status::Unclear(why) => Check::Unclear(why),
         }
     }
 
-    /// "Not found" is only believed once a request sent for `op` can no longer arrive. The init
-    /// is sent right after the intent is written (`created_at`); a request we gave up on after
-    /// one request timeout may take as long again inside PhonePe, and the first status
-    /// interval (PhonePe's own 20 s) is the margin on top.
+    /// How long after its intent an operation's request may still come alive at PhonePe: a
+    /// request we gave up on may take as long again inside PhonePe (twice the request timeout),
+    /// then a pay's sale request lives for its handover/expiry window (`wire::window`, as sent);
+    /// the first status interval (PhonePe's own 20 s by default) is the margin on top.
+    fn alive_for(&self, op: &Operation) -> Duration {
+        let window = match op.kind {
+            OpKind::Pay => wire::window(&self.solution, op).unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        self.request_timeout * 2 + window + self.schedule[0]
+    }
+
+    /// "Not found" is final (nothing charged) only once [`Self::alive_for`] has passed since
+    /// the intent was written (`created_at`, just before the init was sent); before that it is
+    /// unknown and the checks go on.
     fn not_found_is_final(&self, op: &Operation) -> bool {
         use time::format_description::well_known::Rfc3339;
         let Ok(created) = time::OffsetDateTime::parse(&op.created_at, &Rfc3339) else {
-            return true;
+            // Without a start we cannot tell a stray request from none: keep asking.
+            return false;
         };
         let age = time::OffsetDateTime::now_utc() - created;
-        age >= self.request_timeout * 2 + self.schedule[0]
+        age >= self.alive_for(op)
     }
 
     fn not_processed() -> Outcome {
@@ -189,9 +204,14 @@ impl PhonePe {
         ))
     }
 
-    /// Status checks on the schedule until the outcome is final or `bound` passes.
-    async fn follow(&self, op: &Operation, ours: &str, bound: Instant) -> Outcome {
-        let mut theirs: Option<String> = None;
+    /// Status checks by our own id on the schedule until the outcome is final or `bound`
+    /// passes. After a DUPLICATE_TRANSACTION_ID answer (`duplicate`), "not found" settles
+    /// nothing: PhonePe said it has the id, so the outcome is unknown.
+    async fn follow(&self, op: &Operation, bound: Instant, duplicate: bool) -> Outcome {
+        let id = match wire::status_id(&self.ids.terminal_id, op) {
+            Ok(id) => id,
+            Err(msg) => return Outcome::Unknown(Failure::new("timeout", msg)),
+        };
         let mut last = String::from("PhonePe has not answered with a final status yet");
         for attempt in 0.. {
             let wait = self.schedule[attempt.min(self.schedule.len() - 1)];
@@ -199,15 +219,16 @@ impl PhonePe {
                 break;
             }
             tokio::time::sleep(wait).await;
-            let id = match (&theirs, self.by_phonepe_id) {
-                (Some(t), true) => t.as_str(),
-                _ => ours,
-            };
-            match self.check(op, id).await {
+            match self.check(op, &id).await {
                 Check::Final(o) => return o,
-                Check::Pending(t) => {
-                    theirs = t.or(theirs);
-                    last = "the customer has not finished paying".into();
+                Check::Pending => last = "the customer has not finished paying".into(),
+                Check::NotFound if duplicate => {
+                    return Outcome::Unknown(Failure::new(
+                        "timeout",
+                        "PhonePe answered that it already has this transaction id, but has no \
+                         transaction under it; the outcome is being checked. Ask again with \
+                         get_result.",
+                    ))
                 }
                 Check::NotFound if self.not_found_is_final(op) => return Self::not_processed(),
                 Check::NotFound => last = "PhonePe does not know the request yet".into(),
@@ -231,12 +252,7 @@ impl PhonePe {
         payload: &Value,
         bound: Instant,
     ) -> Outcome {
-        let ours = payload
-            .get("merchantTransactionId")
-            .or_else(|| payload.get("transactionId"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let mut duplicate = false;
         match self.post_wrapped(api_path, payload).await {
             Err(e @ HttpError::NotSent { .. }) => return e.into_outcome(),
             Err(e) => log::warn!(request_id = op.request_id.as_str(), provider = "phonepe";
@@ -250,14 +266,13 @@ impl PhonePe {
                         "{} {}: PhonePe answered {}", op.kind.as_str(), op.request_id, answer.code);
                     match answer::classify_sent(op.kind, &answer) {
                         Sent::Refused(f) => return Outcome::Failed(f),
-                        // DUPLICATE_TRANSACTION_ID included: an earlier send of this very id
-                        // reached PhonePe; its status is the answer, never a second init.
+                        Sent::Duplicate => duplicate = true,
                         Sent::Follow => {}
                     }
                 }
             },
         }
-        self.follow(op, &ours, bound).await
+        self.follow(op, bound, duplicate).await
     }
 
     fn bound(&self, started: Instant, window: Duration) -> Instant {
@@ -325,27 +340,21 @@ impl Provider for PhonePe {
     }
 
     async fn status(&self, op: &Operation) -> Outcome {
+        let id = match wire::status_id(&self.ids.terminal_id, op) {
+            Ok(id) => id,
+            Err(msg) => return Outcome::Failed(Failure::new("invalid_request", msg)),
+        };
         if op.kind == OpKind::Cancel {
-            return match self.primary_id(op) {
-                Ok(id) => self.cancel_status(op, &id).await,
-                Err(f) => Outcome::Failed(f),
-            };
+            return self.cancel_status(op, &id).await;
         }
-        // Only our own id is known here (PhonePe's id is not journaled); PhonePe accepts it.
-        match self
-            .check(
-                op,
-                &wire::transaction_id(&self.ids.terminal_id, &op.request_id),
-            )
-            .await
-        {
+        match self.check(op, &id).await {
             Check::Final(o) => o,
             Check::NotFound if self.not_found_is_final(op) => Self::not_processed(),
             Check::NotFound => Outcome::Unknown(Failure::new(
                 "timeout",
                 "PhonePe does not know the request yet",
             )),
-            Check::Pending(_) => {
+            Check::Pending => {
                 Outcome::Unknown(Failure::new("in_progress", "PhonePe still has it pending"))
             }
             Check::Unclear(why) => Outcome::Unknown(Failure::new("timeout", why)),
@@ -355,3 +364,7 @@ impl Provider for PhonePe {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_http;
+#[cfg(test)]
+mod tests_rules;

@@ -1,5 +1,5 @@
 //! Request shapes, id mapping and answer reading of the PhonePe provider, without a network
-//! (except one loopback socket to see the exact bytes and headers sent).
+//! (the wire itself is in `tests_http.rs`).
 
 use serde_json::{json, Value};
 
@@ -27,20 +27,13 @@ fn op(kind: OpKind, request_id: &str, amount: u64, params: Value) -> Operation {
         params: params.as_object().cloned().unwrap_or_default(),
         primary: None,
         created_at: crate::clock::now_rfc3339(),
-        backend_id: String::new(),
+        backend_id: crate::provider::new_backend_id(kind),
         progress: Default::default(),
     }
 }
 
-fn valid_txn_id(id: &str) -> bool {
-    id.len() < 38
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 #[test]
-fn transaction_ids_are_deterministic_and_within_phonepe_rules() {
+fn legacy_transaction_ids_are_deterministic_and_within_phonepe_rules() {
     let uuid = "0b7c4d4e-9a51-4b8e-8f3e-2f1c1d9e6a70";
     for rid in [
         "a.b",
@@ -50,23 +43,39 @@ fn transaction_ids_are_deterministic_and_within_phonepe_rules() {
         "sale_1",
         uuid,
     ] {
-        let id = transaction_id("T1", rid);
-        assert!(valid_txn_id(&id), "{rid} -> {id}");
+        let id = legacy_transaction_id("T1", rid);
+        assert!(valid_transaction_id(&id), "{rid} -> {id}");
         assert_eq!(id.len(), 33);
-        assert_eq!(id, transaction_id("T1", rid), "stable");
+        assert_eq!(id, legacy_transaction_id("T1", rid), "stable");
     }
     // Lossy characters never merge two request_ids into one transaction.
-    assert_ne!(transaction_id("T1", "a.b"), transaction_id("T1", "a_b"));
-    assert_ne!(transaction_id("T1", "a.b"), transaction_id("T1", "a:b"));
+    assert_ne!(
+        legacy_transaction_id("T1", "a.b"),
+        legacy_transaction_id("T1", "a_b")
+    );
+    assert_ne!(
+        legacy_transaction_id("T1", "a.b"),
+        legacy_transaction_id("T1", "a:b")
+    );
     // Two counters numbering their sales alike never share a PhonePe transaction.
-    assert_ne!(transaction_id("T1", "1"), transaction_id("T2", "1"));
-    assert_ne!(transaction_id("T1", "21"), transaction_id("T12", "1"));
+    assert_ne!(
+        legacy_transaction_id("T1", "1"),
+        legacy_transaction_id("T2", "1")
+    );
+    assert_ne!(
+        legacy_transaction_id("T1", "21"),
+        legacy_transaction_id("T12", "1")
+    );
 }
 
-fn strings_except_amount(v: &Value) {
+/// The document's types: LONG fields are JSON numbers, paymentModes a list, the rest strings.
+fn typed_as_documented(v: &Value) {
     for (k, val) in v.as_object().unwrap() {
         match (k.as_str(), val) {
-            ("amount", Value::Number(_)) => {}
+            (
+                "amount" | "expiresIn" | "timeAllowedForHandoverToTerminalSeconds",
+                Value::Number(n),
+            ) => assert!(n.is_u64(), "{k}: {n}"),
             ("paymentModes", Value::Array(a)) => assert!(a.iter().all(Value::is_string)),
             (_, Value::String(_)) => {}
             _ => panic!("{k} must be a string, is {val}"),
@@ -75,24 +84,22 @@ fn strings_except_amount(v: &Value) {
 }
 
 #[test]
-fn edc_init_payload_has_every_field_and_only_amount_is_a_number() {
-    let req = pay_request(&ids(), "EDC", &op(OpKind::Pay, "sale.1", 1250, json!({}))).unwrap();
+fn edc_init_payload_has_every_field_typed_as_the_document_says() {
+    let pay = op(OpKind::Pay, "sale.1", 1250, json!({}));
+    let req = pay_request(&ids(), "EDC", &pay).unwrap();
     let p = &req.payload;
     assert_eq!(p["merchantId"], "M1");
     assert_eq!(p["storeId"], "S1");
     assert_eq!(p["terminalId"], "T1");
     assert_eq!(p["orderId"], "sale_1");
-    assert_eq!(
-        p["merchantTransactionId"],
-        json!(transaction_id("T1", "sale.1"))
-    );
+    assert_eq!(p["merchantTransactionId"], json!(pay.backend_id));
     assert_eq!(p["amount"], 1250);
     assert_eq!(p["paymentModes"], json!(["CARD", "DQR"]));
     assert_eq!(p["solutionType"], "EDC");
-    assert_eq!(p["timeAllowedForHandoverToTerminalSeconds"], "60");
+    assert_eq!(p["timeAllowedForHandoverToTerminalSeconds"], json!(60));
     assert_eq!(p["integrationMappingType"], "ONE_TO_ONE");
     assert!(p.get("shortOrderId").is_none() && p.get("expiresIn").is_none());
-    strings_except_amount(p);
+    typed_as_documented(p);
     assert_eq!(req.window, Duration::from_secs(60));
 }
 
@@ -102,12 +109,18 @@ fn edc_params_override_modes_window_mapping_and_order() {
         "integration_mapping_type": "OPEN", "short_order_id": "4821", "order_id": "INV-7"});
     let req = pay_request(&ids(), "EDC", &op(OpKind::Pay, "s2", 100, params)).unwrap();
     assert_eq!(req.payload["paymentModes"], json!(["CARD"]));
-    assert_eq!(req.payload["timeAllowedForHandoverToTerminalSeconds"], "30");
+    assert_eq!(
+        req.payload["timeAllowedForHandoverToTerminalSeconds"],
+        json!(30)
+    );
     assert_eq!(req.payload["integrationMappingType"], "OPEN");
     assert_eq!(req.payload["shortOrderId"], "4821");
-    assert_eq!(req.payload["orderId"], "INV-7");
+    assert_eq!(
+        req.payload["orderId"], "INV_7",
+        "mapped to the document's characters"
+    );
     assert_eq!(req.window, Duration::from_secs(30));
-    strings_except_amount(&req.payload);
+    typed_as_documented(&req.payload);
 }
 
 #[test]
@@ -128,7 +141,9 @@ fn bad_params_are_named_before_anything_is_sent() {
             json!({"integration_mapping_type": "MANY"}),
             "params.integration_mapping_type",
         ),
-        (json!({"order_id": "has space"}), "params.order_id"),
+        (json!({"handover_seconds": 61}), "params.handover_seconds"),
+        (json!({"short_order_id": "4821"}), "params.short_order_id"),
+        (json!({"order_id": ""}), "params.order_id"),
     ];
     for (params, field) in bad {
         let err =
@@ -165,9 +180,9 @@ fn dqr_device_payload_has_expiry_and_no_card_fields() {
             "expiresIn"
         ]
     );
-    assert_eq!(req.payload["expiresIn"], "90");
+    assert_eq!(req.payload["expiresIn"], json!(90));
     assert_eq!(req.payload["solutionType"], "DQR_DEVICE");
-    strings_except_amount(&req.payload);
+    typed_as_documented(&req.payload);
 }
 
 #[test]
@@ -182,12 +197,21 @@ fn refund_payload_names_a_new_id_and_the_original() {
         provider_reference: Some("T123".into()),
         amount: 1000,
         currency: None,
+        backend_id: None,
     });
+    // A pay answered by an older version: its id is the legacy derivation.
     let p = refund_payload(&ids(), &r).unwrap();
-    assert_eq!(p["transactionId"], transaction_id("T1", "refund-1"));
-    assert_eq!(p["originalTransactionId"], transaction_id("T1", "sale-1"));
+    assert_eq!(p["transactionId"], json!(r.backend_id));
+    assert_eq!(
+        p["originalTransactionId"],
+        legacy_transaction_id("T1", "sale-1")
+    );
+    // A pay that carried its backend_id: that is the original.
+    r.primary.as_mut().unwrap().backend_id = Some("P0123456789abcdef0123456789ab".into());
+    let p = refund_payload(&ids(), &r).unwrap();
+    assert_eq!(p["originalTransactionId"], "P0123456789abcdef0123456789ab");
     assert_eq!(p["amount"], 300);
-    strings_except_amount(&p);
+    typed_as_documented(&p);
 }
 
 fn answer(v: Value) -> Answer {
@@ -205,6 +229,7 @@ fn init_answers_are_classified_without_guessing_nothing_happened() {
     let refused = |code: &str| match sent(code) {
         Sent::Refused(f) => f.reason,
         Sent::Follow => "follow".into(),
+        Sent::Duplicate => "duplicate".into(),
     };
     assert_eq!(refused("UNAUTHORIZED"), "unauthorized");
     assert_eq!(refused("INVALID_AMOUNT"), "invalid_request");
@@ -215,12 +240,9 @@ fn init_answers_are_classified_without_guessing_nothing_happened() {
         refused("INTEGRATEDMODE_NOT_ENABLED_ON_TERMINAL"),
         "provider_unavailable"
     );
-    for follow in [
-        "SUCCESS",
-        "DUPLICATE_TRANSACTION_ID",
-        "INTERNAL_SERVER_ERROR",
-        "WHAT_IS_THIS",
-    ] {
+    assert_eq!(refused("SHORT_CODE_NOT_REQUIRED"), "invalid_request");
+    assert_eq!(refused("DUPLICATE_TRANSACTION_ID"), "duplicate");
+    for follow in ["SUCCESS", "INTERNAL_SERVER_ERROR", "WHAT_IS_THIS"] {
         assert_eq!(refused(follow), "follow", "{follow}");
     }
     assert!(parse_answer(b"<html>").is_none());
@@ -237,12 +259,14 @@ fn a_paid_status_gives_rrn_reference_and_a_masked_card_only() {
             "paymentMode": "CARD", "paymentInstruments": [
                 {"type": "CARD", "cardNetwork": "VISA", "cardNumber": "4111111111111111"}]}}),
     );
-    let Status::Success(ap) = classify_status(&pay, &a) else {
+    let Status::Success(ap) = classify_status(&pay, "Ps1", &a) else {
         panic!()
     };
     assert_eq!(ap.status, "approved");
     assert_eq!(ap.provider_reference.as_deref(), Some("T2411"));
     assert_eq!(ap.rrn.as_deref(), Some("431234567890"));
+    assert_eq!(ap.extra["backend_id"], "Ps1");
+    assert!(ap.extra.get("phonepe_amount").is_none());
     let card = ap.card.unwrap();
     assert_eq!(card.masked_pan, "411111******1111");
     assert_eq!(card.scheme.as_deref(), Some("VISA"));
@@ -261,6 +285,7 @@ fn failed_expired_pending_and_missing_are_told_apart() {
     let with = |code: &str, status: &str| {
         classify_status(
             &pay,
+            "Ps1",
             &answer(json!({"success": false, "code": code, "message": "m",
             "data": {"amount": 1000, "status": status}})),
         )
@@ -278,14 +303,22 @@ fn failed_expired_pending_and_missing_are_told_apart() {
     assert_eq!(reason(with("PAYMENT_PENDING", "PENDING")), "pending");
     assert_eq!(reason(with("INTERNAL_SERVER_ERROR", "")), "pending");
     assert_eq!(reason(with("TRANSACTION_NOT_FOUND", "")), "not_found");
+    assert_eq!(reason(with("INVALID_TRANSACTION_ID", "")), "not_found");
     assert_eq!(reason(with("UNAUTHORIZED", "")), "unclear");
-    // Someone else's sale under the same id is never reported as ours.
-    let other = classify_status(
-        &pay,
-        &answer(json!({"success": true, "code": "PAYMENT_SUCCESS",
-        "data": {"amount": 999, "status": "SUCCESS"}})),
-    );
-    assert_eq!(reason(other), "invalid_request");
+    // SUCCESS is a charge whatever data.amount says (the public samples answer 0); a
+    // different amount is recorded, never a refusal.
+    for theirs in [0, 999] {
+        let paid = classify_status(
+            &pay,
+            "Ps1",
+            &answer(json!({"success": true, "code": "PAYMENT_SUCCESS",
+            "data": {"amount": theirs, "status": "SUCCESS"}})),
+        );
+        let Status::Success(ap) = paid else {
+            panic!("{theirs}: {paid:?}")
+        };
+        assert_eq!(ap.extra["phonepe_amount"], theirs);
+    }
 }
 
 #[test]
@@ -296,112 +329,6 @@ fn the_published_schedule_is_phonepes() {
     // 20 + 30 + 60 + 60 + 60 + 60 s, then 60 s repeating.
     assert_eq!(total, Duration::from_secs(290));
     assert_eq!(*s.last().unwrap(), Duration::from_secs(60));
-}
-
-/// Accepts one HTTP request, answers `answer`, hands back the raw request text.
-async fn one_request(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = s.read(&mut chunk).await.unwrap();
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length: ")
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                    })
-                    .unwrap_or(0);
-                if body.len() >= len {
-                    break;
-                }
-            }
-        }
-        let reply = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        s.write_all(reply.as_bytes()).await.unwrap();
-        String::from_utf8_lossy(&buf).to_string()
-    });
-    (url, task)
-}
-
-fn provider(base_url: &str) -> PhonePe {
-    let cfg: PhonePeConfig = toml::from_str(&format!(
-        "base_url = \"{base_url}\"\nmerchant_id = \"M1\"\nstore_id = \"S1\"\nterminal_id = \"T1\"\n\
-         salt_key = \"salt-key\"\nsalt_index = 2\nprovider_id = \"PROV\"\nstatus_poll_ms = [10]\n"
-    ))
-    .unwrap();
-    PhonePe::new(&cfg).unwrap()
-}
-
-#[tokio::test]
-async fn init_is_signed_over_the_exact_base64_and_the_path_without_the_base_prefix() {
-    let (url, task) =
-        one_request(r#"{"success":false,"code":"INVALID_AMOUNT","message":"no"}"#).await;
-    let p = provider(&format!("{url}/enterprise-sandbox"));
-    let out = p.execute(&op(OpKind::Pay, "sale-9", 100, json!({}))).await;
-    let Outcome::Failed(f) = out else {
-        panic!("{out:?}")
-    };
-    assert_eq!(f.reason, "invalid_request");
-    assert!(f.message.contains("INVALID_AMOUNT"), "{}", f.message);
-    let raw = task.await.unwrap();
-    assert!(
-        raw.starts_with("POST /enterprise-sandbox/v1/payment/init HTTP/1.1"),
-        "{raw}"
-    );
-    let header = |name: &str| {
-        raw.lines()
-            .find_map(|l| {
-                l.split_once(": ")
-                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.to_owned())
-            })
-            .unwrap_or_default()
-    };
-    let body: Value = serde_json::from_str(raw.split_once("\r\n\r\n").unwrap().1).unwrap();
-    let b64 = body["request"].as_str().unwrap();
-    assert_eq!(
-        header("x-verify"),
-        sign::phonepe_x_verify(b64, "/v1/payment/init", "salt-key", 2)
-    );
-    assert_eq!(header("x-provider-id"), "PROV");
-    assert!(!raw.contains("salt-key"));
-}
-
-#[tokio::test]
-async fn status_is_signed_over_its_path_and_not_found_waits_for_stray_requests() {
-    let (url, task) =
-        one_request(r#"{"success":false,"code":"TRANSACTION_NOT_FOUND","message":"no"}"#).await;
-    let p = provider(&format!("{url}/enterprise-sandbox/"));
-    let pay = op(OpKind::Pay, "sale-9", 100, json!({}));
-    // Just begun: an init could still arrive, so "not found" is not believed yet.
-    assert!(matches!(p.status(&pay).await, Outcome::Unknown(_)));
-    let raw = task.await.unwrap();
-    assert!(
-        raw.starts_with(&format!(
-            "GET /enterprise-sandbox/v1/payment/M1/{}/status ",
-            transaction_id("T1", "sale-9")
-        )),
-        "{raw}"
-    );
-    let path = format!("/v1/payment/M1/{}/status", transaction_id("T1", "sale-9"));
-    let want = sign::phonepe_x_verify_path(&path, "salt-key", 2);
-    assert!(
-        raw.to_ascii_lowercase()
-            .contains(&format!("x-verify: {want}")),
-        "{raw}"
-    );
 }
 
 #[test]

@@ -127,13 +127,14 @@ impl Txn {
         true
     }
 
-    /// The `data` of a status answer.
-    pub fn data(&self, id: &str) -> Value {
+    /// The `data` of a status answer; `amount` is 0 unless `real_amount` (PhonePe's public
+    /// status samples answer `amount: 0`).
+    pub fn data(&self, id: &str, real_amount: bool) -> Value {
         let mut d = json!({
             "merchantId": self.merchant_id,
             "transactionId": id,
             "phonepeTransactionId": self.phonepe_id,
-            "amount": self.amount,
+            "amount": if real_amount { self.amount } else { 0 },
             "status": self.status,
         });
         let m = d.as_object_mut().expect("object");

@@ -1,15 +1,25 @@
 //! Loopback replica of PhonePe's offline API (UAT-like paths, at the root and under
-//! `/enterprise-sandbox`): init, status, cancel, backToSource, each `X-VERIFY`-checked exactly as
-//! providers.md documents (over the path without the `/enterprise-sandbox` prefix), answering
-//! UNAUTHORIZED when it does not match. State (`ledger.rs`) lives in the `--state` file and is
+//! `/enterprise-sandbox`): init as the init document (seeds/001_206d3d9ac737255e.txt) has it,
+//! and status, cancel, backToSource as shared/providers.md has them (the document does not
+//! cover those). Every call is `X-VERIFY`-checked (over the path without the
+//! `/enterprise-sandbox` prefix) and answered UNAUTHORIZED "checksum verification failed" when
+//! it does not match. An init is checked field by field (`checks.rs`: types, characters,
+//! mandatory fields, every documented refusal code); a merchantTransactionId seen before is
+//! answered DUPLICATE_TRANSACTION_ID. State (`ledger.rs`) lives in the `--state` file and is
 //! shown at `GET /_replica/state`. Test equipment only: it must never face real money.
 //!
 //! Options (`--option K=V`): `pay_after_ms` (300) the customer pays this long after init;
 //! `refund_after_ms` (300) a refund stays pending this long; `init_delay_ms` (0) PhonePe takes
 //! this long to act on an init, and acts even if the caller hung up; `salt_index` (1);
-//! `solutions` (`EDC,DQR_DEVICE`) the solution types enabled, others get SOLUTION_NOT_ENABLED.
-//! Replica's own choice where PhonePe's docs are silent: a cancel of a FAILED or EXPIRED
-//! payment answers TRANSACTION_ALREADY_CLOSED.
+//! `solutions` (`EDC,DQR_DEVICE`) the solution types enabled, others get SOLUTION_NOT_ENABLED;
+//! `not_integrated` (none) comma-separated terminal ids not in integrated mode;
+//! `status_amount` (`zero`) what a status answer's `data.amount` says: `zero` as PhonePe's
+//! public samples show, or `real`; `duplicate` (`none`) every init is answered
+//! DUPLICATE_TRANSACTION_ID, `after` acting on it first, `before` without acting;
+//! `not_found_code` (`TRANSACTION_NOT_FOUND`) the status code for an unknown id (or
+//! `INVALID_TRANSACTION_ID`); `init_refusal` (none) every valid init is refused with this code
+//! (one of the document's), without acting, as PhonePe would for a merchant whose setup says so. Replica's own choices where the documents are silent: a cancel of
+//! a FAILED or EXPIRED payment answers TRANSACTION_ALREADY_CLOSED; see also `checks.rs`.
 
 mod checks;
 mod ledger;
@@ -27,7 +37,8 @@ use serde_json::{json, Value};
 use super::{Options, Store};
 use crate::provider::sign;
 use crate::secret::Secret;
-use checks::{answer, bad, check_init, check_types, text, unauthorized, valid_txn_id, Refusal};
+use checks::{answer, bad, check_init, check_refund, text, txn_id_of, unauthorized, valid_txn_id};
+use checks::{Refusal, Setup};
 use ledger::{now_ms, Kind, Ledger, Txn};
 
 struct Replica {
@@ -38,6 +49,27 @@ struct Replica {
     refund_after_ms: u64,
     init_delay_ms: u64,
     solutions: Vec<String>,
+    not_integrated: Vec<String>,
+    real_amount: bool,
+    duplicate: Duplicate,
+    not_found_code: &'static str,
+    init_refusal: Option<String>,
+}
+
+/// The `duplicate` option: answer every init DUPLICATE_TRANSACTION_ID, after or without acting.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Duplicate {
+    None,
+    After,
+    Before,
+}
+
+fn list(opts: &Options, key: &str, default: &str) -> anyhow::Result<Vec<String>> {
+    Ok(option(opts, key, default.to_owned())?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 type Shared = Arc<Replica>;
@@ -63,10 +95,27 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
         pay_after_ms: option(opts, "pay_after_ms", 300)?,
         refund_after_ms: option(opts, "refund_after_ms", 300)?,
         init_delay_ms: option(opts, "init_delay_ms", 0)?,
-        solutions: option(opts, "solutions", "EDC,DQR_DEVICE".to_owned())?
-            .split(',')
-            .map(str::to_owned)
-            .collect(),
+        solutions: list(opts, "solutions", "EDC,DQR_DEVICE")?,
+        not_integrated: list(opts, "not_integrated", "")?,
+        real_amount: match option(opts, "status_amount", "zero".to_owned())?.as_str() {
+            "zero" => false,
+            "real" => true,
+            v => anyhow::bail!("--option status_amount={v}: zero or real"),
+        },
+        duplicate: match option(opts, "duplicate", "none".to_owned())?.as_str() {
+            "none" => Duplicate::None,
+            "after" => Duplicate::After,
+            "before" => Duplicate::Before,
+            v => anyhow::bail!("--option duplicate={v}: none, after or before"),
+        },
+        not_found_code: match option(opts, "not_found_code", String::new())?.as_str() {
+            "" | "TRANSACTION_NOT_FOUND" => "TRANSACTION_NOT_FOUND",
+            "INVALID_TRANSACTION_ID" => "INVALID_TRANSACTION_ID",
+            v => anyhow::bail!(
+                "--option not_found_code={v}: TRANSACTION_NOT_FOUND or INVALID_TRANSACTION_ID"
+            ),
+        },
+        init_refusal: opts.options.get("init_refusal").cloned(),
     });
     let api: Router = Router::new()
         .route("/v1/payment/init", post(init))
@@ -104,12 +153,7 @@ impl Replica {
         let b64 = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| v.get("request")?.as_str().map(str::to_owned))
-            .ok_or_else(|| {
-                bad(
-                    "INVALID_REQUEST",
-                    "body must be {\"request\": \"<base64>\"}",
-                )
-            })?;
+            .ok_or_else(|| bad("BAD_REQUEST", "body must be {\"request\": \"<base64>\"}"))?;
         if !self.verified(headers, Some(&b64), uri.path()) {
             return Err(unauthorized());
         }
@@ -118,8 +162,7 @@ impl Replica {
             .ok()
             .and_then(|raw| serde_json::from_slice(&raw).ok())
             .filter(Value::is_object)
-            .ok_or_else(|| bad("INVALID_REQUEST", "request is not base64 of a JSON object"))?;
-        check_types(&payload)?;
+            .ok_or_else(|| bad("BAD_REQUEST", "request is not base64 of a JSON object"))?;
         Ok(payload)
     }
 }
@@ -148,15 +191,28 @@ fn act_on_init(r: &Replica, headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Resp
         Ok(p) => p,
         Err(refusal) => return refusal.into_response(),
     };
-    let id = text(&p, "merchantTransactionId").to_owned();
+    let id = txn_id_of(&p).to_owned();
     if valid_txn_id(&id) {
         r.store
             .update(|l| *l.calls.entry(id.clone()).or_default() += 1);
     }
-    let window_ms = match check_init(&r.solutions, &p) {
+    let setup = Setup {
+        solutions: &r.solutions,
+        not_integrated: &r.not_integrated,
+    };
+    let window_ms = match check_init(&setup, &p) {
         Ok(w) => w,
         Err(refusal) => return refusal.into_response(),
     };
+    if let Some(code) = &r.init_refusal {
+        return answer(
+            StatusCode::OK,
+            false,
+            code,
+            "refused by --option init_refusal",
+            Value::Null,
+        );
+    }
     let now = now_ms();
     let amount = p["amount"].as_u64().unwrap_or(0);
     let merchant = text(&p, "merchantId").to_owned();
@@ -164,24 +220,27 @@ fn act_on_init(r: &Replica, headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Resp
         .get("x-provider-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let created = r.store.update(|l| {
-        if l.transactions.contains_key(&id) {
-            return false;
-        }
-        let mut t = Txn::new(Kind::Payment, &merchant, &id, amount, now);
-        t.settle_at_ms = now + r.pay_after_ms;
-        t.expires_at_ms = now + window_ms;
-        t.provider_id = provider_id;
-        t.payload = p.clone();
-        l.transactions.insert(id.clone(), t);
-        true
-    });
-    if !created {
+    let created = r.duplicate != Duplicate::Before
+        && r.store.update(|l| {
+            if l.transactions.contains_key(&id) {
+                return false;
+            }
+            let mut t = Txn::new(Kind::Payment, &merchant, &id, amount, now);
+            t.settle_at_ms = now + r.pay_after_ms;
+            t.expires_at_ms = now + window_ms;
+            t.provider_id = provider_id;
+            t.payload = p.clone();
+            l.transactions.insert(id.clone(), t);
+            true
+        });
+    if !created || r.duplicate != Duplicate::None {
+        // The document's answer, word for word (no data).
         return answer(
             StatusCode::OK,
             false,
             "DUPLICATE_TRANSACTION_ID",
-            "merchantTransactionId was already used",
+            "The transaction id you have entered seems to be invalid. \
+             [message = Duplicate transaction id]",
             Value::Null,
         );
     }
@@ -208,13 +267,14 @@ async fn status(
         let id = l.find(&txn)?;
         let t = l.transactions.get_mut(&id)?;
         t.advance(&id, now);
-        (t.merchant_id == merchant).then(|| (t.status.clone(), t.code.clone(), t.data(&id)))
+        (t.merchant_id == merchant)
+            .then(|| (t.status.clone(), t.code.clone(), t.data(&id, r.real_amount)))
     });
     match found {
         None => answer(
             StatusCode::OK,
             false,
-            "TRANSACTION_NOT_FOUND",
+            r.not_found_code,
             "No transaction found with this id",
             Value::Null,
         ),
@@ -290,10 +350,10 @@ async fn refund(
         Ok(p) => p,
         Err(refusal) => return refusal.into_response(),
     };
-    let id = text(&p, "transactionId").to_owned();
-    if !valid_txn_id(&id) {
-        return bad("INVALID_TRANSACTION_ID", "transactionId: bad id").into_response();
+    if let Err(refusal) = check_refund(&p) {
+        return refusal.into_response();
     }
+    let id = text(&p, "transactionId").to_owned();
     let original = text(&p, "originalTransactionId").to_owned();
     let amount = p["amount"].as_u64().unwrap_or(0);
     let merchant = text(&p, "merchantId").to_owned();

@@ -134,6 +134,7 @@ fn query_and_refund_shapes() {
         provider_reference: Some("IOT0000000001".into()),
         amount: 1000,
         currency: Some("CAD".into()),
+        backend_id: None,
     });
     let p = refund_order(&merchant(), &r).unwrap();
     assert_eq!(p["mchRefundNo"], json!(legacy_refund_no("refund-1")));

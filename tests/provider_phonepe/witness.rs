@@ -1,0 +1,104 @@
+//! The PhonePe replica as a witness, spoken to directly the way the init document's Python
+//! samples do (no daemon): it takes the document's own samples, refuses what the document
+//! refuses with the document's codes, answers a repeated merchantTransactionId with
+//! DUPLICATE_TRANSACTION_ID, and answers status with `amount: 0` unless told otherwise.
+
+use serde_json::{json, Value};
+
+use super::{common::replica::Replica, INIT, SALT};
+use posbridge::provider::sign;
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// POSTs `payload` to the init as the document's Python sample does; `salt` signs it.
+fn init(r: &Replica, payload: &Value, salt: &str) -> Value {
+    let b64 = sign::phonepe_encode_request(payload);
+    let x = sign::phonepe_x_verify(&b64, INIT, salt, 1);
+    block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}{INIT}", r.url))
+            .header("X-VERIFY", x)
+            .header("X-PROVIDER-ID", "MERCHANTPROVIDER")
+            .json(&json!({ "request": b64 }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+fn status(r: &Replica, merchant: &str, id: &str) -> Value {
+    let path = format!("/v1/payment/{merchant}/{id}/status");
+    let x = sign::phonepe_x_verify_path(&path, SALT, 1);
+    block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}{path}", r.url))
+            .header("X-VERIFY", x)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+fn edc_sample() -> Value {
+    json!({"merchantId": "MERCHANTUAT", "storeId": "MS2403212004046998204201",
+        "orderId": "testorder1", "terminalId": "MST2405301213090857163565",
+        "merchantTransactionId": "test_transaction1", "amount": 200,
+        "paymentModes": ["CARD", "DQR"], "solutionType": "EDC",
+        "timeAllowedForHandoverToTerminalSeconds": 60, "integrationMappingType": "ONE_TO_ONE"})
+}
+
+#[test]
+fn the_replica_takes_the_documents_sample_and_refuses_what_the_document_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Replica::start(dir.path(), "phonepe", SALT, &[("pay_after_ms", "0")]);
+    let ok = init(&r, &edc_sample(), SALT);
+    assert_eq!(ok["code"], "SUCCESS", "{ok}");
+    assert_eq!(
+        ok["data"],
+        json!({"merchantId": "MERCHANTUAT", "transactionId": "test_transaction1", "amount": 200})
+    );
+    let again = init(&r, &edc_sample(), SALT);
+    assert_eq!(again["code"], "DUPLICATE_TRANSACTION_ID", "{again}");
+    assert_eq!(again["success"], false);
+    let wrong_key = init(&r, &json!({"merchantTransactionId": "t2"}), "not-the-salt");
+    assert_eq!(wrong_key["code"], "UNAUTHORIZED", "{wrong_key}");
+    let mut p = edc_sample();
+    p["merchantTransactionId"] = json!("t3");
+    p["amount"] = json!("200");
+    assert_eq!(init(&r, &p, SALT)["code"], "INVALID_AMOUNT");
+    p["amount"] = json!(200);
+    p["timeAllowedForHandoverToTerminalSeconds"] = json!("60");
+    assert_eq!(init(&r, &p, SALT)["code"], "INVALID_TERMINAL_HANDOVER_TIME");
+    p["timeAllowedForHandoverToTerminalSeconds"] = json!(60);
+    p["merchantTransactionId"] = json!("t-3");
+    assert_eq!(init(&r, &p, SALT)["code"], "INVALID_TRANSACTION_ID");
+    // Paid: status says SUCCESS with amount 0, as PhonePe's public samples do.
+    let s = status(&r, "MERCHANTUAT", "test_transaction1");
+    assert_eq!(s["data"]["status"], "SUCCESS", "{s}");
+    assert_eq!(s["data"]["amount"], 0);
+    let none = status(&r, "MERCHANTUAT", "never_sent");
+    assert_eq!(none["code"], "TRANSACTION_NOT_FOUND");
+    // With status_amount=real it tells the amount.
+    let dir2 = tempfile::tempdir().unwrap();
+    let real = Replica::start(
+        dir2.path(),
+        "phonepe",
+        SALT,
+        &[("pay_after_ms", "0"), ("status_amount", "real")],
+    );
+    assert_eq!(init(&real, &edc_sample(), SALT)["code"], "SUCCESS");
+    let s = status(&real, "MERCHANTUAT", "test_transaction1");
+    assert_eq!(s["data"]["amount"], 200, "{s}");
+}
