@@ -27,6 +27,12 @@ pub enum Command {
     Cancel(ReverseArgs),
     /// Ask what happened to a request.
     GetResult(GetResultArgs),
+    /// Settle an outcome no machine can find out, on an operator's word (admin).
+    ///
+    /// Only for an operation whose outcome is unknown: check with the backend's portal or the
+    /// reader's receipt first. The decision, who made it and when, and the note are kept in the
+    /// journal, and get_result answers with it from then on.
+    Resolve(ResolveArgs),
     /// Close the shift and print its totals.
     CloseShift(OperationArgs),
     /// List the newest results in the journal.
@@ -230,6 +236,23 @@ pub struct ReverseArgs {
 #[derive(Debug, Args)]
 pub struct GetResultArgs {
     pub request_id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("decision").required(true)))]
+pub struct ResolveArgs {
+    pub request_id: String,
+    /// The money moved: the customer was charged (the refund or cancel went through).
+    #[arg(long, group = "decision")]
+    pub charged: bool,
+    /// Nothing moved.
+    #[arg(long, group = "decision")]
+    pub not_charged: bool,
+    /// Why: what was checked, and where (kept in the journal with the decision).
+    #[arg(long)]
+    pub note: String,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -48,6 +48,12 @@ fn run(cli: Cli) -> Result<i32> {
             &a.client,
             json!({"action": "get_result", "request_id": a.request_id}),
         ),
+        Command::Resolve(a) => send(
+            &a.client,
+            json!({"action": "resolve", "request_id": a.request_id,
+                   "decision": if a.charged { "charged" } else { "not_charged" },
+                   "note": a.note}),
+        ),
         Command::CloseShift(a) => send(
             &a.client,
             Value::Object(client::operation("close_shift", &a)),

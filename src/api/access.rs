@@ -113,6 +113,36 @@ impl Access {
     }
 }
 
+impl Peer {
+    /// Who this peer is, for records an operator reads: `uid 1000 (alice)`, pid if known.
+    pub fn describe(&self) -> String {
+        let name = user_name(self.uid).map(|n| format!(" ({n})")).unwrap_or_default();
+        match self.pid {
+            Some(pid) => format!("uid {}{name}, pid {pid}", self.uid),
+            None => format!("uid {}{name}", self.uid),
+        }
+    }
+}
+
+/// The name of user `uid`, if it has one.
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    // SAFETY: getpwuid_r writes only into the buffers we pass, sized by `buf.len()`.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc != 0 || result.is_null() {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
 /// The id of group `name`, if it exists.
 pub fn gid_of(name: &str) -> Option<libc::gid_t> {
     let cname = CString::new(name).ok()?;
@@ -159,6 +189,11 @@ fn peer_groups(stream: &UnixStream) -> Vec<libc::gid_t> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_is_described_by_uid_and_name() {
+        assert_eq!(Peer::trusted().describe(), "uid 0 (root)");
+    }
 
     #[test]
     fn group_names_resolve() {
