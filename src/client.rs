@@ -24,7 +24,7 @@ pub mod exit {
 }
 
 pub fn request(args: &ClientArgs, req: &Value) -> Result<Response> {
-    let path = crate::paths::socket(args.socket.clone(), None);
+    let path = crate::paths::client_socket(args.socket.clone(), None);
     let raw = round_trip(&path, req, Duration::from_secs(args.timeout))?;
     serde_json::from_str(&raw)
         .with_context(|| format!("the daemon sent an unreadable answer: {raw}"))

@@ -4,7 +4,7 @@
 //! command run next to a daemon reaches it without flags. A socket passed by systemd is handled
 //! in `systemd.rs`; this module only computes paths.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
@@ -35,7 +35,7 @@ pub fn socket(flag: Option<PathBuf>, configured: Option<PathBuf>) -> PathBuf {
         return dir.join("api.sock");
     }
     if is_root() {
-        return PathBuf::from("/run/posbridge/api.sock");
+        return PathBuf::from(SYSTEM_SOCKET);
     }
     match env_path("XDG_RUNTIME_DIR") {
         Some(dir) => dir.join("posbridge/api.sock"),
@@ -44,6 +44,30 @@ pub fn socket(flag: Option<PathBuf>, configured: Option<PathBuf>) -> PathBuf {
             std::env::temp_dir().join(format!("posbridge-{}/api.sock", unsafe { libc::getuid() }))
         }
     }
+}
+
+/// The system service's socket (posbridge.socket).
+pub const SYSTEM_SOCKET: &str = "/run/posbridge/api.sock";
+
+/// Where a client command looks: as [`socket`], except that a user who is not root reaches
+/// the system service's socket when it exists (a member of the `posbridge` group running
+/// `posbridge pay` next to the installed service), before its own runtime directory.
+pub fn client_socket(flag: Option<PathBuf>, configured: Option<PathBuf>) -> PathBuf {
+    client_socket_with(flag, configured, Path::new(SYSTEM_SOCKET))
+}
+
+fn client_socket_with(
+    flag: Option<PathBuf>,
+    configured: Option<PathBuf>,
+    system: &Path,
+) -> PathBuf {
+    let own = socket(flag.clone(), configured.clone());
+    let explicit =
+        flag.is_some() || configured.is_some() || systemd_dir("RUNTIME_DIRECTORY").is_some();
+    if explicit || own.exists() || !system.exists() {
+        return own;
+    }
+    system.to_owned()
 }
 
 /// `--state-dir` / `$POSBRIDGE_STATE_DIR`, else systemd's `$STATE_DIRECTORY`, else
@@ -75,4 +99,27 @@ pub fn config_file(flag: Option<PathBuf>) -> Option<PathBuf> {
         .into_iter()
         .chain(std::iter::once(PathBuf::from(crate::config::DEFAULT_PATH)))
         .find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_finds_the_system_socket_unless_told_otherwise_or_its_own_daemon_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("system.sock");
+        let flagged = dir.path().join("flag.sock");
+        let flag = Some(flagged.clone());
+        // No system socket: the usual place.
+        assert_eq!(client_socket_with(None, None, &system), socket(None, None));
+        std::fs::write(&system, b"").unwrap();
+        // --socket / $POSBRIDGE_SOCKET always win.
+        assert_eq!(client_socket_with(flag, None, &system), flagged);
+        // Otherwise the system service's socket, unless this user's own daemon is running
+        // (root's own place is the system socket anyway).
+        let own = socket(None, None);
+        let expected = if own.exists() { own } else { system.clone() };
+        assert_eq!(client_socket_with(None, None, &system), expected);
+    }
 }

@@ -116,7 +116,9 @@ impl Access {
 impl Peer {
     /// Who this peer is, for records an operator reads: `uid 1000 (alice)`, pid if known.
     pub fn describe(&self) -> String {
-        let name = user_name(self.uid).map(|n| format!(" ({n})")).unwrap_or_default();
+        let name = user_name(self.uid)
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         match self.pid {
             Some(pid) => format!("uid {}{name}, pid {pid}", self.uid),
             None => format!("uid {}{name}", self.uid),

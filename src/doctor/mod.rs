@@ -121,7 +121,7 @@ pub fn run(args: &DoctorArgs) -> Vec<Check> {
             }
         },
     };
-    let socket = paths::socket(
+    let socket = paths::client_socket(
         args.paths.socket.clone(),
         config.as_ref().and_then(|c| c.api.socket.clone()),
     );
