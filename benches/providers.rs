@@ -131,6 +131,7 @@ fn direct_pay(rt: &tokio::runtime::Runtime, p: &dyn Provider, b: &Backend, id: &
         params: Default::default(),
         primary: None,
         created_at: posbridge::clock::now_rfc3339(),
+        backend_id: posbridge::provider::new_backend_id(OpKind::Pay),
     };
     let t = Instant::now();
     let outcome = rt.block_on(p.execute(&op));

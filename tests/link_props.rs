@@ -44,6 +44,7 @@ fn payment_request() -> impl Strategy<Value = PaymentRequest> {
                 currency,
                 primary_reference,
                 credentials: creds.map(|(login, password)| Credentials { login, password }),
+                details: None,
             },
         )
 }
