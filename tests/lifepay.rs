@@ -1,6 +1,8 @@
 //! The `lifepay` provider end to end: the real daemon drives `posbridge emulate card-reader`
 //! over a pty. A sale cut off by the reader vanishing is reported unknown, then reconciled with
-//! GET_RESULT once the reader is back: charged exactly once, never started again.
+//! GET_RESULT once the reader is back: charged exactly once, never started again. The reader
+//! knows each operation by its backend id, never the POS's request_id. The LIFE POS contract
+//! at the socket (answer shape, per-request fields) is in tests/lifepos.rs.
 
 mod common;
 
@@ -66,7 +68,11 @@ fn approve_decline_refund_and_close_shift_on_the_reader() {
         !d.log().contains("s3cret-pass"),
         "the acquirer password must never be logged"
     );
-    assert_eq!(emu.charges("lp-ok"), (1, 2), "the sale and the refund");
+    assert_eq!(
+        emu.charges(&d.backend_id("lp-ok")),
+        (1, 2),
+        "the sale and the refund"
+    );
 }
 
 #[test]
@@ -87,7 +93,8 @@ fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
         "lp-cut",
         "--json",
     ]);
-    emu.wait_started("lp-cut");
+    let reader_id = d.backend_id("lp-cut");
+    emu.wait_started(&reader_id);
     emu.kill9();
     let out = paying.join().unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
@@ -104,7 +111,7 @@ fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
     assert_eq!(settled["code"], 0, "{settled}\n{}", d.log());
     assert_eq!(settled["data"]["status"], "approved");
     assert_eq!(settled["data"]["amount"], 4093);
-    emu.assert_charged_once_never_restarted("lp-cut");
+    emu.assert_charged_once_never_restarted(&reader_id);
 }
 
 #[test]
@@ -121,4 +128,119 @@ fn without_a_paired_reader_nothing_is_charged_and_the_cashier_is_told() {
             .contains("no card reader is paired"),
         "{r}"
     );
+}
+
+/// Issue 9 §1: the reader gets the operation's own backend id (never the POS's request_id),
+/// so a request_id a POS reuses can never land on the reader's old result.
+#[test]
+fn the_reader_knows_each_operation_by_its_backend_id_never_the_request_id() {
+    let rig = tempfile::tempdir().unwrap();
+    let emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP4"]);
+    let d = daemon(rig.path());
+    pair(&d, &emu);
+    let (code, ok) = d.lifepay_pay("till3-0042", 2500);
+    assert_eq!(code, Some(0), "{ok}\n{}", d.log());
+    let backend_id = d.backend_id("till3-0042");
+    assert_eq!(backend_id.len(), 29, "{backend_id}");
+    assert!(backend_id.starts_with('P'), "{backend_id}");
+    assert!(
+        emu.stored("till3-0042").is_none(),
+        "the reader was sent the POS's request_id"
+    );
+    let stored = emu
+        .stored(&backend_id)
+        .expect("the reader has the backend id");
+    assert_eq!(stored["amount"], 2500);
+    assert_eq!(stored["outcome"], "approved");
+    assert_eq!(ok["data"]["rrn"], stored["rrn"]);
+}
+
+/// Issue 9 §5: the reader route's currency is the contract's (kopecks, RUB) when the
+/// configuration names none.
+#[test]
+fn the_reader_route_defaults_to_roubles() {
+    let rig = tempfile::tempdir().unwrap();
+    let emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP5"]);
+    let file = rig.path().join("lifepay.password");
+    std::fs::write(&file, "pw\n").unwrap();
+    let d = Daemon::start_with(
+        Some(&format!(
+            "[providers.lifepay]\nlogin = \"shop-17\"\npassword_file = \"{}\"\n",
+            file.display()
+        )),
+        &[],
+    );
+    pair(&d, &emu);
+    let (code, ok) = d.lifepay_pay("lp-rub", 100);
+    assert_eq!(code, Some(0), "{ok}");
+    assert_eq!(ok["data"]["currency"], "RUB", "{ok}");
+    assert_eq!(
+        emu.stored(&d.backend_id("lp-rub")).unwrap()["currency"],
+        "RUB"
+    );
+    let status = d.request(serde_json::json!({"action": "status"}));
+    let lifepay = status["data"]["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "lifepay")
+        .cloned()
+        .unwrap();
+    assert_eq!(lifepay["currency"], "RUB");
+}
+
+/// Issue 9 §5: close_shift totals count refunds and cancels, not only pays.
+#[test]
+fn close_shift_counts_sales_refunds_and_cancels() {
+    let rig = tempfile::tempdir().unwrap();
+    let emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP6"]);
+    let d = daemon(rig.path());
+    pair(&d, &emu);
+    assert_eq!(d.lifepay_pay("cs-a", 2500).0, Some(0));
+    assert_eq!(d.lifepay_pay("cs-b", 1000).0, Some(0));
+    assert_eq!(
+        d.lifepay_pay("cs-no", 2551).0,
+        Some(1),
+        "declined: not counted"
+    );
+    for (action, primary, amount, id) in [
+        ("refund", "cs-a", "500", "cs-r"),
+        ("cancel", "cs-b", "1000", "cs-c"),
+    ] {
+        let out = d.cli(&[
+            action,
+            "--primary",
+            primary,
+            "--amount",
+            amount,
+            "--request-id",
+            id,
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    }
+    let out = d.cli(&["close-shift", "--provider", "lifepay", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let shift = &json_of(&out)["data"];
+    assert_eq!(
+        shift["pay"],
+        serde_json::json!({"count": 2, "total": 3500}),
+        "{shift}"
+    );
+    assert_eq!(
+        shift["refund"],
+        serde_json::json!({"count": 1, "total": 500}),
+        "{shift}"
+    );
+    assert_eq!(
+        shift["cancel"],
+        serde_json::json!({"count": 1, "total": 1000}),
+        "{shift}"
+    );
+    assert_eq!(shift["net"], 2000, "{shift}");
+    // The shift is closed: the next one starts from nothing.
+    let out = d.cli(&["close-shift", "--provider", "lifepay", "--json"]);
+    let next = &json_of(&out)["data"];
+    assert_eq!(next["pay"]["count"], 0);
+    assert_eq!(next["refund"]["count"], 0);
 }
