@@ -244,3 +244,94 @@ fn close_shift_counts_sales_refunds_and_cancels() {
     assert_eq!(next["pay"]["count"], 0);
     assert_eq!(next["refund"]["count"], 0);
 }
+
+/// A sale cut off mid-way, then another reader (another serial, no memory of the sale) shows
+/// up at the paired address: its "never started" is not evidence about our sale, so the
+/// outcome stays unknown instead of turning into "nothing was charged" (a lost sale).
+#[test]
+fn a_different_reader_at_the_paired_address_never_settles_a_cut_sale() {
+    let rig = tempfile::tempdir().unwrap();
+    let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP8"]);
+    let d = daemon(rig.path());
+    pair(&d, &emu);
+    let paying = d.cli_in_thread(&[
+        "pay",
+        "--provider",
+        "lifepay",
+        "--amount",
+        "4093",
+        "--request-id",
+        "lp-swap",
+        "--json",
+    ]);
+    emu.wait_started(&d.backend_id("lp-swap"));
+    emu.kill9();
+    assert_eq!(paying.join().unwrap().status.code(), Some(3));
+
+    // Another reader: its own serial, its own (empty) memory.
+    std::fs::remove_file(&emu.state).unwrap();
+    emu.extra = vec!["--serial".into(), "LP9".into()];
+    emu.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !d.log().contains("reports serial LP9") {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = d.request(serde_json::json!({"action": "get_result", "request_id": "lp-swap"}));
+    assert_eq!(r["error_type"], "unknown_result_error", "{r}\n{}", d.log());
+    let out = d.cli(&["devices", "--json"]);
+    let devices = json_of(&out);
+    assert!(
+        devices["data"]["devices"][0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not the paired LP8"),
+        "{devices}"
+    );
+}
+
+/// A version 1 reader (firmware before the LIFE POS details) still sells: it gets version 1
+/// frames; a request it cannot carry (an e-mail for the slip) is refused before anything is
+/// sent; its shift summary has no refunds or cancels, and the answer says so (null).
+#[test]
+fn a_version_1_reader_gets_version_1_frames_and_what_it_cannot_carry_is_refused() {
+    let rig = tempfile::tempdir().unwrap();
+    let emu = Emulator::start(
+        "card-reader",
+        rig.path(),
+        "reader",
+        &["--serial", "LP10", "--protocol-version", "1"],
+    );
+    let d = daemon(rig.path());
+    pair(&d, &emu);
+    let pay = "ru.lifepay.checkout.payment_terminal.transaction.pay";
+    let ok = d.request(
+        serde_json::json!({"action": pay, "request_id": "v1-a", "amount": 300,
+        "provider": "lifepay", "metadata": {"OrderId": "7"}}),
+    );
+    assert_eq!(ok["code"], 0, "{ok}\n{}", d.log());
+    let stored = emu.stored(&d.backend_id("v1-a")).unwrap();
+    assert!(stored.get("details").is_none(), "{stored}");
+    let refused = d.request(serde_json::json!({"action": pay, "request_id": "v1-b",
+        "amount": 300, "provider": "lifepay", "email": "buyer@example.ru"}));
+    assert_eq!(refused["error_type"], "default_error", "{refused}");
+    assert!(
+        refused["log"].as_str().unwrap().contains("not_supported"),
+        "{refused}"
+    );
+    assert!(
+        emu.stored(&d.backend_id("v1-b")).is_none(),
+        "nothing was sent"
+    );
+    let out = d.cli(&["close-shift", "--provider", "lifepay", "--json"]);
+    let shift = &json_of(&out)["data"];
+    assert_eq!(
+        shift["pay"],
+        serde_json::json!({"count": 1, "total": 300}),
+        "{shift}"
+    );
+    assert!(
+        shift["refund"].is_null() && shift["net"].is_null(),
+        "{shift}"
+    );
+}

@@ -35,12 +35,14 @@ struct Inner {
     state: State,
     /// The request_id being carried out now, if any.
     running: Option<String>,
-    /// The link protocol version the current host announced in its HELLO.
-    host_version: u8,
+    /// The link protocol version of the current session: the lower of the host's (its
+    /// HELLO) and this reader's own.
+    version: u8,
+    own_version: u8,
 }
 
 impl CardReader {
-    pub fn open(store: Option<Store>) -> Result<CardReader> {
+    pub fn open(store: Option<Store>, own_version: u8) -> Result<CardReader> {
         let state = match &store {
             Some(s) => s.load()?,
             None => State::default(),
@@ -50,7 +52,8 @@ impl CardReader {
             inner: Mutex::new(Inner {
                 state,
                 running: None,
-                host_version: 1,
+                version: 1,
+                own_version,
             }),
         })
     }
@@ -74,7 +77,7 @@ impl CardReader {
             return reply(&link, Message::InProgress { request_id: id });
         }
         if let Some(stored) = find(&inner.state.results, &id) {
-            if inner.host_version >= 2 {
+            if inner.version >= 2 {
                 log::info!("{id}: known request, answering DUPLICATE (no new charge)");
                 return reply(&link, Message::Duplicate { request_id: id });
             }
@@ -165,7 +168,7 @@ impl Firmware for CardReader {
                 };
                 self.save(&inner.state);
                 log::info!("shift closed: {totals:?}");
-                let answer = if inner.host_version >= 2 {
+                let answer = if inner.version >= 2 {
                     Message::ShiftTotals(totals)
                 } else {
                     Message::ShiftSummary {
@@ -175,7 +178,10 @@ impl Firmware for CardReader {
                 };
                 reply(&link, answer);
             }
-            Message::Hello(host) => self.lock().host_version = host.protocol_version,
+            Message::Hello(host) => {
+                let mut inner = self.lock();
+                inner.version = host.protocol_version.min(inner.own_version);
+            }
             other => log::debug!("a reader ignores {}", crate::device::session::what(&other)),
         }
     }
