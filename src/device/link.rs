@@ -40,6 +40,8 @@ mod wire;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod golden_v2;
 
 pub use decoder::{DecodeError, Decoder, DecoderStats, Feed, BUFFER_CAPACITY};
 pub use dedup::{Delivery, DuplicateFilter};
