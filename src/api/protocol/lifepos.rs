@@ -200,3 +200,162 @@ pub fn contract_line(v1: &str, action: &str) -> String {
     };
     serde_json::to_string(&answer).expect("a contract answer always serializes")
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::protocol::parse_request;
+
+    const PAY: &str = "ru.lifepay.checkout.payment_terminal.transaction.pay";
+
+    fn parse(v: Value) -> Result<crate::api::protocol::Request, Rejection> {
+        parse_request(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn the_contract_fields_land_in_params_for_the_actions_that_take_them() {
+        let r = parse(
+            json!({"action": PAY, "amount": 1, "login": "l", "password": "p",
+            "email": "a@b.ru", "phone": "+7 900 123-45-67", "sign_on_screen": "1",
+            "recipient_inn": "500100732259"}),
+        )
+        .unwrap();
+        assert_eq!(r.lifepos_action.as_deref(), Some(PAY));
+        for key in [
+            "login",
+            "password",
+            "email",
+            "phone",
+            "sign_on_screen",
+            "recipient_inn",
+        ] {
+            assert!(r.params[key].is_string(), "{key}");
+        }
+        assert!(
+            !format!("{r:?}").contains("\"p\""),
+            "Debug hides the password"
+        );
+        let r = parse(
+            json!({"action": "get_result", "request_id": "x", "login": "l",
+            "password": "p"}),
+        )
+        .unwrap();
+        assert_eq!(r.params["login"], "l");
+        assert!(parse(json!({"action": "pay", "amount": 1}))
+            .unwrap()
+            .lifepos_action
+            .is_none());
+    }
+
+    #[test]
+    fn a_field_an_action_does_not_take_or_a_bad_value_is_refused_by_name() {
+        for (request, field, says) in [
+            (
+                json!({"action": "refund", "amount": 1, "primary_transaction": {},
+                "email": "a@b.ru"}),
+                "email",
+                "only pay take it",
+            ),
+            (
+                json!({"action": "get_result", "request_id": "x", "sign_on_screen": "1"}),
+                "sign_on_screen",
+                "not a field of get_result",
+            ),
+            (
+                json!({"action": "close_shift", "login": "l", "password": "p"}),
+                "login",
+                "",
+            ),
+            (
+                json!({"action": "pay", "amount": 1, "sign_on_screen": "yes"}),
+                "sign_on_screen",
+                "\"1\"",
+            ),
+            (
+                json!({"action": "pay", "amount": 1, "sign_on_screen": 1}),
+                "sign_on_screen",
+                "must be a string",
+            ),
+            (
+                json!({"action": "pay", "amount": 1, "email": "nobody"}),
+                "email",
+                "e-mail",
+            ),
+            (
+                json!({"action": "pay", "amount": 1, "phone": "call me"}),
+                "phone",
+                "phone",
+            ),
+            (
+                json!({"action": "pay", "amount": 1, "recipient_inn": "12345"}),
+                "recipient_inn",
+                "10 digits",
+            ),
+            (
+                json!({"action": "pay", "amount": 1, "login": "l"}),
+                "password",
+                "together",
+            ),
+            (
+                json!({"action": "pay", "amount": 1, "params": {"password": "p"}}),
+                "params",
+                "next to action",
+            ),
+            (
+                json!({"action": "pay", "amount": 1, "login": "", "password": "p"}),
+                "login",
+                "1 to 255",
+            ),
+        ] {
+            let err = parse(request.clone()).expect_err("refused");
+            assert_eq!(err.field, Some(field), "{request}: {}", err.message);
+            assert!(err.message.contains(says), "{request}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_v1_success_becomes_the_contract_shape_with_data_as_a_string() {
+        let v1 = r#"{"code":0,"request_id":"r1","metadata":{"k":"v"},"data":{"status":"approved","amount":5}}"#;
+        let line = contract_line(v1, PAY);
+        assert_eq!(
+            line,
+            r#"{"code":0,"request_id":"r1","metadata":{"k":"v"},"action":"ru.lifepay.checkout.payment_terminal.transaction.pay","data":"{\"status\":\"approved\",\"amount\":5}"}"#
+        );
+    }
+
+    #[test]
+    fn a_v1_error_keeps_type_and_message_and_moves_the_reason_to_log() {
+        let v1 = Response::error(
+            None,
+            Metadata::new(),
+            ErrorType::UnknownResultError,
+            "timeout",
+            "ask again",
+        )
+        .to_line();
+        let c: Value = serde_json::from_str(&contract_line(&v1, PAY)).unwrap();
+        let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "code",
+                "request_id",
+                "metadata",
+                "action",
+                "error_type",
+                "message",
+                "log"
+            ]
+        );
+        assert_eq!(c["code"], 2);
+        assert_eq!(c["error_type"], "unknown_result_error");
+        assert_eq!(c["message"], "ask again");
+        assert_eq!(c["log"], "reason: timeout");
+        assert!(
+            uuid::Uuid::parse_str(c["request_id"].as_str().unwrap()).is_ok(),
+            "{c}"
+        );
+    }
+}
