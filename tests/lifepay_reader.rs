@@ -95,11 +95,10 @@ async fn duplicate_then_get_result() {
     // Answer the pairing HELLO until the daemon has paired the reader.
     let paired = tokio::task::spawn_blocking(move || pairing.join().unwrap());
     tokio::pin!(paired);
-    let out = loop {
-        tokio::select! {
-            out = &mut paired => break out.unwrap(),
-            msg = reader.next() => panic!("unexpected {msg:?} while pairing"),
-        }
+    // `next` answers the HELLO itself; any other request before pairing ends is a bug.
+    let out = tokio::select! {
+        out = &mut paired => out.unwrap(),
+        msg = reader.next() => panic!("unexpected {msg:?} while pairing"),
     };
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
     for (request_id, settles) in [("dup-1", true), ("dup-2", false)] {

@@ -180,7 +180,7 @@ pub fn legacy_reader_id(op: &Operation) -> &str {
 
 /// The closed shift in the API's words. A version 1 reader reports approved sales only, so
 /// refunds, cancels and the net are then unknown (null), never guessed as zero.
-fn shift_summary(op: &Operation, answer: ShiftAnswer) -> Value {
+fn shift_closed(op: &Operation, answer: ShiftAnswer) -> Outcome {
     let (pay, refund, cancel, net) = match answer {
         ShiftAnswer::Totals(ShiftTotals {
             pay_count,
@@ -201,9 +201,9 @@ fn shift_summary(op: &Operation, answer: ShiftAnswer) -> Value {
             Value::Null,
             Value::Null,
         ),
-        ShiftAnswer::Busy { .. } => unreachable!("a busy reader closed no shift"),
+        ShiftAnswer::Busy { running } => return Outcome::Failed(busy(&running)),
     };
-    json!({
+    Outcome::ShiftClosed(json!({
         "operation": "close_shift",
         "provider": "lifepay",
         "status": "closed",
@@ -212,7 +212,7 @@ fn shift_summary(op: &Operation, answer: ShiftAnswer) -> Value {
         "refund": refund,
         "cancel": cancel,
         "net": net,
-    })
+    }))
 }
 
 fn unavailable(message: String) -> Failure {
@@ -307,8 +307,7 @@ impl Provider for Lifepay {
         let wait = self.reader_wait();
         if op.kind == OpKind::CloseShift {
             return match reader.close_shift(wait).await {
-                Ok(ShiftAnswer::Busy { running }) => Outcome::Failed(busy(&running)),
-                Ok(answer) => Outcome::ShiftClosed(shift_summary(op, answer)),
+                Ok(answer) => shift_closed(op, answer),
                 Err(e) => link_failed(e),
             };
         }
