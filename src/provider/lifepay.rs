@@ -391,3 +391,6 @@ fn busy(running: &str) -> Failure {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests;
