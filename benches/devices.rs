@@ -136,6 +136,7 @@ fn sale_request(id: &str) -> PaymentRequest {
             login: LOGIN.into(),
             password: PASSWORD.into(),
         }),
+        details: None,
     }
 }
 

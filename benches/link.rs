@@ -37,6 +37,7 @@ fn main() {
         currency: Currency::new("INR").unwrap(),
         primary_reference: None,
         credentials: None,
+        details: None,
     });
     let result = Message::SaleResult(SaleResult {
         request_id: "till3-0042".into(),

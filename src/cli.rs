@@ -139,6 +139,11 @@ pub struct EmulateArgs {
     /// Serial number to announce in HELLO (default: stored in --state, else derived from LINK).
     #[arg(long)]
     pub serial: Option<String>,
+    /// Link protocol version to speak, 1 or 2 (1: a reader from before the LIFE POS details,
+    /// DUPLICATE and SHIFT_TOTALS).
+    #[arg(long, default_value_t = crate::device::session::PROTOCOL_VERSION,
+          value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub protocol_version: u8,
 }
 
 #[derive(Debug, Args)]

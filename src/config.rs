@@ -217,7 +217,8 @@ pub struct LifepayConfig {
     pub password_file: Option<PathBuf>,
     /// The paired card reader's id (`posbridge devices`); optional when only one is paired.
     pub reader: Option<String>,
-    /// Optional: the currency when a request names none (default INR).
+    /// Optional: the currency when a request names none (default RUB, as the LIFE POS
+    /// contract: amounts in kopecks).
     pub currency: Option<String>,
     /// Optional: how long a card operation may take, card holder included (default 120000).
     pub timeout_ms: Option<u64>,

@@ -109,6 +109,7 @@ fn run(cli: Cli) -> Result<i32> {
                 noise: a.noise,
                 seed: a.noise_seed,
                 serial: a.serial,
+                protocol_version: a.protocol_version,
             })?;
             Ok(exit::OK)
         }

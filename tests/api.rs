@@ -268,6 +268,14 @@ fn close_shift_totals_match_the_sales_made() {
     assert_eq!(next["data"]["net"], 0, "{next}");
 }
 
+/// The transaction a LIFE POS answer carries: `data` is a JSON string (document 003).
+fn contract_data(v: &Value) -> Value {
+    let text = v["data"]
+        .as_str()
+        .unwrap_or_else(|| panic!("data not a string: {v}"));
+    serde_json::from_str(text).unwrap()
+}
+
 #[test]
 fn every_lifepay_alias_is_accepted() {
     let d = Daemon::start();
@@ -278,27 +286,48 @@ fn every_lifepay_alias_is_accepted() {
         &mut c,
         json!({"action": pay_alias, "request_id": "lp-1", "amount": 600}),
     );
-    assert_eq!(a["data"]["operation"], "pay", "{a}");
+    assert_eq!(a["action"], pay_alias.as_str(), "{a}");
+    assert_eq!(contract_data(&a)["operation"], "pay", "{a}");
     let b = send(
         &mut c,
         json!({"action": pay_alias, "request_id": "lp-2", "amount": 700}),
     );
-    let get = json!({"action": alias("transaction.get_result"), "request_id": "lp-1"});
+    let get_alias = alias("transaction.get_result");
+    let get = json!({"action": get_alias, "request_id": "lp-1"});
     let got = send(&mut c, get);
-    assert_eq!(got, a, "get_result alias replays");
-    let primary = json!(a["data"].to_string());
-    let refund = reverse(&mut c, &alias("transaction.refund"), "lp-r", 100, &primary);
-    assert_eq!(refund["data"]["operation"], "refund", "{refund}");
+    assert_eq!(got["data"], a["data"], "get_result alias replays");
+    assert_eq!(got["action"], get_alias.as_str());
+    // The POS hands back the `data` string it got.
+    let refund = reverse(
+        &mut c,
+        &alias("transaction.refund"),
+        "lp-r",
+        100,
+        &a["data"],
+    );
+    assert_eq!(contract_data(&refund)["operation"], "refund", "{refund}");
     let cancel_alias = alias("transaction.cancel");
     let cancel = reverse(&mut c, &cancel_alias, "lp-c", 700, &b["data"]);
-    assert_eq!(cancel["data"]["operation"], "cancel", "{cancel}");
+    assert_eq!(contract_data(&cancel)["operation"], "cancel", "{cancel}");
     let close = json!({"action": alias("close_shift"), "request_id": "lp-s"});
-    let shift = send(&mut c, close);
-    assert_eq!(shift["data"]["operation"], "close_shift", "{shift}");
-    assert_eq!(shift["data"]["pay"]["count"], 2, "{shift}");
+    let shift = contract_data(&send(&mut c, close));
+    assert_eq!(shift["operation"], "close_shift", "{shift}");
+    assert_eq!(shift["pay"]["count"], 2, "{shift}");
     let bad = json!({"action": alias("transaction.status"), "amount": 1});
     let bad = send(&mut c, bad);
-    assert_invalid(&bad, "action");
+    assert_eq!(bad["error_type"], "default_error", "{bad}");
+    assert_eq!(bad["log"], "reason: invalid_request", "{bad}");
+    assert!(
+        bad["message"].as_str().unwrap().starts_with("action:"),
+        "{bad}"
+    );
+    // The v1 names keep the v1 shape: `data` an object, no `action`.
+    let v1 = send(
+        &mut c,
+        json!({"action": "get_result", "request_id": "lp-1"}),
+    );
+    assert_eq!(v1["data"], contract_data(&a), "{v1}");
+    assert!(v1.get("action").is_none(), "{v1}");
 }
 
 #[test]

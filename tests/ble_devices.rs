@@ -67,7 +67,7 @@ fn ble_scan_pair_and_sell_on_an_emulated_reader_over_nus() {
     assert_eq!(code, Some(0), "{sale}\n{}", d.log());
     assert_eq!(sale["data"]["status"], "approved", "{sale}");
     assert_eq!(sale["data"]["card"]["masked_pan"], "411111******1111");
-    assert_eq!(emu.charges("ble-sale"), (1, 1));
+    assert_eq!(emu.charges(&d.backend_id("ble-sale")), (1, 1));
     // The frames really went over NUS: the host wrote to RX in chunks of at most MTU - 3.
     let writes = bluez.writes(ADDR);
     assert!(writes.len() > 3, "{} writes", writes.len());
@@ -100,7 +100,7 @@ fn ble_device_side_disconnect_mid_sale_is_reconciled_with_one_charge() {
         "ble-cut",
         "--json",
     ]);
-    emu.wait_started("ble-cut");
+    emu.wait_started(&d.backend_id("ble-cut"));
     bluez.disconnect_from_device(ADDR);
     let out = paying.join().unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}\n{}", d.log());
@@ -111,7 +111,7 @@ fn ble_device_side_disconnect_mid_sale_is_reconciled_with_one_charge() {
     let settled = d.await_result("ble-cut", Duration::from_secs(60), |a| a["code"] != 2);
     assert_eq!(settled["code"], 0, "{settled}\n{}", d.log());
     assert_eq!(settled["data"]["status"], "approved");
-    emu.assert_charged_once_never_restarted("ble-cut");
+    emu.assert_charged_once_never_restarted(&d.backend_id("ble-cut"));
 }
 
 #[test]

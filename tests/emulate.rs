@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::emulator::Emulator;
 use posbridge::device::link::{
-    Currency, Hello, Message, Outcome, PaymentRequest, Role, SaleResult,
+    Currency, Hello, Message, Outcome, PaymentRequest, Role, SaleResult, ShiftTotals,
 };
 use posbridge::device::reader::{Answer, CardReader, ShiftAnswer};
 use posbridge::device::serial::SerialTransport;
@@ -35,6 +35,7 @@ fn sale(id: &str, amount: u64) -> PaymentRequest {
         currency: Currency::new("INR").unwrap(),
         primary_reference: None,
         credentials: None,
+        details: None,
     }
 }
 
@@ -66,21 +67,28 @@ async fn hello_names_the_emulator_and_a_sale_is_approved_with_masked_card_data()
     assert!(declined.approval_code.is_none());
     assert_eq!(
         reader.close_shift(WAIT).await.unwrap(),
-        ShiftAnswer::Closed {
-            count: 1,
-            total: 2500
-        }
+        ShiftAnswer::Totals(ShiftTotals {
+            pay_count: 1,
+            pay_total: 2500,
+            ..ShiftTotals::default()
+        })
     );
 }
 
 #[tokio::test]
-async fn a_repeated_request_id_gets_the_same_result_and_no_second_charge() {
+async fn a_repeated_id_is_a_duplicate_answered_by_get_result_and_no_second_charge() {
     let dir = tempfile::tempdir().unwrap();
     let emu = Emulator::start("card-reader", dir.path(), "reader", &[]);
     let reader = reader(&emu.link).await;
     let first = done(reader.sale(sale("idem-1", 4200), WAIT).await.unwrap());
-    let again = done(reader.sale(sale("idem-1", 4200), WAIT).await.unwrap());
-    assert_eq!(first, again);
+    // As the LIFE POS document's reader: a repeated id is a duplicate request, not an answer.
+    assert_eq!(
+        reader.sale(sale("idem-1", 4200), WAIT).await.unwrap(),
+        Answer::Duplicate
+    );
+    assert!(emu
+        .log_text()
+        .contains("idem-1: known request, answering DUPLICATE"));
     assert_eq!(
         done(reader.get_result("idem-1", WAIT).await.unwrap()),
         first
@@ -161,8 +169,8 @@ async fn results_survive_a_kill9_and_restart_on_the_same_state() {
         first
     );
     assert_eq!(
-        done(reader.sale(sale("keep-1", 777), WAIT).await.unwrap()),
-        first
+        reader.sale(sale("keep-1", 777), WAIT).await.unwrap(),
+        Answer::Duplicate
     );
     assert_eq!(emu.charges("keep-1"), (1, 1));
 }
@@ -198,6 +206,8 @@ async fn sale_on_a_noisy_line(link: &Path, id: &str, amount: u64) -> (SaleResult
         match answer {
             Ok(Answer::Done(r)) => return (r, links_lost),
             Ok(Answer::InProgress) => tokio::time::sleep(Duration::from_millis(100)).await,
+            // The start had reached it before the link went: ask GET_RESULT next round.
+            Ok(Answer::Duplicate) => {}
             Ok(other) => panic!("{id}: unexpected {other:?}"),
             Err(_) => links_lost += 1,
         }
@@ -285,4 +295,65 @@ async fn a_display_is_refused_when_a_reader_is_expected() {
         err.to_string(),
         "the device answered as a dqr-display, but it was expected to be a card-reader"
     );
+}
+
+/// A version 1 host (posbridge before the LIFE POS details) still gets version 1 answers:
+/// its payment requests (no details block) decode, a repeated id is answered with the stored
+/// result (a version 1 host does not know DUPLICATE) and CLOSE_SHIFT with SHIFT_SUMMARY.
+#[tokio::test]
+async fn a_version_1_host_gets_version_1_frames() {
+    use posbridge::device::scripted::ScriptedDevice;
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start("card-reader", dir.path(), "reader", &[]);
+    let conn = SerialTransport::new(&emu.link, 115_200)
+        .connect()
+        .await
+        .unwrap();
+    let mut host = ScriptedDevice::new(conn.stream);
+    host.send(&Message::Hello(Hello {
+        protocol_version: 1,
+        role: Role::Host,
+        model: "posbridge-0.1".into(),
+        firmware: "0.1.0".into(),
+        serial: String::new(),
+    }))
+    .await;
+    let mut device_hello = None;
+    while device_hello.is_none() {
+        match host.message().await {
+            (_, Message::Ack { seq: 0 }) => {}
+            (frame, Message::Hello(h)) => {
+                host.ack(frame.seq()).await;
+                device_hello = Some(h);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(device_hello.unwrap().protocol_version, 2);
+    let v1_sale = sale("v1-sale", 2500);
+    let mut answers = Vec::new();
+    for msg in [
+        Message::StartSale(v1_sale.clone()),
+        Message::StartSale(v1_sale),
+        Message::CloseShift,
+    ] {
+        host.send_acked(&msg).await;
+        let (frame, answer) = host.message().await;
+        host.ack(frame.seq()).await;
+        answers.push(answer);
+    }
+    let Message::SaleResult(first) = &answers[0] else {
+        panic!("{answers:?}")
+    };
+    assert_eq!(first.outcome, Outcome::Approved);
+    assert_eq!(answers[1], answers[0], "the stored result, not DUPLICATE");
+    assert_eq!(
+        answers[2],
+        Message::ShiftSummary {
+            count: 1,
+            total: 2500
+        }
+    );
+    assert_eq!(emu.charges("v1-sale"), (1, 1));
+    assert!(emu.stored("v1-sale").unwrap().get("details").is_none());
 }

@@ -8,7 +8,7 @@ use posbridge::device::link;
 
 use link::{
     encode, Credentials, Currency, Decoder, Frame, Hello, Message, NakReason, Outcome,
-    PaymentRequest, Role, SaleResult, BUFFER_CAPACITY, MAX_FRAME_LEN,
+    PaymentRequest, Role, SaleDetails, SaleResult, ShiftTotals, BUFFER_CAPACITY, MAX_FRAME_LEN,
 };
 use proptest::prelude::*;
 
@@ -36,14 +36,37 @@ fn payment_request() -> impl Strategy<Value = PaymentRequest> {
         currency(),
         proptest::option::of(short_text()),
         proptest::option::of((short_text(), short_text())),
+        proptest::option::of(details()),
     )
         .prop_map(
-            |(request_id, amount, currency, primary_reference, creds)| PaymentRequest {
+            |(request_id, amount, currency, primary_reference, creds, details)| PaymentRequest {
                 request_id,
                 amount,
                 currency,
                 primary_reference,
                 credentials: creds.map(|(login, password)| Credentials { login, password }),
+                details,
+            },
+        )
+}
+
+/// Version 2 details, small enough that every payment request fits MAX_PAYLOAD.
+fn details() -> impl Strategy<Value = SaleDetails> {
+    let small = || proptest::option::of("\\PC{0,10}");
+    (
+        any::<bool>(),
+        small(),
+        small(),
+        small(),
+        proptest::collection::btree_map("\\PC{0,8}", "\\PC{0,10}", 0..3),
+    )
+        .prop_map(
+            |(sign_on_screen, email, phone, recipient_inn, metadata)| SaleDetails {
+                sign_on_screen,
+                email,
+                phone,
+                recipient_inn,
+                metadata,
             },
         )
 }
@@ -115,6 +138,17 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::CloseShift),
         (any::<u32>(), any::<u64>())
             .prop_map(|(count, total)| Message::ShiftSummary { count, total }),
+        request_id().prop_map(|request_id| Message::Duplicate { request_id }),
+        (any::<(u32, u64, u32, u64, u32, u64)>()).prop_map(|t| {
+            Message::ShiftTotals(ShiftTotals {
+                pay_count: t.0,
+                pay_total: t.1,
+                refund_count: t.2,
+                refund_total: t.3,
+                cancel_count: t.4,
+                cancel_total: t.5,
+            })
+        }),
         "\\PC{1,250}".prop_map(|payload| Message::ShowQr { payload }),
         (any::<u64>(), currency())
             .prop_map(|(amount, currency)| Message::ShowAmount { amount, currency }),

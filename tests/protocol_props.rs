@@ -82,7 +82,16 @@ fn any_line_gets_exactly_one_answer_and_the_connection_keeps_working() {
             let code = answer["code"].as_i64().expect("code is always there");
             prop_assert!(answer.get("request_id").is_some(), "{raw}");
             prop_assert!(answer["metadata"].is_object(), "{raw}");
-            if code == 0 {
+            // A LIFE POS action name gets the contract's shape (document 003): the action
+            // echoed, a request_id always, `data` a JSON string, `log` instead of `reason`.
+            let contract = answer.get("action").is_some();
+            if contract {
+                prop_assert!(answer["request_id"].is_string(), "{raw}");
+            }
+            if code == 0 && contract {
+                let data = answer["data"].as_str().unwrap_or_default();
+                prop_assert!(serde_json::from_str::<Value>(data).is_ok(), "{raw}");
+            } else if code == 0 {
                 prop_assert!(answer["data"].is_object(), "{raw}");
             } else {
                 let t = answer["error_type"].as_str().unwrap_or_default();
@@ -96,8 +105,9 @@ fn any_line_gets_exactly_one_answer_and_the_connection_keeps_working() {
                     .contains(&t),
                     "{raw}"
                 );
+                let detail = if contract { "log" } else { "reason" };
                 prop_assert!(
-                    answer["reason"].is_string() && answer["message"].is_string(),
+                    answer[detail].is_string() && answer["message"].is_string(),
                     "{raw}"
                 );
             }

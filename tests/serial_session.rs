@@ -43,6 +43,7 @@ fn sale(id: &str, amount: u64) -> PaymentRequest {
         currency: Currency::new("INR").unwrap(),
         primary_reference: None,
         credentials: None,
+        details: None,
     }
 }
 

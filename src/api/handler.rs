@@ -2,7 +2,9 @@
 //!
 //! Parses with `protocol`, hands valid requests to the engine (operations and results) or the
 //! device manager (devices, pair, unpair, scan), and turns everything else into an
-//! `invalid_request` answer. Never talks to a provider or the journal directly.
+//! `invalid_request` answer. A request named the LIFE POS way gets its answer turned into the
+//! contract's shape here, at the edge ([`protocol::contract_line`]): the engine and the
+//! journal only ever hold the v1 answer. Never talks to a provider or the journal directly.
 
 use std::sync::Arc;
 
@@ -19,7 +21,26 @@ pub async fn answer(
     peer: &Peer,
     line: &[u8],
 ) -> String {
-    match protocol::parse_request(line) {
+    let (answer, lifepos_action) = v1_answer(engine, devices, peer, line).await;
+    match lifepos_action {
+        Some(action) => protocol::contract_line(&answer, &action),
+        None => answer,
+    }
+}
+
+/// The v1 answer line, and the LIFE POS action name when the request used one.
+async fn v1_answer(
+    engine: &Arc<Engine>,
+    devices: &Arc<DeviceManager>,
+    peer: &Peer,
+    line: &[u8],
+) -> (String, Option<String>) {
+    let parsed = protocol::parse_request(line);
+    let lifepos_action = match &parsed {
+        Ok(req) => req.lifepos_action.clone(),
+        Err(rejection) => rejection.lifepos_action.clone(),
+    };
+    let answer = match parsed {
         Ok(req) if req.action.needs_admin() && !peer.operate => {
             log::warn!(
                 "refused {} from uid {}: not in api.admin_groups",
@@ -44,7 +65,8 @@ pub async fn answer(
             log::debug!("refused a request: {}", rejection.message);
             rejection.into_response().to_line()
         }
-    }
+    };
+    (answer, lifepos_action)
 }
 
 async fn device_action(devices: &DeviceManager, req: Request) -> String {

@@ -10,6 +10,7 @@
 //! - `wire`: payload primitives (integers, length-prefixed strings) and [`PayloadError`].
 //! - `messages`: the typed [`Message`] enum, message type numbers, payload dispatch.
 //! - `fields`: structured payload parts (HELLO, payment request, result) and their validation.
+//! - `details`: the version 2 additions (a payment request's LIFE POS details, shift totals).
 //! - `dedup`: [`DuplicateFilter`], so a retransmitted frame is acknowledged but not delivered twice.
 //!
 //! Frame layout (all integers little-endian):
@@ -32,15 +33,19 @@
 
 mod decoder;
 mod dedup;
+mod details;
 mod fields;
 mod messages;
 mod wire;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod golden_v2;
 
 pub use decoder::{DecodeError, Decoder, DecoderStats, Feed, BUFFER_CAPACITY};
 pub use dedup::{Delivery, DuplicateFilter};
+pub use details::{SaleDetails, ShiftTotals, MAX_METADATA};
 pub use fields::{
     Credentials, Currency, Hello, NakReason, Outcome, PaymentRequest, Role, SaleResult,
 };

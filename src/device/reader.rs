@@ -1,7 +1,8 @@
 //! The card-reader role over a link session (docs/link-protocol.md §9): sale, refund, cancel,
 //! get_result and close_shift, each answered with a typed result. It owns matching answers to
-//! the request they belong to (by request_id) and one operation at a time per reader; it must
-//! not retry a money-moving start on its own: after a lost link the caller asks `get_result`.
+//! the request they belong to (by the id the reader got: the operation's backend id) and one
+//! operation at a time per reader; it must not retry a money-moving start on its own: after a
+//! lost link, or a DUPLICATE answer, the caller asks `get_result`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::link::{Message, PaymentRequest, SaleResult};
+use super::link::{Message, PaymentRequest, SaleResult, ShiftTotals};
 use super::session::{what, LinkError, Session};
 
 /// What the reader said about one request.
@@ -23,13 +24,24 @@ pub enum Answer {
     Busy { running: String },
     /// The reader never started this request_id (or evicted it): nothing was charged.
     NotFound,
+    /// Version 2: the reader already had this id and did nothing now. Never this request's
+    /// answer: ask `get_result` by the same id.
+    Duplicate,
 }
 
 /// The answer to CLOSE_SHIFT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShiftAnswer {
-    Closed { count: u32, total: u64 },
-    Busy { running: String },
+    /// A version 1 reader: approved sales only (refunds and cancels not reported).
+    Closed {
+        count: u32,
+        total: u64,
+    },
+    /// A version 2 reader: sales, refunds and cancels.
+    Totals(ShiftTotals),
+    Busy {
+        running: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +109,7 @@ impl CardReader {
                 count: *count,
                 total: *total,
             }),
+            Message::ShiftTotals(t) => Some(ShiftAnswer::Totals(*t)),
             Message::Busy { request_id } => Some(ShiftAnswer::Busy {
                 running: request_id.clone(),
             }),
@@ -115,6 +128,7 @@ impl CardReader {
             Message::SaleResult(r) if r.request_id == id => Some(Answer::Done(r.clone())),
             Message::InProgress { request_id } if request_id == id => Some(Answer::InProgress),
             Message::ResultNotFound { request_id } if request_id == id => Some(Answer::NotFound),
+            Message::Duplicate { request_id } if request_id == id => Some(Answer::Duplicate),
             Message::Busy { request_id } => Some(Answer::Busy {
                 running: request_id.clone(),
             }),

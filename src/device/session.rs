@@ -31,8 +31,10 @@ pub(crate) use noise::Noise;
 pub const MAX_TRANSMISSIONS: u32 = 4;
 /// The host sends KEEPALIVE after this much silence of its own (§7).
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(2);
-/// The link protocol version this implementation speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The highest link protocol version this implementation speaks (docs/link-protocol.md §7).
+pub const PROTOCOL_VERSION: u8 = 2;
+/// The lowest version it still speaks: a version 1 peer gets version 1 layouts and messages.
+pub const MIN_PROTOCOL_VERSION: u8 = 1;
 
 /// Why a link went down, or why one message was refused. Cloneable, because every caller
 /// waiting on a link that died gets the same reason.
@@ -48,7 +50,7 @@ pub enum LinkError {
     NoHello,
     #[error("the device answered as a {got}, but it was expected to be a {expected}")]
     WrongRole { expected: RoleName, got: RoleName },
-    #[error("the device cannot speak link protocol version {PROTOCOL_VERSION}")]
+    #[error("the device cannot speak link protocol version {MIN_PROTOCOL_VERSION} or later")]
     Incompatible,
     #[error("the device refused the {what} message ({reason:?}); this is a bug on one side")]
     Refused {
@@ -197,6 +199,11 @@ impl Session {
         &self.hello
     }
 
+    /// The version this session runs at: the lower of ours and the device's.
+    pub fn version(&self) -> u8 {
+        self.hello.protocol_version.min(PROTOCOL_VERSION)
+    }
+
     /// Whether secrets may be sent over this link (wired, or a bonded BLE device).
     pub fn is_private(&self) -> bool {
         self.private
@@ -305,6 +312,8 @@ pub(crate) fn what(msg: &Message) -> &'static str {
         Message::InProgress { .. } => "IN_PROGRESS",
         Message::CloseShift => "CLOSE_SHIFT",
         Message::ShiftSummary { .. } => "SHIFT_SUMMARY",
+        Message::Duplicate { .. } => "DUPLICATE",
+        Message::ShiftTotals(_) => "SHIFT_TOTALS",
         Message::ShowQr { .. } => "SHOW_QR",
         Message::ShowAmount { .. } => "SHOW_AMOUNT",
         Message::ShowStatus { .. } => "SHOW_STATUS",

@@ -1,7 +1,10 @@
-//! The emulated card reader (docs/link-protocol.md §9). Test amounts: ending in 51 declined,
-//! ending in 93 takes 3 s, anything else approved after a short delay. request_id is the
-//! idempotency key: a known id is answered from the stored result (or IN_PROGRESS while it
-//! runs), never charged again; another start while one runs gets BUSY. The charge is written
+//! The emulated card reader (docs/link-protocol.md §9), behaving as the LIFE POS document's
+//! Lifepay QPOS reader: it keeps its last 500 results by id, and a start with an id it already
+//! has is a duplicate request: DUPLICATE to a version 2 host (which then asks GET_RESULT), the
+//! stored result to a version 1 host, IN_PROGRESS while that id runs; never a second charge.
+//! Another start while one runs gets BUSY. Test amounts: ending in 51 declined, ending in 93
+//! takes 3 s, anything else approved after a short delay. CLOSE_SHIFT reports sales, refunds
+//! and cancels (SHIFT_TOTALS; a version 1 host gets SHIFT_SUMMARY of sales). The charge is written
 //! to the state file *before* the delay, as a real reader's acquirer commits before the
 //! receipt prints: a reader killed mid-sale still knows the sale after a restart. Only masked
 //! card numbers exist here.
@@ -13,9 +16,9 @@ use std::time::Duration;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
-use super::state::{State, Store, Stored, KEEP_RESULTS};
+use super::state::{State, Store, Stored, StoredDetails, KEEP_RESULTS};
 use super::{reply, Firmware};
-use crate::device::link::{Message, Outcome, PaymentRequest, SaleResult};
+use crate::device::link::{Message, Outcome, PaymentRequest, SaleResult, ShiftTotals};
 use crate::device::session::Sender;
 
 /// How long an ordinary operation takes (card tap, PIN, acquirer).
@@ -32,10 +35,14 @@ struct Inner {
     state: State,
     /// The request_id being carried out now, if any.
     running: Option<String>,
+    /// The link protocol version of the current session: the lower of the host's (its
+    /// HELLO) and this reader's own.
+    version: u8,
+    own_version: u8,
 }
 
 impl CardReader {
-    pub fn open(store: Option<Store>) -> Result<CardReader> {
+    pub fn open(store: Option<Store>, own_version: u8) -> Result<CardReader> {
         let state = match &store {
             Some(s) => s.load()?,
             None => State::default(),
@@ -45,6 +52,8 @@ impl CardReader {
             inner: Mutex::new(Inner {
                 state,
                 running: None,
+                version: 1,
+                own_version,
             }),
         })
     }
@@ -68,6 +77,10 @@ impl CardReader {
             return reply(&link, Message::InProgress { request_id: id });
         }
         if let Some(stored) = find(&inner.state.results, &id) {
+            if inner.version >= 2 {
+                log::info!("{id}: known request, answering DUPLICATE (no new charge)");
+                return reply(&link, Message::Duplicate { request_id: id });
+            }
             log::info!("{id}: known request, answering the stored result (no new charge)");
             return reply(&link, Message::SaleResult(to_result(stored)));
         }
@@ -81,11 +94,15 @@ impl CardReader {
         }
         let stored = decide(operation, &req, &inner.state);
         if stored.outcome == "approved" {
-            inner.state.charges += 1;
-            if operation == "sale" {
-                inner.state.shift_count += 1;
-                inner.state.shift_total += req.amount;
-            }
+            let state = &mut inner.state;
+            state.charges += 1;
+            let (count, total) = match operation {
+                "sale" => (&mut state.shift_count, &mut state.shift_total),
+                "refund" => (&mut state.shift_refund_count, &mut state.shift_refund_total),
+                _ => (&mut state.shift_cancel_count, &mut state.shift_cancel_total),
+            };
+            *count += 1;
+            *total += req.amount;
         }
         inner.state.results.push_back(stored.clone());
         while inner.state.results.len() > KEEP_RESULTS {
@@ -140,12 +157,30 @@ impl Firmware for CardReader {
                         },
                     );
                 }
-                let (count, total) = (inner.state.shift_count, inner.state.shift_total);
-                inner.state.shift_count = 0;
-                inner.state.shift_total = 0;
+                let s = &mut inner.state;
+                let totals = ShiftTotals {
+                    pay_count: std::mem::take(&mut s.shift_count),
+                    pay_total: std::mem::take(&mut s.shift_total),
+                    refund_count: std::mem::take(&mut s.shift_refund_count),
+                    refund_total: std::mem::take(&mut s.shift_refund_total),
+                    cancel_count: std::mem::take(&mut s.shift_cancel_count),
+                    cancel_total: std::mem::take(&mut s.shift_cancel_total),
+                };
                 self.save(&inner.state);
-                log::info!("shift closed: {count} sales, {total} in all");
-                reply(&link, Message::ShiftSummary { count, total });
+                log::info!("shift closed: {totals:?}");
+                let answer = if inner.version >= 2 {
+                    Message::ShiftTotals(totals)
+                } else {
+                    Message::ShiftSummary {
+                        count: totals.pay_count,
+                        total: totals.pay_total,
+                    }
+                };
+                reply(&link, answer);
+            }
+            Message::Hello(host) => {
+                let mut inner = self.lock();
+                inner.version = host.protocol_version.min(inner.own_version);
             }
             other => log::debug!("a reader ignores {}", crate::device::session::what(&other)),
         }
@@ -201,6 +236,20 @@ fn decide(operation: &str, req: &PaymentRequest, state: &State) -> Stored {
         scheme: Some("VISA".into()),
         message,
         at: crate::clock::now_rfc3339(),
+        login: req.credentials.as_ref().map(|c| c.login.clone()),
+        password_sha256: req.credentials.as_ref().map(|c| {
+            Sha256::digest(c.password.as_bytes())[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        }),
+        details: req.details.as_ref().map(|d| StoredDetails {
+            sign_on_screen: d.sign_on_screen,
+            email: d.email.clone(),
+            phone: d.phone.clone(),
+            recipient_inn: d.recipient_inn.clone(),
+            metadata: d.metadata.clone(),
+        }),
     }
 }
 

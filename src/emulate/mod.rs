@@ -35,6 +35,8 @@ pub struct Options {
     pub noise: u32,
     pub seed: Option<u64>,
     pub serial: Option<String>,
+    /// The link protocol version announced in HELLO (a version 1 reader answers as one).
+    pub protocol_version: u8,
 }
 
 /// What one emulated device does with the host's messages.
@@ -66,14 +68,17 @@ async fn serve(opts: Options) -> Result<()> {
         (None, None) => state::serial_for_link(&opts.pty),
     };
     let hello = Hello {
-        protocol_version: PROTOCOL_VERSION,
+        protocol_version: opts.protocol_version.min(PROTOCOL_VERSION),
         role,
         model: MODEL.into(),
         firmware: env!("CARGO_PKG_VERSION").into(),
         serial: serial.clone(),
     };
     let firmware: Arc<dyn Firmware> = match opts.kind {
-        Kind::CardReader => Arc::new(card_reader::CardReader::open(store)?),
+        Kind::CardReader => Arc::new(card_reader::CardReader::open(
+            store,
+            opts.protocol_version.min(PROTOCOL_VERSION),
+        )?),
         Kind::DqrDisplay => Arc::new(dqr_display::DqrDisplay),
     };
     let (device_end, host_end) = SerialStream::pair().context("cannot create a pty pair")?;

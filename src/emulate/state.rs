@@ -19,8 +19,14 @@ pub struct State {
     pub serial: String,
     /// Approved money movements ever made (sales, refunds, cancels): tests count on it.
     pub charges: u64,
+    /// Approved sales since the last close.
     pub shift_count: u32,
     pub shift_total: u64,
+    /// Approved refunds and cancels since the last close (SHIFT_TOTALS, version 2).
+    pub shift_refund_count: u32,
+    pub shift_refund_total: u64,
+    pub shift_cancel_count: u32,
+    pub shift_cancel_total: u64,
     pub results: VecDeque<Stored>,
 }
 
@@ -40,6 +46,25 @@ pub struct Stored {
     pub scheme: Option<String>,
     pub message: String,
     pub at: String,
+    /// What the host sent besides the amount, so tests can see it arrived. The password is
+    /// never stored: only the first 8 hex digits of its SHA-256, to tell which one came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_sha256: Option<String>,
+    /// The version 2 details block, as received (`None` from a version 1 host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<StoredDetails>,
+}
+
+/// A payment request's version 2 details, as the emulated reader stored them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredDetails {
+    pub sign_on_screen: bool,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub recipient_inn: Option<String>,
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 pub struct Store {

@@ -1,23 +1,33 @@
 //! The `lifepay` provider: pay, refund, cancel and close_shift on the paired card reader, over
-//! the link protocol (docs/link-protocol.md §9). The acquirer login travels in each START_*
-//! (`PaymentRequest.credentials`) and is never logged. `status` asks the reader GET_RESULT once
-//! it is connected again: a sale cut off by a lost link is reconciled, never started again.
-//! Like every provider it never touches the journal; the device manager owns the link.
+//! the link protocol (docs/link-protocol.md §9). The reader knows each operation by its own
+//! backend id (`Operation.backend_id`, never the POS's request_id), so a request_id reused
+//! after the journal forgot it can never land on an old result. The acquirer login (the
+//! request's `login`/`password`, else the configured ones) travels in each START_* and is
+//! never logged; the LIFE POS details (`email`, `phone`, `sign_on_screen`, `recipient_inn`,
+//! `metadata`) travel in the version 2 details block. `status` asks the reader GET_RESULT by
+//! the same id once it is connected again: a sale cut off by a lost link is reconciled, never
+//! started again, and a DUPLICATE answer is never taken as the outcome. Like every provider
+//! it never touches the journal; the device manager owns the link.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 use super::{Approval, Card, Failure, OpKind, Operation, Outcome, Provider};
 use crate::config::LifepayConfig;
-use crate::device::link::{self, Credentials, Currency, PaymentRequest, SaleResult};
+use crate::device::link::{
+    self, Credentials, Currency, PaymentRequest, SaleDetails, SaleResult, ShiftTotals,
+};
 use crate::device::manager::DeviceManager;
-use crate::device::reader::{Answer, ReaderError, ShiftAnswer};
+use crate::device::reader::{Answer, CardReader, ReaderError, ShiftAnswer};
 use crate::device::session::LinkError;
 use crate::secret::Secret;
 
+/// The contract's currency: amounts are in kopecks (LIFE POS document, "Сумма оплаты в
+/// копейках").
+pub const DEFAULT_CURRENCY: &str = "RUB";
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
 const DEFAULT_SCHEDULE_MS: [u64; 4] = [1_000, 2_000, 5_000, 10_000];
 /// How long a new operation waits for a reader that is reconnecting (e.g. just after start).
@@ -49,7 +59,10 @@ impl Lifepay {
             reader: cfg.reader.clone(),
             login: cfg.login.clone(),
             password,
-            currency: cfg.currency.clone().unwrap_or_else(|| "INR".into()),
+            currency: cfg
+                .currency
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CURRENCY.into()),
             timeout: Duration::from_millis(cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
             schedule: cfg
                 .status_poll_ms
@@ -69,7 +82,7 @@ impl Lifepay {
             .max(Duration::from_secs(1))
     }
 
-    fn request(&self, op: &Operation) -> Result<PaymentRequest, Failure> {
+    fn request(&self, op: &Operation, version: u8) -> Result<PaymentRequest, Failure> {
         let currency = Currency::new(&op.currency)
             .map_err(|e| Failure::new("invalid_request", format!("currency: {e}")))?;
         let primary_reference = match op.kind {
@@ -86,17 +99,120 @@ impl Lifepay {
             ),
             _ => None,
         };
+        let text = |key: &str| {
+            op.params
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        // The request's own login (LIFE POS `login`/`password`), else the configured one.
+        let credentials = match (text("login"), text("password")) {
+            (Some(login), Some(password)) => Credentials { login, password },
+            _ => Credentials {
+                login: self.login.clone(),
+                password: self.password.expose().to_owned(),
+            },
+        };
+        let details = SaleDetails {
+            sign_on_screen: text("sign_on_screen").as_deref() == Some("1"),
+            email: text("email"),
+            phone: text("phone"),
+            recipient_inn: text("recipient_inn"),
+            metadata: op.metadata.clone(),
+        };
+        let details = if version >= 2 {
+            Some(details)
+        } else if details.asks_more_than_metadata() {
+            return Err(Failure::new(
+                "not_supported",
+                "The card reader speaks link protocol version 1, which cannot carry email, \
+                 phone, sign_on_screen or recipient_inn; update its firmware or leave them \
+                 out. Nothing was sent or charged.",
+            ));
+        } else {
+            if !op.metadata.is_empty() {
+                log::info!(request_id = op.request_id.as_str();
+                    "the card reader speaks link protocol version 1: metadata stays in the \
+                     journal and is not sent to the reader");
+            }
+            None
+        };
         Ok(PaymentRequest {
-            request_id: op.request_id.clone(),
+            request_id: reader_id(op).to_owned(),
             amount: op.amount.unwrap_or(0),
             currency,
             primary_reference,
-            credentials: Some(Credentials {
-                login: self.login.clone(),
-                password: self.password.expose().to_owned(),
-            }),
+            credentials: Some(credentials),
+            details,
         })
     }
+
+    /// The reader said it already had this operation's id: that answer is not this
+    /// operation's outcome. Ask it by the same id; whatever does not settle it is unknown.
+    async fn after_duplicate(&self, reader: &CardReader, op: &Operation) -> Outcome {
+        log::warn!(request_id = op.request_id.as_str(), provider = "lifepay";
+            "the card reader already had id {}; asking GET_RESULT", reader_id(op));
+        match reader.get_result(reader_id(op), STATUS_WAIT).await {
+            Ok(Answer::Done(r)) => finished(op, r),
+            _ => Outcome::Unknown(Failure::new(
+                "duplicate",
+                "The card reader said it already had this operation and did not say how it \
+                 ended; the outcome is being checked. Ask again with get_result.",
+            )),
+        }
+    }
+}
+
+/// The id the reader knows `op` by: its backend id, or for an intent written before backend
+/// ids existed, what that version sent ([`legacy_reader_id`]), so its outcome is still found.
+pub fn reader_id(op: &Operation) -> &str {
+    if op.backend_id.is_empty() {
+        legacy_reader_id(op)
+    } else {
+        &op.backend_id
+    }
+}
+
+/// What versions before the per-operation backend id sent the reader: the POS's request_id.
+pub fn legacy_reader_id(op: &Operation) -> &str {
+    &op.request_id
+}
+
+/// The closed shift in the API's words. A version 1 reader reports approved sales only, so
+/// refunds, cancels and the net are then unknown (null), never guessed as zero.
+fn shift_closed(op: &Operation, answer: ShiftAnswer) -> Outcome {
+    let (pay, refund, cancel, net) = match answer {
+        ShiftAnswer::Totals(ShiftTotals {
+            pay_count,
+            pay_total,
+            refund_count,
+            refund_total,
+            cancel_count,
+            cancel_total,
+        }) => (
+            json!({"count": pay_count, "total": pay_total}),
+            json!({"count": refund_count, "total": refund_total}),
+            json!({"count": cancel_count, "total": cancel_total}),
+            json!(pay_total as i128 - refund_total as i128 - cancel_total as i128),
+        ),
+        ShiftAnswer::Closed { count, total } => (
+            json!({"count": count, "total": total}),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ),
+        ShiftAnswer::Busy { running } => return Outcome::Failed(busy(&running)),
+    };
+    Outcome::ShiftClosed(json!({
+        "operation": "close_shift",
+        "provider": "lifepay",
+        "status": "closed",
+        "currency": op.currency,
+        "pay": pay,
+        "refund": refund,
+        "cancel": cancel,
+        "net": net,
+    }))
 }
 
 fn unavailable(message: String) -> Failure {
@@ -191,19 +307,11 @@ impl Provider for Lifepay {
         let wait = self.reader_wait();
         if op.kind == OpKind::CloseShift {
             return match reader.close_shift(wait).await {
-                Ok(ShiftAnswer::Closed { count, total }) => Outcome::ShiftClosed(json!({
-                    "operation": "close_shift",
-                    "provider": "lifepay",
-                    "status": "closed",
-                    "currency": op.currency,
-                    "pay": {"count": count, "total": total},
-                    "net": total,
-                })),
-                Ok(ShiftAnswer::Busy { running }) => Outcome::Failed(busy(&running)),
+                Ok(answer) => shift_closed(op, answer),
                 Err(e) => link_failed(e),
             };
         }
-        let req = match self.request(op) {
+        let req = match self.request(op, reader.session().version()) {
             Ok(r) => r,
             Err(f) => return Outcome::Failed(f),
         };
@@ -235,6 +343,7 @@ impl Provider for Lifepay {
                 "timeout",
                 "The card reader did not say what became of this request; it is being checked.",
             )),
+            Ok(Answer::Duplicate) => self.after_duplicate(&reader, op).await,
             Err(e) => link_failed(e),
         }
     }
@@ -255,17 +364,19 @@ impl Provider for Lifepay {
             Ok(r) => r,
             Err(msg) => return Outcome::Unknown(unavailable(msg)),
         };
-        match reader.get_result(&op.request_id, STATUS_WAIT).await {
+        match reader.get_result(reader_id(op), STATUS_WAIT).await {
             Ok(Answer::Done(r)) => finished(op, r),
             Ok(Answer::NotFound) => Outcome::Failed(Failure::new(
                 "not_processed",
                 "The card reader never started this operation: nothing was charged. \
                  Start a new sale with a new request_id.",
             )),
-            Ok(Answer::InProgress) | Ok(Answer::Busy { .. }) => Outcome::Unknown(Failure::new(
-                "in_progress",
-                "The card reader is still running it; ask again shortly.",
-            )),
+            Ok(Answer::InProgress | Answer::Busy { .. } | Answer::Duplicate) => {
+                Outcome::Unknown(Failure::new(
+                    "in_progress",
+                    "The card reader is still running it; ask again shortly.",
+                ))
+            }
             Err(e) => Outcome::Unknown(Failure::new("link_lost", e.to_string())),
         }
     }
@@ -280,3 +391,6 @@ fn busy(running: &str) -> Failure {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests;

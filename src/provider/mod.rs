@@ -136,7 +136,14 @@ pub struct Operation {
     pub currency: String,
     #[serde(default)]
     pub metadata: Metadata,
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    /// Provider extras, with the LIFE POS per-request fields. Serialized (the journaled
+    /// intent) without [`SECRET_PARAMS`]: a request's password lives only in memory while the
+    /// operation runs, and a status check later uses the configured credentials.
+    #[serde(
+        default,
+        skip_serializing_if = "Map::is_empty",
+        serialize_with = "without_secrets"
+    )]
     pub params: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<Primary>,
@@ -153,6 +160,21 @@ pub struct Operation {
     /// journaled with the intent by the engine ([`Progress`]). Empty for most operations.
     #[serde(default, skip_serializing_if = "Progress::is_empty")]
     pub progress: Progress,
+}
+
+/// `params` keys that are never written anywhere (journal, logs).
+pub const SECRET_PARAMS: &[&str] = &["password"];
+
+fn without_secrets<S: serde::Serializer>(
+    params: &Map<String, Value>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let kept: Map<String, Value> = params
+        .iter()
+        .filter(|(k, _)| !SECRET_PARAMS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    kept.serialize(s)
 }
 
 /// A fresh backend id for one operation of `kind`: a letter for the kind (`P` pay, `R` refund,

@@ -150,6 +150,17 @@ impl Emulator {
         (n, state["charges"].as_u64().unwrap())
     }
 
+    /// The reader's stored result for the id it was sent (`None` if it never got that id).
+    #[allow(dead_code)]
+    pub fn stored(&self, reader_id: &str) -> Option<serde_json::Value> {
+        self.state_json()["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["request_id"] == reader_id)
+            .cloned()
+    }
+
     /// The reader charged `request_id` once (and nothing else), and was asked about it after
     /// the link came back rather than sent the sale again.
     pub fn assert_charged_once_never_restarted(&self, request_id: &str) {

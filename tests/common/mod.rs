@@ -240,6 +240,50 @@ impl Daemon {
     pub fn sim_calls(&self, request_id: &str) -> i64 {
         sim_calls(&self.state, request_id)
     }
+
+    /// The backend id the journal holds for `request_id` (the id the backend or reader got),
+    /// waiting up to 20 s for its intent to be written.
+    #[allow(dead_code)]
+    pub fn backend_id(&self, request_id: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = rusqlite::Connection::open_with_flags(
+                self.state.join("journal.sqlite"),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT operation FROM operations WHERE request_id = ?1",
+                    [request_id],
+                    |r| r.get::<_, String>(0),
+                )
+            });
+            if let Ok(op) = found {
+                let op: Value = serde_json::from_str(&op).unwrap();
+                return op["backend_id"].as_str().unwrap_or_default().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no intent for {request_id}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every byte of the journal's files (database, WAL, shared memory), for leak checks.
+    #[allow(dead_code)]
+    pub fn journal_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(&self.state).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("journal")
+            {
+                all.extend(std::fs::read(&path).unwrap_or_default());
+            }
+        }
+        all
+    }
 }
 
 impl Drop for Daemon {

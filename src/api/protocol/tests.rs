@@ -4,6 +4,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use serde_json::Value;
 
 fn parse(v: Value) -> Result<Request, Rejection> {
     parse_request(v.to_string().as_bytes())

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::details::SaleDetails;
 use super::wire::{Reader, Writer};
 use super::PayloadError;
 
@@ -189,7 +190,8 @@ impl fmt::Debug for Credentials {
 /// The body of StartSale, StartRefund and StartCancel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRequest {
-    /// The socket API's request_id: the idempotency key the reader stores its result under.
+    /// The operation's own id at the reader (posbridge sends the per-operation backend id,
+    /// never the POS's request_id): the idempotency key the reader stores its result under.
     pub request_id: String,
     /// Minor units (paise, cents); never zero.
     pub amount: u64,
@@ -197,6 +199,9 @@ pub struct PaymentRequest {
     /// For refund/cancel: the reader's reference of the original sale (its RRN).
     pub primary_reference: Option<String>,
     pub credentials: Option<Credentials>,
+    /// Version 2: the LIFE POS per-request details. `None` encodes the version 1 layout (the
+    /// payload ends after the credentials), which a version 1 reader expects.
+    pub details: Option<SaleDetails>,
 }
 
 impl PaymentRequest {
@@ -214,6 +219,9 @@ impl PaymentRequest {
                 w.str8("login", &c.login)?;
                 w.str8("password", &c.password)?;
             }
+        }
+        if let Some(details) = &self.details {
+            details.encode(w)?;
         }
         Ok(())
     }
@@ -233,12 +241,19 @@ impl PaymentRequest {
         } else {
             None
         };
+        // Version 1 ends here; a version 2 payload carries the details block.
+        let details = if r.is_empty() {
+            None
+        } else {
+            Some(SaleDetails::decode(r)?)
+        };
         Ok(PaymentRequest {
             request_id,
             amount,
             currency,
             primary_reference,
             credentials,
+            details,
         })
     }
 }

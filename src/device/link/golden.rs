@@ -25,6 +25,7 @@ fn request(id: &str, amount: u64, currency: &str) -> PaymentRequest {
         currency: Currency::new(currency).unwrap(),
         primary_reference: None,
         credentials: None,
+        details: None,
     }
 }
 

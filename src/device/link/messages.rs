@@ -3,6 +3,7 @@
 //! checks a payload must pass (request_id syntax, ISO 4217 currency, masked PANs only). It must
 //! not decide what a message means for a sale: that is the session and device layers' job.
 
+use super::details::ShiftTotals;
 use super::fields::{
     check_request_id, Currency, Hello, NakReason, PaymentRequest, Role, SaleResult,
 };
@@ -26,6 +27,10 @@ pub mod kind {
     pub const IN_PROGRESS: u8 = 0x17;
     pub const CLOSE_SHIFT: u8 = 0x18;
     pub const SHIFT_SUMMARY: u8 = 0x19;
+    /// Version 2.
+    pub const DUPLICATE: u8 = 0x1A;
+    /// Version 2.
+    pub const SHIFT_TOTALS: u8 = 0x1B;
     pub const SHOW_QR: u8 = 0x20;
     pub const SHOW_AMOUNT: u8 = 0x21;
     pub const SHOW_STATUS: u8 = 0x22;
@@ -61,8 +66,13 @@ pub enum Message {
     InProgress { request_id: String },
     /// Host -> reader: close the shift (reconciliation with the acquirer).
     CloseShift,
-    /// Reader -> host: the closed shift's totals.
+    /// Reader -> host: the closed shift's totals (version 1: approved sales only).
     ShiftSummary { count: u32, total: u64 },
+    /// Reader -> host (version 2): a START_* carried a request_id the reader already has; it
+    /// did nothing. Not an answer to the start: the host asks GET_RESULT.
+    Duplicate { request_id: String },
+    /// Reader -> host (version 2): the closed shift's totals of sales, refunds and cancels.
+    ShiftTotals(ShiftTotals),
     /// Host -> display: show a QR code encoding `payload`.
     ShowQr { payload: String },
     /// Host -> display: show an amount to pay.
@@ -91,6 +101,8 @@ impl Message {
             Message::InProgress { .. } => kind::IN_PROGRESS,
             Message::CloseShift => kind::CLOSE_SHIFT,
             Message::ShiftSummary { .. } => kind::SHIFT_SUMMARY,
+            Message::Duplicate { .. } => kind::DUPLICATE,
+            Message::ShiftTotals(_) => kind::SHIFT_TOTALS,
             Message::ShowQr { .. } => kind::SHOW_QR,
             Message::ShowAmount { .. } => kind::SHOW_AMOUNT,
             Message::ShowStatus { .. } => kind::SHOW_STATUS,
@@ -143,7 +155,8 @@ impl Message {
             Message::GetResult { request_id }
             | Message::ResultNotFound { request_id }
             | Message::Busy { request_id }
-            | Message::InProgress { request_id } => {
+            | Message::InProgress { request_id }
+            | Message::Duplicate { request_id } => {
                 check_request_id(request_id)?;
                 w.str8("request_id", request_id)?;
             }
@@ -151,6 +164,7 @@ impl Message {
                 w.u32(*count);
                 w.u64(*total);
             }
+            Message::ShiftTotals(t) => t.encode(&mut w),
             Message::ShowQr { payload } => {
                 check_qr_payload(payload)?;
                 w.str16("payload", payload)?;
@@ -202,6 +216,10 @@ impl Message {
             kind::IN_PROGRESS => Message::InProgress {
                 request_id: read_request_id(&mut r)?,
             },
+            kind::DUPLICATE => Message::Duplicate {
+                request_id: read_request_id(&mut r)?,
+            },
+            kind::SHIFT_TOTALS => Message::ShiftTotals(ShiftTotals::decode(&mut r)?),
             kind::CLOSE_SHIFT => Message::CloseShift,
             kind::SHIFT_SUMMARY => Message::ShiftSummary {
                 count: r.u32("count")?,

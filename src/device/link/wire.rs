@@ -164,6 +164,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Nothing left to read: a layout that a later protocol version extended ends here in the
+    /// earlier version (docs/link-protocol.md §8, version 2 blocks).
+    pub(super) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     /// A presence byte for a non-string optional value: `Ok(true)` when it follows.
     pub(super) fn present(&mut self, field: &'static str) -> Result<bool, PayloadError> {
         match self.u8(field)? {

@@ -93,12 +93,22 @@ pub(super) async fn keep_connected(
             },
         };
         match opened {
+            // Another device at the paired address (a swapped reader, a reused pty) is never
+            // used: its stored results are not the paired one's, so its "never started" would
+            // make a charged sale look unpaid. Pairing it again makes it the paired device.
+            Ok((session, hello)) if hello.serial != m.entry.serial => {
+                drop(session);
+                let why = format!(
+                    "the device at {} reports serial {}, not the paired {}; it is not used \
+                     (if it replaced the paired one, unpair and pair it again)",
+                    transport.address(),
+                    hello.serial,
+                    m.entry.serial
+                );
+                log::warn!(device = id.as_str(); "{id}: {why}");
+                m.down(Some(why));
+            }
             Ok((session, hello)) => {
-                if hello.serial != m.entry.serial {
-                    log::warn!(device = id.as_str();
-                        "{id}: the device at {} now reports serial {}; check what is plugged in",
-                        transport.address(), hello.serial);
-                }
                 backoff = INITIAL_BACKOFF;
                 log::info!(device = id.as_str(); "{id} connected ({} {}, firmware {})",
                     hello.model, hello.serial, hello.firmware);

@@ -150,6 +150,7 @@ async fn the_paired_display_is_lent_by_role_and_a_missing_reader_is_named() {
     let mut display = entry();
     display.id = "dqr-display-D1".into();
     display.role = "dqr-display".into();
+    display.serial = "D1".into(); // what its HELLO says: another serial is not used
     manager.manage_with(display, Ok(Arc::new(StayingDisplay { shown: tx })), None);
     let d = manager.display(None, Duration::from_secs(5)).await.unwrap();
     d.show_status("paid").await.unwrap();

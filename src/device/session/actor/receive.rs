@@ -7,7 +7,7 @@ use super::{finish, internal, Actor, Side};
 use crate::device::link::{
     self, DecodeError, Delivery, Frame, Hello, Message, NakReason, PayloadError,
 };
-use crate::device::session::PROTOCOL_VERSION;
+use crate::device::session::MIN_PROTOCOL_VERSION;
 use crate::device::session::{host_hello, what, LinkError, RoleName, MAX_TRANSMISSIONS};
 
 impl Actor {
@@ -138,7 +138,7 @@ impl Actor {
                 .await;
         }
         if let Message::Hello(h) = &msg {
-            if h.protocol_version < PROTOCOL_VERSION {
+            if h.protocol_version < MIN_PROTOCOL_VERSION {
                 return self
                     .send_control(Message::Nak {
                         seq,
@@ -198,6 +198,8 @@ impl Actor {
                 self.queue.retain(|j| !matches!(j.msg, Message::Hello(_)));
                 self.queue.push_front(internal(Message::Hello(mine)));
                 self.ready = true;
+                // The firmware learns the host's protocol version (which layouts it may send).
+                let _ = self.inbound.send(Message::Hello(peer));
                 Ok(())
             }
         }

@@ -1,0 +1,156 @@
+//! The lifepay route against a scripted reader: the real daemon pairs a pty whose far end the
+//! test drives frame by frame, as a version 2 reader that answers DUPLICATE. A DUPLICATE is
+//! never the sale's answer: the daemon asks GET_RESULT by the same (backend) id, and only
+//! that answer settles the sale; when it does not, the outcome is unknown.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use posbridge::device::link::{Hello, Message, Outcome, Role, SaleResult};
+use posbridge::device::scripted::ScriptedDevice;
+use tokio_serial::{SerialPort, SerialStream};
+
+use common::{json_of, lifepay_daemon};
+
+struct Reader {
+    dev: ScriptedDevice<SerialStream>,
+    _host_end: SerialStream,
+}
+
+fn plug(link: &Path) -> Reader {
+    let (device, host_end) = SerialStream::pair().unwrap();
+    let target = PathBuf::from(host_end.name().unwrap());
+    std::os::unix::fs::symlink(target, link).unwrap();
+    Reader {
+        dev: ScriptedDevice::new(device),
+        _host_end: host_end,
+    }
+}
+
+impl Reader {
+    /// The host's next request; HELLOs are answered as a version 2 reader, keep-alives ACKed.
+    async fn next(&mut self) -> Message {
+        loop {
+            let (frame, msg) = self.dev.message().await;
+            match msg {
+                Message::KeepAlive => self.dev.ack(frame.seq()).await,
+                Message::Hello(_) => {
+                    self.dev.ack(frame.seq()).await;
+                    self.dev.seq = 0;
+                    self.dev
+                        .send(&Message::Hello(Hello {
+                            protocol_version: 2,
+                            role: Role::CardReader,
+                            model: "scripted".into(),
+                            firmware: "2".into(),
+                            serial: "SCR1".into(),
+                        }))
+                        .await;
+                }
+                Message::Ack { .. } => {}
+                other => {
+                    self.dev.ack(frame.seq()).await;
+                    return other;
+                }
+            }
+        }
+    }
+}
+
+fn approved(id: &str) -> SaleResult {
+    SaleResult {
+        request_id: id.into(),
+        outcome: Outcome::Approved,
+        rrn: Some("123456789012".into()),
+        approval_code: Some("A1B2C3".into()),
+        masked_pan: Some("411111******1111".into()),
+        scheme: Some("VISA".into()),
+        message: "Approved".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_answer_is_checked_by_get_result_and_never_taken_as_the_outcome() {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        duplicate_then_get_result(),
+    )
+    .await
+    .expect("the scripted exchange finished");
+}
+
+async fn duplicate_then_get_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("reader");
+    let mut reader = plug(&link);
+    let d = lifepay_daemon(dir.path(), "pw-dup");
+    let pairing = d.cli_in_thread(&[
+        "pair",
+        &format!("serial:{}", link.display()),
+        "--role",
+        "card-reader",
+        "--json",
+    ]);
+    // Answer the pairing HELLO until the daemon has paired the reader.
+    let paired = tokio::task::spawn_blocking(move || pairing.join().unwrap());
+    tokio::pin!(paired);
+    // `next` answers the HELLO itself; any other request before pairing ends is a bug.
+    let out = tokio::select! {
+        out = &mut paired => out.unwrap(),
+        msg = reader.next() => panic!("unexpected {msg:?} while pairing"),
+    };
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    for (request_id, settles) in [("dup-1", true), ("dup-2", false)] {
+        let paying = d.cli_in_thread(&[
+            "pay",
+            "--provider",
+            "lifepay",
+            "--amount",
+            "2500",
+            "--request-id",
+            request_id,
+            "--json",
+        ]);
+        let Message::StartSale(start) = reader.next().await else {
+            panic!("expected START_SALE")
+        };
+        let id = start.request_id.clone();
+        assert_eq!(
+            id,
+            d.backend_id(request_id),
+            "the reader gets the backend id"
+        );
+        reader
+            .dev
+            .send(&Message::Duplicate {
+                request_id: id.clone(),
+            })
+            .await;
+        assert_eq!(
+            reader.next().await,
+            Message::GetResult {
+                request_id: id.clone()
+            },
+            "a DUPLICATE is followed by GET_RESULT by our own id"
+        );
+        let answer = if settles {
+            Message::SaleResult(approved(&id))
+        } else {
+            Message::ResultNotFound { request_id: id }
+        };
+        reader.dev.send(&answer).await;
+        let out = tokio::task::spawn_blocking(move || paying.join().unwrap())
+            .await
+            .unwrap();
+        let r = json_of(&out);
+        if settles {
+            assert_eq!(r["code"], 0, "{r}");
+            assert_eq!(r["data"]["status"], "approved");
+        } else {
+            // A reader contradicting itself settles nothing: unknown, never "not charged".
+            assert_eq!(r["error_type"], "unknown_result_error", "{r}");
+            assert_eq!(r["reason"], "duplicate", "{r}");
+        }
+    }
+}
