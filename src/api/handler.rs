@@ -13,6 +13,7 @@ use serde_json::json;
 use super::access::Peer;
 use super::protocol::{self, Action, ErrorType, Request, Response};
 use crate::device::manager::{DeviceError, DeviceManager};
+use crate::engine::resolve::Decision;
 use crate::engine::Engine;
 
 pub async fn answer(
@@ -60,6 +61,22 @@ async fn v1_answer(
             .to_line()
         }
         Ok(req) if req.action.is_device_action() => device_action(devices, req).await,
+        Ok(Request {
+            action: Action::Resolve,
+            request_id: Some(id),
+            metadata,
+            resolution: Some(r),
+            ..
+        }) => {
+            let decision = if r.charged {
+                Decision::Charged
+            } else {
+                Decision::NotCharged
+            };
+            engine
+                .resolve(&id, &metadata, decision, &r.note, &peer.describe())
+                .await
+        }
         Ok(req) => engine.handle(req).await,
         Err(rejection) => {
             log::debug!("refused a request: {}", rejection.message);

@@ -15,7 +15,7 @@ mod request;
 mod response;
 
 pub use lifepos::{contract_line, LIFEPOS_FIELDS};
-pub use request::{parse_request, valid_request_id, Rejection, Request};
+pub use request::{parse_request, valid_request_id, Rejection, Request, Resolution};
 pub use response::{ErrorType, Response};
 
 use std::collections::BTreeMap;
@@ -51,6 +51,9 @@ pub enum Action {
     Unpair,
     /// posbridge extension (admin): list BLE devices advertising the link service, with RSSI.
     Scan,
+    /// posbridge extension (admin): settle an unknown outcome on an operator's word
+    /// (`decision` charged or not_charged, and a `note`).
+    Resolve,
 }
 
 /// The prefix of the LIFE POS Checkout action names.
@@ -82,6 +85,7 @@ impl Action {
             "pair" => Action::Pair,
             "unpair" => Action::Unpair,
             "scan" => Action::Scan,
+            "resolve" => Action::Resolve,
             _ => return None,
         })
     }
@@ -99,12 +103,17 @@ impl Action {
             Action::Pair => "pair",
             Action::Unpair => "unpair",
             Action::Scan => "scan",
+            Action::Resolve => "resolve",
         }
     }
 
     /// Needs `api.admin_groups` when that is set: money operations and (un)pairing.
     pub fn needs_admin(self) -> bool {
-        self.is_operation() || matches!(self, Action::Pair | Action::Unpair | Action::Scan)
+        self.is_operation()
+            || matches!(
+                self,
+                Action::Pair | Action::Unpair | Action::Scan | Action::Resolve
+            )
     }
 
     /// Answered by the device manager rather than the engine.

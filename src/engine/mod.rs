@@ -158,15 +158,21 @@ impl Engine {
             Action::Pay | Action::Refund | Action::Cancel | Action::CloseShift => {
                 self.operate(req).await
             }
-            // The API hands these to the device manager; the engine does not own devices.
-            Action::Devices | Action::Pair | Action::Unpair | Action::Scan => Response::error(
-                req.request_id,
-                req.metadata,
-                ErrorType::DefaultError,
-                "not_supported",
-                format!("{} is answered by the device manager", req.action.as_str()),
-            )
-            .to_line(),
+            // The API hands these to the device manager (the engine does not own devices), or,
+            // for resolve, to `Engine::resolve` with the peer who asked.
+            Action::Devices | Action::Pair | Action::Unpair | Action::Scan | Action::Resolve => {
+                Response::error(
+                    req.request_id,
+                    req.metadata,
+                    ErrorType::DefaultError,
+                    "not_supported",
+                    format!(
+                        "{} is answered by the API handler (devices, or an operator's word)",
+                        req.action.as_str()
+                    ),
+                )
+                .to_line()
+            }
         }
     }
 

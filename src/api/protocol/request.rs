@@ -38,6 +38,15 @@ pub struct Request {
     pub id: Option<String>,
     /// `scan` only: how long to listen, in seconds.
     pub seconds: Option<u64>,
+    /// `resolve` only: the operator's decision and why.
+    pub resolution: Option<Resolution>,
+}
+
+/// `resolve`: what an operator found out about an unknown outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolution {
+    pub charged: bool,
+    pub note: String,
 }
 
 // Hand-written so a logged request never shows a password in `params`.
@@ -187,8 +196,10 @@ impl<'a> Fields<'a> {
                 ))
             }
             Some(id) => Some(id.to_owned()),
-            None if action == Action::GetResult => {
-                return Err(self.reject("request_id", "is required for get_result".into()))
+            None if matches!(action, Action::GetResult | Action::Resolve) => {
+                return Err(
+                    self.reject("request_id", format!("is required for {}", action.as_str()))
+                )
             }
             None => None,
         };
@@ -272,6 +283,10 @@ impl<'a> Fields<'a> {
                 _ => return Err(self.reject("seconds", "must be an integer from 1 to 60".into())),
             },
         };
+        let resolution = match action {
+            Action::Resolve => Some(self.resolution()?),
+            _ => None,
+        };
         Ok(Request {
             action,
             lifepos_action: self.lifepos_action.clone(),
@@ -288,6 +303,40 @@ impl<'a> Fields<'a> {
             baud,
             id,
             seconds,
+            resolution,
+        })
+    }
+
+    fn resolution(&self) -> Result<Resolution, Rejection> {
+        let charged = match self.string("decision")? {
+            Some("charged") => true,
+            Some("not_charged") => false,
+            Some(other) => {
+                return Err(self.reject(
+                    "decision",
+                    format!("{other:?} is not a decision; expected charged or not_charged"),
+                ))
+            }
+            None => {
+                return Err(self.reject(
+                    "decision",
+                    "is required for resolve: charged or not_charged".into(),
+                ))
+            }
+        };
+        let note = self
+            .string("note")?
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                self.reject(
+                    "note",
+                    "is required for resolve: say what was checked, and where".into(),
+                )
+            })?;
+        Ok(Resolution {
+            charged,
+            note: note.to_owned(),
         })
     }
 

@@ -304,6 +304,10 @@ fn device_actions_check_their_fields() {
     assert_eq!(r.role.as_deref(), Some("card-reader"));
     assert_eq!(r.baud, Some(9600));
     assert!(Action::Pair.needs_admin() && Action::Unpair.needs_admin());
+    assert!(
+        Action::Resolve.needs_admin(),
+        "an operator's word settles money: admin only"
+    );
     assert!(!Action::Devices.needs_admin());
     assert_eq!(
         rejected_field(json!({"action": "pair", "role": "card-reader"})),
