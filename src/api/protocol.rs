@@ -18,7 +18,6 @@ pub use lifepos::{contract_line, LIFEPOS_FIELDS};
 pub use request::{parse_request, valid_request_id, Rejection, Request, Resolution};
 pub use response::{ErrorType, Response};
 
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +28,9 @@ pub const MAX_REQUEST_ID: usize = 64;
 /// Largest amount accepted, in minor units (a sanity bound far above any counter sale).
 pub const MAX_AMOUNT: u64 = 1_000_000_000_000;
 
-/// `metadata`: echoed back unchanged and stored with the result.
-pub type Metadata = BTreeMap<String, String>;
+/// `metadata`: echoed back unchanged and stored with the result (defined with the operation
+/// that carries it).
+pub use crate::provider::Metadata;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
