@@ -73,3 +73,35 @@ fn a_clock_stepped_a_day_back_or_forward_mid_sale_still_finds_the_sale() {
     assert_eq!(s.inits(), 2, "never re-sent");
     s.no_secret_in_log();
 }
+
+#[test]
+fn a_refusal_while_the_clock_is_far_off_names_the_clock() {
+    // PhonePe's clock (its Date) is a day ahead and it refuses our X-VERIFY: the cashier is
+    // told the clock is off, and nothing was charged.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = SteppedClock::new(dir.path(), "phonepe-clock");
+    clock.offset(86_400);
+    let (k, v) = clock.env();
+    let replica = Replica::start_env(
+        &dir.path().join("phonepe-replica.json"),
+        "127.0.0.1:0",
+        "phonepe",
+        SALT,
+        &[],
+        &[(k, &v)],
+    );
+    let salt = salt_file(&dir, "not-the-salt");
+    let d = Daemon::start_with(Some(&config(&replica.url, &salt, &[])), &[]);
+    let s = Setup { dir, replica, d };
+    let a = s.pay("refused-skew", 1000, json!({}));
+    assert_eq!(a["error_type"], "default_error", "{a}");
+    assert_eq!(a["reason"], "clock_skew", "{a}");
+    assert!(
+        a["message"]
+            .as_str()
+            .unwrap()
+            .contains("s behind PhonePe's"),
+        "{a}"
+    );
+    assert!(s.txn("refused-skew").is_null(), "nothing created");
+}

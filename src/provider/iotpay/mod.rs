@@ -57,10 +57,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CHECK_WINDOW: Duration = Duration::from_secs(20);
 /// Kept free at the end of `timeout()` so `execute` answers before the engine gives up on it.
 const MARGIN: Duration = Duration::from_millis(100);
-/// After a restart the create_order wait's end is not known: it is taken as this process's
-/// start + `timeout_ms` + this (the wait began before this process did; the HTTP timeout
-/// bounds it), which is never earlier than the real end. The wall clock (`created_at`) is not
-/// used: it may have stepped since (src/clock.rs).
+/// After a restart the create_order wait is taken to end at this process's start +
+/// `timeout_ms` + this: never earlier than the real end, whatever the wall clock did.
 const RESTART_END_MARGIN: Duration = Duration::from_secs(10);
 
 /// What this process has seen of one order while its outcome is unknown.

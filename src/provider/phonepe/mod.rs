@@ -273,7 +273,7 @@ impl PhonePe {
                         "{} {}: PhonePe answered {}", op.kind.as_str(), op.request_id, answer.code);
                     match answer::classify_sent(op.kind, &answer) {
                         Sent::Refused(f) => {
-                            return Outcome::Failed(clock_named(f, reply.date.as_deref()))
+                            return Outcome::Failed(answer::clock_named(f, reply.date.as_deref()))
                         }
                         Sent::Duplicate => duplicate = true,
                         Sent::Follow => {}
@@ -315,26 +315,6 @@ impl PhonePe {
         let bound = self.bound(started, REFUND_BOUND);
         self.send_and_follow(op, wire::REFUND_PATH, &payload, bound)
             .await
-    }
-}
-
-/// A documented refusal (nothing was done) named `clock_skew` when it is UNAUTHORIZED and
-/// our clock is far off PhonePe's `Date`: PhonePe's request carries no time, so this is only
-/// a hint to the technician (docs/assumptions/clock.md); the answer stays final, as refused.
-fn clock_named(f: Failure, date: Option<&str>) -> Failure {
-    match crate::clock::skew_from_date(date) {
-        Some(skew) if f.reason == "unauthorized" && skew.abs() > crate::clock::SKEW_LIMIT_S => {
-            Failure::new(
-                "clock_skew",
-                format!(
-                    "{} Also, {}: set the counter's clock (`timedatectl set-ntp true`; \
-                     `posbridge doctor` shows the skew).",
-                    f.message,
-                    crate::clock::describe_skew(skew, "PhonePe's")
-                ),
-            )
-        }
-        _ => f,
     }
 }
 
