@@ -49,6 +49,13 @@ pub fn run(opts: Options) -> Result<()> {
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
     let _lock = lock(&state_dir)?;
+    if let Some(file) = crate::clock::seam_in_use() {
+        log::warn!(
+            "{} is set ({}): the wall clock is offset for a test; never set it on a counter",
+            crate::clock::OFFSET_FILE_ENV,
+            file.display()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

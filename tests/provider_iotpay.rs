@@ -134,6 +134,8 @@ fn assert_error(a: &Value, error_type: &str, reason: &str) {
     assert_eq!(a["reason"], reason, "{a}");
 }
 
+#[path = "provider_iotpay/clock.rs"]
+mod clock;
 #[path = "provider_iotpay/flows.rs"]
 mod flows;
 #[path = "provider_iotpay/not_final.rs"]

@@ -48,6 +48,8 @@ impl HttpError {
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
+    /// The answer's `Date` header, to tell how far our clock is from the backend's.
+    pub date: Option<String>,
 }
 
 pub struct Http {
@@ -93,6 +95,11 @@ impl Http {
         let backend = self.backend;
         let resp = req.send().await.map_err(|e| classify(backend, &e))?;
         let status = resp.status().as_u16();
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = resp
             .bytes()
             .await
@@ -107,7 +114,7 @@ impl Http {
                 detail: format!("HTTP {status}: {}", snippet(&body)),
             });
         }
-        Ok(Reply { status, body })
+        Ok(Reply { status, body, date })
     }
 }
 

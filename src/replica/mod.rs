@@ -14,6 +14,10 @@
 //! - `DELETE /_replica/fault` clears faults; `GET /_replica/requests` counts requests by path;
 //!   each replica adds `GET /_replica/state`.
 //!
+//! Every answer carries a `Date` header from the replica's own wall clock (`crate::clock`), so
+//! a test that offsets it (`POSBRIDGE_TEST_CLOCK_OFFSET_FILE` in the replica's environment)
+//! plays a backend whose clock differs from the counter's.
+//!
 //! Replicas are test equipment: they must never be pointed at by a production config.
 
 use std::collections::BTreeMap;
@@ -216,6 +220,16 @@ async fn requests(State(core): State<Arc<Core>>) -> Json<BTreeMap<String, u64>> 
     )
 }
 
+/// Stamps every answer with `Date` from the replica's clock (through the test seam).
+async fn date_header(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let date = crate::clock::http_date(crate::clock::now());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&date) {
+        resp.headers_mut().insert(axum::http::header::DATE, value);
+    }
+    resp
+}
+
 /// How `posbridge replica` was started.
 pub struct Options {
     pub backend: String,
@@ -268,7 +282,8 @@ pub async fn serve(listener: TcpListener, backend: Router) -> std::io::Result<()
         .with_state(core.clone());
     let app = backend
         .merge(control)
-        .layer(middleware::from_fn_with_state(core, apply_faults));
+        .layer(middleware::from_fn_with_state(core, apply_faults))
+        .layer(middleware::from_fn(date_header));
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -283,10 +298,13 @@ pub async fn serve(listener: TcpListener, backend: Router) -> std::io::Result<()
             .clone()
             .layer(Extension(Killer(Arc::new(Mutex::new(Some(kill_tx))))));
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(
-                hyper_util::rt::TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(svc),
-            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                // Our own `Date` (below), from the replica's clock.
+                .auto_date_header(false)
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(svc),
+                );
             tokio::select! {
                 _ = conn => {}
                 // Dropping the connection future closes the socket mid-request.

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod bluez;
+pub mod clock;
 pub mod emulator;
 pub mod paysera;
 pub mod replica;

@@ -27,6 +27,8 @@ pub struct Setup<'a> {
     /// Extra lines for `[providers.paysera]`, and lines before it.
     pub extra: &'a str,
     pub top: &'a str,
+    /// Extra environment for the daemon.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Default for Setup<'_> {
@@ -38,6 +40,7 @@ impl Default for Setup<'_> {
             spot_id: "\"7\"",
             extra: "",
             top: "",
+            env: &[],
         }
     }
 }
@@ -69,7 +72,7 @@ status_poll_ms = [100]
         s.window_ms,
         s.extra
     );
-    let d = Daemon::start_with(Some(&config), &[]);
+    let d = Daemon::start_with(Some(&config), s.env);
     Rig { d, r, _dir: dir }
 }
 

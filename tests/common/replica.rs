@@ -37,7 +37,20 @@ impl Replica {
         secret: &str,
         options: &[(&str, &str)],
     ) -> Replica {
+        Replica::start_env(state, listen, backend, secret, options, &[])
+    }
+
+    /// As [`Replica::start_at`], with extra environment (e.g. a stepped clock).
+    pub fn start_env(
+        state: &Path,
+        listen: &str,
+        backend: &str,
+        secret: &str,
+        options: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Replica {
         let mut cmd = Command::new(BIN);
+        cmd.envs(env.iter().copied());
         cmd.args(["replica", backend, "--listen", listen, "--state"])
             .arg(state);
         for (k, v) in options {

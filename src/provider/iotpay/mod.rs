@@ -57,9 +57,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CHECK_WINDOW: Duration = Duration::from_secs(20);
 /// Kept free at the end of `timeout()` so `execute` answers before the engine gives up on it.
 const MARGIN: Duration = Duration::from_millis(100);
-/// After a restart the create_order wait's end is not known: it is taken as `created_at` +
-/// `timeout_ms` + this (the intent is journaled, then the request sent; the HTTP timeout bounds
-/// the wait), which is never earlier than the real end.
+/// After a restart the create_order wait is taken to end at this process's start +
+/// `timeout_ms` + this: never earlier than the real end, whatever the wall clock did.
 const RESTART_END_MARGIN: Duration = Duration::from_secs(10);
 
 /// What this process has seen of one order while its outcome is unknown.
@@ -87,6 +86,9 @@ pub struct IotPay {
     not_found_final: Duration,
     /// By mchOrderNo, while the order's outcome is unknown.
     watch: Mutex<HashMap<String, Watch>>,
+    /// When this provider (the daemon) started: any create_order it has no [`Watch`] for was
+    /// sent before.
+    started: Instant,
 }
 
 impl IotPay {
@@ -127,6 +129,7 @@ impl IotPay {
             schedule,
             not_found_final: Duration::from_millis(not_found_final),
             watch: Mutex::new(HashMap::new()),
+            started: Instant::now(),
         })
     }
 
@@ -275,17 +278,17 @@ impl IotPay {
     /// "No such order": final (nothing charged) only once `not_found_final` has passed since
     /// the create_order wait ended, and "no such order" has been the answer for that long.
     /// The wait's end is known in this process; after a restart it is taken as late as it can
-    /// have been (created_at + timeout_ms + [`RESTART_END_MARGIN`]).
+    /// have been (this process's start + timeout_ms + [`RESTART_END_MARGIN`]). Both are
+    /// monotonic, so a wall-clock step can never end the window early.
     fn not_found(&self, op: &Operation, no: &str) -> Outcome {
         let now = Instant::now();
         let window = self.not_found_final;
         let latest_end = self.pay_timeout + RESTART_END_MARGIN;
-        let since_created = crate::clock::since(&op.created_at);
         let (seen, past_end, since_first) = self.watching(no, |w| {
             let first = *w.not_found_since.get_or_insert(now);
             let past_end = match w.create_ended {
                 Some(end) => now.duration_since(end) >= window,
-                None => since_created.is_some_and(|age| age >= latest_end + window),
+                None => now.duration_since(self.started) >= latest_end + window,
             };
             (w.seen, past_end, now.duration_since(first))
         });

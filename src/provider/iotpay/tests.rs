@@ -268,9 +268,7 @@ fn op(age: time::Duration) -> Operation {
         metadata: Default::default(),
         params: Default::default(),
         primary: None,
-        created_at: (time::OffsetDateTime::now_utc() - age)
-            .format(&Rfc3339)
-            .unwrap(),
+        created_at: (crate::clock::now() - age).format(&Rfc3339).unwrap(),
         backend_id: "P0123456789abcdef0123456789ab".into(),
         progress: Default::default(),
     }
@@ -311,22 +309,37 @@ fn no_such_order_counts_from_the_end_of_the_create_order_wait() {
 
 #[test]
 fn after_a_restart_the_wait_is_taken_to_end_as_late_as_it_could() {
-    let p = provider("timeout_ms = 90000\n");
-    // created 2 min ago: the wait may have lasted until 90 s + margin, so not a minute later yet.
+    let mut p = provider("timeout_ms = 90000\n");
+    // Up 2 min: the wait may have lasted until 90 s + margin after start, so not a minute
+    // later yet.
+    p.started = Instant::now() - Duration::from_secs(120);
     let o = op(time::Duration::seconds(120));
     let no = mch_order_no(&o);
     p.watching(&no, |w| {
         w.not_found_since = Some(Instant::now() - Duration::from_secs(300))
     });
     assert!(!is_final(&p.not_found(&o, &no)));
-    // created 3 min ago, and a minute of "no such order" since the restart: final.
-    let o = op(time::Duration::seconds(180));
+    // Up 3 min, and a minute of "no such order" since the restart: final.
+    p.started = Instant::now() - Duration::from_secs(180);
     assert!(is_final(&p.not_found(&o, &no)));
     // ... but never on the first "no such order" after a restart.
-    let fresh = mch_order_no(&op(time::Duration::hours(1)));
-    assert!(fresh == no);
     p.forget(&no);
-    assert!(!is_final(&p.not_found(&op(time::Duration::hours(1)), &no)));
+    assert!(!is_final(&p.not_found(&o, &no)));
+}
+
+#[test]
+fn a_wall_clock_step_never_ends_the_window_early() {
+    // The sale's created_at says a day ago or 1970 (the clock stepped since): the window
+    // still counts from this process's start, on the monotonic clock.
+    let p = provider("timeout_ms = 90000\n");
+    for age in [time::Duration::days(1), time::Duration::days(20_000)] {
+        let o = op(age);
+        let no = mch_order_no(&o);
+        p.watching(&no, |w| {
+            w.not_found_since = Some(Instant::now() - Duration::from_secs(300))
+        });
+        assert!(!is_final(&p.not_found(&o, &no)), "created {age} ago");
+    }
 }
 
 #[test]

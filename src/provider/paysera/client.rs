@@ -10,7 +10,7 @@
 //! path segment and query value we build is restricted to characters that need no escaping
 //! (or percent-encoded here), so the URL parser has nothing left to normalise.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use reqwest::{Method, Url};
@@ -30,6 +30,8 @@ pub enum ApiError {
         status: u16,
         error: String,
         description: String,
+        /// How far our clock was from the answer's `Date`, in seconds (ours ahead: positive).
+        skew: Option<i64>,
     },
     /// An answer that is neither the expected JSON nor an error object. The request was
     /// received, so for a money-moving call this counts as "may have acted".
@@ -40,6 +42,27 @@ impl ApiError {
     /// Whether Paysera refused with this `error` code.
     pub fn is(&self, code: &str) -> bool {
         matches!(self, ApiError::Refused { error, .. } if error == code)
+    }
+
+    /// When Paysera refused our credentials while our clock is over [`clock::SKEW_LIMIT_S`]
+    /// off its own: the MAC's `ts` was stale, not the key (docs/assumptions/clock.md). The
+    /// skew in seconds, ours ahead positive.
+    ///
+    /// [`clock::SKEW_LIMIT_S`]: crate::clock::SKEW_LIMIT_S
+    pub fn clock_skew(&self) -> Option<i64> {
+        match self {
+            ApiError::Refused {
+                status,
+                error,
+                skew: Some(skew),
+                ..
+            } if (*status == 401 || *status == 403 || error == "unauthorized")
+                && skew.abs() > crate::clock::SKEW_LIMIT_S =>
+            {
+                Some(*skew)
+            }
+            _ => None,
+        }
     }
 
     /// Whether the backend may have acted on the request (or we cannot tell).
@@ -61,6 +84,7 @@ impl std::fmt::Display for ApiError {
                 status,
                 error,
                 description,
+                ..
             } => write!(f, "Paysera answered {error} (HTTP {status}): {description}"),
             ApiError::Garbled { status, detail } => {
                 write!(
@@ -208,10 +232,9 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
         let bytes = body.map(|b| b.to_string().into_bytes());
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        // The counter's wall clock: when it is far off Paysera refuses the MAC (see
+        // `ApiError::clock_skew`).
+        let ts = crate::clock::unix_secs();
         // A fresh nonce for every request, retries of reads included: Paysera refuses reuse.
         let auth = self.authorization(&method, path, bytes.as_deref(), ts, &sign::nonce());
         let mut req = self
@@ -239,6 +262,7 @@ impl Client {
                     .as_str()
                     .unwrap_or("no description")
                     .to_owned(),
+                skew: crate::clock::skew_from_date(reply.date.as_deref()),
             }),
             (status, _) => Err(ApiError::Garbled {
                 status,

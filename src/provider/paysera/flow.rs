@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::client::{ApiError, Order, Spot};
-use super::{refused, unknown, Paysera, NOTE_KEY, NOTE_ORDER};
+use super::{refused, unknown, unknown_after, Paysera, NOTE_KEY, NOTE_ORDER};
 use crate::device::screen::Shown;
 use crate::provider::{Approval, Failure, Operation, Outcome};
 
@@ -235,7 +235,9 @@ impl Paysera {
         match self.client.order(&order.id).await {
             Ok(o) if o.status == "confirmed" => approved("approved", &o, qr),
             Ok(o) if o.status == "closed" => Outcome::Failed(closed(&o)),
-            Ok(_) | Err(_) => unknown("Confirming the reserved payment got no clear answer", err),
+            Ok(_) | Err(_) => {
+                unknown_after("Confirming the reserved payment got no clear answer", &err)
+            }
         }
     }
 
@@ -255,7 +257,7 @@ impl Paysera {
                 Ok(o) if o.status == "reserved" => self.confirm(&o, qr).await,
                 Ok(o) if o.status == "confirmed" => approved("approved", &o, qr),
                 Ok(o) if o.status == "closed" => Outcome::Failed(closed(&o)),
-                _ => unknown("Revoking the unpaid payment got no clear answer", e),
+                _ => unknown_after("Revoking the unpaid payment got no clear answer", &e),
             },
         }
     }

@@ -75,6 +75,9 @@ pub struct Paysera {
     checking: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Where the customer is shown the spot's QR code while a sale waits (a paired DQR display).
     screen: std::sync::Arc<dyn crate::device::screen::Screen>,
+    /// When each open sale began, step-proof: the customer's window is counted on it, never
+    /// on `created_at` (src/clock.rs).
+    sent: crate::clock::SendTimes,
 }
 
 /// Marks one sale as being checked for as long as it lives.
@@ -136,6 +139,7 @@ impl Paysera {
             spot_busy: tokio::sync::Mutex::new(()),
             screen: std::sync::Arc::new(crate::device::screen::NoScreen),
             checking: Default::default(),
+            sent: crate::clock::SendTimes::new(),
         })
     }
 }
@@ -154,6 +158,12 @@ const NOTE_ORDER: &str = "paysera_order_id";
 
 /// A refused call as the cashier's answer (the backend said no; nothing moved).
 fn refused(e: &ApiError) -> Failure {
+    if let Some(skew) = e.clock_skew() {
+        return Failure::new(
+            "clock_skew",
+            format!("{e}. {}. Nothing was charged.", skew_advice(skew)),
+        );
+    }
     let reason = match e {
         ApiError::Refused { error, .. } if error == "unauthorized" || error == "forbidden" => {
             return Failure::new(
@@ -170,6 +180,31 @@ fn refused(e: &ApiError) -> Failure {
         _ => "provider_error",
     };
     Failure::new(reason, format!("{e}. Nothing was charged."))
+}
+
+/// What a technician reads when Paysera refuses a stale MAC timestamp.
+fn skew_advice(skew: i64) -> String {
+    format!(
+        "Paysera refused the request's time stamp: {}. Set the counter's clock \
+         (`timedatectl set-ntp true`; `posbridge doctor` shows the skew)",
+        crate::clock::describe_skew(skew, "Paysera's")
+    )
+}
+
+/// As [`unknown`] for a failed call: a refusal for our clock says so (reason `clock_skew`),
+/// still unknown, never final.
+fn unknown_after(what: &str, e: &ApiError) -> Outcome {
+    match e.clock_skew() {
+        Some(skew) => Outcome::Unknown(Failure::new(
+            "clock_skew",
+            format!(
+                "{what}: {e}. {}. The outcome is being checked with Paysera; ask again with \
+                 get_result.",
+                skew_advice(skew)
+            ),
+        )),
+        None => unknown(what, e),
+    }
 }
 
 /// An answer we cannot finish yet: the reconciler will ask [`Provider::status`].
@@ -202,7 +237,11 @@ impl Provider for Paysera {
 
     async fn execute(&self, op: &Operation) -> Outcome {
         match op.kind {
-            OpKind::Pay => self.pay(op).await,
+            OpKind::Pay => {
+                self.sent.sending(&op.request_id);
+                let outcome = self.pay(op).await;
+                self.settled(op, outcome)
+            }
             OpKind::Cancel => self.cancel(op).await,
             OpKind::Refund | OpKind::CloseShift => not_supported(op.kind),
         }
@@ -210,10 +249,23 @@ impl Provider for Paysera {
 
     async fn status(&self, op: &Operation) -> Outcome {
         match op.kind {
-            OpKind::Pay => self.pay_status(op).await,
+            OpKind::Pay => {
+                let outcome = self.pay_status(op).await;
+                self.settled(op, outcome)
+            }
             OpKind::Cancel => self.cancel(op).await,
             OpKind::Refund | OpKind::CloseShift => not_supported(op.kind),
         }
+    }
+}
+
+impl Paysera {
+    /// Stops measuring a sale whose outcome is final.
+    fn settled(&self, op: &Operation, outcome: Outcome) -> Outcome {
+        if !matches!(outcome, Outcome::Unknown(_)) {
+            self.sent.forget(&op.request_id);
+        }
+        outcome
     }
 }
 

@@ -4,12 +4,10 @@
 //! spot when no sale is running there.
 
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::client::{text, ApiError, Order};
 use super::flow::{approved, closed};
-use super::{legacy_key, refused, unknown, Paysera, NOTE_KEY, NOTE_ORDER};
+use super::{legacy_key, refused, unknown, unknown_after, Paysera, NOTE_KEY, NOTE_ORDER};
 use crate::provider::{Failure, Operation, Outcome};
 
 fn not_processed(detail: &str) -> Outcome {
@@ -20,12 +18,12 @@ fn not_processed(detail: &str) -> Outcome {
 }
 
 impl Paysera {
-    /// Whether the customer's window for `op` has passed (by the daemon's clock).
+    /// Whether the customer's window for `op` has passed, on the monotonic clock: since the
+    /// sale began in this process, or after a restart since this process started (later).
+    /// Never from `created_at`: a wall clock stepped forward would revoke a sale the customer
+    /// is still paying.
     fn window_over(&self, op: &Operation) -> bool {
-        let Ok(created) = OffsetDateTime::parse(&op.created_at, &Rfc3339) else {
-            return true;
-        };
-        OffsetDateTime::now_utc() >= created + self.window
+        self.sent.at_least(&op.request_id) >= self.window
     }
 
     pub(super) async fn pay_status(&self, op: &Operation) -> Outcome {
@@ -49,14 +47,14 @@ impl Paysera {
         let order = match op.progress.get(NOTE_ORDER).and_then(text) {
             Some(id) => match self.client.order(&id).await {
                 Ok(order) => order,
-                Err(e) => return unknown("Reading the Paysera order failed", e),
+                Err(e) => return unknown_after("Reading the Paysera order failed", &e),
             },
             None => match self.client.spot(&self.spot_id).await {
                 Ok(spot) => match spot.order_for(key) {
                     Some(order) => order.clone(),
                     None => return self.withdraw(key).await,
                 },
-                Err(e) => return unknown("Reading the Paysera spot failed", e),
+                Err(e) => return unknown_after("Reading the Paysera spot failed", &e),
             },
         };
         let outcome = self.settle_order(op, &order).await;
@@ -90,9 +88,9 @@ impl Paysera {
             Ok(_) => not_processed(
                 "The sale never reached the customer at the Paysera spot; its transaction is revoked",
             ),
-            Err(e) => unknown(
+            Err(e) => unknown_after(
                 "The spot shows no order for this sale and its transaction could not be revoked",
-                e,
+                &e,
             ),
         }
     }

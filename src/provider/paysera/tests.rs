@@ -167,8 +167,31 @@ fn refusals_map_to_stable_reasons() {
         status: 400,
         error: error.into(),
         description: "d".into(),
+        skew: Some(2),
     };
     assert_eq!(refused(&r("unauthorized")).reason, "unauthorized");
+    // Our clock a day behind Paysera's: the stale MAC ts, not the key, is named.
+    let stale = ApiError::Refused {
+        status: 401,
+        error: "unauthorized".into(),
+        description: "d".into(),
+        skew: Some(-86_400),
+    };
+    let f = refused(&stale);
+    assert_eq!(f.reason, "clock_skew");
+    assert!(
+        f.message.contains("86400 s behind Paysera's"),
+        "{}",
+        f.message
+    );
+    // A refusal that is not about credentials is not put down to the clock.
+    let other = ApiError::Refused {
+        status: 400,
+        error: "invalid_parameters".into(),
+        description: "d".into(),
+        skew: Some(-86_400),
+    };
+    assert_eq!(other.clock_skew(), None);
     assert_eq!(refused(&r("forbidden")).reason, "unauthorized");
     assert_eq!(refused(&r("invalid_parameters")).reason, "invalid_request");
     assert_eq!(refused(&r("not_found")).reason, "invalid_request");

@@ -247,3 +247,23 @@ pub fn card(data: &Value) -> Option<Card> {
         .find_map(|k| s(k));
     Some(Card { masked_pan, scheme })
 }
+
+/// A documented refusal (nothing was done) named `clock_skew` when it is UNAUTHORIZED and
+/// our clock is far off PhonePe's `Date`: PhonePe's request carries no time, so this is only
+/// a hint to the technician (docs/assumptions/clock.md); the answer stays final, as refused.
+pub fn clock_named(f: Failure, date: Option<&str>) -> Failure {
+    match crate::clock::skew_from_date(date) {
+        Some(skew) if f.reason == "unauthorized" && skew.abs() > crate::clock::SKEW_LIMIT_S => {
+            Failure::new(
+                "clock_skew",
+                format!(
+                    "{} Also, {}: set the counter's clock (`timedatectl set-ntp true`; \
+                     `posbridge doctor` shows the skew).",
+                    f.message,
+                    crate::clock::describe_skew(skew, "PhonePe's")
+                ),
+            )
+        }
+        _ => f,
+    }
+}

@@ -10,7 +10,8 @@
 //! own id decides, else the outcome is unknown. Which id the status call names is one rule
 //! (`wire::status_id`), for the request's own checks and the reconciler's alike. "Not found" is
 //! believed only once the sale request could no longer come alive at PhonePe
-//! ([`PhonePe::not_found_is_final`]). Only INR is taken; anything else is refused unsent.
+//! ([`PhonePe::not_found_is_final`]), counted on the monotonic clock (`clock::SendTimes`),
+//! never from `created_at`: the wall clock may step. Only INR is taken; anything else is refused unsent.
 //! This module must not log or return the salt key, and passes card data only masked.
 
 mod answer;
@@ -65,6 +66,8 @@ pub struct PhonePe {
     timeout: Duration,
     request_timeout: Duration,
     schedule: Vec<Duration>,
+    /// When each open operation's money-moving call was sent, step-proof (src/clock.rs).
+    sent: crate::clock::SendTimes,
 }
 
 /// What one status check found.
@@ -103,6 +106,7 @@ impl PhonePe {
                 Some(list) => list.iter().map(|ms| Duration::from_millis(*ms)).collect(),
                 None => published_schedule(),
             },
+            sent: crate::clock::SendTimes::new(),
         })
     }
 
@@ -167,7 +171,13 @@ impl PhonePe {
             Status::Failed(f) => Check::Final(Outcome::Failed(f)),
             Status::Pending => Check::Pending,
             Status::NotFound => Check::NotFound,
-            Status::Unclear(why) => Check::Unclear(why),
+            Status::Unclear(why) => match crate::clock::skew_from_date(reply.date.as_deref()) {
+                Some(skew) if skew.abs() > crate::clock::SKEW_LIMIT_S => Check::Unclear(format!(
+                    "{why} ({})",
+                    crate::clock::describe_skew(skew, "PhonePe's")
+                )),
+                _ => Check::Unclear(why),
+            },
         }
     }
 
@@ -184,16 +194,12 @@ impl PhonePe {
     }
 
     /// "Not found" is final (nothing charged) only once [`Self::alive_for`] has passed since
-    /// the intent was written (`created_at`, just before the init was sent); before that it is
-    /// unknown and the checks go on.
+    /// the request was sent; before that it is unknown and the checks go on. "Since" is
+    /// monotonic: measured from the send in this process, or after a restart from this
+    /// process's start (later than the send). `created_at` is not used: a wall clock stepped
+    /// forward (NTP setting a counter that booted at 1970) would end the window at once.
     fn not_found_is_final(&self, op: &Operation) -> bool {
-        use time::format_description::well_known::Rfc3339;
-        let Ok(created) = time::OffsetDateTime::parse(&op.created_at, &Rfc3339) else {
-            // Without a start we cannot tell a stray request from none: keep asking.
-            return false;
-        };
-        let age = time::OffsetDateTime::now_utc() - created;
-        age >= self.alive_for(op)
+        self.sent.at_least(&op.request_id) >= self.alive_for(op)
     }
 
     fn not_processed() -> Outcome {
@@ -253,6 +259,7 @@ impl PhonePe {
         bound: Instant,
     ) -> Outcome {
         let mut duplicate = false;
+        self.sent.sending(&op.request_id);
         match self.post_wrapped(api_path, payload).await {
             Err(e @ HttpError::NotSent { .. }) => return e.into_outcome(),
             Err(e) => log::warn!(request_id = op.request_id.as_str(), provider = "phonepe";
@@ -265,7 +272,9 @@ impl PhonePe {
                     log::info!(request_id = op.request_id.as_str(), provider = "phonepe";
                         "{} {}: PhonePe answered {}", op.kind.as_str(), op.request_id, answer.code);
                     match answer::classify_sent(op.kind, &answer) {
-                        Sent::Refused(f) => return Outcome::Failed(f),
+                        Sent::Refused(f) => {
+                            return Outcome::Failed(answer::clock_named(f, reply.date.as_deref()))
+                        }
                         Sent::Duplicate => duplicate = true,
                         Sent::Follow => {}
                     }
@@ -328,6 +337,26 @@ impl Provider for PhonePe {
     }
 
     async fn execute(&self, op: &Operation) -> Outcome {
+        let outcome = self.execute_once(op).await;
+        self.settled(op, outcome)
+    }
+
+    async fn status(&self, op: &Operation) -> Outcome {
+        let outcome = self.status_once(op).await;
+        self.settled(op, outcome)
+    }
+}
+
+impl PhonePe {
+    /// Stops measuring an operation whose outcome is final.
+    fn settled(&self, op: &Operation, outcome: Outcome) -> Outcome {
+        if !matches!(outcome, Outcome::Unknown(_)) {
+            self.sent.forget(&op.request_id);
+        }
+        outcome
+    }
+
+    async fn execute_once(&self, op: &Operation) -> Outcome {
         match op.kind {
             OpKind::Pay => self.pay(op).await,
             OpKind::Refund => self.refund(op).await,
@@ -339,7 +368,7 @@ impl Provider for PhonePe {
         }
     }
 
-    async fn status(&self, op: &Operation) -> Outcome {
+    async fn status_once(&self, op: &Operation) -> Outcome {
         let id = match wire::status_id(&self.ids.terminal_id, op) {
             Ok(id) => id,
             Err(msg) => return Outcome::Failed(Failure::new("invalid_request", msg)),

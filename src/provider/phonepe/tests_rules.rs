@@ -118,10 +118,10 @@ fn provider(solution: &str) -> PhonePe {
     PhonePe::new(&cfg).unwrap()
 }
 
-fn started_ago(mut o: Operation, secs: i64) -> Operation {
-    use time::format_description::well_known::Rfc3339;
-    let t = time::OffsetDateTime::now_utc() - time::Duration::seconds(secs);
-    o.created_at = t.format(&Rfc3339).unwrap();
+/// `o` as if its init had been sent `secs` ago in this process.
+fn sent_ago(p: &PhonePe, o: Operation, secs: u64) -> Operation {
+    let at = std::time::Instant::now() - Duration::from_secs(secs);
+    p.sent.sending_at(&o.request_id, at);
     o
 }
 
@@ -131,9 +131,9 @@ fn not_found_is_believed_only_after_the_window_and_a_margin() {
     let p = provider("EDC");
     let pay = op(OpKind::Pay, PAY_ID, json!({"handover_seconds": 30}));
     assert_eq!(p.alive_for(&pay), Duration::from_secs(34));
-    assert!(!p.not_found_is_final(&started_ago(pay.clone(), 5)));
-    assert!(!p.not_found_is_final(&started_ago(pay.clone(), 33)));
-    assert!(p.not_found_is_final(&started_ago(pay.clone(), 35)));
+    assert!(!p.not_found_is_final(&sent_ago(&p, pay.clone(), 5)));
+    assert!(!p.not_found_is_final(&sent_ago(&p, pay.clone(), 33)));
+    assert!(p.not_found_is_final(&sent_ago(&p, pay.clone(), 35)));
     // The default window is the document's 60 s.
     let plain = op(OpKind::Pay, PAY_ID, json!({}));
     assert_eq!(p.alive_for(&plain), Duration::from_secs(64));
@@ -144,8 +144,19 @@ fn not_found_is_believed_only_after_the_window_and_a_margin() {
     // A refund has no window: only the stray-request margin.
     let refund = op(OpKind::Refund, "R00112233445566778899aabbccdd", json!({}));
     assert_eq!(p.alive_for(&refund), Duration::from_secs(4));
-    // An unreadable start is never taken as "long ago".
-    let mut odd = pay;
-    odd.created_at = "yesterday".into();
-    assert!(!p.not_found_is_final(&odd));
+    // created_at is not what counts: a sale stamped in 1970 or a day ago (the wall clock
+    // stepped since) that was sent just now is not old.
+    let mut stepped = sent_ago(&p, pay, 0);
+    for stamp in ["1970-01-01T00:00:00Z", "yesterday"] {
+        stepped.created_at = stamp.into();
+        assert!(!p.not_found_is_final(&stepped), "{stamp}");
+    }
+    // After a restart (not sent by this process) it counts from this process's start.
+    let mut q = provider("EDC");
+    q.sent =
+        crate::clock::SendTimes::started_at(std::time::Instant::now() - Duration::from_secs(35));
+    let restarted = op(OpKind::Pay, PAY_ID, json!({"handover_seconds": 30}));
+    assert!(q.not_found_is_final(&restarted));
+    q.sent = crate::clock::SendTimes::new();
+    assert!(!q.not_found_is_final(&restarted));
 }

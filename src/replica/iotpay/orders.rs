@@ -13,10 +13,7 @@ use super::check::{self, int};
 use super::{Answer, Order, Refund, Replica};
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+    crate::clock::unix_ms()
 }
 
 fn text<'a>(p: &'a Map<String, Value>, k: &str) -> &'a str {

@@ -49,10 +49,7 @@ impl Running {
         uri: &str,
         body: Option<&str>,
     ) -> (u16, Value) {
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let ts = crate::clock::unix_secs();
         let nonce = sign::nonce();
         let ext = body
             .map(|b| sign::paysera_body_hash_ext(b.as_bytes()))
