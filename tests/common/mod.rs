@@ -4,6 +4,7 @@
 
 pub mod bluez;
 pub mod emulator;
+pub mod kill_loop;
 pub mod paysera;
 pub mod replica;
 
