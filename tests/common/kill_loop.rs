@@ -131,6 +131,8 @@ pub struct Report {
     /// recovery (the crash path the loop is for).
     pub recovered: usize,
     pub moments: BTreeMap<&'static str, usize>,
+    /// Final answers by `data.status` or `reason`.
+    pub outcomes: BTreeMap<String, usize>,
     pub problems: Vec<String>,
     pub unknown_why: Vec<String>,
 }
@@ -139,7 +141,7 @@ impl Report {
     pub fn line(&self) -> String {
         format!(
             "kill-loop {:8} kills {:3} sales {:3} refunds {:2} approved {:3} declined {:3} \
-             never-received {:2} unknown {} double {} lost {} changed {} recovered {:2} moments {:?}",
+             never-received {:2} unknown {} double {} lost {} changed {} recovered {:2} moments {:?} outcomes {:?}",
             self.name,
             self.kills,
             self.sales,
@@ -152,7 +154,8 @@ impl Report {
             self.lost,
             self.changed,
             self.recovered,
-            self.moments
+            self.moments,
+            self.outcomes
         )
     }
 }
@@ -373,6 +376,11 @@ fn count(rig: &mut dyn Rig, sent: &[Sent], report: &mut Report) {
                 s.answer.as_ref().map(Value::to_string).unwrap_or_default()
             );
         }
+        let word = a["data"]["status"].as_str().or(a["reason"].as_str());
+        *report
+            .outcomes
+            .entry(word.unwrap_or("?").to_owned())
+            .or_default() += 1;
         if a["code"] == 0 {
             report.approved += 1;
         } else if is_unknown(a) {
