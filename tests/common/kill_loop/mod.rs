@@ -143,7 +143,8 @@ impl Report {
     pub fn line(&self) -> String {
         format!(
             "kill-loop {:8} kills {:3} sales {:3} refunds {:2} approved {:3} declined {:3} \
-             never-received {:2} unknown {} double {} lost {} changed {} recovered {:2} moments {:?} outcomes {:?}",
+             never-received {:2} unknown {} double {} lost {} changed {} recovered {:2} \
+             moments {:?} outcomes {:?}",
             self.name,
             self.kills,
             self.sales,
