@@ -5,6 +5,7 @@
 pub mod bluez;
 pub mod clock;
 pub mod emulator;
+pub mod kill_loop;
 pub mod paysera;
 pub mod replica;
 
