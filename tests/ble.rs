@@ -212,6 +212,51 @@ async fn ble_long_qr_frame_is_cut_into_mtu_sized_writes_and_arrives_intact() {
 }
 
 #[tokio::test]
+async fn ble_busy_or_not_ready_bluez_is_asked_again_by_scan_and_connect() {
+    // Right after bluetoothd (re)starts it answers Busy / NotReady: not the technician's
+    // problem, and not a reason to fail their first command.
+    let (mock, listener) = rig(23);
+    mock.fail_next(
+        "StartDiscovery",
+        "org.bluez.Error.NotReady",
+        "Resource Not Ready",
+    );
+    let found = ble::scan(Duration::from_millis(300)).await;
+    assert!(
+        matches!(&found, Ok(list) if list.iter().any(|e| e.address == READER)),
+        "scan after NotReady: {found:?}\n{}",
+        mock.logs()
+    );
+    mock.fail_next(
+        "Connect",
+        "org.bluez.Error.Busy",
+        "Operation already in progress",
+    );
+    let _connection = connect(&mock).await;
+    let _device = accept(&listener).await;
+}
+
+#[tokio::test]
+async fn ble_scan_waits_for_an_adapter_that_comes_late() {
+    let (mock, _listener) = rig(23);
+    mock.remove_adapter("hci0");
+    let add_later = {
+        let bus = mock.bus_address().to_owned();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            common::bluez::add_adapter_on(&bus, "hci0");
+        })
+    };
+    let found = ble::scan(Duration::from_millis(300)).await;
+    add_later.join().unwrap();
+    assert!(
+        found.is_ok(),
+        "scan before the adapter came: {found:?}\n{}",
+        mock.logs()
+    );
+}
+
+#[tokio::test]
 async fn ble_bluez_error_on_connect_is_refused_naming_device_and_cause() {
     let (mock, listener) = rig(23);
     mock.fail_next(

@@ -44,6 +44,7 @@ fn spawn(
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // the wall clock only seeds the RNG here
 fn kill9_loop_over_all_four_providers_loses_nothing_and_charges_nothing_twice() {
     let began = Instant::now();
     let seed = env_number("KILL_LOOP_SEED").unwrap_or_else(|| {

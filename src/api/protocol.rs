@@ -18,7 +18,6 @@ pub use lifepos::{contract_line, LIFEPOS_FIELDS};
 pub use request::{parse_request, valid_request_id, Rejection, Request, Resolution};
 pub use response::{ErrorType, Response};
 
-
 use serde::{Deserialize, Serialize};
 
 /// Longest request line accepted, newline excluded.

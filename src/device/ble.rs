@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::transport::{Connection, Transport, TransportError};
-use stack::{cause, first_adapter, on_ble_runtime};
+use stack::{cause, first_adapter, on_ble_runtime, retry_transient};
 
 /// Nordic UART Service, advertised by every posbridge BLE device.
 pub const NUS_SERVICE: Uuid = Uuid::from_u128(0x6e400001_b5a3_f393_e0a9_e50e24dcca9e);
@@ -166,7 +166,7 @@ async fn open(
     let peripheral = find(&adapter, &mut events, address, &name, options.scan_timeout).await?;
 
     let linked = tokio::time::timeout(options.connect_timeout, async {
-        match peripheral.connect().await {
+        match retry_transient(&name, || peripheral.connect()).await {
             // Left connected by an attempt that failed half-way: carry on with that link.
             Err(e) if cause(&e).contains("org.bluez.Error.AlreadyConnected") => {}
             other => other?,
@@ -318,10 +318,15 @@ async fn start_nus_scan(adapter: &Adapter) -> Result<(), btleplug::Error> {
     let filter = ScanFilter {
         services: vec![NUS_SERVICE],
     };
-    match adapter.start_scan(filter).await {
-        Err(e) if cause(&e).contains("org.bluez.Error.InProgress") => Ok(()),
-        other => other,
-    }
+    // InProgress: ride along on the discovery already running. Busy, NotReady: BlueZ is
+    // starting or the adapter is powering up; ask again shortly.
+    retry_transient("Bluetooth scan", || async {
+        match adapter.start_scan(filter.clone()).await {
+            Err(e) if cause(&e).contains("org.bluez.Error.InProgress") => Ok(()),
+            other => other,
+        }
+    })
+    .await
 }
 
 /// Best-effort disconnect after a failed open; the error that matters is the one already met.

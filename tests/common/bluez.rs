@@ -153,6 +153,11 @@ impl MockBluez {
             .unwrap_or_else(|e| panic!("mock {method}: {e}\n{}", self.logs()))
     }
 
+    /// Takes the adapter away, as when a dongle is unplugged or bluetoothd restarts.
+    pub fn remove_adapter(&self, name: &str) {
+        let () = self.call("RemoveAdapter", (name,));
+    }
+
     /// A peripheral advertising NUS whose device side is the socket or pty at `endpoint`.
     pub fn add_nus_device(&self, address: &str, name: &str, rssi: i16, endpoint: &Path, mtu: u16) {
         let endpoint = endpoint.to_str().expect("utf-8 path").to_string();
@@ -251,4 +256,16 @@ fn bus_config(socket: &Path) -> String {
 "#,
         socket.display()
     )
+}
+
+/// Adds adapter `name` to the mock on the bus at `address` (from another thread: a dongle
+/// that comes late).
+pub fn add_adapter_on(address: &str, name: &str) {
+    let mut channel = dbus::channel::Channel::open_private(address).expect("open the bus");
+    channel.register().expect("register on the bus");
+    let conn = dbus::blocking::Connection::from(channel);
+    let _: (String,) = conn
+        .with_proxy("org.bluez", "/", CALL_TIMEOUT)
+        .method_call(MOCK_IFACE, "AddAdapter", (name, "posbridge-test"))
+        .expect("mock AddAdapter");
 }

@@ -101,7 +101,69 @@ pub(super) async fn bonded(address: &str) -> bool {
     }
 }
 
+/// How long a scan, pair or connect waits for a Bluetooth adapter to appear: a dongle that
+/// comes late, or bluetoothd still starting (or restarting) when the technician's first
+/// command arrives.
+pub(super) const ADAPTER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// BlueZ's answers that mean "not now" rather than "no": right after bluetoothd (re)starts or
+/// while the adapter powers up, and while another discovery or connection is being set up.
+pub(super) fn transient(cause: &str) -> bool {
+    [
+        "org.bluez.Error.Busy",
+        "org.bluez.Error.NotReady",
+        "org.bluez.Error.InProgress",
+    ]
+    .iter()
+    .any(|name| cause.contains(name))
+}
+
+/// Runs `attempt` again while BlueZ answers [`transient`]ly, for up to [`ADAPTER_WAIT`].
+pub(super) async fn retry_transient<T, F, Fut>(
+    what: &str,
+    mut attempt: F,
+) -> Result<T, btleplug::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, btleplug::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + ADAPTER_WAIT;
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Err(e) if transient(&cause(&e)) && tokio::time::Instant::now() + pause < deadline => {
+                log::info!(
+                    "{what}: BlueZ says {}; trying again in {pause:?}",
+                    cause(&e)
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The first Bluetooth adapter, waiting up to [`ADAPTER_WAIT`] for BlueZ and an adapter to
+/// be there.
 pub(super) async fn first_adapter(what: &str) -> Result<Adapter, TransportError> {
+    let deadline = tokio::time::Instant::now() + ADAPTER_WAIT;
+    let mut waited = false;
+    loop {
+        match try_first_adapter(what).await {
+            Err(TransportError::Absent(text)) if tokio::time::Instant::now() < deadline => {
+                if !waited {
+                    log::info!("{text}; waiting up to {} s for it", ADAPTER_WAIT.as_secs());
+                    waited = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn try_first_adapter(what: &str) -> Result<Adapter, TransportError> {
     let manager = manager().await.map_err(|e| {
         TransportError::Absent(format!(
             "{what}: cannot reach BlueZ on the system D-Bus ({}); is bluetoothd running?",
