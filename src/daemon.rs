@@ -68,7 +68,7 @@ enum Listen {
 }
 
 /// One daemon per state directory: a second one would reconcile the same operations twice.
-fn lock(state_dir: &Path) -> Result<File> {
+pub fn lock(state_dir: &Path) -> Result<File> {
     let path = state_dir.join("daemon.lock");
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     // SAFETY: flock on a descriptor we own; no memory is involved.
@@ -114,13 +114,17 @@ fn bind(listen: Listen) -> Result<(UnixListener, Option<PathBuf>)> {
 
 fn status_line(engine: &Engine, phase: &str) -> String {
     let counts = engine.journal().counts().unwrap_or_default();
-    format!(
+    let line = format!(
         "{phase}: {} running, {} unknown, {}/{} in journal",
         engine.running(),
         counts.unknown,
         counts.total,
         engine.journal().capacity()
-    )
+    );
+    match engine.journal().health().summary() {
+        Some(fault) => format!("{line}; {fault}"),
+        None => line,
+    }
 }
 
 async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()> {

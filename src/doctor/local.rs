@@ -250,8 +250,10 @@ pub fn journal(cx: &Context) -> Check {
         );
     }
     let fix = format!(
-        "stop posbridge, move {shown} and its -wal/-shm files aside (keep them), start posbridge \
-         (it makes a new journal), and check recent sales in the backends' portals"
+        "stop posbridge (`systemctl stop posbridge`), then `posbridge journal salvage \
+         --state-dir {}` (moves it aside, keeps every readable row), start posbridge, and check \
+         recent sales in the backends' portals",
+        cx.state_dir.display()
     );
     match integrity(&path) {
         Ok((entries, unknown)) => Check::ok(
@@ -259,6 +261,45 @@ pub fn journal(cx: &Context) -> Check {
             format!("{shown}: intact, {entries} entries, {unknown} awaiting reconciliation"),
         ),
         Err(e) => Check::fail("journal", format!("{shown} is damaged: {e}"), fix),
+    }
+}
+
+/// `journal.writes`: what the running daemon's journal writer last saw (disk full, I/O
+/// error), from its `status` answer. Skipped when the daemon did not answer.
+pub fn journal_writes(cx: &Context) -> Check {
+    let name = "journal.writes";
+    let Some(j) = cx.status.as_ref().map(|s| &s["journal"]) else {
+        return Check::skip(name, "the daemon did not answer");
+    };
+    let last = &j["last_error"];
+    let last_text = || {
+        format!(
+            "{} at {}",
+            last["message"].as_str().unwrap_or("?"),
+            last["at"].as_str().unwrap_or("?")
+        )
+    };
+    if let Some(why) = j["stopped"].as_str() {
+        return Check::fail(
+            name,
+            format!("the journal stopped writing after an I/O error: {why}"),
+            "check the disk (`dmesg`, `smartctl`); restart posbridge (`systemctl restart \
+             posbridge`), it recovers as after a crash; replace the storage if it happens again",
+        );
+    }
+    match j["writable"].as_bool() {
+        Some(false) => Check::fail(
+            name,
+            format!("journal writes are failing: {}", last_text()),
+            "free space on the state directory's file system (`df -h`); sales work again \
+             without a restart",
+        ),
+        Some(true) if last.is_object() => Check::ok(
+            name,
+            format!("writing again; last failure: {}", last_text()),
+        ),
+        Some(true) => Check::ok(name, "no write has failed since the daemon started"),
+        None => Check::skip(name, "the daemon does not report its journal writes"),
     }
 }
 

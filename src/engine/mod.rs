@@ -310,9 +310,10 @@ impl Engine {
                     &op.metadata,
                     ErrorType::DefaultError,
                     "journal_unavailable",
-                    "The operation was not started: the result journal could not be written. \
-                     Nothing was charged."
-                        .into(),
+                    format!(
+                        "The operation was not started: the result journal could not be \
+                         written ({e}). Nothing was charged."
+                    ),
                 );
             }
         }
@@ -427,9 +428,10 @@ impl Engine {
                     &op.metadata,
                     ErrorType::UnknownResultError,
                     "journal_unavailable",
-                    "The outcome could not be recorded; it will be checked with the provider. \
-                     Ask again with get_result."
-                        .into(),
+                    format!(
+                        "The outcome could not be recorded ({e}); it will be checked with the \
+                         provider. Ask again with get_result."
+                    ),
                 )
             }
         }
@@ -587,6 +589,8 @@ impl Engine {
                 "unknown": counts.unknown,
             },
         });
+        let mut data = data;
+        crate::journal::health::add_to_status(&self.journal, &mut data["journal"]);
         Response::ok(request_id, metadata, data).to_line()
     }
 
