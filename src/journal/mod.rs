@@ -160,19 +160,26 @@ impl Journal {
             },
             None => open_err(source),
         };
+        if let Err(detail) = salvage::torn(path) {
+            return Err(JournalError::Corrupt {
+                path: path.to_owned(),
+                detail,
+            });
+        }
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
+        // Checked before anything is written to it (even the WAL switch writes the header).
         if let Err(detail) = salvage::check_connection(&conn, true) {
             return Err(JournalError::Corrupt {
                 path: path.to_owned(),
                 detail,
             });
         }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
 
         let reader = Connection::open_with_flags(

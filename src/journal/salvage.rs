@@ -95,8 +95,14 @@ pub fn check(state_dir: &Path) -> anyhow::Result<Checked> {
 }
 
 /// A file shorter than its header says, or not a whole number of pages: cut mid-write.
-fn torn(path: &Path) -> Result<(), String> {
+/// Only judged with no WAL frames pending: a checkpoint cut short by a crash is redone from
+/// the WAL, so a short file with a WAL is not (yet) damage.
+pub(crate) fn torn(path: &Path) -> Result<(), String> {
     use std::io::Read;
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) || !path.exists() {
+        return Ok(());
+    }
     let mut header = [0u8; 100];
     let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
