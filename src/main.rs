@@ -109,9 +109,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Journal(JournalCommand::Check(a)) => {
             posbridge::journal::salvage::check_command(&posbridge::paths::state_dir(a.state_dir))
         }
-        Command::Journal(JournalCommand::Salvage(a)) => posbridge::journal::salvage::salvage_command(
-            &posbridge::paths::state_dir(a.state_dir),
-        ),
+        Command::Journal(JournalCommand::Salvage(a)) => {
+            posbridge::journal::salvage::salvage_command(&posbridge::paths::state_dir(a.state_dir))
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
             println!(

@@ -99,7 +99,10 @@ fn stdout(o: &Output) -> String {
 fn refuses_and_checks(d: &Daemon, what: &str) {
     let err = refused_start(d);
     let file = journal(d).display().to_string();
-    let salvage = format!("posbridge journal salvage --state-dir {}", d.state.display());
+    let salvage = format!(
+        "posbridge journal salvage --state-dir {}",
+        d.state.display()
+    );
     assert!(err.contains(&file), "{err}");
     assert!(err.contains(&salvage), "{err}");
     assert!(err.contains(what), "expected {what:?} in: {err}");
@@ -181,6 +184,28 @@ fn a_journal_with_flipped_bits_is_refused_and_salvaged() {
     }
     std::fs::write(&path, &bytes).unwrap();
     refuses_and_checks(&d, "malformed");
+    // doctor reports the same integrity check, with the command to run.
+    let out = std::process::Command::new(BIN)
+        .args(["doctor", "--json", "--timeout", "1", "--state-dir"])
+        .arg(&d.state)
+        .arg("--socket")
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    let report = common::json_of(&out);
+    let check = common::doctor_check(&report, "journal");
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("malformed"),
+        "{check}"
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("posbridge journal salvage"),
+        "{check}"
+    );
     salvage_keeps_the_unknown_outcome(&mut d);
 }
 

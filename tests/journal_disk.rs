@@ -247,7 +247,11 @@ fn notifications(sock: &UnixDatagram, span: Duration) -> Vec<String> {
     let mut buf = [0u8; 4096];
     while Instant::now() < end {
         if let Ok(n) = sock.recv(&mut buf) {
-            out.extend(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_owned));
+            out.extend(
+                String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .map(str::to_owned),
+            );
         }
     }
     out
@@ -275,7 +279,10 @@ fn a_failed_fsync_of_an_outcome_is_never_answered_approved_and_stops_the_watchdo
     let running = running_pay(&d, "io-run", 500);
     std::fs::write(&arm, "").unwrap();
     let v = json_of(&running.join().unwrap());
-    assert_ne!(v["code"], 0, "approved, but its record never reached the disk: {v}");
+    assert_ne!(
+        v["code"], 0,
+        "approved, but its record never reached the disk: {v}"
+    );
     assert_eq!(v["error_type"], "unknown_result_error", "{v}");
     assert!(d.log().contains("fault_shim: EIO on fsync"), "{}", d.log());
 
@@ -317,10 +324,7 @@ fn a_failed_write_of_an_intent_refuses_the_sale_and_every_later_one_until_restar
     std::fs::write(&arm, "").unwrap();
     let v = pay(&d, "w-new", 300);
     assert_eq!(v["reason"], "journal_unavailable", "{v}");
-    assert!(
-        v["message"].as_str().unwrap().contains("I/O error"),
-        "{v}"
-    );
+    assert!(v["message"].as_str().unwrap().contains("I/O error"), "{v}");
     assert_eq!(d.sim_calls("w-new"), 0, "refused before anything was sent");
     // Only one write failed, but nothing since the last good commit is trusted.
     std::fs::remove_file(&arm).unwrap();

@@ -7,7 +7,6 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 
 use super::{Check, Context};
@@ -255,10 +254,17 @@ pub fn journal(cx: &Context) -> Check {
          recent sales in the backends' portals",
         cx.state_dir.display()
     );
-    match integrity(&path) {
-        Ok((entries, unknown)) => Check::ok(
+    // The same verdict as `posbridge journal check` and the daemon's start-up.
+    let verdict = crate::journal::salvage::check(&cx.state_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.verdict);
+    match verdict {
+        Ok((entries, unknown, in_flight)) => Check::ok(
             "journal",
-            format!("{shown}: intact, {entries} entries, {unknown} awaiting reconciliation"),
+            format!(
+                "{shown}: intact, {entries} entries, {} awaiting reconciliation",
+                unknown + in_flight
+            ),
         ),
         Err(e) => Check::fail("journal", format!("{shown} is damaged: {e}"), fix),
     }
@@ -301,29 +307,6 @@ pub fn journal_writes(cx: &Context) -> Check {
         Some(true) => Check::ok(name, "no write has failed since the daemon started"),
         None => Check::skip(name, "the daemon does not report its journal writes"),
     }
-}
-
-fn integrity(path: &Path) -> Result<(i64, i64), String> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| e.to_string())?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    let mut stmt = conn
-        .prepare("PRAGMA integrity_check")
-        .map_err(|e| e.to_string())?;
-    let problems: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| e.to_string())?;
-    if problems != ["ok"] {
-        return Err(problems.join("; "));
-    }
-    conn.query_row(
-        "SELECT count(*), coalesce(sum(state != 'final'), 0) FROM operations",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .map_err(|e| format!("no operations table: {e}"))
 }
 
 fn nearest_existing(path: &Path) -> Option<PathBuf> {

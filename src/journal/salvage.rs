@@ -106,7 +106,8 @@ pub(crate) fn torn(path: &Path) -> Result<(), String> {
     let mut header = [0u8; 100];
     let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    if len < 100 || f.read_exact(&mut header).is_err() || !header.starts_with(b"SQLite format 3\0") {
+    if len < 100 || f.read_exact(&mut header).is_err() || !header.starts_with(b"SQLite format 3\0")
+    {
         return Ok(()); // not SQLite at all: SQLite's own error says so
     }
     let page = match u16::from_be_bytes([header[16], header[17]]) {
@@ -141,7 +142,17 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         seq: r.get(0)?,
         request_id: r.get(1)?,
         state: r.get(4)?,
-        values: [v(1)?, v(2)?, v(3)?, v(4)?, v(5)?, v(6)?, v(7)?, v(8)?, v(9)?],
+        values: [
+            v(1)?,
+            v(2)?,
+            v(3)?,
+            v(4)?,
+            v(5)?,
+            v(6)?,
+            v(7)?,
+            v(8)?,
+            v(9)?,
+        ],
     })
 }
 
@@ -157,24 +168,22 @@ fn read_rows(path: &Path) -> (Vec<Row>, Vec<String>) {
     // reads the pages that are there (nothing is written: the connection is read-only).
     let _ = conn.pragma_update(None, "writable_schema", "ON");
     let mut seen = HashSet::new();
-    let pass = |sql: &str,
-                args: &[&dyn rusqlite::ToSql],
-                rows: &mut Vec<Row>,
-                seen: &mut HashSet<i64>| {
-        let result = conn.prepare(sql).and_then(|mut s| {
-            let mut it = s.query(args)?;
-            while let Some(r) = it.next()? {
-                // A row whose cells read back wrong (NULL where none can be) is not kept.
-                if let Ok(r) = row(r) {
-                    if seen.insert(r.seq) {
-                        rows.push(r);
+    let pass =
+        |sql: &str, args: &[&dyn rusqlite::ToSql], rows: &mut Vec<Row>, seen: &mut HashSet<i64>| {
+            let result = conn.prepare(sql).and_then(|mut s| {
+                let mut it = s.query(args)?;
+                while let Some(r) = it.next()? {
+                    // A row whose cells read back wrong (NULL where none can be) is not kept.
+                    if let Ok(r) = row(r) {
+                        if seen.insert(r.seq) {
+                            rows.push(r);
+                        }
                     }
                 }
-            }
-            Ok(())
-        });
-        result.err().map(|e| e.to_string())
-    };
+                Ok(())
+            });
+            result.err().map(|e| e.to_string())
+        };
     // 1. Unknown and in-flight outcomes, through their own index (other pages may be gone).
     let unresolved = format!("SELECT {COLUMNS} FROM operations WHERE state != 'final'");
     errors.extend(pass(&unresolved, &[], &mut rows, &mut seen));
@@ -250,21 +259,28 @@ pub fn salvage(state_dir: &Path) -> anyhow::Result<Salvaged> {
         ))?;
         for r in &rows {
             let v = &r.values;
-            insert.execute(params![r.seq, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]])?;
+            insert.execute(params![
+                r.seq, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]
+            ])?;
         }
     }
     tx.commit()?;
     drop(conn);
 
     let kept_final = rows.iter().filter(|r| r.state == "final").count();
-    let missing = match (rows.iter().map(|r| r.seq).min(), rows.iter().map(|r| r.seq).max()) {
+    let missing = match (
+        rows.iter().map(|r| r.seq).min(),
+        rows.iter().map(|r| r.seq).max(),
+    ) {
         (Some(lo), Some(hi)) => (hi - lo + 1) as usize - rows.len(),
         _ => 0,
     };
     log::info!(
         "salvaged {} rows of {}",
         rows.len(),
-        moved.first().map_or(String::new(), |p| p.display().to_string())
+        moved
+            .first()
+            .map_or(String::new(), |p| p.display().to_string())
     );
     Ok(Salvaged {
         unresolved_ids: rows
@@ -312,7 +328,11 @@ pub fn salvage_command(state_dir: &Path) -> anyhow::Result<i32> {
     println!(
         "kept {} unknown or in-flight outcomes{}{}",
         s.kept_unresolved,
-        if s.unresolved_ids.is_empty() { "" } else { ": " },
+        if s.unresolved_ids.is_empty() {
+            ""
+        } else {
+            ": "
+        },
         s.unresolved_ids.join(", ")
     );
     println!("kept {} final results", s.kept_final);

@@ -180,8 +180,16 @@ fn apply(
     let mut any_final = false;
     let mut writes = false;
     let mut probe = false;
-    // A statement's error is that command's alone, unless it is a disk or I/O fault.
-    let failed = |e: rusqlite::Error| JournalError::Write(watch.fail(&e));
+    // A statement's error is that command's alone, unless it is a disk or I/O fault: then
+    // SQLite may have rolled the whole transaction back, and that fault is the batch's answer.
+    let fault: std::cell::RefCell<Option<String>> = Default::default();
+    let failed = |e: rusqlite::Error| {
+        let msg = watch.fail(&e);
+        if Fault::of(&e) != Fault::Other {
+            fault.borrow_mut().get_or_insert_with(|| msg.clone());
+        }
+        JournalError::Write(msg)
+    };
     for cmd in batch {
         match cmd {
             Command::Begin { intent, reply } => {
@@ -243,10 +251,12 @@ fn apply(
             }
             Ok(())
         }
-        Err(e) => match watch.stopped() {
-            // A statement already failed with an I/O error: the commit error says less.
-            Some(why) => Err(why),
-            None => Err(watch.fail(&e)),
+        Err(e) => match (watch.stopped(), fault.take()) {
+            // A statement already failed with an I/O error or a full disk: the commit's own
+            // error ("no transaction is active") says less.
+            (Some(why), _) => Err(why),
+            (None, Some(msg)) => Err(msg),
+            (None, None) => Err(watch.fail(&e)),
         },
     };
     // A ping that found the disk still full is still an answer: the daemon lives, it just
@@ -311,12 +321,7 @@ fn settle(
     .map(|n| n == 1)
 }
 
-fn amend(
-    tx: &Connection,
-    request_id: &str,
-    operation: &str,
-    now: &str,
-) -> rusqlite::Result<bool> {
+fn amend(tx: &Connection, request_id: &str, operation: &str, now: &str) -> rusqlite::Result<bool> {
     tx.prepare_cached(
         "UPDATE operations SET operation = ?1, updated_at = ?2
          WHERE request_id = ?3 AND state != 'final'",
