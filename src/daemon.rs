@@ -59,7 +59,9 @@ pub fn run(opts: Options) -> Result<()> {
         (None, Some(listener)) => Listen::Activated(listener),
         (None, None) => Listen::Path(paths::socket(None, config.api.socket.clone())),
     };
-    runtime.block_on(serve(config, state_dir, socket))
+    runtime
+        .block_on(serve(config, state_dir.clone(), socket))
+        .map_err(|e| crate::journal::health::if_disk_full(e, &state_dir))
 }
 
 enum Listen {

@@ -61,8 +61,8 @@ macro_rules! or_skip {
 }
 
 /// The daemon restarted with its state directory on a fresh `fs` mount (tmpfs or ext4).
-fn daemon_on(mount_args: &[&str]) -> Result<(Daemon, Mount), String> {
-    let mut d = Daemon::start();
+fn daemon_on(mount_args: &[&str], env: &[(&str, &str)]) -> Result<(Daemon, Mount), String> {
+    let mut d = Daemon::start_with(None, env);
     d.terminate();
     let m = mount(mount_args, &d.state)?;
     d.restart();
@@ -114,7 +114,17 @@ fn status(d: &Daemon) -> Value {
 
 #[test]
 fn a_full_disk_refuses_new_sales_keeps_answers_and_recovers_when_space_is_back() {
-    let (d, _m) = or_skip!(daemon_on(&["-t", "tmpfs", "-o", "size=4m", "tmpfs"]));
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let env = [
+        ("NOTIFY_SOCKET", notify.to_str().unwrap()),
+        ("WATCHDOG_USEC", "200000"),
+    ];
+    let tmpfs = ["-t", "tmpfs", "-o", "size=4m", "tmpfs"];
+    let (d, _m) = or_skip!(daemon_on(&tmpfs, &env));
     assert_eq!(pay(&d, "df-ok", 100)["code"], 0);
     let running = running_pay(&d, "df-run", 1500);
     let filler = fill(&d.state);
@@ -139,6 +149,17 @@ fn a_full_disk_refuses_new_sales_keeps_answers_and_recovers_when_space_is_back()
     assert_eq!(j["writable"], false, "{j}");
     assert_eq!(j["last_error"]["kind"], "disk_full", "{j}");
     assert!(j["free_bytes"].as_u64().unwrap() < 64 * 1024, "{j}");
+    // Alive and honest: the watchdog is fed (a restart would not make space), and the status
+    // line says what is wrong.
+    let _ = notifications(&sock, Duration::from_millis(300));
+    let lines = notifications(&sock, Duration::from_millis(800));
+    assert!(lines.iter().any(|l| l == "WATCHDOG=1"), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("journal writes failing: the disk is full")),
+        "{lines:?}"
+    );
     let report = json_of(&d.cli(&["doctor", "--json"]));
     let check = common::doctor_check(&report, "journal.writes");
     assert_eq!(check["status"], "fail", "{check}");
@@ -154,7 +175,33 @@ fn a_full_disk_refuses_new_sales_keeps_answers_and_recovers_when_space_is_back()
     assert_eq!(v["data"]["status"], "approved", "{v}");
     assert_eq!(d.sim_calls("df-run"), 1);
     assert_eq!(status(&d)["writable"], true);
+    let _ = notifications(&sock, Duration::from_millis(300));
+    let lines = notifications(&sock, Duration::from_millis(500));
+    assert!(
+        !lines.iter().any(|l| l.contains("failing")),
+        "STATUS clears: {lines:?}"
+    );
     println!("disk full: refused, recovered without a restart");
+}
+
+#[test]
+fn a_daemon_started_on_a_full_disk_refuses_saying_so_and_starts_once_space_is_back() {
+    let tmpfs = ["-t", "tmpfs", "-o", "size=4m", "tmpfs"];
+    let (mut d, _m) = or_skip!(daemon_on(&tmpfs, &[]));
+    assert_eq!(pay(&d, "fs-ok", 100)["code"], 0);
+    d.terminate();
+    let filler = fill(&d.state);
+    // Never READY on a disk it cannot write: it exits, saying why (systemd retries it).
+    let out = d.command().output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("the disk is full"), "{err}");
+    assert!(err.contains(&d.state.display().to_string()), "{err}");
+    std::fs::remove_file(filler).unwrap();
+    d.restart();
+    let v = d.request(json!({"action": "get_result", "request_id": "fs-ok"}));
+    assert_eq!(v["code"], 0, "{v}");
+    assert_eq!(pay(&d, "fs-after", 400)["code"], 0);
 }
 
 #[test]
@@ -165,7 +212,7 @@ fn a_file_system_gone_read_only_stops_acknowledging_and_recovers_after_restart()
         .and_then(|_| run(Command::new("mkfs.ext4").arg("-q").arg(&image)));
     or_skip!(made);
     let img = image.to_str().unwrap();
-    let (mut d, m) = or_skip!(daemon_on(&["-o", "loop,errors=remount-ro", img]));
+    let (mut d, m) = or_skip!(daemon_on(&["-o", "loop,errors=remount-ro", img], &[]));
     assert_eq!(pay(&d, "ro-ok", 100)["code"], 0);
     let running = running_pay(&d, "ro-run", 1000);
 

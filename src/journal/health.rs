@@ -74,6 +74,9 @@ struct State {
     failing: bool,
     /// Set after an I/O error: the writer refuses everything until the daemon restarts.
     stopped: Option<String>,
+    /// No write has been tried yet: the first ping writes, so a daemon started on a full
+    /// disk says so at once rather than at its first sale.
+    proven: bool,
 }
 
 /// Shared between the writer thread (which records) and readers of the daemon's status.
@@ -91,6 +94,7 @@ impl Health {
         self.with(|s| {
             s.last_error = Some((fault, message.to_owned(), now_rfc3339()));
             s.failing = true;
+            s.proven = true;
             if fault == Fault::Io && s.stopped.is_none() {
                 s.stopped = Some(message.to_owned());
             }
@@ -98,7 +102,15 @@ impl Health {
     }
 
     pub(crate) fn committed(&self) {
-        self.with(|s| s.failing = false)
+        self.with(|s| {
+            s.failing = false;
+            s.proven = true;
+        })
+    }
+
+    /// Whether a ping should try a real write: while writes fail, and once at start.
+    pub(crate) fn probe_due(&self) -> bool {
+        self.with(|s| s.failing || !s.proven)
     }
 
     /// Why the writer stopped for good, if it did.
@@ -154,5 +166,18 @@ pub fn add_to_status(journal: &super::Journal, out: &mut Value) {
         out.extend(h);
         let dir = journal.path().parent().unwrap_or(journal.path());
         out.insert("free_bytes".into(), json!(free_bytes(dir).ok()));
+    }
+}
+
+/// A start-up failure on a full disk says so first: SQLite's own words for it ("I/O error
+/// within the xShmMap method") do not.
+pub fn if_disk_full(e: anyhow::Error, state_dir: &Path) -> anyhow::Error {
+    match free_bytes(state_dir) {
+        Ok(free) if free < 64 * 1024 => e.context(format!(
+            "the disk is full: {free} bytes free in the state directory {}; free space on \
+             that file system, then start posbridge again",
+            state_dir.display()
+        )),
+        _ => e,
     }
 }

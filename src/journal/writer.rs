@@ -222,9 +222,10 @@ fn apply(
                 pending.push(Pending::Settle(reply, r));
             }
             Command::Ping { reply } => {
-                // While writes fail, each ping tries a real write: it notices space coming
-                // back, and an I/O error stops the writer (and so the watchdog).
-                probe = watch.health.failing();
+                // While writes fail (and once at start), each ping tries a real write: it
+                // notices space coming back, and an I/O error stops the writer (and so the
+                // watchdog).
+                probe = watch.health.probe_due();
                 pending.push(Pending::Unit(reply))
             }
             Command::Shutdown { reply } => pending.push(Pending::Unit(reply)),
