@@ -127,6 +127,8 @@ fn salvage_keeps_the_unknown_outcome(d: &mut Daemon) {
     assert_moved_aside(d, &damaged, &text);
     let check = journal_cmd(d, "check");
     assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    let again = stdout(&journal_cmd(d, "salvage"));
+    assert!(again.contains("nothing to salvage"), "{again}");
 
     d.restart();
     let v = d.await_result(OPEN, Duration::from_secs(20), |v| v["code"] == 0);

@@ -321,6 +321,15 @@ pub fn check_command(state_dir: &Path) -> anyhow::Result<i32> {
 
 /// `posbridge journal salvage`: prints what was kept and what was lost.
 pub fn salvage_command(state_dir: &Path) -> anyhow::Result<i32> {
+    let lock = crate::daemon::lock(state_dir)?;
+    if let Ok((entries, ..)) = check(state_dir)?.verdict {
+        println!(
+            "{}: intact ({entries} entries); nothing to salvage, nothing moved",
+            state_dir.join(crate::daemon::JOURNAL_FILE).display()
+        );
+        return Ok(0);
+    }
+    drop(lock);
     let s = salvage(state_dir)?;
     for p in &s.moved {
         println!("moved aside: {}", p.display());
