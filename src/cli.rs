@@ -42,6 +42,9 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check or salvage the result journal (offline: stop the daemon first).
+    #[command(subcommand)]
+    Journal(JournalCommand),
     /// Check what this counter needs, and say how to fix what is wrong.
     ///
     /// Checks the socket and its permissions, the state directory and free space, the
@@ -269,6 +272,22 @@ pub struct ResultsArgs {
     pub limit: usize,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Check the journal's integrity and shape (read-only). Exit 1 when it is damaged.
+    Check(JournalArgs),
+    /// Move a damaged journal aside (timestamped) and copy every readable row into a fresh
+    /// one, unknown outcomes first; prints what was kept and lost. The daemon must be stopped.
+    Salvage(JournalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    /// The daemon's state directory (journal.sqlite lives there).
+    #[arg(long, env = "POSBRIDGE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

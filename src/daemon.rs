@@ -66,7 +66,9 @@ pub fn run(opts: Options) -> Result<()> {
         (None, Some(listener)) => Listen::Activated(listener),
         (None, None) => Listen::Path(paths::socket(None, config.api.socket.clone())),
     };
-    runtime.block_on(serve(config, state_dir, socket))
+    runtime
+        .block_on(serve(config, state_dir.clone(), socket))
+        .map_err(|e| crate::journal::health::if_disk_full(e, &state_dir))
 }
 
 enum Listen {
@@ -75,7 +77,7 @@ enum Listen {
 }
 
 /// One daemon per state directory: a second one would reconcile the same operations twice.
-fn lock(state_dir: &Path) -> Result<File> {
+pub fn lock(state_dir: &Path) -> Result<File> {
     let path = state_dir.join("daemon.lock");
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     // SAFETY: flock on a descriptor we own; no memory is involved.
@@ -121,13 +123,17 @@ fn bind(listen: Listen) -> Result<(UnixListener, Option<PathBuf>)> {
 
 fn status_line(engine: &Engine, phase: &str) -> String {
     let counts = engine.journal().counts().unwrap_or_default();
-    format!(
+    let line = format!(
         "{phase}: {} running, {} unknown, {}/{} in journal",
         engine.running(),
         counts.unknown,
         counts.total,
         engine.journal().capacity()
-    )
+    );
+    match engine.journal().health().summary() {
+        Some(fault) => format!("{line}; {fault}"),
+        None => line,
+    }
 }
 
 async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()> {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
 
-use posbridge::cli::{Cli, Command, ConfigCommand, GenerateCommand, ReverseArgs};
+use posbridge::cli::{Cli, Command, ConfigCommand, GenerateCommand, JournalCommand, ReverseArgs};
 use posbridge::client::{self, exit};
 use posbridge::{config::Config, daemon, systemd};
 
@@ -112,6 +112,12 @@ fn run(cli: Cli) -> Result<i32> {
                 protocol_version: a.protocol_version,
             })?;
             Ok(exit::OK)
+        }
+        Command::Journal(JournalCommand::Check(a)) => {
+            posbridge::journal::salvage::check_command(&posbridge::paths::state_dir(a.state_dir))
+        }
+        Command::Journal(JournalCommand::Salvage(a)) => {
+            posbridge::journal::salvage::salvage_command(&posbridge::paths::state_dir(a.state_dir))
         }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;

@@ -7,7 +7,6 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 
 use super::{Check, Context};
@@ -250,39 +249,64 @@ pub fn journal(cx: &Context) -> Check {
         );
     }
     let fix = format!(
-        "stop posbridge, move {shown} and its -wal/-shm files aside (keep them), start posbridge \
-         (it makes a new journal), and check recent sales in the backends' portals"
+        "stop posbridge (`systemctl stop posbridge`), then `posbridge journal salvage \
+         --state-dir {}` (moves it aside, keeps every readable row), start posbridge, and check \
+         recent sales in the backends' portals",
+        cx.state_dir.display()
     );
-    match integrity(&path) {
-        Ok((entries, unknown)) => Check::ok(
+    // The same verdict as `posbridge journal check` and the daemon's start-up.
+    let verdict = crate::journal::salvage::check(&cx.state_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.verdict);
+    match verdict {
+        Ok((entries, unknown, in_flight)) => Check::ok(
             "journal",
-            format!("{shown}: intact, {entries} entries, {unknown} awaiting reconciliation"),
+            format!(
+                "{shown}: intact, {entries} entries, {} awaiting reconciliation",
+                unknown + in_flight
+            ),
         ),
         Err(e) => Check::fail("journal", format!("{shown} is damaged: {e}"), fix),
     }
 }
 
-fn integrity(path: &Path) -> Result<(i64, i64), String> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| e.to_string())?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    let mut stmt = conn
-        .prepare("PRAGMA integrity_check")
-        .map_err(|e| e.to_string())?;
-    let problems: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| e.to_string())?;
-    if problems != ["ok"] {
-        return Err(problems.join("; "));
+/// `journal.writes`: what the running daemon's journal writer last saw (disk full, I/O
+/// error), from its `status` answer. Skipped when the daemon did not answer.
+pub fn journal_writes(cx: &Context) -> Check {
+    let name = "journal.writes";
+    let Some(j) = cx.status.as_ref().map(|s| &s["journal"]) else {
+        return Check::skip(name, "the daemon did not answer");
+    };
+    let last = &j["last_error"];
+    let last_text = || {
+        format!(
+            "{} at {}",
+            last["message"].as_str().unwrap_or("?"),
+            last["at"].as_str().unwrap_or("?")
+        )
+    };
+    if let Some(why) = j["stopped"].as_str() {
+        return Check::fail(
+            name,
+            format!("the journal stopped writing after an I/O error: {why}"),
+            "check the disk (`dmesg`, `smartctl`); restart posbridge (`systemctl restart \
+             posbridge`), it recovers as after a crash; replace the storage if it happens again",
+        );
     }
-    conn.query_row(
-        "SELECT count(*), coalesce(sum(state != 'final'), 0) FROM operations",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .map_err(|e| format!("no operations table: {e}"))
+    match j["writable"].as_bool() {
+        Some(false) => Check::fail(
+            name,
+            format!("journal writes are failing: {}", last_text()),
+            "free space on the state directory's file system (`df -h`); sales work again \
+             without a restart",
+        ),
+        Some(true) if last.is_object() => Check::ok(
+            name,
+            format!("writing again; last failure: {}", last_text()),
+        ),
+        Some(true) => Check::ok(name, "no write has failed since the daemon started"),
+        None => Check::skip(name, "the daemon does not report its journal writes"),
+    }
 }
 
 fn nearest_existing(path: &Path) -> Option<PathBuf> {

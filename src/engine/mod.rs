@@ -316,9 +316,10 @@ impl Engine {
                     &op.metadata,
                     ErrorType::DefaultError,
                     "journal_unavailable",
-                    "The operation was not started: the result journal could not be written. \
-                     Nothing was charged."
-                        .into(),
+                    format!(
+                        "The operation was not started: the result journal could not be \
+                         written ({e}). Nothing was charged."
+                    ),
                 );
             }
         }
@@ -433,9 +434,10 @@ impl Engine {
                     &op.metadata,
                     ErrorType::UnknownResultError,
                     "journal_unavailable",
-                    "The outcome could not be recorded; it will be checked with the provider. \
-                     Ask again with get_result."
-                        .into(),
+                    format!(
+                        "The outcome could not be recorded ({e}); it will be checked with the \
+                         provider. Ask again with get_result."
+                    ),
                 )
             }
         }
@@ -593,6 +595,8 @@ impl Engine {
                 "unknown": counts.unknown,
             },
         });
+        let mut data = data;
+        crate::journal::health::add_to_status(&self.journal, &mut data["journal"]);
         Response::ok(request_id, metadata, data).to_line()
     }
 

@@ -76,7 +76,12 @@ pub async fn run(
 async fn check(engine: &Engine, id: &str) -> bool {
     match engine.journal().get(id) {
         Ok(Some(entry)) if entry.state == State::Final => true,
-        Ok(Some(entry)) => engine.reconcile_once(&entry).await.is_some(),
+        // Resolved only once the outcome is stored: one found but not recorded (disk full)
+        // is checked again later.
+        Ok(Some(entry)) => {
+            engine.reconcile_once(&entry).await.is_some()
+                && matches!(engine.journal().get(id), Ok(Some(e)) if e.state == State::Final)
+        }
         Ok(None) => true,
         Err(e) => {
             log::warn!(request_id = id; "reconciliation could not read the journal: {e}");

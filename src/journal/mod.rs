@@ -6,14 +6,17 @@
 //! own connection and never wait for a commit. The journal stores opaque JSON; it knows nothing
 //! about providers or the socket API, and never decides outcomes — the engine does.
 
+pub mod health;
+pub mod salvage;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
+pub use health::Health;
 pub use writer::Batching;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +27,13 @@ pub enum JournalError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("journal database {path} failed its integrity check: {detail}")]
+    #[error(
+        "journal database {path} is damaged: {detail}. posbridge will not start on it (it \
+         would forget outcomes still unknown). With the daemon stopped, run `posbridge journal \
+         check --state-dir {dir}` to see what is wrong, then `posbridge journal salvage \
+         --state-dir {dir}` to move it aside and keep every readable row",
+        dir = path.parent().unwrap_or(path).display()
+    )]
     Corrupt { path: PathBuf, detail: String },
     /// The write was not made durable (disk full, I/O error): nothing of it counts.
     #[error("journal write failed: {0}")]
@@ -114,6 +123,7 @@ pub struct Journal {
     writes: mpsc::UnboundedSender<writer::Command>,
     reader: Mutex<Connection>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    health: Arc<Health>,
 }
 
 const SCHEMA: &str = "
@@ -142,22 +152,34 @@ impl Journal {
             path: path.to_owned(),
             source,
         };
+        // A damaged file is refused, never replaced: it may hold outcomes still unknown.
+        let open_err = |source: rusqlite::Error| match salvage::damage(&source) {
+            Some(detail) => JournalError::Corrupt {
+                path: path.to_owned(),
+                detail,
+            },
+            None => open_err(source),
+        };
+        if let Err(detail) = salvage::torn(path) {
+            return Err(JournalError::Corrupt {
+                path: path.to_owned(),
+                detail,
+            });
+        }
         let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        // Checked before anything is written to it (even the WAL switch writes the header).
+        if let Err(detail) = salvage::check_connection(&conn, true) {
+            return Err(JournalError::Corrupt {
+                path: path.to_owned(),
+                detail,
+            });
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(open_err)?;
-        if check != "ok" {
-            return Err(JournalError::Corrupt {
-                path: path.to_owned(),
-                detail: check,
-            });
-        }
         conn.execute_batch(SCHEMA).map_err(open_err)?;
 
         let reader = Connection::open_with_flags(
@@ -170,9 +192,11 @@ impl Journal {
             .map_err(open_err)?;
 
         let (tx, rx) = mpsc::unbounded_channel();
+        let health = Arc::new(Health::default());
+        let (wpath, whealth) = (path.to_owned(), health.clone());
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer::run(conn, rx, capacity, batching))
+            .spawn(move || writer::run(conn, rx, capacity, batching, wpath, whealth))
             .map_err(|e| open_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         Ok(Journal {
             path: path.to_owned(),
@@ -180,7 +204,13 @@ impl Journal {
             writes: tx,
             reader: Mutex::new(reader),
             writer_thread: Mutex::new(Some(thread)),
+            health,
         })
+    }
+
+    /// What the writer last saw go wrong (disk full, I/O error) and whether it still writes.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     pub fn path(&self) -> &Path {

@@ -191,3 +191,86 @@ async fn an_unsettled_operation_can_be_amended_and_survives_reopening() {
     );
     assert_eq!(j.get("a").unwrap().unwrap().operation, "{\"note\":1}");
 }
+
+/// A transaction that fails for want of space (SQLITE_FULL, here from `max_page_count`) is
+/// rolled back, reported as a full disk, and the next commit works: no restart needed.
+#[tokio::test]
+async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    drop(open(&dir, 10)); // creates the schema
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    conn.pragma_update(None, "max_page_count", pages + 2)
+        .unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let health = Arc::new(Health::default());
+    let (p, h) = (path.clone(), health.clone());
+    let thread = std::thread::spawn(move || writer::run(conn, rx, 10, Batching::default(), p, h));
+    let send = |i: Intent| {
+        let (reply, answer) = oneshot::channel();
+        tx.send(writer::Command::Begin { intent: i, reply })
+            .unwrap();
+        answer
+    };
+    let mut big = intent("big");
+    big.operation = "x".repeat(64 * 1024);
+    let err = send(big).await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("disk is full"), "{err}");
+    assert!(err.contains(&dir.path().display().to_string()), "{err}");
+    assert!(health.failing() && health.stopped().is_none());
+    assert_eq!(health.to_json()["last_error"]["kind"], "disk_full");
+
+    assert_eq!(
+        send(intent("small")).await.unwrap().unwrap(),
+        Begin::Started
+    );
+    assert!(!health.failing(), "a commit after the failure clears it");
+    let (reply, done) = oneshot::channel();
+    tx.send(writer::Command::Shutdown { reply }).unwrap();
+    done.await.unwrap().unwrap();
+    thread.join().unwrap();
+    let j = open(&dir, 10);
+    assert!(
+        j.get("big").unwrap().is_none(),
+        "nothing of the failed transaction counts"
+    );
+    assert!(j.get("small").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_file_cut_short_is_refused_naming_the_salvage_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(&dir, 10);
+    for n in 0..20 {
+        let mut i = intent(&format!("r{n}"));
+        i.operation = "y".repeat(2000);
+        j.begin(i).await.unwrap();
+    }
+    j.close();
+    drop(j);
+    let path = dir.path().join("journal.sqlite");
+    let c = Connection::open(&path).unwrap();
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(c);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 1000)
+        .unwrap();
+    let err = Journal::open(&path, 10, Batching::default())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("cut short"), "{err}");
+    assert!(
+        err.contains("posbridge journal salvage --state-dir"),
+        "{err}"
+    );
+}

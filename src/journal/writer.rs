@@ -4,11 +4,42 @@
 //! async. Everything that arrives while one transaction commits goes into the next one, so under
 //! load many operations share one fsync; alone, an operation pays for exactly one.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::health::{describe, Fault, Health};
 use super::{Begin, Intent, JournalError, State};
 use crate::clock::now_rfc3339;
+
+/// Where the writer reports what goes wrong, and the file it names in its messages.
+pub struct Watch<'a> {
+    pub path: &'a Path,
+    pub health: &'a Health,
+}
+
+impl Watch<'_> {
+    /// Records a failed write and words it: disk full, I/O error (which stops the writer).
+    fn fail(&self, e: &rusqlite::Error) -> String {
+        let fault = Fault::of(e);
+        let msg = describe(fault, self.path, e);
+        log::error!("journal write failed: {msg}");
+        self.health.failed(fault, &msg);
+        msg
+    }
+
+    /// The answer to every write once the writer has stopped after an I/O error.
+    fn stopped(&self) -> Option<String> {
+        self.health.stopped().map(|why| {
+            format!(
+                "the journal stopped writing after an I/O error and trusts nothing since its \
+                 last good commit ({why}); posbridge must be restarted"
+            )
+        })
+    }
+}
 
 /// How writes are grouped into transactions.
 #[derive(Clone, Copy, Debug)]
@@ -75,7 +106,13 @@ pub fn run(
     mut rx: mpsc::UnboundedReceiver<Command>,
     capacity: usize,
     batching: Batching,
+    path: std::path::PathBuf,
+    health: Arc<Health>,
 ) {
+    let watch = Watch {
+        path: &path,
+        health: &health,
+    };
     let mut final_order: i64 = conn
         .query_row(
             "SELECT coalesce(max(final_order), 0) FROM operations",
@@ -92,7 +129,18 @@ pub fn run(
             }
         }
         let stop = batch.iter().any(|c| matches!(c, Command::Shutdown { .. }));
-        let (pending, commit) = apply(&mut conn, batch, capacity, &mut final_order);
+        if let Some(why) = watch.stopped() {
+            // After an I/O error nothing is written again: a restart recovers as after a crash.
+            let commit = Err(why);
+            for cmd in batch {
+                refuse(cmd, "").send(&commit);
+            }
+            if stop {
+                break;
+            }
+            continue;
+        }
+        let (pending, commit) = apply(&mut conn, batch, capacity, &mut final_order, &watch);
         if commit.is_err() {
             // The transaction rolled back: re-read where the final order stands.
             final_order = conn
@@ -117,21 +165,36 @@ fn apply(
     batch: Vec<Command>,
     capacity: usize,
     final_order: &mut i64,
+    watch: &Watch<'_>,
 ) -> (Vec<Pending>, Result<(), String>) {
     let now = now_rfc3339();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
-            let pending = batch.into_iter().map(|c| refuse(c, &e)).collect();
-            return (pending, Err(e.to_string()));
+            let msg = watch.fail(&e);
+            let pending = batch.into_iter().map(|c| refuse(c, &msg)).collect();
+            return (pending, Err(msg));
         }
     };
     let mut pending = Vec::with_capacity(batch.len());
     let mut any_final = false;
+    let mut writes = false;
+    let mut probe = false;
+    // A statement's error is that command's alone, unless it is a disk or I/O fault: then
+    // SQLite may have rolled the whole transaction back, and that fault is the batch's answer.
+    let fault: std::cell::RefCell<Option<String>> = Default::default();
+    let failed = |e: rusqlite::Error| {
+        let msg = watch.fail(&e);
+        if Fault::of(&e) != Fault::Other {
+            fault.borrow_mut().get_or_insert_with(|| msg.clone());
+        }
+        JournalError::Write(msg)
+    };
     for cmd in batch {
         match cmd {
             Command::Begin { intent, reply } => {
-                let r = begin(&tx, &intent, &now);
+                writes = true;
+                let r = begin(&tx, &intent, &now).map_err(failed);
                 pending.push(Pending::Begin(reply, r));
             }
             Command::Settle {
@@ -141,7 +204,8 @@ fn apply(
                 reply,
             } => {
                 let order = *final_order + 1;
-                let r = settle(&tx, &request_id, state, &response, &now, order);
+                writes = true;
+                let r = settle(&tx, &request_id, state, &response, &now, order).map_err(failed);
                 if matches!(r, Ok(true)) && state == State::Final {
                     *final_order = order;
                     any_final = true;
@@ -153,26 +217,60 @@ fn apply(
                 operation,
                 reply,
             } => {
-                let r = amend(&tx, &request_id, &operation, &now);
+                writes = true;
+                let r = amend(&tx, &request_id, &operation, &now).map_err(failed);
                 pending.push(Pending::Settle(reply, r));
             }
-            Command::Ping { reply } | Command::Shutdown { reply } => {
+            Command::Ping { reply } => {
+                // While writes fail (and once at start), each ping tries a real write: it
+                // notices space coming back, and an I/O error stops the writer (and so the
+                // watchdog).
+                probe = watch.health.probe_due();
                 pending.push(Pending::Unit(reply))
             }
+            Command::Shutdown { reply } => pending.push(Pending::Unit(reply)),
         }
     }
     let commit = (|| {
         if any_final {
             evict(&tx, capacity)?;
         }
+        if probe {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS writer_probe (id INTEGER PRIMARY KEY, at TEXT);
+                 INSERT OR REPLACE INTO writer_probe VALUES (1, datetime('now'));",
+            )?;
+        }
         tx.commit()
-    })()
-    .map_err(|e| e.to_string());
+    })();
+    let commit = match commit {
+        // An I/O error earlier in this transaction: its commit is not trusted either.
+        Ok(()) if watch.stopped().is_some() => Err(watch.stopped().unwrap_or_default()),
+        Ok(()) => {
+            if writes || probe {
+                watch.health.committed();
+            }
+            Ok(())
+        }
+        Err(e) => match (watch.stopped(), fault.take()) {
+            // A statement already failed with an I/O error or a full disk: the commit's own
+            // error ("no transaction is active") says less.
+            (Some(why), _) => Err(why),
+            (None, Some(msg)) => Err(msg),
+            (None, None) => Err(watch.fail(&e)),
+        },
+    };
+    // A ping that found the disk still full is still an answer: the daemon lives, it just
+    // cannot write. Only an I/O error (stopped) fails the ping.
+    let commit = match (commit, probe) {
+        (Err(_), true) if watch.stopped().is_none() && !writes => Ok(()),
+        (c, _) => c,
+    };
     (pending, commit)
 }
 
-fn refuse(cmd: Command, e: &rusqlite::Error) -> Pending {
-    let err = || JournalError::Write(e.to_string());
+fn refuse(cmd: Command, e: &str) -> Pending {
+    let err = || JournalError::Write(e.to_owned());
     match cmd {
         Command::Begin { reply, .. } => Pending::Begin(reply, Err(err())),
         Command::Settle { reply, .. } | Command::Amend { reply, .. } => {
@@ -182,7 +280,7 @@ fn refuse(cmd: Command, e: &rusqlite::Error) -> Pending {
     }
 }
 
-fn begin(tx: &Connection, i: &Intent, now: &str) -> Result<Begin, JournalError> {
+fn begin(tx: &Connection, i: &Intent, now: &str) -> rusqlite::Result<Begin> {
     let inserted = tx
         .prepare_cached(
             "INSERT INTO operations
@@ -199,8 +297,7 @@ fn begin(tx: &Connection, i: &Intent, now: &str) -> Result<Begin, JournalError> 
                 i.created_at,
                 now
             ])
-        })
-        .map_err(|e| JournalError::Write(e.to_string()))?;
+        })?;
     Ok(if inserted == 1 {
         Begin::Started
     } else {
@@ -215,7 +312,7 @@ fn settle(
     response: &str,
     now: &str,
     order: i64,
-) -> Result<bool, JournalError> {
+) -> rusqlite::Result<bool> {
     let order = (state == State::Final).then_some(order);
     tx.prepare_cached(
         "UPDATE operations SET state = ?1, response = ?2, updated_at = ?3, final_order = ?4
@@ -223,22 +320,15 @@ fn settle(
     )
     .and_then(|mut s| s.execute(params![state.as_str(), response, now, order, request_id]))
     .map(|n| n == 1)
-    .map_err(|e| JournalError::Write(e.to_string()))
 }
 
-fn amend(
-    tx: &Connection,
-    request_id: &str,
-    operation: &str,
-    now: &str,
-) -> Result<bool, JournalError> {
+fn amend(tx: &Connection, request_id: &str, operation: &str, now: &str) -> rusqlite::Result<bool> {
     tx.prepare_cached(
         "UPDATE operations SET operation = ?1, updated_at = ?2
          WHERE request_id = ?3 AND state != 'final'",
     )
     .and_then(|mut s| s.execute(params![operation, now, request_id]))
     .map(|n| n == 1)
-    .map_err(|e| JournalError::Write(e.to_string()))
 }
 
 /// Drops the oldest final entries beyond `capacity`. Unresolved entries are never touched, so
