@@ -7,7 +7,9 @@
 //! provider's status call until the real outcome is known. Only this module decides what the
 //! journal holds; the API never talks to a provider.
 
+mod accept;
 mod answer;
+mod queries;
 pub mod reconcile;
 pub mod resolve;
 
@@ -16,15 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use crate::api::protocol::{Action, ErrorType, Metadata, Request, Response};
-use crate::clock::now_rfc3339;
 use crate::device::screen::{NoScreen, Screen, Shown};
 use crate::journal::{Begin, Entry, Intent, Journal, State};
-use crate::provider::{self, Failure, OpKind, Operation, Outcome, Primary, Provider};
+use crate::provider::{self, Failure, OpKind, Operation, Outcome, Provider};
 
 /// How long `get_result` waits for an on-demand status check of an unknown outcome before it
 /// answers with what the journal holds.
@@ -174,113 +174,6 @@ impl Engine {
                 .to_line()
             }
         }
-    }
-
-    /// Checks a money-moving request and builds its operation, or answers why not.
-    fn accept(&self, req: Request) -> Result<Operation, String> {
-        // A refusal echoes the request_id as sent (or none): an id is generated only for an
-        // operation that is accepted, since only those are journaled.
-        let refuse = |reason: &str, msg: String| {
-            Response::error(
-                req.request_id.clone(),
-                req.metadata.clone(),
-                ErrorType::DefaultError,
-                reason,
-                msg,
-            )
-            .to_line()
-        };
-        let invalid = |msg: String| refuse("invalid_request", msg);
-        let kind = match req.action {
-            Action::Pay => OpKind::Pay,
-            Action::Refund => OpKind::Refund,
-            Action::Cancel => OpKind::Cancel,
-            _ => OpKind::CloseShift,
-        };
-        let primary = match req.primary_transaction {
-            None => None,
-            Some(map) => match serde_json::from_value::<Primary>(Value::Object(map)) {
-                Ok(p) => Some(self.with_backend_id(p)),
-                Err(e) => {
-                    return Err(invalid(format!(
-                        "primary_transaction: must be the data of the original pay ({e})"
-                    )))
-                }
-            },
-        };
-        let name = match (&req.provider, &primary) {
-            (Some(asked), Some(p)) if *asked != p.provider => {
-                return Err(invalid(format!(
-                    "provider: the original pay went through {:?}, so its {} must too",
-                    p.provider,
-                    kind.as_str()
-                )))
-            }
-            (Some(asked), _) => asked.clone(),
-            (None, Some(p)) => p.provider.clone(),
-            (None, None) => self.default_provider.clone(),
-        };
-        let Some(caps) = provider::known(&name) else {
-            return Err(invalid(format!(
-                "provider: unknown provider {name:?}; expected sim, phonepe, iotpay, paysera or lifepay"
-            )));
-        };
-        let Some(provider) = self.providers.get(name.as_str()) else {
-            return Err(refuse(
-                "provider_unavailable",
-                format!(
-                    "The {name} provider is not configured on this counter. \
-                         Add [providers.{name}] to the configuration."
-                ),
-            ));
-        };
-        if !caps.supports(kind) {
-            return Err(refuse(
-                "not_supported",
-                format!("{name} does not support {}.", kind.as_str()),
-            ));
-        }
-        if let Err(msg) = check_params(&req.params) {
-            return Err(invalid(msg));
-        }
-        Ok(Operation {
-            request_id: req
-                .request_id
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            currency: req
-                .currency
-                .unwrap_or_else(|| provider.default_currency().to_owned()),
-            kind,
-            provider: name,
-            amount: req.amount,
-            metadata: req.metadata,
-            params: req.params,
-            primary,
-            created_at: now_rfc3339(),
-            backend_id: provider::new_backend_id(kind),
-            progress: Default::default(),
-        })
-    }
-
-    /// A reversed pay named only by its request_id (e.g. a cancel sent while the pay is still
-    /// running, before the POS has its data) gets its backend id from the journal, when the
-    /// journal still has that pay.
-    fn with_backend_id(&self, mut p: Primary) -> Primary {
-        if p.backend_id.is_some() {
-            return p;
-        }
-        let stored = p
-            .request_id
-            .as_deref()
-            .and_then(|id| self.journal.get(id).ok()?);
-        if let Some(entry) = stored.filter(|e| e.provider == p.provider) {
-            if let Ok(op) = serde_json::from_str::<Operation>(&entry.operation) {
-                if op.kind == OpKind::Pay && !op.backend_id.is_empty() {
-                    p.backend_id = Some(op.backend_id);
-                }
-            }
-        }
-        p
     }
 
     async fn operate(self: &Arc<Self>, req: Request) -> String {
@@ -512,113 +405,8 @@ impl Engine {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| vec![Duration::from_secs(30)])
     }
-
-    async fn get_result(&self, id: &str, metadata: &Metadata) -> String {
-        let entry = match self.journal.get(id) {
-            Ok(Some(e)) => e,
-            Ok(None) => {
-                return error(
-                    id,
-                    metadata,
-                    ErrorType::ResultNotFoundError,
-                    "not_found",
-                    format!(
-                        "No result for request_id {id}: it was never received, or it is \
-                             older than the last {} results.",
-                        self.journal.capacity()
-                    ),
-                );
-            }
-            Err(e) => {
-                return error(
-                    id,
-                    metadata,
-                    ErrorType::DefaultError,
-                    "journal_unavailable",
-                    format!("The result journal could not be read: {e}"),
-                );
-            }
-        };
-        match (entry.state, &entry.response) {
-            (State::Final, Some(stored)) => stored.clone(),
-            (State::Unknown, Some(stored)) => {
-                match tokio::time::timeout(GET_RESULT_CHECK, self.reconcile_once(&entry)).await {
-                    Ok(Some(line)) => line,
-                    _ => stored.clone(),
-                }
-            }
-            _ => {
-                let (id, metadata) = stored_identity(&entry);
-                error(
-                    &id,
-                    &metadata,
-                    ErrorType::UnknownResultError,
-                    "in_progress",
-                    "The operation is still running; ask again shortly.".into(),
-                )
-            }
-        }
-    }
-
-    fn status(&self, request_id: Option<String>, metadata: Metadata) -> String {
-        let counts = self.journal.counts().unwrap_or_default();
-        let mut providers: Vec<Value> = self
-            .providers
-            .values()
-            .map(|p| {
-                let caps = p.capabilities();
-                let ops: Vec<&str> = [
-                    OpKind::Pay,
-                    OpKind::Refund,
-                    OpKind::Cancel,
-                    OpKind::CloseShift,
-                ]
-                .into_iter()
-                .filter(|k| caps.supports(*k))
-                .map(OpKind::as_str)
-                .collect();
-                json!({"name": p.name(), "currency": p.default_currency(), "operations": ops})
-            })
-            .collect();
-        providers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        let data = json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_s": self.started.elapsed().as_secs(),
-            "default_provider": self.default_provider,
-            "providers": providers,
-            "running": self.running(),
-            "journal": {
-                "path": self.journal.path(),
-                "capacity": self.journal.capacity(),
-                "entries": counts.total,
-                "in_flight": counts.in_flight,
-                "unknown": counts.unknown,
-            },
-        });
-        let mut data = data;
-        crate::journal::health::add_to_status(&self.journal, &mut data["journal"]);
-        Response::ok(request_id, metadata, data).to_line()
-    }
-
-    fn results(&self, request_id: Option<String>, metadata: Metadata, limit: usize) -> String {
-        match self.journal.recent(limit) {
-            Ok(entries) => {
-                let list: Vec<Value> = entries.iter().map(answer::listing).collect();
-                Response::ok(request_id, metadata, json!({"results": list})).to_line()
-            }
-            Err(e) => Response::error(
-                request_id,
-                metadata,
-                ErrorType::DefaultError,
-                "journal_unavailable",
-                format!("The result journal could not be read: {e}"),
-            )
-            .to_line(),
-        }
-    }
 }
 
-/// Provider-independent checks of `params` (provider-specific ones live with each provider).
 /// The outcome in one word for the customer's screen.
 fn customer_word(outcome: &Outcome) -> String {
     match outcome {
@@ -627,21 +415,6 @@ fn customer_word(outcome: &Outcome) -> String {
         Outcome::Failed(f) => f.reason.clone(),
         Outcome::Unknown(_) => "checking".into(),
     }
-}
-
-fn check_params(params: &serde_json::Map<String, Value>) -> Result<(), String> {
-    if let Some(v) = params.get("delay_ms") {
-        match v.as_u64() {
-            Some(ms) if ms <= provider::sim::MAX_DELAY_MS => {}
-            _ => {
-                return Err(format!(
-                    "params.delay_ms: must be an integer from 0 to {}",
-                    provider::sim::MAX_DELAY_MS
-                ))
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The request_id and metadata an entry was accepted with.

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::api::protocol::parse_request;
+use crate::clock::now_rfc3339;
 use crate::device::screen::RecordingScreen;
 use crate::journal::Batching;
 use crate::provider::{Approval, Capabilities};
