@@ -13,6 +13,11 @@ use crate::provider;
 use crate::secret::Secret;
 
 mod paysera;
+mod providers;
+
+pub use providers::{
+    IotPayConfig, LifepayConfig, PayseraConfig, PhonePeConfig, ProvidersConfig, SimConfig,
+};
 
 /// Where the packaged daemon looks when neither `--config` nor `POSBRIDGE_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "/etc/posbridge/posbridge.toml";
@@ -108,122 +113,6 @@ impl Default for DaemonConfig {
             shutdown_timeout_ms: 30_000,
         }
     }
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProvidersConfig {
-    pub sim: SimConfig,
-    pub phonepe: Option<PhonePeConfig>,
-    pub iotpay: Option<IotPayConfig>,
-    pub paysera: Option<PayseraConfig>,
-    pub lifepay: Option<LifepayConfig>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SimConfig {
-    pub currency: String,
-    pub timeout_ms: u64,
-    pub status_poll_ms: Vec<u64>,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            currency: "INR".into(),
-            timeout_ms: 30_000,
-            status_poll_ms: vec![200, 1_000, 2_000, 5_000, 15_000],
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PhonePeConfig {
-    pub base_url: String,
-    pub merchant_id: String,
-    pub store_id: String,
-    pub terminal_id: String,
-    pub salt_key: Option<Secret>,
-    pub salt_key_file: Option<PathBuf>,
-    pub salt_index: u32,
-    pub provider_id: Option<String>,
-    #[serde(default = "default_solution_type")]
-    pub solution_type: String,
-    pub timeout_ms: Option<u64>,
-    pub status_poll_ms: Option<Vec<u64>>,
-    /// Optional: bound of one HTTP request (the whole operation is bounded by `timeout_ms`).
-    pub request_timeout_ms: Option<u64>,
-    /// Obsolete, kept so existing files still load: the status call always names our
-    /// merchantTransactionId (`"merchant"`); `"phonepe"` is accepted and means the same.
-    pub status_id: Option<String>,
-}
-
-fn default_solution_type() -> String {
-    "EDC".into()
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IotPayConfig {
-    pub base_url: String,
-    pub mch_id: String,
-    pub key: Option<Secret>,
-    pub key_file: Option<PathBuf>,
-    pub job_no: String,
-    pub currency: String,
-    #[serde(default = "default_channel")]
-    pub channel_id: String,
-    pub timeout_ms: Option<u64>,
-    pub status_poll_ms: Option<Vec<u64>>,
-    /// Optional: how long after the create_order wait ended "no such order" becomes final
-    /// (nothing charged). Default 60000, IOT Pay's "last one minute at least"; lower only in
-    /// tests.
-    pub not_found_final_ms: Option<u64>,
-    /// Removed: kept only to refuse it with a message that says why (see `validate`).
-    /// `"manual"` (what posbridge always does now) is still accepted.
-    pub refund_recheck: Option<String>,
-}
-
-fn default_channel() -> String {
-    "CC_PAX".into()
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PayseraConfig {
-    pub base_url: String,
-    pub client_id: String,
-    pub mac_key: Option<Secret>,
-    pub mac_key_file: Option<PathBuf>,
-    /// The spot's id, `7` or `"7"`.
-    #[serde(deserialize_with = "paysera::spot_id")]
-    pub spot_id: String,
-    /// Optional: the spot's code `PAYSERA*<location>:<identifier>` when its place info does
-    /// not carry a `location_id`; else read from the spot.
-    #[serde(default)]
-    pub spot_code: Option<String>,
-    pub currency: String,
-    pub timeout_ms: Option<u64>,
-    pub status_poll_ms: Option<Vec<u64>>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LifepayConfig {
-    pub login: String,
-    pub password: Option<Secret>,
-    pub password_file: Option<PathBuf>,
-    /// The paired card reader's id (`posbridge devices`); optional when only one is paired.
-    pub reader: Option<String>,
-    /// Optional: the currency when a request names none (default RUB, as the LIFE POS
-    /// contract: amounts in kopecks).
-    pub currency: Option<String>,
-    /// Optional: how long a card operation may take, card holder included (default 120000).
-    pub timeout_ms: Option<u64>,
-    /// Optional: intervals between GET_RESULT checks of an unknown outcome.
-    pub status_poll_ms: Option<Vec<u64>>,
 }
 
 impl Config {
