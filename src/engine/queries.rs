@@ -5,35 +5,39 @@ use serde_json::{json, Value};
 
 use super::{answer, error, stored_identity, Engine, GET_RESULT_CHECK};
 use crate::api::protocol::{ErrorType, Metadata, Response};
-use crate::journal::State;
+use crate::journal::{Entry, State};
 use crate::provider::OpKind;
 
 impl Engine {
+    /// The journal's entry for `id`, or the answer that says why there is none.
+    pub(super) fn entry_or_answer(&self, id: &str, metadata: &Metadata) -> Result<Entry, String> {
+        match self.journal.get(id) {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => Err(error(
+                id,
+                metadata,
+                ErrorType::ResultNotFoundError,
+                "not_found",
+                format!(
+                    "No result for request_id {id}: it was never received, or it is older \
+                     than the last {} results.",
+                    self.journal.capacity()
+                ),
+            )),
+            Err(e) => Err(error(
+                id,
+                metadata,
+                ErrorType::DefaultError,
+                "journal_unavailable",
+                format!("The result journal could not be read: {e}"),
+            )),
+        }
+    }
+
     pub(super) async fn get_result(&self, id: &str, metadata: &Metadata) -> String {
-        let entry = match self.journal.get(id) {
-            Ok(Some(e)) => e,
-            Ok(None) => {
-                return error(
-                    id,
-                    metadata,
-                    ErrorType::ResultNotFoundError,
-                    "not_found",
-                    format!(
-                        "No result for request_id {id}: it was never received, or it is \
-                             older than the last {} results.",
-                        self.journal.capacity()
-                    ),
-                );
-            }
-            Err(e) => {
-                return error(
-                    id,
-                    metadata,
-                    ErrorType::DefaultError,
-                    "journal_unavailable",
-                    format!("The result journal could not be read: {e}"),
-                );
-            }
+        let entry = match self.entry_or_answer(id, metadata) {
+            Ok(entry) => entry,
+            Err(answer) => return answer,
         };
         match (entry.state, &entry.response) {
             (State::Final, Some(stored)) => stored.clone(),

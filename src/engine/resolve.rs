@@ -83,17 +83,8 @@ impl Engine {
         note: &str,
         by: &str,
     ) -> String {
-        let refuse =
-            |reason: &str, msg: String| error(id, metadata, ErrorType::DefaultError, reason, msg);
-        let note = note.trim();
-        if note.is_empty() || note.chars().count() > MAX_NOTE {
-            return refuse(
-                "invalid_request",
-                format!("note: say why, in 1 to {MAX_NOTE} characters"),
-            );
-        }
         // Serialised with status checks of the same id: one of them may be settling it now.
-        self.one_at_a_time(id, self.decide(id, metadata, decision, note, by))
+        self.one_at_a_time(id, self.decide(id, metadata, decision, note.trim(), by))
             .await
     }
 
@@ -107,23 +98,15 @@ impl Engine {
     ) -> String {
         let refuse =
             |reason: &str, msg: String| error(id, metadata, ErrorType::DefaultError, reason, msg);
-        let entry = match self.journal.get(id) {
-            Ok(Some(entry)) => entry,
-            Ok(None) => {
-                return error(
-                    id,
-                    metadata,
-                    ErrorType::ResultNotFoundError,
-                    "not_found",
-                    format!("No operation with request_id {id} in the journal."),
-                )
-            }
-            Err(e) => {
-                return refuse(
-                    "journal_unavailable",
-                    format!("The result journal could not be read: {e}"),
-                )
-            }
+        if note.is_empty() || note.chars().count() > MAX_NOTE {
+            return refuse(
+                "invalid_request",
+                format!("note: say why, in 1 to {MAX_NOTE} characters"),
+            );
+        }
+        let entry = match self.entry_or_answer(id, metadata) {
+            Ok(entry) => entry,
+            Err(answer) => return answer,
         };
         match entry.state {
             State::InFlight => {
