@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::Daemon;
+use common::{send_in_thread, Daemon};
 use serde_json::{json, Value};
 
 /// Polls `cond` until it holds; panics naming `what` after `limit` (an upper bound only).
@@ -23,20 +23,6 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Sends `req` on its own connection from a thread; the thread returns the answer line, or
-/// `None` if the connection ended first (the daemon died).
-fn send_in_thread(d: &Daemon, req: Value) -> JoinHandle<Option<String>> {
-    let stream = UnixStream::connect(&d.socket).expect("connect");
-    std::thread::spawn(move || {
-        let mut w = stream.try_clone().ok()?;
-        w.write_all(format!("{req}\n").as_bytes()).ok()?;
-        let mut line = String::new();
-        match BufReader::new(stream).read_line(&mut line) {
-            Ok(n) if n > 0 => Some(line.trim_end().to_owned()),
-            _ => None,
-        }
-    })
-}
 
 /// Waits until the sim backend has received `id`, kills the daemon, restarts it.
 fn crash_while_running(d: &mut Daemon, id: &str, pending: JoinHandle<Option<String>>) {

@@ -5,28 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::paysera::{approved, failed, rig, rig_with, Rig, Setup};
-use common::Daemon;
+use common::send_in_thread;
 use serde_json::{json, Value};
 
-/// Sends `req` from a thread; the answer line, or `None` if the daemon died first.
-fn send_in_thread(d: &Daemon, req: Value) -> JoinHandle<Option<String>> {
-    let stream = UnixStream::connect(&d.socket).expect("connect");
-    std::thread::spawn(move || {
-        let mut w = stream.try_clone().ok()?;
-        w.write_all(format!("{req}\n").as_bytes()).ok()?;
-        let mut line = String::new();
-        match BufReader::new(stream).read_line(&mut line) {
-            Ok(n) if n > 0 => Some(line.trim_end().to_owned()),
-            _ => None,
-        }
-    })
-}
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);

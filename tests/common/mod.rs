@@ -342,6 +342,21 @@ pub fn sim_calls(state: &Path, request_id: &str) -> i64 {
     .unwrap()
 }
 
+/// Sends `req` on its own connection from a thread; the thread returns the answer line, or
+/// `None` if the connection ended first (the daemon died).
+pub fn send_in_thread(d: &Daemon, req: Value) -> std::thread::JoinHandle<Option<String>> {
+    let stream = UnixStream::connect(&d.socket).expect("connect");
+    std::thread::spawn(move || {
+        let mut w = stream.try_clone().ok()?;
+        w.write_all(format!("{req}\n").as_bytes()).ok()?;
+        let mut line = String::new();
+        match BufReader::new(stream).read_line(&mut line) {
+            Ok(n) if n > 0 => Some(line.trim_end().to_owned()),
+            _ => None,
+        }
+    })
+}
+
 /// One connection to the daemon: lines out, lines in.
 pub struct Client {
     reader: BufReader<UnixStream>,
