@@ -23,7 +23,6 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-
 /// Waits until the sim backend has received `id`, kills the daemon, restarts it.
 fn crash_while_running(d: &mut Daemon, id: &str, pending: JoinHandle<Option<String>>) {
     wait_until(

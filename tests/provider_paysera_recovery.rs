@@ -11,7 +11,6 @@ use common::paysera::{approved, failed, rig, rig_with, Rig, Setup};
 use common::send_in_thread;
 use serde_json::{json, Value};
 
-
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !cond() {
