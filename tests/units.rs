@@ -12,6 +12,8 @@ const TMPFILES: &str = include_str!("../systemd/posbridge.tmpfiles");
 const RULES: &str = include_str!("../udev/70-posbridge.rules");
 const PATHS: &str = include_str!("../src/paths.rs");
 const CONFIG: &str = include_str!("../src/config.rs");
+/// The `[providers.*]` sections, where the secrets are.
+const PROVIDERS_CONFIG: &str = include_str!("../src/config/providers.rs");
 
 /// Every value of `key=` in a unit file, in order.
 fn values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
@@ -72,7 +74,7 @@ fn the_service_is_a_watched_notify_daemon_given_time_to_finish_its_operations() 
 fn every_secret_the_config_can_take_from_a_file_is_loaded_as_a_credential() {
     let loaded: BTreeSet<&str> = values(SERVICE, "LoadCredential").into_iter().collect();
     // `salt_key_file: Option<PathBuf>` and the like: the secret's name is the credential's.
-    let secrets: BTreeSet<&str> = CONFIG
+    let secrets: BTreeSet<&str> = PROVIDERS_CONFIG
         .lines()
         .filter_map(|l| l.trim().strip_prefix("pub "))
         .filter_map(|l| l.split_once("_file: Option<PathBuf>"))
