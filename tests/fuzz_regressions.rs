@@ -30,7 +30,8 @@ fn phonepe_pay() -> Operation {
 #[test]
 fn phonepe_code_with_a_card_number_never_reaches_the_message_unmasked() {
     let crash = br#"{"success": false, "code": "DU88888888888888888888888888888888PLICATE_TRANSACTION_ID", "message": "The transa#tion id you have entered seems to be invalid. [message = Duplicate transaction id]"}"#;
-    let pan_code = br#"{"success": false, "code": "4111111111111111", "data": {"status": "FAILED"}}"#;
+    let pan_code =
+        br#"{"success": false, "code": "4111111111111111", "data": {"status": "FAILED"}}"#;
     for body in [&crash[..], &pan_code[..]] {
         let a = answer::parse_answer(body).expect("a PhonePe answer");
         let text = match answer::classify_status(&phonepe_pay(), "P1", &a) {
@@ -44,4 +45,33 @@ fn phonepe_code_with_a_card_number_never_reaches_the_message_unmasked() {
         );
         assert!(text.contains("PhonePe answered"), "{text}");
     }
+}
+
+/// Found writing fuzz/config_toml: a TOML syntax error printed toml's quote of the offending
+/// line, twice (message and cause), so `config check` and the daemon's start-up log showed
+/// `key = "<the IOT Pay key>"` in clear. Through the real binary, as a technician runs it.
+#[test]
+fn config_syntax_error_never_quotes_the_line_holding_a_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posbridge.toml");
+    std::fs::write(
+        &path,
+        "default_provider = \"sim\"\n[providers.iotpay]\nbase_url = \"http://127.0.0.1:9\"\n\
+         mch_id = \"1\"\nkey = \"SuperSecretKey123\" oops\njob_no = \"1\"\ncurrency = \"CAD\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_posbridge"))
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(!stderr.contains("SuperSecretKey123") && !stdout.contains("SuperSecretKey123"));
+    assert!(stderr.contains("line 5, column 27"), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
 }

@@ -1,5 +1,6 @@
 //! Fuzzes the configuration file parser (`config::Config::parse`: TOML, unknown keys refused,
-//! then validation). Invariants: no panic; an error names the file; an accepted config is
+//! then validation). Invariants: no panic; an error names the file and is one line (never
+//! toml's quote of a config line, which may hold a secret); an accepted config is
 //! usable (its default provider is known and configured, its bounds hold) and its Debug form
 //! shows each inline secret as `<redacted>`.
 
@@ -42,6 +43,8 @@ fuzz_target!(|data: &[u8]| {
                 message.contains(PATH),
                 "error does not name the file: {message}"
             );
+            // One line, never toml's quote of the source line (it may hold a secret).
+            assert!(!message.contains('\n'), "multi-line error: {message}");
         }
     }
 });
