@@ -3,7 +3,7 @@
 //! better). They call the same public parsers the targets do; they must not need a daemon.
 
 use posbridge::provider::phonepe::answer::{self, Status};
-use posbridge::provider::{OpKind, Operation};
+use posbridge::provider::Operation;
 
 fn longest_digit_run(text: &str) -> usize {
     text.split(|c: char| !c.is_ascii_digit())
