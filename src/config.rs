@@ -30,11 +30,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("config {path}: {source}")]
+    /// Where the TOML is wrong and why, on one line. The offending line itself is never
+    /// shown (toml's own message quotes it, and it may hold a secret such as `key = "..."`).
+    #[error("config {path}: line {line}, column {column}: {message}")]
     Parse {
         path: PathBuf,
-        #[source]
-        source: Box<toml::de::Error>,
+        line: usize,
+        column: usize,
+        message: String,
     },
     #[error("config {path}: {key}: {reason}")]
     Invalid {
@@ -129,10 +132,7 @@ impl Config {
 
     /// Parses and validates TOML text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })?;
+        let config: Config = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
         config.validate(path)?;
         Ok(config)
     }
@@ -324,6 +324,24 @@ impl Config {
             });
         }
         Ok(())
+    }
+}
+
+/// toml's error without its quote of the source line: line and column (1-based) of where it
+/// went wrong, and the message on one line.
+fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = text.as_bytes()[..at].split(|&b| b == b'\n');
+    let (mut line, mut column) = (0, 0);
+    for part in before {
+        line += 1;
+        column = String::from_utf8_lossy(part).chars().count() + 1;
+    }
+    ConfigError::Parse {
+        path: path.to_owned(),
+        line: line.max(1),
+        column: column.max(1),
+        message: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }
 

@@ -22,6 +22,8 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::transport::{Connection, Transport, TransportError};
+/// How session bytes are cut into BLE writes; public for the fuzz targets (fuzz/).
+pub use pump::take_write_units;
 use stack::{cause, first_adapter, on_ble_runtime, retry_transient};
 
 /// Nordic UART Service, advertised by every posbridge BLE device.

@@ -140,7 +140,7 @@ async fn watch_disconnect(mut events: Events, id: &PeripheralId) -> End {
 /// starts a new BLE write (§11); bytes that are not a frame pass on as they are. An incomplete
 /// frame (or a lone trailing marker byte) stays in `pending` until the rest arrives; the session
 /// always writes whole frames, so the rest is on its way.
-fn take_write_units(pending: &mut Vec<u8>) -> Vec<Vec<u8>> {
+pub fn take_write_units(pending: &mut Vec<u8>) -> Vec<Vec<u8>> {
     let mut units = Vec::new();
     while !pending.is_empty() {
         match pending.windows(2).position(|w| w == START_MARKER) {

@@ -24,11 +24,13 @@
 //! refund whose answer was lost stays unknown (`manual_check`) and names the mchRefundNo to
 //! look up in the IOT Pay portal; re-sending refund_order could refund twice.
 
-mod answer;
+/// Public for the fuzz targets (fuzz/): answer reading and signature checking as the provider
+/// itself does them.
+pub mod answer;
 mod probe;
 mod receipt;
 mod refund;
-mod wire;
+pub mod wire;
 
 pub use probe::{probe, Probe};
 pub use receipt::RECEIPT_KEYS;

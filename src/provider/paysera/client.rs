@@ -248,27 +248,7 @@ impl Client {
                 .body(b);
         }
         let reply = self.http.send(req).await.map_err(ApiError::Http)?;
-        let parsed: Option<Value> = serde_json::from_slice(&reply.body).ok();
-        match (reply.status, parsed) {
-            (200..=299, Some(v @ Value::Object(_))) => Ok(v),
-            // Some calls (confirm, revoke) may answer with an empty body.
-            (200..=299, None) if reply.body.iter().all(u8::is_ascii_whitespace) => {
-                Ok(Value::Object(Default::default()))
-            }
-            (status, Some(v)) if v["error"].is_string() => Err(ApiError::Refused {
-                status,
-                error: v["error"].as_str().unwrap_or_default().to_owned(),
-                description: v["error_description"]
-                    .as_str()
-                    .unwrap_or("no description")
-                    .to_owned(),
-                skew: crate::clock::skew_from_date(reply.date.as_deref()),
-            }),
-            (status, _) => Err(ApiError::Garbled {
-                status,
-                detail: snippet(&reply.body),
-            }),
-        }
+        read_reply(reply.status, &reply.body, reply.date.as_deref())
     }
 
     /// `GET /rest/v1/spot/{id}`: the spot, its code parts and its orders. Reads only.
@@ -297,15 +277,7 @@ impl Client {
         let v = self
             .call(Method::POST, "/rest/v1/transaction", Some(body))
             .await?;
-        v["transaction_key"]
-            .as_str()
-            .or(v["key"].as_str())
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| ApiError::Garbled {
-                status: 200,
-                detail: "a transaction without transaction_key".into(),
-            })
+        transaction_key(&v)
     }
 
     /// `POST /rest/v1/spot/{id}/order` with `{"transaction_key": ...}`: puts the transaction
@@ -338,14 +310,54 @@ impl Client {
     }
 }
 
-fn parse_spot(v: &Value) -> Result<Spot, ApiError> {
+/// What one answer (HTTP status and body) says: a JSON object, or why not. Pure, so the fuzz
+/// targets (fuzz/) test exactly what [`Client`] does with the bytes Paysera sends.
+pub fn read_reply(status: u16, body: &[u8], date: Option<&str>) -> Result<Value, ApiError> {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    match (status, parsed) {
+        (200..=299, Some(v @ Value::Object(_))) => Ok(v),
+        // Some calls (confirm, revoke) may answer with an empty body.
+        (200..=299, None) if body.iter().all(u8::is_ascii_whitespace) => {
+            Ok(Value::Object(Default::default()))
+        }
+        (status, Some(v)) if v["error"].is_string() => Err(ApiError::Refused {
+            status,
+            error: v["error"].as_str().unwrap_or_default().to_owned(),
+            description: v["error_description"]
+                .as_str()
+                .unwrap_or("no description")
+                .to_owned(),
+            skew: crate::clock::skew_from_date(date),
+        }),
+        (status, _) => Err(ApiError::Garbled {
+            status,
+            detail: snippet(body),
+        }),
+    }
+}
+
+/// The key in a transaction create answer (`transaction_key`, or `key` as older Wallet API
+/// pages name it).
+pub fn transaction_key(v: &Value) -> Result<String, ApiError> {
+    v["transaction_key"]
+        .as_str()
+        .or(v["key"].as_str())
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::Garbled {
+            status: 200,
+            detail: "a transaction without transaction_key".into(),
+        })
+}
+
+pub fn parse_spot(v: &Value) -> Result<Spot, ApiError> {
     Spot::parse(v).ok_or_else(|| ApiError::Garbled {
         status: 200,
         detail: "a spot without identifier, or with an unreadable order list".into(),
     })
 }
 
-fn parse_order(v: &Value) -> Result<Order, ApiError> {
+pub fn parse_order(v: &Value) -> Result<Order, ApiError> {
     Order::parse(v).ok_or_else(|| ApiError::Garbled {
         status: 200,
         detail: "an order without id, status or transaction_key".into(),

@@ -39,7 +39,8 @@
 //! revokes the transaction of the primary sale and answers `already_completed` for a confirmed
 //! one.
 
-mod client;
+/// Public for the fuzz targets (fuzz/): [`client::read_reply`] and the answer shapes.
+pub mod client;
 mod flow;
 mod recover;
 

@@ -14,7 +14,8 @@
 //! never from `created_at`: the wall clock may step. Only INR is taken; anything else is refused unsent.
 //! This module must not log or return the salt key, and passes card data only masked.
 
-mod answer;
+/// Public for the fuzz targets (fuzz/): the answer parser the provider itself uses.
+pub mod answer;
 mod cancel;
 mod codes;
 mod wire;

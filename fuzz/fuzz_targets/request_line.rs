@@ -1,0 +1,85 @@
+//! Fuzzes the socket's request line parser (`api::protocol::parse_request`), the first thing
+//! every byte a POS sends meets. Invariants: no panic; an accepted request obeys the contract
+//! (request_id syntax, amount in range) and, written back as JSON, parses again, to the same
+//! request when it holds no non-integer number;
+//! a refused one yields exactly one well-formed response line, code 1, `invalid_request`.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use posbridge::api::protocol::{MAX_AMOUNT, Request, Response, parse_request, valid_request_id};
+use serde_json::{Map, Value, json};
+
+/// The request as a POS would write it: every field the parser kept, nothing else.
+fn to_json(r: &Request) -> Value {
+    let mut o = Map::new();
+    o.insert("action".into(), json!(r.action.as_str()));
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            o.insert(k.into(), v);
+        }
+    };
+    put("request_id", r.request_id.as_ref().map(|v| json!(v)));
+    put("metadata", Some(json!(r.metadata)));
+    put("amount", r.amount.map(|v| json!(v)));
+    put("currency", r.currency.as_ref().map(|v| json!(v)));
+    put("provider", r.provider.as_ref().map(|v| json!(v)));
+    put(
+        "primary_transaction",
+        r.primary_transaction.clone().map(Value::Object),
+    );
+    put("params", Some(Value::Object(r.params.clone())));
+    put("limit", r.limit.map(|v| json!(v)));
+    put("address", r.address.as_ref().map(|v| json!(v)));
+    put("role", r.role.as_ref().map(|v| json!(v)));
+    put("baud", r.baud.map(|v| json!(v)));
+    put("id", r.id.as_ref().map(|v| json!(v)));
+    put("seconds", r.seconds.map(|v| json!(v)));
+    Value::Object(o)
+}
+
+fuzz_target!(|data: &[u8]| {
+    match parse_request(data) {
+        Ok(request) => {
+            if let Some(id) = &request.request_id {
+                assert!(valid_request_id(id), "accepted request_id {id:?}");
+            }
+            if let Some(amount) = request.amount {
+                assert!(
+                    (1..=MAX_AMOUNT).contains(&amount),
+                    "accepted amount {amount}"
+                );
+            }
+            let line = to_json(&request).to_string();
+            assert!(!line.contains('\n'));
+            let again = parse_request(line.as_bytes()).unwrap_or_else(|r| {
+                panic!("re-serialised request refused: {} ({line})", r.message)
+            });
+            // serde_json's default float parsing may move a non-integer number by one ulp on
+            // the way back; such a request is only required to parse again.
+            if !has_float(&to_json(&request)) {
+                assert_eq!(again, request, "re-serialised request differs: {line}");
+            }
+        }
+        Err(rejection) => {
+            assert!(!rejection.message.is_empty());
+            if let Some(id) = &rejection.request_id {
+                assert!(valid_request_id(id), "echoed request_id {id:?}");
+            }
+            let line = rejection.into_response().to_line();
+            assert!(!line.contains('\n'), "a response must be one line: {line}");
+            let back: Response = serde_json::from_str(&line).expect("the response is JSON");
+            assert_eq!(back.code, 1);
+            assert_eq!(back.reason.as_deref(), Some("invalid_request"));
+        }
+    }
+});
+
+fn has_float(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(a) => a.iter().any(has_float),
+        Value::Object(o) => o.values().any(has_float),
+        _ => false,
+    }
+}
