@@ -16,13 +16,19 @@ paid = {}
 for txn_id, t in ledger.get("transactions", {}).items():
     if t.get("kind") != "PAYMENT" or t.get("status") != "SUCCESS":
         continue
-    order = (t.get("payload") or {}).get("merchantOrderId", txn_id)
+    # The orderId is the request id with '-' mapped to '_' (provider/phonepe/wire.rs map_order_id).
+    order = (t.get("payload") or {}).get("orderId", txn_id)
     paid.setdefault(order, []).append(txn_id)
 twice = {o: ts for o, ts in paid.items() if len(ts) > 1}
 dup_calls = sum(1 for n in ledger.get("calls", {}).values() if n > 1)
 print(f"STEP power.charged-once: {'PASS' if not twice else 'FAIL'} {len(paid)} sales paid at the replica, "
       f"{len(twice)} paid twice {sorted(twice)[:5]}, {dup_calls} transaction ids sent more than once")
-acked = [a[1] for a in acks if a[0] == "ACK"]
+def order(request_id):
+    return request_id.replace("-", "_")
+
+
+results = {order(k): v for k, v in results.items()}
+acked = [order(a[1]) for a in acks if a[0] == "ACK"]
 unpaid = [i for i in acked if i not in paid]
 
 

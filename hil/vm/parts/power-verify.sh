@@ -13,7 +13,7 @@ check power.unknown "$(systemctl show -P StatusText posbridge.service), after $(
 missing=0; acked=0
 echo '{' > /tmp/results.json; first=1
 for id in $(awk '$1=="SENT"{print $2}' /job/acks); do
-    r="$(posbridge get-result --request-id "$id" --json 2>/dev/null | head -1)"
+    r="$(posbridge get-result "$id" --json 2>/dev/null | head -1)"
     [ -n "$r" ] || r='null'
     [ $first = 1 ] || echo ',' >> /tmp/results.json; first=0
     printf '"%s": %s\n' "$id" "$r" >> /tmp/results.json
@@ -22,6 +22,6 @@ echo '}' >> /tmp/results.json
 cp /tmp/results.json /job/results.json
 for id in $(awk '$1=="ACK"{print $2}' /job/acks); do
     acked=$((acked + 1))
-    posbridge get-result --request-id "$id" --json 2>/dev/null | grep -q '"status":"approved"' || { missing=$((missing + 1)); echo "acknowledged but not approved in the journal: $id"; }
+    posbridge get-result "$id" --json 2>/dev/null | grep -q '"status":"approved"' || { missing=$((missing + 1)); echo "acknowledged but not approved in the journal: $id"; }
 done
 check power.acknowledged "$acked acknowledged sales, $missing missing or not approved in the journal" test $missing = 0

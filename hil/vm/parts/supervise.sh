@@ -21,7 +21,7 @@ for l in sys.stdin:
 ready_mono=$(mono ActiveEnterTimestampMonotonic)
 log_mono=${line%% *}
 wait "$!" 2>/dev/null
-res="$(posbridge get-result --request-id vm-ready-0001 --json 2>&1 | head -c 300)"
+res="$(posbridge get-result vm-ready-0001 --json 2>&1 | head -c 300)"
 check supervise.ready-after-recovery "${line#* } | READY $(( (ready_mono - ${log_mono:-0}) / 1000 )) ms after it; $(echo "$res" | grep -o '"state":"[a-z_]*"\|"status":"[a-z_]*"' | head -2 | tr '\n' ' ')" \
     bash -c "[ -n '$log_mono' ] && [ $ready_mono -ge ${log_mono:-0} ] && echo '$line' | grep -q ' 1 interrupted'"
 
