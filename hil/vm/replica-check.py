@@ -33,7 +33,10 @@ unpaid = [i for i in acked if i not in paid]
 
 
 def status(r):
-    return (r or {}).get("status") if isinstance(r, dict) else None
+    """The journal's status of a sale, from `posbridge get-result --json` (`data.status`)."""
+    if not isinstance(r, dict):
+        return None
+    return (r.get("data") or {}).get("status", r.get("status"))
 
 
 unknown_to_journal = [o for o in paid if status(results.get(o)) != "approved"]
