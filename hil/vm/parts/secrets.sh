@@ -14,7 +14,11 @@ for l in open("/tmp/all.json"):
     if e.get("_TRANSPORT")=="kernel": continue  # the kernel'"'"'s memory map, not a card
     for k,v in e.items():
         if not k.startswith("_") and isinstance(v,str):
-            for m in re.finditer(r"(?<![0-9])[0-9]{13,19}(?![0-9])",v):
+            # A card number: 13-19 digits standing alone (not inside a hex id such as
+            # INVOCATION_ID) that pass the Luhn check.
+            for m in re.finditer(r"(?<![0-9A-Za-z])[0-9]{13,19}(?![0-9A-Za-z])",v):
+                d=[int(c) for c in m.group()][::-1]
+                if (sum(d[0::2])+sum(sum(divmod(2*x,10)) for x in d[1::2])) % 10: continue
                 n+=1; print(k, v[:200], file=out)
 print(n)')
 check "${1:-secrets}.journal-clean" "$entries entries: $secret_hits secret hits ($(ls /etc/credstore 2>/dev/null | tr '\n' ' ')), $pan_hits 13-19 digit runs" \
