@@ -21,7 +21,12 @@ fn a_user_without_access_to_the_socket_is_told_which_group_it_lacks() {
             return;
         }
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", common::BIN]);
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            common::BIN,
+        ]);
         c
     } else {
         Command::new(common::BIN)
