@@ -31,13 +31,24 @@ pub fn request(args: &ClientArgs, req: &Value) -> Result<Response> {
 }
 
 fn round_trip(path: &Path, req: &Value, timeout: Duration) -> Result<String> {
-    let mut stream = UnixStream::connect(path).with_context(|| {
-        format!(
-            "cannot connect to the posbridge daemon at {} (is it running? \
-             start it with `posbridge daemon`, or pass --socket)",
-            path.display()
-        )
-    })?;
+    let mut stream = match UnixStream::connect(path) {
+        Ok(stream) => stream,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "no permission to use the posbridge daemon's socket {}: this user is not in \
+                 the group that owns it (the service's is `posbridge`: `usermod -aG posbridge \
+                 USER`, then log in again)",
+                path.display()
+            )))
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot connect to the posbridge daemon at {} (is it running? \
+                 start it with `posbridge daemon`, or pass --socket)",
+                path.display()
+            )))
+        }
+    };
     stream.set_read_timeout(Some(timeout))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');

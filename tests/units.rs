@@ -127,3 +127,25 @@ fn the_ports_udev_names_are_the_ports_the_device_cgroup_allows() {
     assert_eq!(allowed, named);
     assert_eq!(one(SERVICE, "DevicePolicy"), "closed");
 }
+
+/// A crash loop stops at the unit's start limits: the restarts of one minute (a start takes
+/// about a second, then RestartSec=) must reach StartLimitBurst within StartLimitIntervalSec.
+/// With systemd's defaults (5 in 10 s) and RestartSec=2s they never did: hil/vm saw 21 starts
+/// in 60 s.
+#[test]
+fn a_crash_loop_reaches_the_start_limit() {
+    let secs = |v: &str| -> u64 {
+        v.strip_suffix('s')
+            .unwrap_or(v)
+            .parse()
+            .unwrap_or_else(|_| panic!("{v}: not seconds"))
+    };
+    let burst: u64 = one(SERVICE, "StartLimitBurst").parse().unwrap();
+    let interval = secs(one(SERVICE, "StartLimitIntervalSec"));
+    let restart = secs(one(SERVICE, "RestartSec"));
+    // A failing start under a slow machine: up to 3 s before it exits.
+    assert!(
+        burst * (restart + 3) <= interval,
+        "{burst} starts of {restart}+3 s do not fit in {interval} s: the loop would never stop"
+    );
+}

@@ -1,0 +1,36 @@
+# Part 1: the package as a user installs it. Runs in the guest from /job (hil/vm/run).
+. /job/parts/lib.sh
+t=$(now)
+if DEBIAN_FRONTEND=noninteractive apt-get install -y -q /job/posbridge.deb > /tmp/apt.log 2>&1; then
+    step package.install PASS "apt install in $(since "$t") s"
+else
+    step package.install FAIL "$(tail -3 /tmp/apt.log | tr '\n' ' ')"; exit 1
+fi
+groups_of=$(id -nG posbridge 2>&1)
+check package.sysusers "posbridge uid $(id -u posbridge 2>/dev/null), groups: $groups_of" \
+    bash -c '[[ " '"$groups_of"' " == *" posbridge "* && " '"$groups_of"' " == *" dialout "* && " '"$groups_of"' " == *" bluetooth "* ]]'
+modes="$(stat -c '%n %a %U:%G' /run/posbridge /var/lib/posbridge /etc/posbridge | tr '\n' ';')"
+check package.tmpfiles "$modes" test "$modes" = "/run/posbridge 750 posbridge:posbridge;/var/lib/posbridge 750 posbridge:posbridge;/etc/posbridge 750 root:posbridge;"
+sock="$(stat -c '%A %U:%G' /run/posbridge/api.sock 2>&1)"
+check package.socket "$(systemctl is-enabled posbridge.socket) $(systemctl is-active posbridge.socket), $sock" \
+    bash -c 'systemctl is-enabled -q posbridge.socket && systemctl is-active -q posbridge.socket && test -S /run/posbridge/api.sock && test "'"$sock"'" = "srw-rw---- posbridge:posbridge"'
+# The postinst started the service; stop it so that the first sale starts it through the socket.
+systemctl stop posbridge.service
+before="$(systemctl is-active posbridge.service)"
+t=$(now)
+out="$(posbridge pay --amount 100 --request-id vm-first-0001 2>&1)"; rc=$?
+fig="service $before before, pay rc=$rc in $(since "$t") s, then $(systemctl is-active posbridge.service)"
+check package.activation "$fig: $(echo "$out" | head -1)" \
+    bash -c "[ $before = inactive ] && [ $rc = 0 ] && systemctl is-active -q posbridge.service && journalctl -u posbridge.service -b | grep -q 'socket passed by systemd'"
+# A member of the posbridge group who is not root finds the system socket without --socket.
+useradd -m -G posbridge till > /dev/null 2>&1 || true
+useradd -m stranger > /dev/null 2>&1 || true
+out="$(runuser -u till -- posbridge pay --amount 150 --request-id vm-till-0001 2>&1)"; rc=$?
+check package.group-member "pay as till (group posbridge, no --socket): rc=$rc $(echo "$out" | head -1)" test $rc = 0
+out="$(runuser -u stranger -- posbridge status --socket /run/posbridge/api.sock 2>&1)"; rc=$?
+echo "$out" > /tmp/stranger.out
+check package.stranger "user outside the group: rc=$rc $(echo "$out" | head -1 | cut -c1-140)" \
+    bash -c "[ $rc = 4 ] && grep -q 'no permission' /tmp/stranger.out"
+exposure="$(systemd-analyze security posbridge.service 2>/dev/null | grep -o 'Overall exposure level for posbridge.service: .*')"
+value="$(echo "$exposure" | awk '{print $6}')"
+check package.security "online exposure ${value:-?} $(echo "$exposure" | awk '{print $7}') (the limit of systemd/check: 2.5)" awk -v v="$value" 'BEGIN { exit !(v != "" && v <= 2.5) }'

@@ -1,0 +1,16 @@
+# Part 5, one power-cut boot: waits for the service (it recovers and reconciles first), then sells
+# until the host SIGKILLs qemu. Every sale is logged on the host side (9p: the write reaches the
+# host before `echo` returns): SENT before it is asked, ACK once it is acknowledged approved.
+. /job/parts/lib.sh
+boot=$(cat /job/boot)
+wait_for 120 systemctl is-active -q posbridge.service
+echo "$boot $(systemctl show -P StatusText posbridge.service)" >> /job/boots
+touch /job/selling
+k=0
+while :; do
+    k=$((k + 1)); id="pc-$boot-$k"
+    echo "SENT $id" >> /job/acks
+    out="$(posbridge pay --amount 1200 --request-id "$id" --json 2>&1)"; rc=$?
+    if [ $rc = 0 ] && echo "$out" | grep -q '"status":"approved"'; then echo "ACK $id" >> /job/acks
+    else echo "NACK $id rc=$rc $(echo "$out" | head -c 200)" >> /job/acks; fi
+done

@@ -1,0 +1,27 @@
+# Part 5, the boot after the last cut: the journal opens and passes SQLite's integrity_check,
+# reconciliation leaves nothing unknown, and every sale acknowledged before a cut is approved in
+# the journal. Writes every sent sale's result to /job/results.json for the host's check.
+. /job/parts/lib.sh
+wait_for 120 systemctl is-active -q posbridge.service
+db=/var/lib/posbridge/journal.sqlite
+ic="$(sqlite3 -readonly "$db" 'PRAGMA integrity_check' 2>&1 | head -3 | tr '\n' ' ')"
+check power.integrity "integrity_check: $ic; $(systemctl show -P StatusText posbridge.service)" test "$ic" = "ok "
+t=$(now)
+wait_for 120 bash -c 'systemctl show -P StatusText posbridge.service | grep -q " 0 unknown"'
+check power.unknown "$(systemctl show -P StatusText posbridge.service), after $(since "$t") s" \
+    bash -c 'systemctl show -P StatusText posbridge.service | grep -q " 0 unknown"'
+missing=0; acked=0
+echo '{' > /tmp/results.json; first=1
+for id in $(awk '$1=="SENT"{print $2}' /job/acks); do
+    r="$(posbridge get-result "$id" --json 2>/dev/null | head -1)"
+    [ -n "$r" ] || r='null'
+    [ $first = 1 ] || echo ',' >> /tmp/results.json; first=0
+    printf '"%s": %s\n' "$id" "$r" >> /tmp/results.json
+done
+echo '}' >> /tmp/results.json
+cp /tmp/results.json /job/results.json
+for id in $(awk '$1=="ACK"{print $2}' /job/acks); do
+    acked=$((acked + 1))
+    posbridge get-result "$id" --json 2>/dev/null | grep -q '"status":"approved"' || { missing=$((missing + 1)); echo "acknowledged but not approved in the journal: $id"; }
+done
+check power.acknowledged "$acked acknowledged sales, $missing missing or not approved in the journal" test $missing = 0
