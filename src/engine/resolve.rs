@@ -84,7 +84,9 @@ impl Engine {
         by: &str,
     ) -> String {
         // Serialised with status checks of the same id: one of them may be settling it now.
-        self.one_at_a_time(id, self.decide(id, metadata, decision, note.trim(), by))
+        // An operator may paste a card number into the note: it is kept and logged masked.
+        let note = crate::provider::mask_card_numbers(note.trim());
+        self.one_at_a_time(id, self.decide(id, metadata, decision, &note, by))
             .await
     }
 

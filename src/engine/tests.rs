@@ -383,7 +383,17 @@ mod resolve {
     async fn an_operator_settles_an_unknown_pay_as_not_charged() {
         let s = setup(|| None, vec![]);
         unknown_pay(&s, "u2").await;
-        let v = resolve(&s, "u2", Decision::NotCharged, "reader replaced").await;
+        let v = resolve(
+            &s,
+            "u2",
+            Decision::NotCharged,
+            "reader replaced; card 4111111111111111",
+        )
+        .await;
+        assert!(
+            !v.to_string().contains("4111111111111111"),
+            "a card number in the note is kept masked: {v}"
+        );
         assert_eq!(v["error_type"], "default_error", "{v}");
         assert_eq!(v["reason"], "resolved_not_charged");
         assert!(v["message"].as_str().unwrap().contains("reader replaced"));

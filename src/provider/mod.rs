@@ -233,6 +233,32 @@ pub fn mask_pan(pan: &str) -> String {
         .collect()
 }
 
+/// `text` with every run of 12 or more digits (a card number would be one) masked by
+/// [`mask_pan`]: for text from outside (a backend's message, an operator's note) that goes into
+/// the journal, the log or a cashier's message.
+pub fn mask_card_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 12 {
+            out.push_str(&mask_pan(digits));
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
 /// A successful money movement as the backend reported it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Approval {
@@ -358,6 +384,14 @@ mod tests {
             assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
         }
         assert!(new_backend_id(OpKind::Refund).starts_with('R'));
+    }
+
+    #[test]
+    fn card_numbers_in_free_text_are_masked_and_short_numbers_kept() {
+        assert_eq!(
+            mask_card_numbers("card 4111111111111111, order 12345"),
+            "card 411111******1111, order 12345"
+        );
     }
 
     #[test]

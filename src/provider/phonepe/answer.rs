@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::codes::{self, Meaning};
-use crate::provider::{mask_pan, Approval, Card, Failure, OpKind, Operation};
+use crate::provider::{mask_card_numbers, mask_pan, Approval, Card, Failure, OpKind, Operation};
 
 /// A PhonePe answer: `{success, code, message, data}`.
 #[derive(Debug, Clone)]
@@ -31,26 +31,8 @@ pub fn parse_answer(body: &[u8]) -> Option<Answer> {
 /// Backend text made fit for a cashier's message and the journal: printable, short, and any
 /// run of 12 or more digits (a card number would be one) masked.
 pub fn scrub(text: &str) -> String {
-    let mut out = String::new();
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        if digits.len() >= 12 {
-            out.push_str(&mask_pan(digits));
-        } else {
-            out.push_str(digits);
-        }
-        digits.clear();
-    };
-    for c in text.chars().filter(|c| !c.is_control()).take(200) {
-        if c.is_ascii_digit() {
-            digits.push(c);
-        } else {
-            flush(&mut digits, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut digits, &mut out);
-    out
+    let printable: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    mask_card_numbers(&printable)
 }
 
 impl Answer {
