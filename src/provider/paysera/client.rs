@@ -2,7 +2,7 @@
 //! parsed into the Paysera POS document's shapes ([`Spot`] with `place_info.location_id` and
 //! its orders, [`Order`] with `transaction_key` at its top level, ids as integers or strings),
 //! error bodies into [`ApiError`]. Only the document's calls plus the transaction create,
-//! confirm and revoke it names without showing (docs/assumptions/paysera.md). It decides nothing about
+//! confirm and revoke it names without showing (docs/providers.md, "What the documents leave open"). It decides nothing about
 //! money (that is `mod.rs`), never retries, and never logs or formats the MAC key or the
 //! `Authorization` header.
 //!
@@ -45,7 +45,7 @@ impl ApiError {
     }
 
     /// When Paysera refused our credentials while our clock is over [`clock::SKEW_LIMIT_S`]
-    /// off its own: the MAC's `ts` was stale, not the key (docs/assumptions/clock.md). The
+    /// off its own: the MAC's `ts` was stale, not the key (docs/providers.md, "What the documents leave open"). The
     /// skew in seconds, ours ahead positive.
     ///
     /// [`clock::SKEW_LIMIT_S`]: crate::clock::SKEW_LIMIT_S

@@ -235,7 +235,7 @@ pub fn card(data: &Value) -> Option<Card> {
 
 /// A documented refusal (nothing was done) named `clock_skew` when it is UNAUTHORIZED and
 /// our clock is far off PhonePe's `Date`: PhonePe's request carries no time, so this is only
-/// a hint to the technician (docs/assumptions/clock.md); the answer stays final, as refused.
+/// a hint to the technician (docs/providers.md, "What the documents leave open"); the answer stays final, as refused.
 pub fn clock_named(f: Failure, date: Option<&str>) -> Failure {
     match crate::clock::skew_from_date(date) {
         Some(skew) if f.reason == "unauthorized" && skew.abs() > crate::clock::SKEW_LIMIT_S => {

@@ -1,6 +1,6 @@
 //! What the IOT Pay replica accepts, written from the document's parameter table ("Unified
 //! Create Order Interface", channel CC_PAX) and, for query_order and refund_order which the
-//! document does not describe, from the assumptions in docs/assumptions/iotpay.md. Pure: a
+//! document does not describe, from the assumptions in docs/providers.md, "What the documents leave open". Pure: a
 //! request's parameters in, a refusal message out. It must not look at posbridge's client.
 
 use serde_json::{Map, Value};

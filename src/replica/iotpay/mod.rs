@@ -1,7 +1,7 @@
 //! Loopback replica of IOT Pay's POS semi-integration (channel CC_PAX), written from the
 //! document (../shared/seeds/002_95d392190db65394.txt): `POST /v1/create_order`, and, which the
 //! document only names ("init a Query Order request"), `/v1/query_order` and
-//! `/v1/refund_order` as docs/assumptions/iotpay.md assumes them. A request is a form body
+//! `/v1/refund_order` as docs/providers.md, "What the documents leave open" assumes them. A request is a form body
 //! whose field `params` holds the JSON parameters (the form fields themselves are accepted
 //! too); it is checked against the document's table (`check.rs`: required fields, types,
 //! lengths, channel CC_PAX, notifyUrl, a non-empty extra) and its `sign` verified with the

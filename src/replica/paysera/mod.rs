@@ -1,6 +1,6 @@
 //! A loopback replica of the Paysera POS API, written from the Paysera POS document
 //! (seeds/000_0c09e6fa46f88a7e.txt) and, for the transaction calls the document leaves to the
-//! rest of the Wallet API, from the public Wallet API pages (docs/assumptions/paysera.md lists
+//! rest of the Wallet API, from the public Wallet API pages (docs/providers.md, "What the documents leave open" lists
 //! each such reading). Every `/rest/v1/` request must carry a valid MAC (`auth.rs`); errors are
 //! Paysera's JSON `{error, error_description}`. State lives in a [`Store`], so it outlives
 //! restarts. It is test equipment: it must never stand in for Paysera outside tests and demos.

@@ -6,7 +6,7 @@
 //! order id, payment modes, handover time). Pure checks; it must not change the ledger or look
 //! at signatures.
 //!
-//! Where the document is silent the replica chooses, and says so (docs/assumptions/phonepe.md):
+//! Where the document is silent the replica chooses, and says so (docs/providers.md, "What the documents leave open"):
 //! a bad or missing orderId, solutionType or expiresIn is answered `BAD_REQUEST` (no documented
 //! code); the handover time must be 1 to 60 s ("Range 60sec"); expiresIn defaults to 180 s and
 //! the handover time to 60 s when absent; a payload without solutionType is EDC (the document's
