@@ -7,13 +7,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use posbridge::api::protocol::{MAX_AMOUNT, Request, Response, parse_request, valid_request_id};
+use posbridge::api::protocol::{
+    LIFEPOS_FIELDS, MAX_AMOUNT, Request, Response, parse_request, valid_request_id,
+};
 use serde_json::{Map, Value, json};
 
 /// The request as a POS would write it: every field the parser kept, nothing else.
 fn to_json(r: &Request) -> Value {
     let mut o = Map::new();
-    o.insert("action".into(), json!(r.action.as_str()));
+    // The LIFE POS name as sent, when the request used one (it decides the answer's shape).
+    let action = r.lifepos_action.clone().unwrap_or_else(|| r.action.as_str().to_owned());
+    o.insert("action".into(), json!(action));
     let mut put = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
             o.insert(k.into(), v);
@@ -28,7 +32,19 @@ fn to_json(r: &Request) -> Value {
         "primary_transaction",
         r.primary_transaction.clone().map(Value::Object),
     );
-    put("params", Some(Value::Object(r.params.clone())));
+    // The LIFE POS per-request fields are kept in params but sent at the top level.
+    let mut params = r.params.clone();
+    for (field, _) in LIFEPOS_FIELDS {
+        put(field, params.remove(*field));
+    }
+    put("params", Some(Value::Object(params)));
+    if let Some(res) = &r.resolution {
+        put(
+            "decision",
+            Some(json!(if res.charged { "charged" } else { "not_charged" })),
+        );
+        put("note", Some(json!(res.note)));
+    }
     put("limit", r.limit.map(|v| json!(v)));
     put("address", r.address.as_ref().map(|v| json!(v)));
     put("role", r.role.as_ref().map(|v| json!(v)));
