@@ -174,7 +174,18 @@ async fn backend(name: &str, base_url: &str, timeout: Duration) -> Vec<Check> {
                 format!("{what}: {host}:{port}: {}", chain(&e)),
                 fix,
             ));
-            out.push(Check::skip(key("clock"), "no answer to take the time from"));
+            out.push(match crate::provider::http::certificate_time(&e) {
+                // No Date header to compare with, but the handshake itself says it.
+                Some(when) => Check::fail(
+                    key("clock"),
+                    format!(
+                        "{host}'s TLS certificate {when} by this counter's clock ({}): the clock is wrong, and every sale through {name} is refused until it is set",
+                        crate::clock::now_rfc3339()
+                    ),
+                    "set the time: `timedatectl set-ntp true` and check `timedatectl timesync-status` (or `timedatectl set-time`)",
+                ),
+                None => Check::skip(key("clock"), "no answer to take the time from"),
+            });
             return out;
         }
     };

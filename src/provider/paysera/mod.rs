@@ -159,6 +159,12 @@ const NOTE_ORDER: &str = "paysera_order_id";
 
 /// A refused call as the cashier's answer (the backend said no; nothing moved).
 fn refused(e: &ApiError) -> Failure {
+    if let Some(f) = match e {
+        ApiError::Http(h) => h.clock_failure(),
+        _ => None,
+    } {
+        return f;
+    }
     if let Some(skew) = e.clock_skew() {
         return Failure::new(
             "clock_skew",
