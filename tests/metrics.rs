@@ -303,4 +303,5 @@ fn config_check_refuses_a_lan_address_naming_the_key_and_why() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("metrics on 127.0.0.1:9464"));
 }
