@@ -162,6 +162,10 @@ async fn start_metrics(
 }
 
 async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()> {
+    // Before the socket exists: a stop that comes as soon as clients can connect must be a
+    // clean one, not SIGTERM's default action.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
     let journal_path = state_dir.join(JOURNAL_FILE);
     let journal = Arc::new(Journal::open(
         &journal_path,
@@ -222,8 +226,6 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
     );
     systemd::ready(&status_line(&engine, "ready"));
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));
     loop {
         tokio::select! {
