@@ -190,6 +190,17 @@ fn bad_huge_and_silent_clients_hurt_neither_the_endpoint_nor_the_api() {
         "{answer:.200}"
     );
 
+    // Headers that never end, a little over the limit: a 431 answer, then closed.
+    let mut s = tcp(addr);
+    let mut head = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    while head.len() < 9 * 1024 {
+        head.extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    s.write_all(&head).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+
     // Clients that connect and say nothing: more of them than the endpoint serves at once.
     let silent: Vec<TcpStream> = (0..10).map(|_| tcp(addr)).collect();
     let t0 = Instant::now();

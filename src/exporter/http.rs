@@ -252,7 +252,21 @@ async fn exchange(
         out.push_str(&body);
     }
     stream.write_all(out.as_bytes()).await?;
-    stream.shutdown().await
+    stream.shutdown().await?;
+    // A lingering close: closing with unread request bytes (a refused, over-long head) would
+    // send a reset that can overtake the answer. Read a little until the client closes.
+    let mut sink = [0u8; 4096];
+    let mut left: usize = 64 * 1024;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+    Ok(())
 }
 
 #[cfg(test)]
