@@ -12,8 +12,11 @@ use serde::Deserialize;
 use crate::provider;
 use crate::secret::Secret;
 
+mod metrics;
 mod paysera;
 mod providers;
+
+pub use metrics::{MetricsConfig, MetricsListen};
 
 pub use providers::{
     IotPayConfig, LifepayConfig, PayseraConfig, PhonePeConfig, ProvidersConfig, SimConfig,
@@ -54,6 +57,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub journal: JournalConfig,
     pub daemon: DaemonConfig,
+    pub metrics: MetricsConfig,
     pub providers: ProvidersConfig,
 }
 
@@ -64,6 +68,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             journal: JournalConfig::default(),
             daemon: DaemonConfig::default(),
+            metrics: MetricsConfig::default(),
             providers: ProvidersConfig::default(),
         }
     }
@@ -170,6 +175,9 @@ impl Config {
                 "must be from 1 to 65536".into(),
             ));
         }
+        self.metrics
+            .listen()
+            .map_err(|r| invalid("metrics.listen", r))?;
         let sim = &self.providers.sim;
         check_currency(&sim.currency).map_err(|r| invalid("providers.sim.currency", r))?;
         check_timeout(sim.timeout_ms).map_err(|r| invalid("providers.sim.timeout_ms", r))?;
@@ -490,6 +498,18 @@ reader = "reader-1"
             err.contains("providers.phonepe.request_timeout_ms"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_refused_on_a_lan_address() {
+        assert_eq!(parse("").unwrap().metrics.listen().unwrap(), None);
+        let c = parse("[metrics]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+        assert!(c.metrics.listen().unwrap().is_some());
+        let err = parse("[metrics]\nlisten = \"0.0.0.0:9464\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.listen"), "{err}");
+        assert!(err.contains("not a loopback address"), "{err}");
     }
 
     #[test]

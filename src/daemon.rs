@@ -24,7 +24,9 @@ use crate::config::Config;
 use crate::device::manager::DeviceManager;
 use crate::device::screen::{DisplayScreen, Screen};
 use crate::engine::{reconcile, Engine};
+use crate::exporter::{self, http::Listener as MetricsListener};
 use crate::journal::{Batching, Journal};
+use crate::metrics::Watchdog;
 use crate::{paths, systemd};
 
 pub const JOURNAL_FILE: &str = "journal.sqlite";
@@ -136,7 +138,34 @@ fn status_line(engine: &Engine, phase: &str) -> String {
     }
 }
 
+/// Starts the metrics endpoint if `[metrics] listen` is set. A listen address that cannot be
+/// bound (port taken) is logged and the daemon serves sales without metrics: figures are never
+/// worth a counter that cannot take payments.
+async fn start_metrics(
+    config: &Config,
+    sources: exporter::Sources,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let listen = match config.metrics.listen() {
+        Ok(Some(listen)) => listen,
+        Ok(None) => return Ok(()),
+        Err(why) => bail!("metrics.listen: {why}"),
+    };
+    match MetricsListener::bind(&listen).await {
+        Ok((listener, at)) => {
+            log::info!("metrics on {at}");
+            tokio::spawn(exporter::http::serve(listener, Arc::new(sources), shutdown));
+        }
+        Err(e) => log::error!("metrics are off: {e:#}; sales are served as usual"),
+    }
+    Ok(())
+}
+
 async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()> {
+    // Before the socket exists: a stop that comes as soon as clients can connect must be a
+    // clean one, not SIGTERM's default action.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
     let journal_path = state_dir.join(JOURNAL_FILE);
     let journal = Arc::new(Journal::open(
         &journal_path,
@@ -181,6 +210,15 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
         tasks: tasks.clone(),
     };
     tokio::spawn(server.run(listener));
+    let watchdog = systemd::watchdog_interval();
+    let liveness = Arc::new(Watchdog::new(watchdog.is_some()));
+    let sources = exporter::Sources {
+        engine: engine.clone(),
+        devices: devices.clone(),
+        watchdog: liveness.clone(),
+        started: crate::clock::unix_secs(),
+    };
+    start_metrics(&config, sources, shutdown.child_token()).await?;
     log::info!(
         "ready on {} (state {}, {interrupted} interrupted operations recovered, {unknown} to reconcile)",
         bound.as_deref().map_or("the socket passed by systemd".into(), |p| p.display().to_string()),
@@ -188,9 +226,6 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
     );
     systemd::ready(&status_line(&engine, "ready"));
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let watchdog = systemd::watchdog_interval();
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));
     loop {
         tokio::select! {
@@ -203,9 +238,16 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
                         if watchdog.is_some() {
                             systemd::watchdog();
                         }
+                        liveness.ok();
                     }
-                    Ok(Err(e)) => log::error!("journal is not committing: {e}"),
-                    Err(_) => log::error!("journal did not answer within 5 s"),
+                    Ok(Err(e)) => {
+                        liveness.failed();
+                        log::error!("journal is not committing: {e}");
+                    }
+                    Err(_) => {
+                        liveness.failed();
+                        log::error!("journal did not answer within 5 s");
+                    }
                 }
                 systemd::status(&status_line(&engine, "ready"));
             }

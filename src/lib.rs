@@ -16,8 +16,10 @@ pub mod doctor;
 #[allow(clippy::disallowed_methods)]
 pub mod emulate;
 pub mod engine;
+pub mod exporter;
 pub mod generate;
 pub mod journal;
+pub mod metrics;
 pub mod paths;
 pub mod provider;
 pub mod replica;

@@ -121,8 +121,12 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(&file)?;
+            let metrics = match &config.metrics.listen {
+                Some(at) => format!("metrics on {at}"),
+                None => "metrics off".into(),
+            };
             println!(
-                "{}: ok (default provider {}, journal capacity {})",
+                "{}: ok (default provider {}, journal capacity {}, {metrics})",
                 file.display(),
                 config.default_provider,
                 config.journal.capacity

@@ -256,3 +256,33 @@ fn state_files_are_not_readable_by_others() {
     let dir_mode = std::fs::metadata(&d.state).unwrap().permissions().mode();
     assert_eq!(dir_mode & 0o007, 0, "state dir has mode {dir_mode:o}");
 }
+
+/// Regression: the daemon bound its socket (and answered on it) before it handled SIGTERM, so a
+/// stop right after the start killed it with the default action instead of a clean exit
+/// (seen as a flaky `a_stale_socket_file_is_replaced_and_served` on a loaded machine).
+#[test]
+fn sigterm_as_soon_as_the_socket_exists_is_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in 0..15 {
+        let socket = dir.path().join(format!("api-{n}.sock"));
+        let mut child = daemon_cmd(&socket, &dir.path().join(format!("state-{n}")))
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("POSBRIDGE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "no socket");
+            std::thread::yield_now();
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "start {n}: {status}");
+    }
+}

@@ -12,6 +12,7 @@ mod answer;
 mod queries;
 pub mod reconcile;
 pub mod resolve;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +26,7 @@ use crate::api::protocol::{Action, ErrorType, Metadata, Request, Response};
 use crate::device::screen::{NoScreen, Screen, Shown};
 use crate::journal::{Begin, Entry, Intent, Journal, State};
 use crate::provider::{self, Failure, OpKind, Operation, Outcome, Provider};
+pub use stats::Stats;
 
 /// How long `get_result` waits for an on-demand status check of an unknown outcome before it
 /// answers with what the journal holds.
@@ -43,6 +45,7 @@ pub struct Engine {
     checking: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The customer's screen: the amount while a pay or refund runs, then its outcome.
     screen: Arc<dyn Screen>,
+    stats: Stats,
 }
 
 /// Counts one running operation for as long as it lives.
@@ -103,6 +106,7 @@ impl Engine {
             started: Instant::now(),
             checking: Default::default(),
             screen,
+            stats: Stats::default(),
         };
         (Arc::new(engine), rx)
     }
@@ -113,6 +117,18 @@ impl Engine {
 
     pub fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
+    }
+
+    /// The configured providers' names, sorted.
+    pub fn provider_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.providers.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Outcome counts and the reconciler's load, for the metrics page.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Start-up recovery, before READY: whatever was in flight when the daemon last stopped has
@@ -290,6 +306,7 @@ impl Engine {
 
     /// Records `outcome` and returns the answer the journal holds for `op` afterwards.
     async fn settle(&self, op: &Operation, outcome: Outcome) -> String {
+        let label = stats::label(&outcome);
         let (state, response) = answer::build(op, outcome);
         let line = response.to_line();
         let ids = (
@@ -303,6 +320,7 @@ impl Engine {
             .await
         {
             Ok(true) => {
+                self.stats.recorded(ids.1, ids.2, label);
                 log::info!(request_id = ids.0, provider = ids.1, action = ids.2;
                     "{} {}: {}", ids.2, ids.0, answer::summary(&response));
                 if state == State::Unknown {

@@ -30,6 +30,7 @@ pub async fn run(
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, bool)>();
     loop {
+        engine.stats().set_reconciling(tracked.len());
         let next = due.peek().map(|Reverse((at, _))| *at);
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -137,10 +137,15 @@ impl Engine {
         let record = resolution(decision, by, note);
         log::warn!(request_id = id, provider = op.provider.as_str(), action = op.kind.as_str();
             "{id} settled by an operator ({by}) as {}: {note}", decision.as_str());
-        let (state, response) = answer::build(&op, outcome(&op, decision, record));
+        let outcome = outcome(&op, decision, record);
+        let label = super::stats::label(&outcome);
+        let (state, response) = answer::build(&op, outcome);
         debug_assert_eq!(state, State::Final);
         match self.journal.settle(id, state, response.to_line()).await {
-            Ok(true) => response.to_line(),
+            Ok(true) => {
+                self.stats.recorded(&op.provider, op.kind.as_str(), label);
+                response.to_line()
+            }
             Ok(false) => refuse(
                 "already_final",
                 format!("{id} got its final answer meanwhile; ask get_result for it."),

@@ -19,6 +19,25 @@ use tokio::sync::{mpsc, oneshot};
 pub use health::Health;
 pub use writer::Batching;
 
+use crate::metrics::{Counter, Histogram, COMMIT_BOUNDS};
+
+/// How the writer's commits go, for the metrics page: how long each transaction that wrote
+/// took (fsync included) and how many did not commit.
+#[derive(Debug)]
+pub struct CommitStats {
+    pub latency: Histogram,
+    pub failures: Counter,
+}
+
+impl Default for CommitStats {
+    fn default() -> Self {
+        CommitStats {
+            latency: Histogram::new(COMMIT_BOUNDS),
+            failures: Counter::default(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal database {path}: {source}")]
@@ -124,6 +143,7 @@ pub struct Journal {
     reader: Mutex<Connection>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     health: Arc<Health>,
+    commits: Arc<CommitStats>,
 }
 
 const SCHEMA: &str = "
@@ -193,10 +213,11 @@ impl Journal {
 
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(Health::default());
-        let (wpath, whealth) = (path.to_owned(), health.clone());
+        let commits = Arc::new(CommitStats::default());
+        let (wpath, whealth, wcommits) = (path.to_owned(), health.clone(), commits.clone());
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer::run(conn, rx, capacity, batching, wpath, whealth))
+            .spawn(move || writer::run(conn, rx, capacity, batching, wpath, whealth, wcommits))
             .map_err(|e| open_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         Ok(Journal {
             path: path.to_owned(),
@@ -205,12 +226,18 @@ impl Journal {
             reader: Mutex::new(reader),
             writer_thread: Mutex::new(Some(thread)),
             health,
+            commits,
         })
     }
 
     /// What the writer last saw go wrong (disk full, I/O error) and whether it still writes.
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// Commit latency and failures so far.
+    pub fn commits(&self) -> &CommitStats {
+        &self.commits
     }
 
     pub fn path(&self) -> &Path {
@@ -322,6 +349,17 @@ impl Journal {
                     unknown: r.get::<_, i64>(2)? as usize,
                 })
             })
+        })
+    }
+
+    /// When the oldest operation whose outcome is unknown was started (RFC 3339), if any.
+    pub fn oldest_unknown(&self) -> Result<Option<String>, JournalError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT created_at FROM operations WHERE state = 'unknown' ORDER BY seq LIMIT 1",
+            )?
+            .query_row([], |r| r.get(0))
+            .optional()
         })
     }
 

@@ -208,8 +208,10 @@ async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
         .unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     let health = Arc::new(Health::default());
-    let (p, h) = (path.clone(), health.clone());
-    let thread = std::thread::spawn(move || writer::run(conn, rx, 10, Batching::default(), p, h));
+    let commits = Arc::new(super::CommitStats::default());
+    let (p, h, c) = (path.clone(), health.clone(), commits.clone());
+    let thread =
+        std::thread::spawn(move || writer::run(conn, rx, 10, Batching::default(), p, h, c));
     let send = |i: Intent| {
         let (reply, answer) = oneshot::channel();
         tx.send(writer::Command::Begin { intent: i, reply })
@@ -229,6 +231,16 @@ async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
         Begin::Started
     );
     assert!(!health.failing(), "a commit after the failure clears it");
+    assert_eq!(
+        commits.failures.get(),
+        1,
+        "the metrics count the failed commit"
+    );
+    assert_eq!(
+        commits.latency.snapshot().2,
+        2,
+        "both transactions are timed"
+    );
     let (reply, done) = oneshot::channel();
     tx.send(writer::Command::Shutdown { reply }).unwrap();
     done.await.unwrap().unwrap();

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::health::{describe, Fault, Health};
-use super::{Begin, Intent, JournalError, State};
+use super::{Begin, CommitStats, Intent, JournalError, State};
 use crate::clock::now_rfc3339;
 
 /// Where the writer reports what goes wrong, and the file it names in its messages.
@@ -108,6 +108,7 @@ pub fn run(
     batching: Batching,
     path: std::path::PathBuf,
     health: Arc<Health>,
+    commits: Arc<CommitStats>,
 ) {
     let watch = Watch {
         path: &path,
@@ -129,7 +130,17 @@ pub fn run(
             }
         }
         let stop = batch.iter().any(|c| matches!(c, Command::Shutdown { .. }));
+        // Only transactions that write are timed: a lone ping commits nothing and syncs nothing.
+        let writes = batch.iter().any(|c| {
+            matches!(
+                c,
+                Command::Begin { .. } | Command::Settle { .. } | Command::Amend { .. }
+            )
+        });
         if let Some(why) = watch.stopped() {
+            if writes {
+                commits.failures.inc();
+            }
             // After an I/O error nothing is written again: a restart recovers as after a crash.
             let commit = Err(why);
             for cmd in batch {
@@ -140,7 +151,14 @@ pub fn run(
             }
             continue;
         }
+        let started = std::time::Instant::now();
         let (pending, commit) = apply(&mut conn, batch, capacity, &mut final_order, &watch);
+        if writes {
+            commits.latency.observe(started.elapsed());
+            if commit.is_err() {
+                commits.failures.inc();
+            }
+        }
         if commit.is_err() {
             // The transaction rolled back: re-read where the final order stands.
             final_order = conn

@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod kill_loop;
 pub mod paysera;
 pub mod replica;
+pub mod scrape;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;

@@ -1,0 +1,202 @@
+//! The metrics page: what an operator of many counters scrapes with Prometheus.
+//!
+//! Served beside the API socket (`http.rs`), off unless `[metrics] listen` is set. A scrape
+//! reads the engine's counters, the journal (unknown outcomes, commit latency, whether it
+//! writes), the device manager (each paired device's link) and the main loop's watchdog state;
+//! it never writes and never waits for a sale. Like the API, it sits on top: it may read the
+//! engine, the journal and the devices, and nothing below points back at it.
+
+pub mod http;
+
+use std::sync::Arc;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::device::manager::DeviceManager;
+use crate::engine::Engine;
+use crate::metrics::{Page, Watchdog};
+
+/// Everything a scrape reads.
+pub struct Sources {
+    pub engine: Arc<Engine>,
+    pub devices: Arc<DeviceManager>,
+    pub watchdog: Arc<Watchdog>,
+    /// When the daemon started, Unix seconds.
+    pub started: u64,
+}
+
+/// Outcomes shown as 0 before the first one, so that `increase()` sees the first sale.
+const SEEDED_OUTCOMES: &[&str] = &["approved", "declined", "failed"];
+
+impl Sources {
+    /// The page in Prometheus text format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut p = Page::new();
+        let engine = &self.engine;
+        let journal = engine.journal();
+
+        p.family(
+            "posbridge_build_info",
+            "gauge",
+            "Always 1; the version of the posbridge daemon in a label.",
+        );
+        p.sample(
+            "posbridge_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        );
+        p.single(
+            "posbridge_start_time_seconds",
+            "gauge",
+            "When the daemon started (Unix time).",
+            self.started as f64,
+        );
+
+        let stats = engine.stats();
+        let mut finished = stats.finished.snapshot();
+        for provider in engine.provider_names() {
+            for outcome in SEEDED_OUTCOMES {
+                let key = vec![provider.to_owned(), "pay".into(), (*outcome).into()];
+                if !finished.iter().any(|(k, _)| *k == key) {
+                    finished.push((key, 0));
+                }
+            }
+        }
+        finished.sort();
+        p.family(
+            "posbridge_operations_total",
+            "counter",
+            "Operations with a final outcome, by provider, action (pay, refund, cancel, \
+             close_shift) and outcome (approved, declined, failed, closed, resolved_charged, \
+             resolved_not_charged). An operation first answered unknown is counted here once \
+             its real outcome is found.",
+        );
+        for (labels, n) in &finished {
+            p.sample(
+                "posbridge_operations_total",
+                &[
+                    ("provider", &labels[0]),
+                    ("action", &labels[1]),
+                    ("outcome", &labels[2]),
+                ],
+                *n as f64,
+            );
+        }
+        let mut went_unknown = stats.unknown.snapshot();
+        for provider in engine.provider_names() {
+            let key = vec![provider.to_owned(), "pay".into()];
+            if !went_unknown.iter().any(|(k, _)| *k == key) {
+                went_unknown.push((key, 0));
+            }
+        }
+        went_unknown.sort();
+        p.family(
+            "posbridge_operations_went_unknown_total",
+            "counter",
+            "Operations whose outcome became unknown (timeout, lost link, crash), by provider \
+             and action.",
+        );
+        for (labels, n) in &went_unknown {
+            p.sample(
+                "posbridge_operations_went_unknown_total",
+                &[("provider", &labels[0]), ("action", &labels[1])],
+                *n as f64,
+            );
+        }
+
+        p.single(
+            "posbridge_operations_in_flight",
+            "gauge",
+            "Operations this daemon is carrying out right now.",
+            engine.running() as f64,
+        );
+        let counts = journal.counts().unwrap_or_default();
+        p.single(
+            "posbridge_operations_unknown",
+            "gauge",
+            "Operations whose outcome is unknown now (in the journal, waiting for \
+             reconciliation or an operator).",
+            counts.unknown as f64,
+        );
+        let oldest = journal
+            .oldest_unknown()
+            .ok()
+            .flatten()
+            .and_then(|at| OffsetDateTime::parse(&at, &Rfc3339).ok())
+            .map_or(0.0, |at| {
+                (crate::clock::now() - at).as_seconds_f64().max(0.0)
+            });
+        p.single(
+            "posbridge_operations_unknown_oldest_age_seconds",
+            "gauge",
+            "Seconds since the oldest operation whose outcome is unknown was started; 0 when \
+             none is unknown.",
+            oldest,
+        );
+        p.single(
+            "posbridge_reconcile_queue_length",
+            "gauge",
+            "Operations the background reconciler is watching (queued or being checked).",
+            stats.reconciling() as f64,
+        );
+
+        let commits = journal.commits();
+        p.histogram(
+            "posbridge_journal_commit_duration_seconds",
+            "How long each journal transaction that wrote took to commit, fsync included.",
+            &commits.latency,
+        );
+        p.single(
+            "posbridge_journal_commit_failures_total",
+            "counter",
+            "Journal transactions that wrote and did not commit (disk full, I/O error).",
+            commits.failures.get() as f64,
+        );
+        p.single(
+            "posbridge_journal_writable",
+            "gauge",
+            "1 while the journal commits, 0 while its writes fail (no sale can start).",
+            if journal.health().failing() { 0.0 } else { 1.0 },
+        );
+
+        p.family(
+            "posbridge_device_connected",
+            "gauge",
+            "1 while the link to a paired device (card reader, DQR display) is up, else 0.",
+        );
+        for d in self.devices.list() {
+            let text = |k: &str| d[k].as_str().unwrap_or("").to_owned();
+            let (id, role, transport) = (text("id"), text("role"), text("transport"));
+            let up = d["connected"].as_bool().unwrap_or(false);
+            p.sample(
+                "posbridge_device_connected",
+                &[("device", &id), ("role", &role), ("transport", &transport)],
+                if up { 1.0 } else { 0.0 },
+            );
+        }
+
+        let w = &self.watchdog;
+        p.single(
+            "posbridge_watchdog_enabled",
+            "gauge",
+            "1 when systemd's watchdog watches this daemon (WatchdogSec), else 0.",
+            if w.enabled { 1.0 } else { 0.0 },
+        );
+        p.single(
+            "posbridge_watchdog_last_ping_age_seconds",
+            "gauge",
+            "Seconds since the main loop last found the journal committing (and sent \
+             WATCHDOG=1 when the watchdog is enabled).",
+            w.since_ok().as_secs_f64(),
+        );
+        p.single(
+            "posbridge_watchdog_withheld",
+            "gauge",
+            "1 while the daemon withholds WATCHDOG=1 because the journal failed its last \
+             check: systemd will restart it.",
+            if w.withheld() { 1.0 } else { 0.0 },
+        );
+        p.finish()
+    }
+}
