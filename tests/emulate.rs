@@ -25,7 +25,10 @@ async fn open(link: &Path, role: Role) -> (Session, Hello) {
 }
 
 async fn reader(link: &Path) -> CardReader {
-    CardReader::new(Arc::new(open(link, Role::CardReader).await.0))
+    CardReader::new(
+        "card-reader-test".into(),
+        Arc::new(open(link, Role::CardReader).await.0),
+    )
 }
 
 fn sale(id: &str, amount: u64) -> PaymentRequest {
@@ -55,7 +58,7 @@ async fn hello_names_the_emulator_and_a_sale_is_approved_with_masked_card_data()
     assert_eq!(hello.model, "posbridge-emu");
     assert_eq!(hello.firmware, env!("CARGO_PKG_VERSION"));
     assert_eq!(hello.serial, "R-1");
-    let reader = CardReader::new(Arc::new(session));
+    let reader = CardReader::new("card-reader-test".into(), Arc::new(session));
     let r = done(reader.sale(sale("emu-ok", 2500), WAIT).await.unwrap());
     assert_eq!(r.outcome, Outcome::Approved);
     assert_eq!(r.rrn.as_deref().map(str::len), Some(12));
@@ -163,7 +166,7 @@ async fn results_survive_a_kill9_and_restart_on_the_same_state() {
         hello.serial, serial,
         "the serial number is kept in the state file"
     );
-    let reader = CardReader::new(Arc::new(session));
+    let reader = CardReader::new("card-reader-test".into(), Arc::new(session));
     assert_eq!(
         done(reader.get_result("keep-1", WAIT).await.unwrap()),
         first
@@ -193,7 +196,7 @@ async fn sale_on_a_noisy_line(link: &Path, id: &str, amount: u64) -> (SaleResult
             links_lost += 1;
             continue;
         };
-        let reader = CardReader::new(Arc::new(session));
+        let reader = CardReader::new("card-reader-test".into(), Arc::new(session));
         let answer = if started {
             match reader.get_result(id, WAIT).await {
                 Ok(Answer::NotFound) => reader.sale(sale(id, amount), WAIT).await,
