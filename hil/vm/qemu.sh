@@ -3,6 +3,7 @@
 # the cache mode asked for; the job share is W/job (9p); the guest reaches the host's loopback
 # at 10.0.2.2. Console output goes to W/console-NAME.log.
 QEMU=""
+VM_EXTRA=()
 vm_cmd() {
     local W="$1" name="$2" mode="$3"
     VM=(nice -n 10 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 1024 -smp 2
@@ -13,6 +14,8 @@ vm_cmd() {
         -virtfs "local,path=$W/job,mount_tag=job,security_model=none"
         -nic user,model=virtio-net-pci
         -qmp "unix:$W/qmp.sock,server=on,wait=off")
+    # Part 3 (usb): extra devices for one boot, e.g. the usb-serial reader (set by hil/vm/run).
+    VM+=("${VM_EXTRA[@]}")
 }
 # vm_boot W NAME CACHE TIMEOUT: boots, waits for the job's poweroff (or TIMEOUT s).
 vm_boot() {
