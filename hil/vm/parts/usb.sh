@@ -111,7 +111,7 @@ t_plug=$(now)
 host_hand plug plugged; plug_ok=$?
 wait_for 10 test -e "$NODE"; back=$(since "$t_plug")
 connected() { [ "$(dev_state)" = connected ]; }
-wait_for 30 connected; conn_s=$(since "$t_plug")
+if wait_for 30 connected; then conn="connected $(since "$t_plug") s"; else conn="still not connected $(since "$t_plug") s"; fi
 # One final answer: approved at once, or unknown settled by reconciliation once the reader is back.
 settled() { posbridge get-result usb-cut-0001 --json > /tmp/usb-cut-result.json 2>&1; [ $? != 3 ]; }
 wait_for 60 settled; settled_s=$(since "$t_plug")
@@ -141,7 +141,7 @@ posbridge pay --provider lifepay --amount 1200 --request-id usb-after-0001 --jso
 st=$(jget /tmp/usb-after.json data status)
 echo "usb-after-0001 $(backend_id usb-after-0001) $st" >> "$U/sales.txt"
 reconnect_ok() { [ "$pid0" = "$pid1" ] && [ "$pid0" != 0 ] && connected && [ "$rc" = 0 ] && [ "$st" = approved ]; }
-check usb.reconnect "MainPID $pid0 -> $pid1, $ID connected ${conn_s} s after the replug; next sale rc=$rc $st" reconnect_ok
+check usb.reconnect "MainPID $pid0 -> $pid1, $ID $conn after the replug; next sale rc=$rc $st" reconnect_ok
 
 journalctl --sync
 devf="$(journalctl REQUEST_ID=usb-cut-0001 -o json | python3 -c '
