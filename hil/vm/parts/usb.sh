@@ -155,7 +155,11 @@ check usb.device-field "journalctl REQUEST_ID=usb-cut-0001: ${devf% *} entries, 
     test "${devf#* }" = "$ID"
 journalctl -u posbridge.service -b -o cat > /job/journal-usb.txt
 
-# The power-cut boots have no USB device: leave no paired reader behind for them.
+# The power-cut boots have no USB device: leave no paired reader behind for them. The local
+# rule is the rig's own (a technician's would stay after a purge, as Debian keeps what an admin
+# wrote in /etc): remove it so that package.purge sees only what the package left.
 posbridge unpair "$ID" > /dev/null 2>&1 || echo "usb: unpair $ID failed"
+rm -f /etc/udev/rules.d/69-posbridge-local.rules
+udevadm control --reload
 echo "usb: part 3 took $(since "$t_part") s"
 true
