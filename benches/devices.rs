@@ -232,7 +232,10 @@ fn main() {
         ))
         .to_owned();
     assert!(paired.starts_with("{\"code\":0"), "pair failed: {paired}");
-    let reader = CardReader::new(rt.block_on(open(&direct_emu.link, Role::CardReader)));
+    let reader = CardReader::new(
+        "card-reader-bench".into(),
+        rt.block_on(open(&direct_emu.link, Role::CardReader)),
+    );
     for i in 0..sale_warm {
         direct_sale(&rt, &reader, &format!("warm-direct-{i}"));
         conn.pay("lifepay", &format!("warm-via-{i}"), AMOUNT);

@@ -25,7 +25,10 @@ async fn open(link: &Path, role: Role) -> (Session, Hello) {
 }
 
 async fn reader(link: &Path) -> CardReader {
-    CardReader::new(Arc::new(open(link, Role::CardReader).await.0))
+    CardReader::new(
+        "card-reader-test".into(),
+        Arc::new(open(link, Role::CardReader).await.0),
+    )
 }
 
 fn sale(id: &str, amount: u64) -> PaymentRequest {
@@ -55,7 +58,7 @@ async fn hello_names_the_emulator_and_a_sale_is_approved_with_masked_card_data()
     assert_eq!(hello.model, "posbridge-emu");
     assert_eq!(hello.firmware, env!("CARGO_PKG_VERSION"));
     assert_eq!(hello.serial, "R-1");
-    let reader = CardReader::new(Arc::new(session));
+    let reader = CardReader::new("card-reader-test".into(), Arc::new(session));
     let r = done(reader.sale(sale("emu-ok", 2500), WAIT).await.unwrap());
     assert_eq!(r.outcome, Outcome::Approved);
     assert_eq!(r.rrn.as_deref().map(str::len), Some(12));
@@ -163,7 +166,7 @@ async fn results_survive_a_kill9_and_restart_on_the_same_state() {
         hello.serial, serial,
         "the serial number is kept in the state file"
     );
-    let reader = CardReader::new(Arc::new(session));
+    let reader = CardReader::new("card-reader-test".into(), Arc::new(session));
     assert_eq!(
         done(reader.get_result("keep-1", WAIT).await.unwrap()),
         first
@@ -193,7 +196,7 @@ async fn sale_on_a_noisy_line(link: &Path, id: &str, amount: u64) -> (SaleResult
             links_lost += 1;
             continue;
         };
-        let reader = CardReader::new(Arc::new(session));
+        let reader = CardReader::new("card-reader-test".into(), Arc::new(session));
         let answer = if started {
             match reader.get_result(id, WAIT).await {
                 Ok(Answer::NotFound) => reader.sale(sale(id, amount), WAIT).await,
@@ -356,4 +359,45 @@ async fn a_version_1_host_gets_version_1_frames() {
     );
     assert_eq!(emu.charges("v1-sale"), (1, 1));
     assert!(emu.stored("v1-sale").unwrap().get("details").is_none());
+}
+
+/// CPU time (user + system, in clock ticks) the process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Seen in hil/vm (part 3): with a host holding the pty open and saying nothing, the emulator
+/// read its end in a busy loop (read() = EAGAIN some 65 000 times a second, half a core) for
+/// as long as the host stayed. A reader waiting for its host must sleep; a second host after
+/// the first still gets answers.
+#[test]
+fn an_idle_host_on_the_pty_costs_the_emulator_no_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::start("card-reader", dir.path(), "idle", &["--serial", "IDLE1"]);
+    let pid = emu.child.as_ref().unwrap().id();
+    let host = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&emu.link)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(pid) - before;
+    drop(host);
+    assert!(
+        used < 20,
+        "the emulator used {used} ticks of CPU in 3 s with an idle host on its pty"
+    );
+    // It still serves the next host.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = reader(&emu.link).await;
+        let got = done(r.sale(sale("idle-1", 100), WAIT).await.unwrap());
+        assert_eq!(got.outcome, Outcome::Approved);
+    });
 }

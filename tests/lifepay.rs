@@ -114,6 +114,56 @@ fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
     emu.assert_charged_once_never_restarted(&reader_id);
 }
 
+/// Issue 10 §3 (seen in hil/vm): `journalctl REQUEST_ID=...` must tell which reader ran a
+/// sale, also when it was cut off and settled later: the DEVICE field is on the entries of the
+/// start and of the GET_RESULT that reconciles it.
+#[test]
+fn the_log_of_a_reader_sale_and_its_reconciliation_names_the_device() {
+    let rig = tempfile::tempdir().unwrap();
+    let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP9"]);
+    let d = daemon(rig.path());
+    pair(&d, &emu);
+    let paying = d.cli_in_thread(&[
+        "pay",
+        "--provider",
+        "lifepay",
+        "--amount",
+        "4093",
+        "--request-id",
+        "lp-dev",
+        "--json",
+    ]);
+    let reader_id = d.backend_id("lp-dev");
+    emu.wait_started(&reader_id);
+    emu.kill9();
+    assert_eq!(paying.join().unwrap().status.code(), Some(3));
+    emu.restart();
+    let settled = d.await_result("lp-dev", Duration::from_secs(60), |a| a["code"] != 2);
+    assert_eq!(settled["code"], 0, "{settled}\n{}", d.log());
+
+    let log = d.log();
+    let of_sale: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request_id=lp-dev") && l.contains("device=card-reader-LP9"))
+        .collect();
+    assert!(
+        of_sale
+            .iter()
+            .any(|l| l.contains("sent to the card reader")),
+        "no entry of the start names the device:\n{log}"
+    );
+    assert!(
+        of_sale
+            .iter()
+            .any(|l| l.contains("GET_RESULT") && l.contains("Approved")),
+        "no entry of the reconciliation names the device:\n{log}"
+    );
+    assert!(
+        of_sale.iter().all(|l| l.contains("provider=lifepay")),
+        "{of_sale:?}"
+    );
+}
+
 #[test]
 fn without_a_paired_reader_nothing_is_charged_and_the_cashier_is_told() {
     let rig = tempfile::tempdir().unwrap();

@@ -69,7 +69,7 @@ async fn connect(link: &Path, dev: &mut ScriptedDevice<SerialStream>) -> CardRea
     dev.handshake(Role::CardReader, "SCRIPT-1").await;
     let (session, hello) = opening.await.unwrap();
     assert_eq!(hello.serial, "SCRIPT-1");
-    CardReader::new(Arc::new(session))
+    CardReader::new("card-reader-test".into(), Arc::new(session))
 }
 
 /// The device side of one sale: START_SALE acknowledged, then `answer` until acknowledged.

@@ -57,16 +57,23 @@ pub enum ReaderError {
 
 #[derive(Debug)]
 pub struct CardReader {
+    /// The paired device's id (`card-reader-<serial>`): the DEVICE of the log entries.
+    id: String,
     session: Arc<Session>,
     one_at_a_time: Mutex<()>,
 }
 
 impl CardReader {
-    pub fn new(session: Arc<Session>) -> CardReader {
+    pub fn new(id: String, session: Arc<Session>) -> CardReader {
         CardReader {
+            id,
             session,
             one_at_a_time: Mutex::new(()),
         }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn session(&self) -> &Arc<Session> {

@@ -6,8 +6,10 @@
 
 mod card_reader;
 mod dqr_display;
+mod pty;
 mod state;
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +84,9 @@ async fn serve(opts: Options) -> Result<()> {
         Kind::DqrDisplay => Arc::new(dqr_display::DqrDisplay),
     };
     let (device_end, host_end) = SerialStream::pair().context("cannot create a pty pair")?;
+    // Each host gets its own registration of the master with tokio (pty.rs says why).
+    let master = pty::PtyMaster::dup_of(device_end.as_raw_fd()).context("cannot keep the pty")?;
+    drop(device_end);
     let host_path = host_end
         .name()
         .context("the pty has no path (cannot link it)")?;
@@ -106,7 +111,7 @@ async fn serve(opts: Options) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     tokio::select! {
-        _ = link_loop(Box::new(device_end), firmware, hello, opts.noise, seed) => {}
+        _ = link_loop(master, firmware, hello, opts.noise, seed) => {}
         _ = sigterm.recv() => {}
         _ = sigint.recv() => {}
     }
@@ -117,13 +122,21 @@ async fn serve(opts: Options) -> Result<()> {
 /// Serves one host after another on the device end. While no host has the pty open, reads
 /// fail (EIO): that is a host that went away, and the next HELLO starts afresh.
 async fn link_loop(
-    mut stream: Box<dyn ByteStream>,
+    master: pty::PtyMaster,
     firmware: Arc<dyn Firmware>,
     hello: Hello,
     noise: u32,
     seed: u64,
 ) {
     for generation in 0u64.. {
+        let stream: Box<dyn ByteStream> = match master.link() {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                log::warn!("cannot register the pty: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
         let conn = Connection {
             stream,
             mtu: usize::MAX,
@@ -136,16 +149,14 @@ async fn link_loop(
         while let Some(msg) = link.inbound.recv().await {
             firmware.clone().handle(msg, link.sender.clone());
         }
-        let (back, why) = match link.task.await {
-            Ok((Some(back), why)) => (back, why),
-            Ok((None, _)) => unreachable!("a device link hands its stream back"),
+        let why = match link.task.await {
+            Ok((_, why)) => why,
             Err(e) => panic!("the link task failed: {e}"),
         };
         // With no host on the pty every read fails at once: only a link that lived is news.
         if started.elapsed() > Duration::from_millis(200) {
             log::info!("host link ended: {why}");
         }
-        stream = back;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -327,11 +327,16 @@ impl Provider for Lifepay {
                 ),
             ));
         }
+        // DEVICE ties the sale's story (`journalctl REQUEST_ID=...`) to the reader that ran it.
+        log::info!(request_id = op.request_id.as_str(), provider = "lifepay",
+            action = op.kind.as_str(), device = reader.id();
+            "sent to the card reader {} as {}", reader.id(), reader_id(op));
         let answer = match op.kind {
             OpKind::Refund => reader.refund(req, wait).await,
             OpKind::Cancel => reader.cancel(req, wait).await,
             _ => reader.sale(req, wait).await,
         };
+        log_answer(op, &reader, "answered", &answer);
         match answer {
             Ok(Answer::Done(r)) => finished(op, r),
             Ok(Answer::Busy { running }) => Outcome::Failed(busy(&running)),
@@ -364,7 +369,9 @@ impl Provider for Lifepay {
             Ok(r) => r,
             Err(msg) => return Outcome::Unknown(unavailable(msg)),
         };
-        match reader.get_result(reader_id(op), STATUS_WAIT).await {
+        let answer = reader.get_result(reader_id(op), STATUS_WAIT).await;
+        log_answer(op, &reader, "asked about it (GET_RESULT)", &answer);
+        match answer {
             Ok(Answer::Done(r)) => finished(op, r),
             Ok(Answer::NotFound) => Outcome::Failed(Failure::new(
                 "not_processed",
@@ -380,6 +387,29 @@ impl Provider for Lifepay {
             Err(e) => Outcome::Unknown(Failure::new("link_lost", e.to_string())),
         }
     }
+}
+
+/// One entry per exchange with the reader, with the DEVICE field. Only the outcome and the
+/// reader's message (card numbers in it masked): the card itself is in the answer, not here.
+fn log_answer(
+    op: &Operation,
+    reader: &CardReader,
+    what: &str,
+    answer: &Result<Answer, ReaderError>,
+) {
+    let said = match answer {
+        Ok(Answer::Done(r)) => format!("{:?}: {}", r.outcome, super::mask_card_numbers(&r.message)),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("no answer: {e}"),
+    };
+    let level = if answer.is_ok() {
+        log::Level::Info
+    } else {
+        log::Level::Warn
+    };
+    log::log!(level, request_id = op.request_id.as_str(), provider = "lifepay",
+        action = op.kind.as_str(), device = reader.id();
+        "the card reader {} {what}: {said}", reader.id());
 }
 
 fn busy(running: &str) -> Failure {

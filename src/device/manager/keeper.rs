@@ -37,8 +37,8 @@ impl Managed {
 
     pub(super) fn up(&self, session: Arc<Session>, hello: Hello) {
         let mut s = self.lock();
-        s.reader =
-            (self.role == Role::CardReader).then(|| Arc::new(CardReader::new(session.clone())));
+        s.reader = (self.role == Role::CardReader)
+            .then(|| Arc::new(CardReader::new(self.entry.id.clone(), session.clone())));
         s.session = Some(session);
         s.hello = Some(hello);
         s.last_error = None;
