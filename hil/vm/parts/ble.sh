@@ -71,7 +71,7 @@ broken unbonded || echo "pair $ADDR" >&7
 # bluetoothctl registers its agent itself; answer its questions as the technician would.
 for _ in $(seq 300); do
     broken unbonded && break
-    grep -qE 'Pairing successful|Failed to pair' /run/ble/btctl.log && break
+    grep -qE 'Pairing successful|Failed to pair|not available' /run/ble/btctl.log && break
     if [ "$(grep -c '(yes/no)' /run/ble/btctl.log)" -gt "${answered:-0}" ]; then
         answered=$(grep -c '(yes/no)' /run/ble/btctl.log); echo yes >&7
     fi
@@ -86,7 +86,7 @@ t_bond=$(since "$t")
 # disconnect would leave bumble's link half-open, shared/vm-rig.md §4.4).
 t=$(now)
 posbridge pair "ble:$ADDR" --role card-reader --json > /tmp/ble-pair.json 2>&1; rc=$?
-check ble.pair "bluetoothctl bonded in $t_bond s ($(grep -oE 'Pairing successful|Failed to pair[^\r]*' /run/ble/btctl.log | head -1)); posbridge pair rc=$rc in $(since "$t") s: $(grep -o '"id":"[^"]*"' /tmp/ble-pair.json | head -1)" \
+check ble.pair "bluetoothctl bonded in $t_bond s ($(grep -oE 'Pairing successful|Failed to pair[^\r]*|Device [0-9A-F:]* not available' /run/ble/btctl.log | head -1)); posbridge pair rc=$rc in $(since "$t") s: $(grep -o '"id":"[^"]*"' /tmp/ble-pair.json | head -1)" \
     bash -c "[ $rc = 0 ] && grep -q 'Pairing successful' /run/ble/btctl.log"
 info="$(timeout 10 bluetoothctl info "$ADDR")"
 nus="$(journalctl -u posbridge.service -b --no-pager -o cat | grep "ble:$ADDR: connected over NUS" | tail -1)"
@@ -165,12 +165,12 @@ wait_for 10 bash -c "! timeout 5 bluetoothctl info $ADDR | grep -q 'Connected: y
 if broken keep-bond; then echo "(control: bond kept)" > /tmp/ble-remove.log; else timeout 30 bluetoothctl remove "$ADDR" > /tmp/ble-remove.log 2>&1; fi
 t=$(now)
 n_unbonded=$(journalctl -u posbridge.service -b -o cat | grep -c "ble:$ADDR: connected over NUS.*NOT bonded")
-wait_for 60 bash -c "[ \$(journalctl -u posbridge.service -b -o cat | grep -c 'ble:$ADDR: connected over NUS.*NOT bonded') -gt $n_unbonded ]"
+wait_for 60 bash -c "[ \$(journalctl -u posbridge.service -b -o cat | grep -c 'ble:$ADDR: connected over NUS.*NOT bonded') -gt $n_unbonded ]"; unbonded_seen=$?
 paired_now="$(timeout 5 bluetoothctl info "$ADDR" 2>/dev/null | grep -E 'Paired' | tr -d '\t')"
 rc=$(pay vm-ble-open-1 2700)
 reason="$(grep -o '"reason":"[a-z_]*"' /tmp/ble-pay-vm-ble-open-1.json | head -1)"
-check ble.unbonded-refused "bond removed ($(tr -d '\r' < /tmp/ble-remove.log | tail -1)); reconnected in $(since "$t") s, ${paired_now:-unknown to BlueZ}; sale rc=$rc $reason, reader charges $(charges)" \
-    bash -c "[ $rc != 0 ] && [ $(charges) = $c0 ] && ! grep -q 'vm-ble-s3cret' /run/ble/emulator.log"
+check ble.unbonded-refused "bond removed ($(tr -d '\r' < /tmp/ble-remove.log | tail -1)); $([ $unbonded_seen = 0 ] && echo "reconnected NOT bonded" || echo "no unbonded reconnect") in $(since "$t") s, ${paired_now:-unknown to BlueZ}; sale rc=$rc $reason, reader charges $(charges)" \
+    bash -c "[ $unbonded_seen = 0 ] && [ $rc != 0 ] && [ $(charges) = $c0 ] && ! grep -q 'vm-ble-s3cret' /run/ble/emulator.log"
 
 # For reading after a failure: hil/vm/run leaves the job share in target/vm/job.
 mkdir -p /job/ble
