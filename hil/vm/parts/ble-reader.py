@@ -81,15 +81,33 @@ class Bridge:
         asyncio.get_running_loop().add_reader(self.fd, self.on_pty)
 
     def on_rx(self, connection, value: bytes) -> None:
-        os.write(self.fd, bytes(value))
+        if self.fd >= 0:
+            os.write(self.fd, bytes(value))
 
     def on_pty(self) -> None:
         try:
             data = os.read(self.fd, 4096)
         except BlockingIOError:
             return
+        except OSError:  # the emulator went away (EIO): its pty is gone
+            data = b""
         if data:
             asyncio.ensure_future(self.notify(data))
+            return
+        # The firmware restarted: follow its new pty once the link points there.
+        old = os.path.realpath(self.pty_path)
+        asyncio.get_running_loop().remove_reader(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        asyncio.ensure_future(self.reopen(old))
+
+    async def reopen(self, old: str) -> None:
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            if os.path.exists(self.pty_path) and os.path.realpath(self.pty_path) != old:
+                break
+        await self.open_pty()
+        print("ble-reader: bridged to the emulator's new pty", flush=True)
 
     async def notify(self, data: bytes) -> None:
         for connection in list(self.device.connections.values()):

@@ -14,17 +14,10 @@ ADDR=C0:FF:EE:00:00:01
 broken() { [[ ",${BLE_BREAK:-}," == *",$1,"* ]]; }
 t_part=$(now)
 say() { echo "ble: $* ($(since "$t_part") s)"; }
-api() {   # one request to the service's socket, the answer's line on stdout
-    python3 - "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect("/run/posbridge/api.sock")
-s.sendall(sys.argv[1].encode() + b"\n"); print(s.makefile().readline().strip())
-PY
-}
 charges() { python3 -c 'import json; print(json.load(open("/run/ble/state.json")).get("charges", 0))' 2>/dev/null || echo 0; }
 connected() { posbridge devices --json 2>/dev/null | grep -q '"connected":true'; }
 pay() {   # pay ID AMOUNT: the CLI's JSON answer in /tmp/ble-pay-ID.json, its rc on stdout
-    posbridge pay --provider lifepay --amount "$2" --request-id "$1" --json > "/tmp/ble-pay-$1.json" 2>&1
+    timeout 120 posbridge pay --provider lifepay --amount "$2" --request-id "$1" --json > "/tmp/ble-pay-$1.json" 2>&1
     echo $?
 }
 status_of() { grep -o '"status":"[a-z_]*"' "$1" | head -1 | cut -d'"' -f4; }
@@ -116,10 +109,11 @@ fi
 wait "$paying"; rc=$(cat /run/ble/drop.rc)
 first="rc=$rc $(grep -o '"error_type":"[a-z_]*"\|"status":"[a-z_]*"' /tmp/ble-pay-vm-ble-drop-1.json | head -1)"
 settled=""
-for _ in $(seq 600); do
-    settled="$(api '{"action":"get_result","request_id":"vm-ble-drop-1"}')"
+end=$(( $(date +%s) + 60 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+    settled="$(posbridge get-result vm-ble-drop-1 --json --timeout 10 2>/dev/null)"
     echo "$settled" | grep -q '"code":2' || break
-    sleep 0.1
+    sleep 0.5
 done
 restarted=$(grep -c 'known request' /run/ble/emulator.log || true)
 check ble.drop-mid-sale "answer $first; settled $(echo "$settled" | grep -o '"status":"[a-z_]*"' | head -1) after $(since "$t") s; reader charges $(charges), START_SALE repeated $restarted" \
@@ -169,7 +163,7 @@ wait_for 60 bash -c "[ \$(journalctl -u posbridge.service -b -o cat | grep -c 'b
 paired_now="$(timeout 5 bluetoothctl info "$ADDR" 2>/dev/null | grep -E 'Paired' | tr -d '\t')"
 rc=$(pay vm-ble-open-1 2700)
 reason="$(grep -o '"reason":"[a-z_]*"' /tmp/ble-pay-vm-ble-open-1.json | head -1)"
-check ble.unbonded-refused "bond removed ($(tr -d '\r' < /tmp/ble-remove.log | tail -1)); $([ $unbonded_seen = 0 ] && echo "reconnected NOT bonded" || echo "no unbonded reconnect") in $(since "$t") s, ${paired_now:-unknown to BlueZ}; sale rc=$rc $reason, reader charges $(charges)" \
+check ble.unbonded-refused "bond removed: $(tr -d '\r' < /tmp/ble-remove.log | grep -aoE 'Device has been removed|Failed[^:]*: [^ ]*|control: bond kept' | tail -1); $([ $unbonded_seen = 0 ] && echo "reconnected NOT bonded" || echo "no unbonded reconnect") in $(since "$t") s, ${paired_now:-unknown to BlueZ}; sale rc=$rc $reason, reader charges $(charges)" \
     bash -c "[ $unbonded_seen = 0 ] && [ $rc != 0 ] && [ $(charges) = $c0 ] && ! grep -q 'vm-ble-s3cret' /run/ble/emulator.log"
 
 # For reading after a failure: hil/vm/run leaves the job share in target/vm/job.
