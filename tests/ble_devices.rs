@@ -148,3 +148,41 @@ fn ble_an_unbonded_reader_is_never_sent_the_password() {
         "the password went over an unencrypted link"
     );
 }
+
+#[test]
+fn ble_a_restart_of_the_system_bus_is_survived_without_restarting_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut bluez, emu, mut d) = rig(dir.path(), "BLE4");
+    pair(&d);
+    let (code, sale) = d.lifepay_pay("ble-before-bus", 2500);
+    assert_eq!(code, Some(0), "{sale}\n{}", d.log());
+    let pid = d.pid();
+
+    // `systemctl restart dbus`: every connection to the old bus is dead; BlueZ comes back on the
+    // new bus and finds the reader again.
+    bluez.restart_bus();
+    bluez.add_nus_device(ADDR, "posbridge-emu", -48, &emu.link, 23);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = d.request(json!({"action": "devices"}));
+        if listed["data"]["devices"][0]["connected"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader was not connected again within 60 s of the bus restart: {listed}\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, sale) = d.lifepay_pay("ble-after-bus", 2600);
+    assert_eq!(code, Some(0), "{sale}\n{}", d.log());
+    assert_eq!(sale["data"]["status"], "approved", "{sale}");
+    assert_eq!(d.pid(), pid, "the daemon must not have restarted");
+    assert!(
+        d.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "the daemon exited"
+    );
+    assert_eq!(emu.state_json()["charges"], 2);
+}

@@ -263,6 +263,7 @@ async fn start_link(
         chunk,
         notifications,
         events,
+        bus_lost: Box::pin(stack::bus_lost().await),
     });
     Ok(Connection {
         stream: Box::new(stream),

@@ -50,48 +50,13 @@ impl MockBluez {
         let config = dir.path().join("system.conf");
         std::fs::write(&config, bus_config(&socket)).unwrap();
         let mut processes = Processes(Vec::new());
-        processes.0.push(
-            Command::new("dbus-daemon")
-                .arg(format!("--config-file={}", config.display()))
-                .arg("--nofork")
-                .arg("--nopidfile")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(dir.path().join("dbus-daemon.log")).unwrap())
-                .spawn()
-                .expect("dbus-daemon (apt-get install dbus)"),
-        );
+        processes.0.push(spawn_bus(dir.path(), &config));
         let address = format!("unix:path={}", socket.display());
         let deadline = Instant::now() + Duration::from_secs(30);
-        // The socket file appears at bind(), a moment before the daemon accepts: retry.
-        let control = loop {
-            match Channel::open_private(&address).and_then(|mut channel| {
-                channel.register()?;
-                Ok(channel)
-            }) {
-                Ok(channel) => break Connection::from(channel),
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "dbus-daemon did not start: {e}");
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        };
+        let control = connect_control(&address, deadline);
         // Before anything in this process touches the system bus: libdbus reads it once.
         std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &address);
-
-        processes.0.push(
-            Command::new(python())
-                .args(["-m", "dbusmock", "--system", "--template"])
-                .arg(template())
-                .arg("-l")
-                .arg(dir.path().join("mock.log"))
-                .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(dir.path().join("mock.stderr")).unwrap())
-                .spawn()
-                .expect("python3 -m dbusmock (apt-get install python3-dbusmock)"),
-        );
+        processes.0.push(spawn_mock(dir.path(), &address));
         let mut started = MockBluez {
             processes,
             dir,
@@ -100,6 +65,28 @@ impl MockBluez {
         };
         started.wait_for_bluez(deadline);
         started
+    }
+
+    /// `systemctl restart dbus` with BlueZ on it: the bus and the mock are killed and started
+    /// again at the same address. Every connection to the old bus is dead; the new mock has the
+    /// adapter `hci0` and no devices.
+    #[allow(dead_code)]
+    pub fn restart_bus(&mut self) {
+        for child in self.processes.0.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.processes.0.clear();
+        let socket = self.dir.path().join("system_bus_socket");
+        let _ = std::fs::remove_file(&socket);
+        let config = self.dir.path().join("system.conf");
+        self.processes.0.push(spawn_bus(self.dir.path(), &config));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        self.control = connect_control(&self.address, deadline);
+        self.processes
+            .0
+            .push(spawn_mock(self.dir.path(), &self.address));
+        self.wait_for_bluez(deadline);
     }
 
     fn wait_for_bluez(&mut self, deadline: Instant) {
@@ -211,6 +198,61 @@ impl MockBluez {
         let (writes,): (Vec<(Vec<u8>, String)>,) = self.call("GetWrites", (address,));
         writes
     }
+}
+
+fn spawn_bus(dir: &Path, config: &Path) -> Child {
+    Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        .arg("--nofork")
+        .arg("--nopidfile")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("dbus-daemon.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .expect("dbus-daemon (apt-get install dbus)")
+}
+
+/// The test's own connection to the bus at `address`. The socket file appears at bind(), a
+/// moment before the daemon accepts: retry.
+fn connect_control(address: &str, deadline: Instant) -> Connection {
+    loop {
+        match Channel::open_private(address).and_then(|mut channel| {
+            channel.register()?;
+            Ok(channel)
+        }) {
+            Ok(channel) => return Connection::from(channel),
+            Err(e) => {
+                assert!(Instant::now() < deadline, "dbus-daemon did not start: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+fn spawn_mock(dir: &Path, address: &str) -> Child {
+    Command::new(python())
+        .args(["-m", "dbusmock", "--system", "--template"])
+        .arg(template())
+        .arg("-l")
+        .arg(dir.join("mock.log"))
+        .env("DBUS_SYSTEM_BUS_ADDRESS", address)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("mock.stderr"))
+                .unwrap(),
+        )
+        .spawn()
+        .expect("python3 -m dbusmock (apt-get install python3-dbusmock)")
 }
 
 /// Debian's python has python3-dbusmock; a python3 earlier on PATH (pyenv) may not.

@@ -2,8 +2,9 @@
 //! duplex, the pump the other. Session bytes become RX writes (each frame starts a new write and
 //! is cut into ATT_MTU − 3 chunks, docs/link-protocol.md §11); TX notifications become session
 //! bytes. The pump ends — closing the stream, which the session reads as EOF = link down — when
-//! the session hangs up, the device disconnects, or BlueZ fails a write. It must not retry or
-//! interpret frames (the session does); it only finds where a frame ends.
+//! the session hangs up, the device disconnects, BlueZ fails a write, or the system D-Bus goes
+//! (its event streams then fall silent). It must not retry or interpret frames (the session
+//! does); it only finds where a frame ends.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub(super) struct Link {
     pub chunk: usize,
     pub notifications: Notifications,
     pub events: Events,
+    /// Resolves when the system D-Bus connection is lost (`systemctl restart dbus`).
+    pub bus_lost: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
 /// Starts the pump on the current (BLE) runtime and returns the session's end of the stream.
@@ -60,6 +63,7 @@ async fn run(link: Link, stream: DuplexStream) {
         chunk,
         notifications,
         events,
+        bus_lost,
     } = link;
     let (mut from_session, mut to_session) = tokio::io::split(stream);
     let id = peripheral.id();
@@ -67,6 +71,7 @@ async fn run(link: Link, stream: DuplexStream) {
         end = uplink(&peripheral, &rx, write_type, chunk, &mut from_session) => end,
         end = downlink(notifications, &mut to_session) => end,
         end = watch_disconnect(events, &id) => end,
+        () = bus_lost => End::Failed("lost the connection to the system D-Bus".to_string()),
     };
     // Close the stream first: the session must learn of the loss now, not after BlueZ answers.
     drop(from_session);

@@ -55,36 +55,70 @@ fn ble_runtime() -> Result<&'static Runtime, String> {
         .map_err(Clone::clone)
 }
 
-/// btleplug's manager: one D-Bus connection for the process (each `Manager::new` opens another
-/// and keeps it for good). Only called on the BLE runtime. A failure is not cached.
-async fn manager() -> Result<&'static Manager, btleplug::Error> {
-    static MANAGER: tokio::sync::OnceCell<Manager> = tokio::sync::OnceCell::const_new();
-    MANAGER.get_or_try_init(Manager::new).await
+/// The process's connections to the system D-Bus: btleplug's manager and a bluez-async session
+/// for what btleplug does not tell (whether a device is bonded). One of each for the process
+/// (each `Manager::new` opens another connection and keeps it for good), made again once the bus
+/// has gone away: after `systemctl restart dbus` the old connections are dead for good, and a
+/// daemon that kept them would never reach BlueZ again without a restart. Both connections die
+/// with the bus; the session's, which we own, says when. Only used on the BLE runtime.
+#[derive(Clone)]
+struct Bus {
+    manager: Manager,
+    session: bluez_async::BluetoothSession,
+    /// Closed (its sender dropped) when the connection is lost.
+    alive: tokio::sync::watch::Receiver<()>,
 }
 
-/// A bluez-async session for what btleplug does not tell (whether a device is bonded). One
-/// D-Bus connection for the process, like [`manager`]; only called on the BLE runtime.
-async fn bluez() -> Result<&'static bluez_async::BluetoothSession, bluez_async::BluetoothError> {
-    static SESSION: tokio::sync::OnceCell<bluez_async::BluetoothSession> =
-        tokio::sync::OnceCell::const_new();
-    SESSION
-        .get_or_try_init(|| async {
-            let (connection, session) = bluez_async::BluetoothSession::new().await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    log::warn!("BLE: lost the D-Bus connection used for bonding checks: {e}");
-                }
-            });
-            Ok(session)
-        })
+/// Resolves when the system D-Bus connection that links opened now use is lost: their BlueZ
+/// event and notification streams then just stay silent, so a pump must end on this too.
+/// Never resolves when there is no connection to watch.
+pub(super) async fn bus_lost() -> impl Future<Output = ()> + Send + 'static {
+    let alive = bus().await.ok().map(|bus| bus.alive);
+    async move {
+        match alive {
+            Some(mut alive) => while alive.changed().await.is_ok() {},
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// The live [`Bus`], connecting (again) when there is none or the last one was lost. A failure
+/// is not kept: the next call tries again.
+async fn bus() -> Result<Bus, btleplug::Error> {
+    static BUS: tokio::sync::Mutex<Option<Bus>> = tokio::sync::Mutex::const_new(None);
+    let mut held = BUS.lock().await;
+    if let Some(bus) = held.as_ref() {
+        if bus.alive.has_changed().is_ok() {
+            return Ok(bus.clone());
+        }
+        log::info!("BLE: the system D-Bus went away; connecting to it again");
+    }
+    *held = None;
+    let (connection, session) = bluez_async::BluetoothSession::new()
         .await
+        .map_err(|e| btleplug::Error::Other(Box::new(e)))?;
+    let (sender, alive) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            log::warn!("BLE: lost the connection to the system D-Bus: {e}");
+        }
+        drop(sender);
+    });
+    let manager = Manager::new().await?;
+    let bus = Bus {
+        manager,
+        session,
+        alive,
+    };
+    *held = Some(bus.clone());
+    Ok(bus)
 }
 
 /// Whether BlueZ holds a bond (`Paired`) with `address`: only then is the link encrypted and
 /// may carry secrets. `false` when BlueZ cannot say.
 pub(super) async fn bonded(address: &str) -> bool {
-    let session = match bluez().await {
-        Ok(session) => session,
+    let session = match bus().await {
+        Ok(bus) => bus.session,
         Err(e) => {
             log::warn!("ble:{address}: cannot ask BlueZ whether it is bonded: {e}");
             return false;
@@ -164,7 +198,7 @@ pub(super) async fn first_adapter(what: &str) -> Result<Adapter, TransportError>
 }
 
 async fn try_first_adapter(what: &str) -> Result<Adapter, TransportError> {
-    let manager = manager().await.map_err(|e| {
+    let manager = bus().await.map(|bus| bus.manager).map_err(|e| {
         TransportError::Absent(format!(
             "{what}: cannot reach BlueZ on the system D-Bus ({}); is bluetoothd running?",
             cause(&e)

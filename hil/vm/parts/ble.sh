@@ -1,0 +1,183 @@
+# Part 4: BLE through the real BlueZ. bluetoothd 5.66 drives hci0, a bumble controller on
+# /dev/vhci; the reader is a bumble NUS peripheral on the same bumble link (ble-reader.py), bridged
+# to `posbridge emulate card-reader` (ble-start.sh started both). The installed service (the
+# sandboxed unit, group bluetooth) scans, is paired by the technician's tool (bluetoothctl as the
+# agent, docs/operations.md), sells over NUS, reconciles a sale the reader dropped, survives
+# bluetoothd and D-Bus restarts, and refuses to sell over an unbonded link.
+#
+# BLE_BREAK (comma-separated, for control runs that show each step can fail): reader-off (the
+# reader is off the air during the scan), unbonded (no bluetoothctl pair), forget (the reader
+# loses its memory during the drop), no-bluetoothd (bluetoothd does not come back), keep-bond
+# (the bond is not removed before the unbonded sale).
+. /job/parts/lib.sh
+ADDR=C0:FF:EE:00:00:01
+broken() { [[ ",${BLE_BREAK:-}," == *",$1,"* ]]; }
+t_part=$(now)
+say() { echo "ble: $* ($(since "$t_part") s)"; }
+charges() { python3 -c 'import json; print(json.load(open("/run/ble/state.json")).get("charges", 0))' 2>/dev/null || echo 0; }
+connected() { posbridge devices --json 2>/dev/null | grep -q '"connected":true'; }
+pay() {   # pay ID AMOUNT: the CLI's JSON answer in /tmp/ble-pay-ID.json, its rc on stdout
+    timeout 120 posbridge pay --provider lifepay --amount "$2" --request-id "$1" --json > "/tmp/ble-pay-$1.json" 2>&1
+    echo $?
+}
+status_of() { grep -o '"status":"[a-z_]*"' "$1" | head -1 | cut -d'"' -f4; }
+
+# The lifepay provider talks to the acquirer through the reader; its password only ever goes
+# over a private link (a bonded BLE reader). The config is put back at the end.
+cp /etc/posbridge/posbridge.toml /run/ble/posbridge.toml.before
+printf 'vm-ble-s3cret\n' > /etc/posbridge/lifepay.password
+chown root:posbridge /etc/posbridge/lifepay.password; chmod 0640 /etc/posbridge/lifepay.password
+cat >> /etc/posbridge/posbridge.toml <<'CONF'
+
+# hil/vm part 4: the card reader's own acquirer (lifepay), reached over BLE.
+[providers.lifepay]
+login = "shop-17"
+password_file = "/etc/posbridge/lifepay.password"
+currency = "INR"
+CONF
+systemctl restart posbridge.service
+
+# hci0 appears when bumble opens /dev/vhci; bluetoothd needs a few seconds to power it.
+wait_for 90 test -e /sys/class/bluetooth/hci0 || { step ble.scan FAIL "no hci0 in 90 s: $(tail -3 /run/ble/reader.log | tr '\n' ' ')"; exit 1; }
+systemctl start bluetooth.service
+wait_for 30 bash -c "timeout 5 bluetoothctl show | grep -q 'Powered: yes'"
+wait_for 30 grep -q 'linked at' /run/ble/emulator.log
+wait_for 30 grep -q 'advertising' /run/ble/reader.log
+say "hci0 powered, reader advertising, bluetoothd $(bluetoothd -v)"
+
+# ble.scan: the service finds the reader by its NUS advertisement.
+if broken reader-off; then echo 8 > /run/ble/off-air; kill -USR1 "$(cat /run/ble/reader.pid)"; sleep 0.5; rm /run/ble/off-air; fi
+t=$(now)
+posbridge scan --seconds 3 --json > /tmp/ble-scan.json 2>&1; rc=$?
+check ble.scan "rc=$rc in $(since "$t") s: $(grep -o "\"address\":\"$ADDR\"[^}]*" /tmp/ble-scan.json | head -1)" \
+    grep -q "\"address\":\"$ADDR\"" /tmp/ble-scan.json
+
+# ble.pair: the technician bonds the reader with bluetoothctl (its interactive agent, as at the
+# counter: Just Works, the reader has no display), then pairs it with posbridge.
+broken reader-off && sleep 8
+t=$(now)
+mkfifo /run/ble/btctl.in
+bluetoothctl < /run/ble/btctl.in > /run/ble/btctl.log 2>&1 &
+btctl=$!
+exec 7> /run/ble/btctl.in
+broken unbonded || echo "pair $ADDR" >&7
+# bluetoothctl registers its agent itself; answer its questions as the technician would.
+for _ in $(seq 300); do
+    broken unbonded && break
+    grep -qE 'Pairing successful|Failed to pair|not available' /run/ble/btctl.log && break
+    if [ "$(grep -c '(yes/no)' /run/ble/btctl.log)" -gt "${answered:-0}" ]; then
+        answered=$(grep -c '(yes/no)' /run/ble/btctl.log); echo yes >&7
+    fi
+    sleep 0.1
+done
+echo "trust $ADDR" >&7
+wait_for 10 grep -q 'trust succeeded' /run/ble/btctl.log
+echo quit >&7; exec 7>&-
+wait "$btctl" 2>/dev/null || true
+t_bond=$(since "$t")
+# bluetoothctl's pair may leave the link up: the service then carries on with it (a host-side
+# disconnect would leave bumble's link half-open, shared/vm-rig.md §4.4).
+t=$(now)
+posbridge pair "ble:$ADDR" --role card-reader --json > /tmp/ble-pair.json 2>&1; rc=$?
+check ble.pair "bluetoothctl bonded in $t_bond s ($(grep -oE 'Pairing successful|Failed to pair[^\r]*|Device [0-9A-F:]* not available' /run/ble/btctl.log | head -1)); posbridge pair rc=$rc in $(since "$t") s: $(grep -o '"id":"[^"]*"' /tmp/ble-pair.json | head -1)" \
+    bash -c "[ $rc = 0 ] && grep -q 'Pairing successful' /run/ble/btctl.log"
+info="$(timeout 10 bluetoothctl info "$ADDR")"
+nus="$(journalctl -u posbridge.service -b --no-pager -o cat | grep "ble:$ADDR: connected over NUS" | tail -1)"
+check ble.bonded "$(echo "$info" | grep -E 'Paired|Bonded|Trusted' | tr -d '\t' | tr '\n' ' '); daemon: ${nus#*NUS, }" \
+    bash -c "echo '$info' | grep -q 'Paired: yes' && echo '$info' | grep -q 'Bonded: yes' && echo '$nus' | grep -q ', bonded'"
+
+# ble.sale: a lifepay sale through the reader over NUS.
+t=$(now)
+rc=$(pay vm-ble-sale-1 2500)
+check ble.sale "rc=$rc $(status_of /tmp/ble-pay-vm-ble-sale-1.json) in $(since "$t") s, reader charges $(charges)" \
+    bash -c "[ $rc = 0 ] && [ '$(status_of /tmp/ble-pay-vm-ble-sale-1.json)' = approved ] && [ $(charges) = 1 ]"
+
+# ble.drop-mid-sale: amount ..93 takes 3 s on the reader; once it has stored the charge the reader
+# loses power (links dropped from its side, 3 s off the air). The daemon must reconnect by itself
+# and settle the sale from the reader's memory: one charge, never a second START_SALE.
+t=$(now)
+pay vm-ble-drop-1 4093 > /run/ble/drop.rc &
+paying=$!
+wait_for 20 bash -c '[ "$(python3 -c "import json; print(json.load(open(\"/run/ble/state.json\")).get(\"charges\", 0))")" = 2 ]'
+kill -USR1 "$(cat /run/ble/reader.pid)"
+if broken forget; then
+    kill "$(cat /run/ble/emulator.pid)"; sleep 0.3; rm -f /run/ble/state.json
+    posbridge emulate card-reader --pty /run/ble/link --state /run/ble/state.json --serial BLEVM1 \
+        > /dev/null 2>> /run/ble/emulator.log &
+    echo $! > /run/ble/emulator.pid
+fi
+wait "$paying"; rc=$(cat /run/ble/drop.rc)
+first="rc=$rc $(grep -o '"error_type":"[a-z_]*"\|"status":"[a-z_]*"' /tmp/ble-pay-vm-ble-drop-1.json | head -1)"
+settled=""
+end=$(( $(date +%s) + 60 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+    settled="$(posbridge get-result vm-ble-drop-1 --json --timeout 10 2>/dev/null)"
+    echo "$settled" | grep -q '"code":2' || break
+    sleep 0.5
+done
+restarted=$(grep -c 'known request' /run/ble/emulator.log || true)
+check ble.drop-mid-sale "answer $first; settled $(echo "$settled" | grep -o '"status":"[a-z_]*"' | head -1) after $(since "$t") s; reader charges $(charges), START_SALE repeated $restarted" \
+    bash -c "echo '$settled' | grep -q '\"status\":\"approved\"' && [ $(charges) = 2 ] && [ $restarted = 0 ]"
+
+# ble.bluetoothd-restart: the service outlives bluetoothd, reconnects and sells, same MainPID.
+pid=$(systemctl show -P MainPID posbridge.service)
+wait_for 30 connected
+t=$(now)
+if broken no-bluetoothd; then
+    systemctl mask --runtime -q bluetooth.service; systemctl stop bluetooth.service
+else
+    systemctl restart bluetooth.service
+fi
+wait_for 30 bash -c "timeout 5 bluetoothctl show | grep -q 'Powered: yes'"
+sleep 1
+wait_for 60 connected; back=$(since "$t")
+rc=$(pay vm-ble-sale-2 2600)
+if broken no-bluetoothd; then systemctl unmask --runtime -q bluetooth.service; systemctl start bluetooth.service; wait_for 60 connected; fi
+check ble.bluetoothd-restart "MainPID $pid -> $(systemctl show -P MainPID posbridge.service), reconnected after ${back} s, sale rc=$rc $(status_of /tmp/ble-pay-vm-ble-sale-2.json), reader charges $(charges)" \
+    bash -c "[ $pid = $(systemctl show -P MainPID posbridge.service) ] && [ $rc = 0 ] && [ '$(status_of /tmp/ble-pay-vm-ble-sale-2.json)' = approved ] && [ $(charges) = 3 ]"
+
+# ble.dbus-restart: the system bus restarts under everyone. bluetoothd leaves when its bus goes
+# (Debian's unit does not restart it), so it is started again as a counter's boot would; the
+# service must find BlueZ on the new bus by itself, same MainPID.
+wait_for 30 connected
+t=$(now)
+systemctl restart dbus.service > /tmp/ble-dbus.out 2>&1; drc=$?
+sleep 2
+bt_after="$(systemctl is-active bluetooth.service)"
+[ "$bt_after" = active ] || systemctl start bluetooth.service
+wait_for 30 bash -c "timeout 5 bluetoothctl show | grep -q 'Powered: yes'"
+wait_for 60 connected; back=$(since "$t")
+rc=$(pay vm-ble-sale-3 2800)
+check ble.dbus-restart "restart dbus rc=$drc $(head -1 /tmp/ble-dbus.out), bluetoothd then $bt_after; MainPID $pid -> $(systemctl show -P MainPID posbridge.service), reconnected after ${back} s, sale rc=$rc $(status_of /tmp/ble-pay-vm-ble-sale-3.json), reader charges $(charges)" \
+    bash -c "[ $pid = $(systemctl show -P MainPID posbridge.service) ] && [ $rc = 0 ] && [ '$(status_of /tmp/ble-pay-vm-ble-sale-3.json)' = approved ] && [ $(charges) = 4 ]"
+
+# ble.unbonded-refused: the bond is removed while the reader is off the air (so the link ends
+# from the reader's side), the daemon reconnects without pairing: no sale may go through.
+# (bluetoothctl remove does not always exit once the device is gone: bounded, its rc is printed.)
+c0=$(charges)
+kill -USR1 "$(cat /run/ble/reader.pid)"
+wait_for 10 bash -c "! timeout 5 bluetoothctl info $ADDR | grep -q 'Connected: yes'"
+if broken keep-bond; then echo "(control: bond kept)" > /tmp/ble-remove.log; else timeout 10 bluetoothctl remove "$ADDR" > /tmp/ble-remove.log 2>&1; echo "bluetoothctl remove rc=$?" >> /tmp/ble-remove.log; fi
+t=$(now)
+n_unbonded=$(journalctl -u posbridge.service -b -o cat | grep -c "ble:$ADDR: connected over NUS.*NOT bonded")
+wait_for 60 bash -c "[ \$(journalctl -u posbridge.service -b -o cat | grep -c 'ble:$ADDR: connected over NUS.*NOT bonded') -gt $n_unbonded ]"; unbonded_seen=$?
+paired_now="$(timeout 5 bluetoothctl info "$ADDR" 2>/dev/null | grep -E 'Paired' | tr -d '\t')"
+rc=$(pay vm-ble-open-1 2700)
+reason="$(grep -o '"reason":"[a-z_]*"' /tmp/ble-pay-vm-ble-open-1.json | head -1)"
+check ble.unbonded-refused "bond $(tail -1 /tmp/ble-remove.log); $([ $unbonded_seen = 0 ] && echo "reconnected NOT bonded" || echo "no unbonded reconnect") in $(since "$t") s, ${paired_now:-unknown to BlueZ}; sale rc=$rc $reason, reader charges $(charges)" \
+    bash -c "[ $unbonded_seen = 0 ] && [ $rc != 0 ] && [ $(charges) = $c0 ] && ! grep -q 'vm-ble-s3cret' /run/ble/emulator.log"
+
+# For reading after a failure: hil/vm/run leaves the job share in target/vm/job.
+mkdir -p /job/ble
+cp /run/ble/*.log /run/ble/state.json /tmp/ble-*.json /job/ble/ 2>/dev/null
+journalctl -b --no-pager -o short-monotonic -u posbridge.service -u bluetooth.service > /job/ble/journal.txt 2>&1
+
+# Leave the service as part 5 expects it: no BLE device, no lifepay.
+posbridge unpair "card-reader-BLEVM1" > /dev/null 2>&1 || true
+cp /run/ble/posbridge.toml.before /etc/posbridge/posbridge.toml
+rm -f /etc/posbridge/lifepay.password
+kill "$(cat /run/ble/reader.pid)" "$(cat /run/ble/emulator.pid)" 2>/dev/null || true
+systemctl stop bluetooth.service
+systemctl restart posbridge.service
+say "part done"
+true
