@@ -68,6 +68,8 @@ check usb.systemd-tag "$tags; $unit $(systemctl is-active "$unit")" \
 
 # The Lifepay route on the paired reader: login in the config, password as the `password`
 # systemd credential (LoadCredential=password in the unit).
+# The config and the credential are put back at the end: later parts (BLE) configure their own.
+cp /etc/posbridge/posbridge.toml /run/usb-posbridge.toml.before
 install -d -m 0700 /etc/credstore
 (umask 077 && echo "vm-lifepay-$RANDOM$RANDOM" > /etc/credstore/password)
 cat >> /etc/posbridge/posbridge.toml <<'CONF'
@@ -159,6 +161,9 @@ journalctl -u posbridge.service -b -o cat > /job/journal-usb.txt
 # rule is the rig's own (a technician's would stay after a purge, as Debian keeps what an admin
 # wrote in /etc): remove it so that package.purge sees only what the package left.
 posbridge unpair "$ID" > /dev/null 2>&1 || echo "usb: unpair $ID failed"
+cp /run/usb-posbridge.toml.before /etc/posbridge/posbridge.toml
+rm -f /etc/credstore/password
+systemctl restart posbridge.service
 rm -f /etc/udev/rules.d/69-posbridge-local.rules
 udevadm control --reload
 echo "usb: part 3 took $(since "$t_part") s"
