@@ -75,14 +75,14 @@ fn approve_decline_refund_and_close_shift_on_the_reader() {
     );
 }
 
-#[test]
-fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
-    let rig = tempfile::tempdir().unwrap();
-    let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP2"]);
-    let d = daemon(rig.path());
-    pair(&d, &emu);
-
-    // Amount ..93 takes 3 s on the reader; pull it away once the charge is committed.
+/// Starts a lifepay sale of 4093 (the reader takes 3 s over amounts ending in 93) and kills the
+/// reader once it has committed the charge: the CLI answers unknown (exit 3). Returns the
+/// sale's id at the reader and the CLI's output.
+fn cut_mid_sale(
+    d: &Daemon,
+    emu: &mut Emulator,
+    request_id: &str,
+) -> (String, std::process::Output) {
     let paying = d.cli_in_thread(&[
         "pay",
         "--provider",
@@ -90,14 +90,25 @@ fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
         "--amount",
         "4093",
         "--request-id",
-        "lp-cut",
+        request_id,
         "--json",
     ]);
-    let reader_id = d.backend_id("lp-cut");
+    let reader_id = d.backend_id(request_id);
     emu.wait_started(&reader_id);
     emu.kill9();
     let out = paying.join().unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    (reader_id, out)
+}
+
+#[test]
+fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
+    let rig = tempfile::tempdir().unwrap();
+    let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP2"]);
+    let d = daemon(rig.path());
+    pair(&d, &emu);
+
+    let (reader_id, out) = cut_mid_sale(&d, &mut emu, "lp-cut");
     let cut = json_of(&out);
     assert_eq!(cut["error_type"], "unknown_result_error", "{cut}");
     assert_eq!(cut["reason"], "link_lost", "{cut}");
@@ -123,20 +134,7 @@ fn the_log_of_a_reader_sale_and_its_reconciliation_names_the_device() {
     let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP9"]);
     let d = daemon(rig.path());
     pair(&d, &emu);
-    let paying = d.cli_in_thread(&[
-        "pay",
-        "--provider",
-        "lifepay",
-        "--amount",
-        "4093",
-        "--request-id",
-        "lp-dev",
-        "--json",
-    ]);
-    let reader_id = d.backend_id("lp-dev");
-    emu.wait_started(&reader_id);
-    emu.kill9();
-    assert_eq!(paying.join().unwrap().status.code(), Some(3));
+    let (reader_id, _) = cut_mid_sale(&d, &mut emu, "lp-dev");
     emu.restart();
     let settled = d.await_result("lp-dev", Duration::from_secs(60), |a| a["code"] != 2);
     assert_eq!(settled["code"], 0, "{settled}\n{}", d.log());

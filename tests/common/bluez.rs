@@ -200,6 +200,15 @@ impl MockBluez {
     }
 }
 
+/// A log file that survives restarts of what writes it (a restarted bus appends).
+fn append_log(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
 fn spawn_bus(dir: &Path, config: &Path) -> Child {
     Command::new("dbus-daemon")
         .arg(format!("--config-file={}", config.display()))
@@ -207,13 +216,7 @@ fn spawn_bus(dir: &Path, config: &Path) -> Child {
         .arg("--nopidfile")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("dbus-daemon.log"))
-                .unwrap(),
-        )
+        .stderr(append_log(&dir.join("dbus-daemon.log")))
         .spawn()
         .expect("dbus-daemon (apt-get install dbus)")
 }
@@ -244,13 +247,7 @@ fn spawn_mock(dir: &Path, address: &str) -> Child {
         .env("DBUS_SYSTEM_BUS_ADDRESS", address)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("mock.stderr"))
-                .unwrap(),
-        )
+        .stderr(append_log(&dir.join("mock.stderr")))
         .spawn()
         .expect("python3 -m dbusmock (apt-get install python3-dbusmock)")
 }
