@@ -134,7 +134,7 @@ fn the_log_of_a_reader_sale_and_its_reconciliation_names_the_device() {
     let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP9"]);
     let d = daemon(rig.path());
     pair(&d, &emu);
-    let (reader_id, _) = cut_mid_sale(&d, &mut emu, "lp-dev");
+    cut_mid_sale(&d, &mut emu, "lp-dev");
     emu.restart();
     let settled = d.await_result("lp-dev", Duration::from_secs(60), |a| a["code"] != 2);
     assert_eq!(settled["code"], 0, "{settled}\n{}", d.log());
