@@ -174,12 +174,7 @@ fn journal_order_and_eviction_ignore_a_wall_clock_that_steps_back() {
         assert_eq!(a["code"], 0, "{a}");
     }
     let listed = d.request(json!({"action": "results", "limit": 10}));
-    let ids: Vec<&str> = listed["data"]["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["request_id"].as_str().unwrap())
-        .collect();
+    let ids = common::result_ids(&listed);
     // Newest first by sequence, and the first sale (with the latest stamp) evicted.
     assert_eq!(ids, ["j-4", "j-3", "j-2"], "{listed}");
     let gone = d.request(json!({"action": "get_result", "request_id": "j-1"}));

@@ -115,12 +115,7 @@ fn capacity_5_keeps_exactly_the_newest_five() {
         "{j}"
     );
     let listed = send(&mut c, json!({"action": "results", "limit": 100}));
-    let ids: Vec<&str> = listed["data"]["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["request_id"].as_str().unwrap())
-        .collect();
+    let ids = common::result_ids(&listed);
     assert_eq!(ids, ["c-7", "c-6", "c-5", "c-4", "c-3"], "{listed}");
 }
 

@@ -6,6 +6,8 @@
 
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use posbridge::api::protocol::{
     LIFEPOS_FIELDS, MAX_AMOUNT, Request, Response, parse_request, valid_request_id,
@@ -73,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
             });
             // serde_json's default float parsing may move a non-integer number by one ulp on
             // the way back; such a request is only required to parse again.
-            if !has_float(&to_json(&request)) {
+            if !common::has_float(&to_json(&request)) {
                 assert_eq!(again, request, "re-serialised request differs: {line}");
             }
         }
@@ -90,12 +92,3 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
-
-fn has_float(v: &Value) -> bool {
-    match v {
-        Value::Number(n) => n.is_f64(),
-        Value::Array(a) => a.iter().any(has_float),
-        Value::Object(o) => o.values().any(has_float),
-        _ => false,
-    }
-}

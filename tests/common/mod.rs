@@ -322,6 +322,17 @@ pub fn lifepay_daemon(dir: &Path, password: &str) -> Daemon {
     Daemon::start_with(Some(&config), &[])
 }
 
+/// The request ids of a `results` answer, in its order (newest first).
+#[allow(dead_code)]
+pub fn result_ids(answer: &Value) -> Vec<&str> {
+    answer["data"]["results"]
+        .as_array()
+        .expect("data.results")
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap())
+        .collect()
+}
+
 /// The check named `name` in a `doctor --json` report.
 #[allow(dead_code)]
 pub fn doctor_check<'a>(report: &'a Value, name: &str) -> &'a Value {
