@@ -219,7 +219,9 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
         started: crate::clock::unix_secs(),
     };
     start_metrics(&config, sources, shutdown.child_token()).await?;
-    log::info!(
+    // READY_MONOTONIC_USEC: when this line was made, on systemd's clock; READY follows it, so
+    // the unit's ActiveEnterTimestampMonotonic is never earlier (hil/vm part 2 checks this).
+    log::info!(ready_monotonic_usec = systemd::monotonic_usec();
         "ready on {} (state {}, {interrupted} interrupted operations recovered, {unknown} to reconcile)",
         bound.as_deref().map_or("the socket passed by systemd".into(), |p| p.display().to_string()),
         state_dir.display()

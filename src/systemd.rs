@@ -15,6 +15,20 @@ fn notify(states: &[NotifyState]) {
     }
 }
 
+/// CLOCK_MONOTONIC in microseconds: the clock of systemd's `*TimestampMonotonic` properties
+/// and of journald's `__MONOTONIC_TIMESTAMP`, so an entry can carry the moment it was made
+/// (journald stamps an entry when it receives it, which may be after PID 1 handled a
+/// notification sent later).
+pub fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
 pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }

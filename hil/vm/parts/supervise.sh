@@ -6,18 +6,21 @@ mainpid() { systemctl show -P MainPID posbridge.service; }
 
 # READY only after recovery: kill -9 the daemon in the middle of a sale; systemd restarts it;
 # the new daemon recovers the interrupted sale before READY (ActiveEnter comes after its log line).
+# The line's own READY_MONOTONIC_USEC is compared, not journald's __MONOTONIC_TIMESTAMP: journald
+# stamps an entry when it receives it, which can be after PID 1 handled the READY sent later
+# (seen once: READY 11 ms "before" the line).
 systemctl start posbridge.service
 posbridge pay --amount 200 --request-id vm-ready-0001 --param delay_ms=20000 > /tmp/ready.out 2>&1 &
 wait_for 10 bash -c 'journalctl -u posbridge.service -b -o cat | grep -q "vm-ready-0001 started"'
 old=$(mainpid); kill -9 "$old"
 wait_for 20 bash -c "p=\$(systemctl show -P MainPID posbridge.service); [ \"\$p\" != 0 ] && [ \"\$p\" != $old ] && systemctl is-active -q posbridge.service"
-line="$(journalctl -u posbridge.service -b -o json --output-fields=MESSAGE,_PID | python3 -c '
+line="$(journalctl -u posbridge.service -b -o json --output-fields=MESSAGE,_PID,READY_MONOTONIC_USEC | python3 -c '
 import json,sys
 for l in sys.stdin:
     e=json.loads(l)
     m=e.get("MESSAGE","")
     if isinstance(m,str) and m.startswith("ready on") and e.get("_PID")=="'"$(mainpid)"'":
-        print(e["__MONOTONIC_TIMESTAMP"], m)')"
+        print(e.get("READY_MONOTONIC_USEC", ""), m)')"
 ready_mono=$(mono ActiveEnterTimestampMonotonic)
 log_mono=${line%% *}
 wait "$!" 2>/dev/null
