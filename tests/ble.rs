@@ -286,6 +286,34 @@ async fn ble_bluez_error_on_connect_is_refused_naming_device_and_cause() {
 }
 
 #[tokio::test]
+async fn ble_a_link_whose_services_never_resolve_is_hung_up_and_tried_afresh() {
+    let (mock, listener) = rig(23);
+    mock.stall_services_once(READER);
+    let transport = BleTransport::new(READER).unwrap().with_options(BleOptions {
+        discovery_timeout: Duration::from_millis(500),
+        ..BleOptions::default()
+    });
+    let err = tokio::time::timeout(PATIENCE, transport.connect())
+        .await
+        .expect("connect hung: the stalled discovery was waited for")
+        .expect_err("connected without services");
+    let TransportError::Absent(text) = &err else {
+        panic!("expected Absent, got {err:?}");
+    };
+    assert!(
+        text.contains(READER) && text.contains("did not resolve within 500ms"),
+        "{text}"
+    );
+    // Hung up: the device side saw the stale link go; the next attempt is a fresh link.
+    accept(&listener).await.expect_eof().await;
+    let _connection = tokio::time::timeout(PATIENCE, transport.connect())
+        .await
+        .expect("second connect hung")
+        .unwrap_or_else(|e| panic!("second connect failed: {e}\n{}", mock.logs()));
+    let _device = accept(&listener).await;
+}
+
+#[tokio::test]
 async fn ble_bluez_error_on_start_notify_is_refused_and_hangs_up() {
     let (mock, listener) = rig(23);
     mock.fail_next(

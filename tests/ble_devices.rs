@@ -114,6 +114,47 @@ fn ble_device_side_disconnect_mid_sale_is_reconciled_with_one_charge() {
     emu.assert_charged_once_never_restarted(&d.backend_id("ble-cut"));
 }
 
+/// The reader drops the link and, when the daemon comes back, answers nothing (as a reader
+/// that requires encryption ignores an unbonded host); the `last_error` in `devices` once the
+/// reconnect's HELLO went unanswered.
+fn last_error_of_a_silent_reader(bonded: bool, serial: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (bluez, emu, d) = rig(dir.path(), serial);
+    bluez.set_paired(ADDR, bonded);
+    pair(&d);
+    emu.pause();
+    bluez.disconnect_from_device(ADDR);
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = d.request(json!({"action": "devices"}));
+        let error = listed["data"]["devices"][0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if error.contains("HELLO") {
+            emu.resume();
+            return error;
+        }
+        assert!(std::time::Instant::now() < end, "{listed}\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn ble_a_silent_reader_over_an_unbonded_link_is_reported_as_not_bonded() {
+    let error = last_error_of_a_silent_reader(false, "BLE7");
+    assert!(
+        error.contains("the link is not bonded") && error.contains("bluetoothctl pair"),
+        "{error}"
+    );
+}
+
+#[test]
+fn ble_a_silent_bonded_reader_is_not_blamed_on_the_bond() {
+    let error = last_error_of_a_silent_reader(true, "BLE8");
+    assert!(!error.contains("not bonded"), "{error}");
+}
+
 #[test]
 fn ble_an_unbonded_reader_is_never_sent_the_password() {
     let dir = tempfile::tempdir().unwrap();

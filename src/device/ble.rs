@@ -43,8 +43,13 @@ pub const DEFAULT_ATT_MTU: u16 = 23;
 pub struct BleOptions {
     /// How long to scan for a device BlueZ does not know yet.
     pub scan_timeout: Duration,
-    /// Limit on connect + service discovery; past it the device counts as absent.
+    /// Limit on the connection itself; past it the device counts as absent.
     pub connect_timeout: Duration,
+    /// Limit on service discovery once connected. A NUS reader's few services resolve in well
+    /// under a second; a link BlueZ reports connected whose services never resolve (a stale
+    /// link bluetoothd took over after a restart of it or of D-Bus) is hung up and tried afresh
+    /// instead of being waited for.
+    pub discovery_timeout: Duration,
     /// Force this ATT MTU instead of the one BlueZ reports (chunks are MTU − 3 bytes). `None`
     /// trusts BlueZ, which falls back to [`DEFAULT_ATT_MTU`]; `Some(23)` is the safe choice for a
     /// device that misreports its MTU.
@@ -56,6 +61,7 @@ impl Default for BleOptions {
         BleOptions {
             scan_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(20),
+            discovery_timeout: Duration::from_secs(8),
             att_mtu: None,
         }
     }
@@ -167,28 +173,23 @@ async fn open(
     })?;
     let peripheral = find(&adapter, &mut events, address, &name, options.scan_timeout).await?;
 
-    let linked = tokio::time::timeout(options.connect_timeout, async {
-        match retry_transient(&name, || peripheral.connect()).await {
-            // Left connected by an attempt that failed half-way: carry on with that link.
-            Err(e) if cause(&e).contains("org.bluez.Error.AlreadyConnected") => {}
-            other => other?,
-        }
-        peripheral.discover_services().await
-    })
-    .await;
-    match linked {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            hang_up(&peripheral, &name).await;
-            return Err(connect_error(&name, &e));
-        }
-        Err(_) => {
-            hang_up(&peripheral, &name).await;
-            return Err(TransportError::Absent(format!(
-                "{name}: no connection within {} s (out of range or powered off?)",
-                options.connect_timeout.as_secs()
-            )));
-        }
+    if let Some(e) = link_up(&peripheral, &name, &options).await {
+        hang_up(&peripheral, &name).await;
+        return Err(e);
+    }
+    let discovered =
+        tokio::time::timeout(options.discovery_timeout, peripheral.discover_services()).await;
+    if let Some(e) = match discovered {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(connect_error(&name, &e)),
+        Err(_) => Some(TransportError::Absent(format!(
+            "{name}: connected, but its services did not resolve within {:?}; hung up to try \
+             afresh",
+            options.discovery_timeout
+        ))),
+    } {
+        hang_up(&peripheral, &name).await;
+        return Err(e);
     }
 
     match start_link(&peripheral, events, &name, &options).await {
@@ -196,6 +197,52 @@ async fn open(
         Err(e) => {
             hang_up(&peripheral, &name).await;
             Err(e)
+        }
+    }
+}
+
+/// Connects (bluez-async's connect also waits for the services to resolve), within
+/// `connect_timeout`; and once BlueZ reports the device connected, within `discovery_timeout`
+/// of that: a link whose services never resolve is given up on early. `None` when linked.
+async fn link_up(
+    peripheral: &Peripheral,
+    name: &str,
+    options: &BleOptions,
+) -> Option<TransportError> {
+    let connecting = async {
+        match retry_transient(name, || peripheral.connect()).await {
+            // Left connected by an attempt that failed half-way: carry on with that link.
+            Err(e) if cause(&e).contains("org.bluez.Error.AlreadyConnected") => Ok(()),
+            other => other,
+        }
+    };
+    tokio::pin!(connecting);
+    let give_up = tokio::time::sleep(options.connect_timeout);
+    tokio::pin!(give_up);
+    let mut look = tokio::time::interval(Duration::from_millis(250));
+    let mut resolve_by: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            done = &mut connecting => return done.err().map(|e| connect_error(name, &e)),
+            _ = &mut give_up => return Some(TransportError::Absent(format!(
+                "{name}: no connection within {} s (out of range or powered off?)",
+                options.connect_timeout.as_secs()
+            ))),
+            _ = look.tick() => match resolve_by {
+                None => {
+                    if peripheral.is_connected().await.unwrap_or(false) {
+                        resolve_by = Some(tokio::time::Instant::now() + options.discovery_timeout);
+                    }
+                }
+                Some(by) if tokio::time::Instant::now() >= by => {
+                    return Some(TransportError::Absent(format!(
+                        "{name}: connected, but its services did not resolve within {:?}; \
+                         hung up to try afresh",
+                        options.discovery_timeout
+                    )));
+                }
+                Some(_) => {}
+            },
         }
     }
 }

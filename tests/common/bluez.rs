@@ -188,6 +188,11 @@ impl MockBluez {
         let _: () = self.call("SetPaired", (address, paired));
     }
 
+    /// At the device's next connect its services never resolve (a stale link).
+    pub fn stall_services_once(&self, address: &str) {
+        let _: () = self.call("StallServicesOnce", (address,));
+    }
+
     /// The device drops the link.
     pub fn disconnect_from_device(&self, address: &str) {
         let _: () = self.call("DisconnectFromDevice", (address,));

@@ -113,6 +113,22 @@ impl Emulator {
         }
     }
 
+    /// SIGSTOP: the device stays attached but answers nothing (as a reader that ignores an
+    /// unbonded host's writes); [`Emulator::resume`] undoes it.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("the emulator runs").id();
+        // SAFETY: a plain kill(2) of our own child.
+        assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+    }
+
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "kill it first");
         self.spawn(Stdio::null());

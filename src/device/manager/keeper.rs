@@ -143,9 +143,26 @@ pub(super) async fn keep_connected(
 
 async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hello), String> {
     let conn = transport.connect().await.map_err(|e| e.to_string())?;
-    match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
-        Ok(Ok(opened)) => Ok(opened),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no HELLO within {OPEN_TIMEOUT:?}")),
-    }
+    let private = conn.private;
+    let failed = match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
+        Ok(Ok(opened)) => return Ok(opened),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no HELLO within {OPEN_TIMEOUT:?}"),
+    };
+    Err(if private {
+        failed
+    } else {
+        unbonded_hint(&failed)
+    })
+}
+
+/// A session that did not open over a link that is not private (an unbonded BLE reader): the
+/// likely cause is the missing bond, since a reader that requires encryption ignores whatever
+/// an unbonded host writes. Said where the technician looks (`posbridge devices`, the log).
+fn unbonded_hint(failed: &str) -> String {
+    format!(
+        "{failed}; the link is not bonded, and a reader that requires encryption ignores an \
+         unbonded host: bond it with `bluetoothctl pair ADDRESS` (docs/operations.md, \
+         \"Bluetooth LE\")"
+    )
 }
