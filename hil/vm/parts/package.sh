@@ -14,6 +14,12 @@ check package.tmpfiles "$modes" test "$modes" = "/run/posbridge 750 posbridge:po
 sock="$(stat -c '%A %U:%G' /run/posbridge/api.sock 2>&1)"
 check package.socket "$(systemctl is-enabled posbridge.socket) $(systemctl is-active posbridge.socket), $sock" \
     bash -c 'systemctl is-enabled -q posbridge.socket && systemctl is-active -q posbridge.socket && test -S /run/posbridge/api.sock && test "'"$sock"'" = "srw-rw---- posbridge:posbridge"'
+# hil/vm/run --debug: the service logs at debug level (every crate, bluez-async's D-Bus too).
+if [ "$(cat /job/debug 2>/dev/null)" = 1 ]; then
+    mkdir -p /etc/systemd/system/posbridge.service.d
+    printf '[Service]\nEnvironment=RUST_LOG=debug\n' > /etc/systemd/system/posbridge.service.d/vm-debug.conf
+    systemctl daemon-reload
+fi
 # The postinst started the service; stop it so that the first sale starts it through the socket.
 systemctl stop posbridge.service
 before="$(systemctl is-active posbridge.service)"
