@@ -5,7 +5,13 @@
 boot=$(cat /job/boot)
 wait_for 120 systemctl is-active -q posbridge.service
 echo "$boot $(systemctl show -P StatusText posbridge.service)" >> /job/boots
-touch /job/selling
+# The guest's own figures for the host's log: uptime, and when the service became active.
+echo "uptime $(cut -d' ' -f1 /proc/uptime) s, service active at $(( $(systemctl show -P ActiveEnterTimestampMonotonic posbridge.service) / 1000 )) ms" > /job/selling
+# hil/vm/run --debug: where this boot's time went, for the host's log (in the background).
+if [ "$(cat /job/debug 2>/dev/null)" = 1 ]; then
+    { systemd-analyze; systemd-analyze blame | head -15; systemd-analyze critical-chain posbridge.service; } \
+        > "/job/analyze-$boot.txt" 2>&1 &
+fi
 k=0
 while :; do
     k=$((k + 1)); id="pc-$boot-$k"

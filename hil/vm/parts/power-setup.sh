@@ -3,7 +3,9 @@
 # credential. The network comes up at boot (systemd-networkd), so recovery can reconcile.
 . /job/parts/lib.sh
 mkdir -p /etc/systemd/network
-printf '[Match]\nName=eth0\n[Network]\nAddress=10.0.2.15/24\nGateway=10.0.2.2\n' > /etc/systemd/network/10-eth0.network
+# IPv4 only: with IPv6 link-local addressing (DAD) systemd-networkd-wait-online, which the unit's
+# network-online.target waits for, took 4.3 s of every 12 s boot after a cut.
+printf '[Match]\nName=eth0\n[Network]\nAddress=10.0.2.15/24\nGateway=10.0.2.2\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' > /etc/systemd/network/10-eth0.network
 systemctl enable --now systemd-networkd > /dev/null 2>&1
 install -d -m 0700 /etc/credstore
 install -m 0600 /job/salt_key /etc/credstore/salt_key

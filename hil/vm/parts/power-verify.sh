@@ -3,6 +3,11 @@
 # the journal. Writes every sent sale's result to /job/results.json for the host's check.
 . /job/parts/lib.sh
 wait_for 120 systemctl is-active -q posbridge.service
+# hil/vm/run --debug: where the time of a boot after a power cut went.
+if [ "$(cat /job/debug 2>/dev/null)" = 1 ]; then
+    { systemd-analyze; systemd-analyze blame | head -20; systemd-analyze critical-chain posbridge.service; } \
+        > /job/analyze-verify.txt 2>&1
+fi
 db=/var/lib/posbridge/journal.sqlite
 ic="$(sqlite3 -readonly "$db" 'PRAGMA integrity_check' 2>&1 | head -3 | tr '\n' ' ')"
 check power.integrity "integrity_check: $ic; $(systemctl show -P StatusText posbridge.service)" test "$ic" = "ok "
