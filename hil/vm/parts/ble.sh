@@ -5,13 +5,12 @@
 # agent, docs/operations.md), sells over NUS, reconciles a sale the reader dropped, survives
 # bluetoothd and D-Bus restarts, and refuses to sell over an unbonded link.
 #
-# BLE_BREAK (comma-separated, for control runs that show each step can fail): reader-off (the
+# Control knobs (hil/vm/run --break, or BLE_BREAK in the guest) that show each step can fail: reader-off (the
 # reader is off the air during the scan), unbonded (no bluetoothctl pair), forget (the reader
 # loses its memory during the drop), no-bluetoothd (bluetoothd does not come back), keep-bond
 # (the bond is not removed before the unbonded sale).
 . /job/parts/lib.sh
 ADDR=C0:FF:EE:00:00:01
-broken() { [[ ",${BLE_BREAK:-}," == *",$1,"* ]]; }
 t_part=$(now)
 say() { echo "ble: $* ($(since "$t_part") s)"; }
 charges() { python3 -c 'import json; print(json.load(open("/run/ble/state.json")).get("charges", 0))' 2>/dev/null || echo 0; }

@@ -16,3 +16,6 @@ wait_for() {
 }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# `broken KNOB`: a control run asked for KNOB (hil/vm/run --break a,b; hil/vm/README.md, "Seen
+# failing"): the part then breaks what the step checks, and the step must fail.
+broken() { [[ ",$(cat /job/break 2>/dev/null),${BLE_BREAK:-}," == *",$1,"* ]]; }

@@ -9,6 +9,11 @@ mainpid() { systemctl show -P MainPID posbridge.service; }
 # The line's own READY_MONOTONIC_USEC is compared, not journald's __MONOTONIC_TIMESTAMP: journald
 # stamps an entry when it receives it, which can be after PID 1 handled the READY sent later
 # (seen once: READY 11 ms "before" the line).
+if broken ready-at-exec; then   # control: Type=simple, systemd counts the service up at exec
+    mkdir -p /etc/systemd/system/posbridge.service.d
+    printf '[Service]\nType=simple\n' > /etc/systemd/system/posbridge.service.d/vm-break.conf
+    systemctl daemon-reload
+fi
 systemctl start posbridge.service
 posbridge pay --amount 200 --request-id vm-ready-0001 --param delay_ms=20000 > /tmp/ready.out 2>&1 &
 wait_for 10 bash -c 'journalctl -u posbridge.service -b -o cat | grep -q "vm-ready-0001 started"'
@@ -28,9 +33,12 @@ res="$(posbridge get-result vm-ready-0001 --json 2>&1 | head -c 300)"
 check supervise.ready-after-recovery "${line#* } | READY $(( (ready_mono - ${log_mono:-0}) / 1000 )) ms after it; $(echo "$res" | grep -o '"state":"[a-z_]*"\|"status":"[a-z_]*"' | head -2 | tr '\n' ' ')" \
     bash -c "[ -n '$log_mono' ] && [ $ready_mono -ge ${log_mono:-0} ] && echo '$line' | grep -q ' 1 interrupted'"
 
+rm -f /etc/systemd/system/posbridge.service.d/vm-break.conf
+
 # Watchdog: a stopped daemon is killed and restarted (test drop-in: WatchdogSec=4s).
 mkdir -p /etc/systemd/system/posbridge.service.d
 printf '[Service]\nWatchdogSec=4s\n' > /etc/systemd/system/posbridge.service.d/vm-watchdog.conf
+broken no-watchdog && printf '[Service]\nWatchdogSec=0\n' > /etc/systemd/system/posbridge.service.d/vm-watchdog.conf
 systemctl daemon-reload; systemctl restart posbridge.service
 n0=$(systemctl show -P NRestarts posbridge.service); old=$(mainpid); t=$(now)
 kill -STOP "$old"
@@ -41,6 +49,10 @@ check supervise.watchdog "kill -STOP -> new MainPID after $took s (WatchdogSec=4
 rm /etc/systemd/system/posbridge.service.d/vm-watchdog.conf; systemctl daemon-reload
 
 # systemctl stop drains a running sale: the sale finishes and is answered, then the daemon exits.
+if broken no-drain; then   # control: systemd kills the daemon 1 s into the stop
+    printf '[Service]\nTimeoutStopSec=1s\n' > /etc/systemd/system/posbridge.service.d/vm-break.conf
+    systemctl daemon-reload
+fi
 systemctl restart posbridge.service
 t=$(now)
 posbridge pay --amount 300 --request-id vm-drain-0001 --param delay_ms=4000 --json > /tmp/drain.out 2>&1 &
@@ -50,6 +62,7 @@ systemctl stop posbridge.service; stopped=$(since "$t")
 wait $pay; rc=$?
 check supervise.drain "stop returned after $stopped s, pay rc=$rc: $(grep -o '"status":"[a-z_]*"' /tmp/drain.out | head -1)" \
     bash -c "[ $rc = 0 ] && grep -q '\"status\":\"approved\"' /tmp/drain.out"
+rm -f /etc/systemd/system/posbridge.service.d/vm-break.conf; systemctl daemon-reload
 
 # A crash loop stops at the unit's start limits (StartLimitBurst=5 in StartLimitIntervalSec=60s):
 # the service ends failed instead of restarting for ever, and says so.
