@@ -64,10 +64,21 @@ fn client_socket_with(
     let own = socket(flag.clone(), configured.clone());
     let explicit =
         flag.is_some() || configured.is_some() || systemd_dir("RUNTIME_DIRECTORY").is_some();
-    if explicit || own.exists() || !system.exists() {
+    if explicit || own.exists() || !system_there(system.try_exists()) {
         return own;
     }
     system.to_owned()
+}
+
+/// Whether the system socket is there, from `try_exists`. A user outside the `posbridge` group
+/// cannot even look into `/run/posbridge` (0750): "permission denied" means the service is
+/// installed, so that user is sent to it and told which group is missing (`client.rs`), not
+/// to its own socket with "is it running?".
+fn system_there(looked: std::io::Result<bool>) -> bool {
+    match looked {
+        Ok(there) => there,
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    }
 }
 
 /// `--state-dir` / `$POSBRIDGE_STATE_DIR`, else systemd's `$STATE_DIRECTORY`, else
@@ -121,5 +132,14 @@ mod tests {
         let own = socket(None, None);
         let expected = if own.exists() { own } else { system.clone() };
         assert_eq!(client_socket_with(None, None, &system), expected);
+    }
+
+    #[test]
+    fn a_system_socket_this_user_may_not_look_at_counts_as_there() {
+        use std::io::{Error, ErrorKind};
+        assert!(system_there(Ok(true)));
+        assert!(!system_there(Ok(false)));
+        assert!(system_there(Err(Error::from(ErrorKind::PermissionDenied))));
+        assert!(!system_there(Err(Error::from(ErrorKind::NotADirectory))));
     }
 }
