@@ -5,7 +5,10 @@ was paid, every paid sale is approved in the journal)."""
 import json
 import sys
 
-ledger = json.load(open(sys.argv[1]))
+try:
+    ledger = json.load(open(sys.argv[1]))
+except FileNotFoundError:  # the replica never saw a request (a control run, a broken config)
+    ledger = {}
 acks = [l.split() for l in open(sys.argv[2]) if l.strip()]
 try:
     results = json.load(open(sys.argv[3]))

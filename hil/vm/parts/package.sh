@@ -6,12 +6,17 @@ if DEBIAN_FRONTEND=noninteractive apt-get install -y -q /job/posbridge.deb > /tm
 else
     step package.install FAIL "$(tail -3 /tmp/apt.log | tr '\n' ' ')"; exit 1
 fi
+broken sysusers-group && gpasswd -d posbridge dialout > /dev/null   # control: a group missing
 groups_of=$(id -nG posbridge 2>&1)
 check package.sysusers "posbridge uid $(id -u posbridge 2>/dev/null), groups: $groups_of" \
     bash -c '[[ " '"$groups_of"' " == *" posbridge "* && " '"$groups_of"' " == *" dialout "* && " '"$groups_of"' " == *" bluetooth "* ]]'
+broken tmpfiles-mode && chmod 0755 /var/lib/posbridge   # control: a directory others can read
 modes="$(stat -c '%n %a %U:%G' /run/posbridge /var/lib/posbridge /etc/posbridge | tr '\n' ';')"
+chmod 0750 /var/lib/posbridge
 check package.tmpfiles "$modes" test "$modes" = "/run/posbridge 750 posbridge:posbridge;/var/lib/posbridge 750 posbridge:posbridge;/etc/posbridge 750 root:posbridge;"
+broken socket-mode && chmod 0666 /run/posbridge/api.sock   # control: a socket anyone may use
 sock="$(stat -c '%A %U:%G' /run/posbridge/api.sock 2>&1)"
+chmod 0660 /run/posbridge/api.sock
 check package.socket "$(systemctl is-enabled posbridge.socket) $(systemctl is-active posbridge.socket), $sock" \
     bash -c 'systemctl is-enabled -q posbridge.socket && systemctl is-active -q posbridge.socket && test -S /run/posbridge/api.sock && test "'"$sock"'" = "srw-rw---- posbridge:posbridge"'
 # hil/vm/run --debug: the service logs at debug level (every crate, bluez-async's D-Bus too).

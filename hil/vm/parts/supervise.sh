@@ -84,6 +84,10 @@ systemctl reset-failed posbridge.service posbridge.socket
 systemctl start posbridge.socket
 
 # journald: the structured fields arrive, and one request id finds a sale's whole story.
+if broken no-journal-fields; then   # control: the daemon does not know stderr is the journal
+    printf '[Service]\nUnsetEnvironment=JOURNAL_STREAM\n' > /etc/systemd/system/posbridge.service.d/vm-break.conf
+    systemctl daemon-reload; systemctl restart posbridge.service
+fi
 posbridge pay --amount 400 --request-id till3-0042 > /dev/null 2>&1
 journalctl --sync
 story=$(journalctl REQUEST_ID=till3-0042 -o cat | wc -l)
@@ -94,5 +98,8 @@ for l in sys.stdin: keys |= {k for k in json.loads(l) if k in ("REQUEST_ID","PRO
 print(",".join(sorted(keys)))')"
 check supervise.journal-fields "journalctl REQUEST_ID=till3-0042: $story entries, fields $fields" \
     bash -c "[ $story -ge 2 ] && [ '$fields' = ACTION,PROVIDER,REQUEST_ID ]"
+if broken no-journal-fields; then
+    rm -f /etc/systemd/system/posbridge.service.d/vm-break.conf; systemctl daemon-reload; systemctl restart posbridge.service
+fi
 journalctl -u posbridge.service -b -o json > /tmp/journal.json
 journalctl -u posbridge.service -b -o cat | sed -n '1,400p' > /job/journal-part2.txt
