@@ -104,6 +104,14 @@ async fn connect(mock: &MockBluez) -> Connection {
     }
 }
 
+/// `transport.connect()` fails within [`PATIENCE`]: its error (`why`: what success would mean).
+async fn failed_connect(transport: &BleTransport, why: &str) -> TransportError {
+    tokio::time::timeout(PATIENCE, transport.connect())
+        .await
+        .expect("connect hung")
+        .expect_err(why)
+}
+
 async fn accept(listener: &UnixListener) -> Peer<UnixStream> {
     let (stream, _) = tokio::time::timeout(PATIENCE, listener.accept())
         .await
@@ -265,10 +273,7 @@ async fn ble_bluez_error_on_connect_is_refused_naming_device_and_cause() {
         "Software caused connection abort",
     );
     let transport = BleTransport::new(READER).unwrap();
-    let err = tokio::time::timeout(PATIENCE, transport.connect())
-        .await
-        .expect("connect hung")
-        .expect_err("connect succeeded despite the BlueZ error");
+    let err = failed_connect(&transport, "connect succeeded despite the BlueZ error").await;
     let TransportError::Refused(text) = &err else {
         panic!("expected Refused, got {err:?}");
     };
@@ -293,10 +298,7 @@ async fn ble_a_link_whose_services_never_resolve_is_hung_up_and_tried_afresh() {
         discovery_timeout: Duration::from_millis(500),
         ..BleOptions::default()
     });
-    let err = tokio::time::timeout(PATIENCE, transport.connect())
-        .await
-        .expect("connect hung: the stalled discovery was waited for")
-        .expect_err("connected without services");
+    let err = failed_connect(&transport, "connected without services").await;
     let TransportError::Absent(text) = &err else {
         panic!("expected Absent, got {err:?}");
     };
@@ -322,10 +324,7 @@ async fn ble_bluez_error_on_start_notify_is_refused_and_hangs_up() {
         "Read not permitted",
     );
     let transport = BleTransport::new(READER).unwrap();
-    let err = tokio::time::timeout(PATIENCE, transport.connect())
-        .await
-        .expect("connect hung")
-        .expect_err("connect succeeded without notifications");
+    let err = failed_connect(&transport, "connect succeeded without notifications").await;
     let TransportError::Refused(text) = &err else {
         panic!("expected Refused, got {err:?}");
     };
@@ -356,10 +355,7 @@ async fn ble_unknown_device_is_absent_after_a_scan() {
             scan_timeout: Duration::from_millis(300),
             ..BleOptions::default()
         });
-    let err = tokio::time::timeout(PATIENCE, transport.connect())
-        .await
-        .expect("connect hung")
-        .expect_err("connected to a device that does not exist");
+    let err = failed_connect(&transport, "connected to a device that does not exist").await;
     let TransportError::Absent(text) = &err else {
         panic!("expected Absent, got {err:?}");
     };
@@ -466,10 +462,7 @@ async fn ble_panic_inside_bluez_async_is_refused_and_not_fatal() {
     let (mock, listener) = rig(23);
     mock.break_next_introspection(READER);
     let transport = BleTransport::new(READER).unwrap();
-    let err = tokio::time::timeout(PATIENCE, transport.connect())
-        .await
-        .expect("connect hung")
-        .expect_err("connect succeeded with broken introspection");
+    let err = failed_connect(&transport, "connect succeeded with broken introspection").await;
     let TransportError::Refused(text) = &err else {
         panic!("expected Refused, got {err:?}");
     };

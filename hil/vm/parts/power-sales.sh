@@ -16,7 +16,7 @@ k=0
 while :; do
     k=$((k + 1)); id="pc-$boot-$k"
     echo "SENT $id" >> /job/acks
-    out="$(posbridge pay --amount 1200 --request-id "$id" --json 2>&1)"; rc=$?
+    out="$(posbridge pay --amount 1200 --request-id "$id" --param handover_seconds=10 --json 2>&1)"; rc=$?
     if [ $rc = 0 ] && echo "$out" | grep -q '"status":"approved"'; then echo "ACK $id" >> /job/acks
     else echo "NACK $id rc=$rc $(echo "$out" | head -c 200)" >> /job/acks; fi
 done

@@ -24,6 +24,11 @@ salt_index = 1
 solution_type = "EDC"
 timeout_ms = 60000
 status_poll_ms = [500]
+# A sale cut before it reached the replica is "not processed" only once it can no longer come
+# alive there: twice the request timeout + the sale's handover window + the first status
+# interval (src/provider/phonepe/mod.rs, alive_for). With the defaults (15 s, 60 s) that was
+# 90 s of the verify boot; the rig's sales ask for a 10 s handover (the replica pays in 0.3 s).
+request_timeout_ms = 3000
 CONF
 posbridge config check /etc/posbridge/posbridge.toml > /tmp/cfg.out 2>&1 || { step power.setup FAIL "config: $(tail -2 /tmp/cfg.out | tr '\n' ' ')"; exit 1; }
 if [ "$(cat /job/control)" = eatmydata ]; then
@@ -36,7 +41,7 @@ if [ "$(cat /job/control)" = eatmydata ]; then
 fi
 systemctl restart posbridge.service
 t=$(now)
-out="$(posbridge pay --amount 1200 --request-id pc-setup-1 --json 2>&1)"; rc=$?
+out="$(posbridge pay --amount 1200 --request-id pc-setup-1 --param handover_seconds=10 --json 2>&1)"; rc=$?
 check power.setup "first PhonePe sale through the host replica: rc=$rc in $(since "$t") s $(echo "$out" | grep -o '"status":"[a-z_]*"' | head -1)" \
     bash -c "[ $rc = 0 ] && echo '$out' | grep -q '\"status\":\"approved\"'"
 [ $rc = 0 ] && echo "SENT pc-setup-1" >> /job/acks && echo "ACK pc-setup-1" >> /job/acks
