@@ -276,11 +276,7 @@ fn config_check_accepts_a_good_file_and_names_an_unknown_key() {
         "default_provider = \"sim\"\n[journal]\ncapacity = 42\n",
     )
     .unwrap();
-    let o = Command::new(BIN)
-        .args(["config", "check"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let o = common::config_check(&good);
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("ok") && stdout(&o).contains("42"),
@@ -289,11 +285,7 @@ fn config_check_accepts_a_good_file_and_names_an_unknown_key() {
     );
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[journal]\ncapacity = 42\nretention_days = 7\n").unwrap();
-    let o = Command::new(BIN)
-        .args(["config", "check"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let o = common::config_check(&bad);
     assert_exit(&o, 4);
     let err = stderr(&o);
     assert!(err.starts_with("posbridge: error: "), "{err}");

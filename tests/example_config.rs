@@ -4,22 +4,12 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::BIN;
+use common::config_check;
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/packaging/posbridge.toml.example"
 );
-
-fn config_check(path: &std::path::Path) -> std::process::Output {
-    Command::new(BIN)
-        .args(["config", "check"])
-        .arg(path)
-        .output()
-        .expect("run posbridge config check")
-}
 
 #[test]
 fn the_example_config_passes_config_check_as_shipped() {

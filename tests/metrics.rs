@@ -297,22 +297,14 @@ fn config_check_refuses_a_lan_address_naming_the_key_and_why() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("posbridge.toml");
     std::fs::write(&file, "[metrics]\nlisten = \"0.0.0.0:9464\"\n").unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = common::config_check(&file);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("metrics.listen"), "{err}");
     assert!(err.contains("not a loopback address"), "{err}");
     assert!(err.contains("sales figures"), "{err}");
     std::fs::write(&file, "[metrics]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = common::config_check(&file);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("metrics on 127.0.0.1:9464"));
 }

@@ -182,11 +182,7 @@ async fn open(
     if let Some(e) = match discovered {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(connect_error(&name, &e)),
-        Err(_) => Some(TransportError::Absent(format!(
-            "{name}: connected, but its services did not resolve within {:?}; hung up to try \
-             afresh",
-            options.discovery_timeout
-        ))),
+        Err(_) => Some(unresolved(&name, options.discovery_timeout)),
     } {
         hang_up(&peripheral, &name).await;
         return Err(e);
@@ -230,21 +226,30 @@ async fn link_up(
             ))),
             _ = look.tick() => match resolve_by {
                 None => {
-                    if peripheral.is_connected().await.unwrap_or(false) {
+                    // Bounded: while this arm runs, `connecting` and `give_up` are not polled.
+                    let asked = tokio::time::timeout(LOOK_LIMIT, peripheral.is_connected()).await;
+                    if matches!(asked, Ok(Ok(true))) {
                         resolve_by = Some(tokio::time::Instant::now() + options.discovery_timeout);
                     }
                 }
                 Some(by) if tokio::time::Instant::now() >= by => {
-                    return Some(TransportError::Absent(format!(
-                        "{name}: connected, but its services did not resolve within {:?}; \
-                         hung up to try afresh",
-                        options.discovery_timeout
-                    )));
+                    return Some(unresolved(name, options.discovery_timeout));
                 }
                 Some(_) => {}
             },
         }
     }
+}
+
+/// How long [`link_up`] waits for BlueZ to say whether the device is connected yet.
+const LOOK_LIMIT: Duration = Duration::from_millis(500);
+
+/// A connected link whose services did not resolve within `limit`.
+fn unresolved(name: &str, limit: Duration) -> TransportError {
+    TransportError::Absent(format!(
+        "{name}: connected, but its services did not resolve within {limit:?}; hung up to try \
+         afresh"
+    ))
 }
 
 /// Checks for NUS, subscribes to TX and starts the pump.

@@ -29,6 +29,20 @@ pub struct Sources {
 /// Outcomes shown as 0 before the first one, so that `increase()` sees the first sale.
 const SEEDED_OUTCOMES: &[&str] = &["approved", "declined", "failed"];
 
+/// A counter's rows with a 0 row added for each of `keys` it has not counted yet, sorted.
+fn with_zeros(
+    mut rows: Vec<(Vec<String>, u64)>,
+    keys: impl Iterator<Item = Vec<String>>,
+) -> Vec<(Vec<String>, u64)> {
+    for key in keys {
+        if !rows.iter().any(|(k, _)| *k == key) {
+            rows.push((key, 0));
+        }
+    }
+    rows.sort();
+    rows
+}
+
 impl Sources {
     /// The page in Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
@@ -54,16 +68,15 @@ impl Sources {
         );
 
         let stats = engine.stats();
-        let mut finished = stats.finished.snapshot();
-        for provider in engine.provider_names() {
-            for outcome in SEEDED_OUTCOMES {
-                let key = vec![provider.to_owned(), "pay".into(), (*outcome).into()];
-                if !finished.iter().any(|(k, _)| *k == key) {
-                    finished.push((key, 0));
-                }
-            }
-        }
-        finished.sort();
+        let providers = engine.provider_names();
+        let finished = with_zeros(
+            stats.finished.snapshot(),
+            providers.iter().flat_map(|provider| {
+                SEEDED_OUTCOMES
+                    .iter()
+                    .map(|outcome| vec![(*provider).into(), "pay".into(), (*outcome).into()])
+            }),
+        );
         p.family(
             "posbridge_operations_total",
             "counter",
@@ -83,14 +96,12 @@ impl Sources {
                 *n as f64,
             );
         }
-        let mut went_unknown = stats.unknown.snapshot();
-        for provider in engine.provider_names() {
-            let key = vec![provider.to_owned(), "pay".into()];
-            if !went_unknown.iter().any(|(k, _)| *k == key) {
-                went_unknown.push((key, 0));
-            }
-        }
-        went_unknown.sort();
+        let went_unknown = with_zeros(
+            stats.unknown.snapshot(),
+            providers
+                .iter()
+                .map(|provider| vec![(*provider).into(), "pay".into()]),
+        );
         p.family(
             "posbridge_operations_went_unknown_total",
             "counter",

@@ -300,6 +300,15 @@ impl Drop for Daemon {
 
 /// The one JSON line a `--json` CLI command printed; panics with its stderr otherwise.
 #[allow(dead_code)] // not every test binary uses every helper
+/// `posbridge config check PATH`, run to completion.
+pub fn config_check(path: &Path) -> Output {
+    Command::new(BIN)
+        .args(["config", "check"])
+        .arg(path)
+        .output()
+        .expect("run posbridge config check")
+}
+
 pub fn json_of(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| {

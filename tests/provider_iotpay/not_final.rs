@@ -155,11 +155,7 @@ fn refund_recheck_reissue_is_refused_with_the_reason() {
     );
     let path = dir.path().join("posbridge.toml");
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .args(["config", "check"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = common::config_check(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(
@@ -175,11 +171,7 @@ fn refund_recheck_reissue_is_refused_with_the_reason() {
         "refund_recheck = \"manual\"",
     );
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .args(["config", "check"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = common::config_check(&path);
     assert_eq!(
         out.status.code(),
         Some(0),
