@@ -78,6 +78,14 @@ pub fn now_rfc3339() -> String {
         .expect("RFC 3339 formatting of the current time cannot fail")
 }
 
+/// How long ago `rfc3339` was on the wall clock (through the seam); `None` when it does not
+/// parse. Zero for a time ahead of the clock (it stepped back). Only for bounds where a step
+/// can make a decision come early or late but never change what it decides.
+pub fn age_of(rfc3339: &str) -> Option<std::time::Duration> {
+    let then = OffsetDateTime::parse(rfc3339, &Rfc3339).ok()?;
+    Some((now() - then).try_into().unwrap_or_default())
+}
+
 /// Seconds since the Unix epoch (0 for a clock before 1970).
 pub fn unix_secs() -> u64 {
     now().unix_timestamp().max(0) as u64

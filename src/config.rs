@@ -113,12 +113,16 @@ pub struct DaemonConfig {
     /// On SIGTERM, how long running operations may take to finish before the daemon exits
     /// anyway (they are then reconciled at the next start).
     pub shutdown_timeout_ms: u64,
+    /// How long an operation may stay unknown (status checks going on) before it is marked
+    /// `manual_check` for a person to settle with `posbridge resolve`. The checks go on.
+    pub manual_check_after_ms: u64,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             shutdown_timeout_ms: 30_000,
+            manual_check_after_ms: 24 * 3600 * 1000,
         }
     }
 }

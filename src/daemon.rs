@@ -190,6 +190,7 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
         tasks.clone(),
         screen,
     );
+    engine.set_manual_check_after(Duration::from_millis(config.daemon.manual_check_after_ms));
     let (interrupted, unknown) = engine.recover().await.context("journal recovery failed")?;
     tokio::spawn(reconcile::run(
         engine.clone(),

@@ -309,6 +309,32 @@ pub fn journal_writes(cx: &Context) -> Check {
     }
 }
 
+/// `journal.manual_check`: operations whose outcome no status check could settle within
+/// `daemon.manual_check_after_ms` (a backend that contradicted its own evidence, or one that
+/// never answered), from the daemon's `status` answer. A person settles each with `resolve`.
+pub fn manual_checks(cx: &Context) -> Check {
+    let name = "journal.manual_check";
+    let Some(status) = cx.status.as_ref() else {
+        return Check::skip(name, "the daemon did not answer");
+    };
+    let Some(ids) = status["manual_check"].as_array() else {
+        return Check::skip(name, "the daemon does not report manual checks");
+    };
+    if ids.is_empty() {
+        return Check::ok(name, "no operation waits for a manual check");
+    }
+    let list: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
+    Check::warn(
+        name,
+        format!(
+            "{} operation(s) need a manual check, their outcome unknown for too long: {}",
+            list.len(),
+            list.join(", ")
+        ),
+        "look each one up in its backend's portal (`posbridge get-result ID` names the          backend id), then settle it with `posbridge resolve ID --charged` or `--not-charged`",
+    )
+}
+
 fn nearest_existing(path: &Path) -> Option<PathBuf> {
     path.ancestors()
         .find(|p| std::fs::symlink_metadata(p).is_ok())

@@ -153,6 +153,7 @@ pub fn run(args: &DoctorArgs) -> Vec<Check> {
     checks.extend(local::state_dir(&cx));
     checks.push(local::journal(&cx));
     checks.push(local::journal_writes(&cx));
+    checks.push(local::manual_checks(&cx));
     checks.extend(devices::checks(&cx));
     checks.extend(backends::checks(&cx));
     checks

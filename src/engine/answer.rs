@@ -18,21 +18,13 @@ pub fn build(op: &Operation, outcome: Outcome) -> (State, Response) {
             data.insert("operation".into(), json!(op.kind.as_str()));
             data.insert("provider".into(), json!(op.provider));
             data.insert("status".into(), json!(a.status));
-            // A provider that knows what the card was actually charged (a tip, cashback or a
-            // surcharge added at the terminal) says so in `charged_amount`: that is `amount`,
-            // and what the POS asked for is kept as `requested_amount`.
-            let mut extra = a.extra;
-            match extra.remove("charged_amount").and_then(|v| v.as_u64()) {
-                Some(charged) => {
-                    data.insert("amount".into(), json!(charged));
-                    if Some(charged) != op.amount {
-                        data.insert("requested_amount".into(), json!(op.amount));
-                    }
-                }
-                None => {
-                    data.insert("amount".into(), json!(op.amount));
-                }
+            // `amount` is what the POS asked for; what the backend says it charged, when it
+            // reports a total of its own (a tip, cashback, a surcharge), is `charged_amount`.
+            data.insert("amount".into(), json!(op.amount));
+            if let Some(charged) = a.charged_amount {
+                data.insert("charged_amount".into(), json!(charged));
             }
+            let extra = a.extra;
             data.insert("currency".into(), json!(op.currency));
             let optional = [
                 ("provider_reference", a.provider_reference.map(Value::from)),
@@ -70,7 +62,9 @@ pub fn build(op: &Operation, outcome: Outcome) -> (State, Response) {
             State::Final,
             Response::error(id, meta, ErrorType::DefaultError, &f.reason, f.message),
         ),
-        Outcome::Unknown(f) => (
+        // The engine weighs a "not found" against the evidence before it gets here
+        // (`Engine::weigh`); should one get through, it is not taken as "nothing charged".
+        Outcome::Unknown(f) | Outcome::NotFound(f) => (
             State::Unknown,
             Response::error(
                 id,

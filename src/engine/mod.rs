@@ -9,13 +9,14 @@
 
 mod accept;
 mod answer;
+pub mod evidence;
 mod queries;
 pub mod reconcile;
 pub mod resolve;
 mod stats;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,10 @@ pub struct Engine {
     /// The customer's screen: the amount while a pay or refund runs, then its outcome.
     screen: Arc<dyn Screen>,
     stats: Stats,
+    /// Operations whose evidence was witnessed in this process (`evidence.rs`).
+    witnessed: Arc<evidence::Witnessed>,
+    /// `daemon.manual_check_after_ms`.
+    manual_check_after_ms: AtomicU64,
 }
 
 /// Counts one running operation for as long as it lives.
@@ -107,8 +112,20 @@ impl Engine {
             checking: Default::default(),
             screen,
             stats: Stats::default(),
+            witnessed: Default::default(),
+            manual_check_after_ms: AtomicU64::new(evidence::MANUAL_CHECK_AFTER.as_millis() as u64),
         };
         (Arc::new(engine), rx)
+    }
+
+    /// How long an operation may stay unknown before it is marked `manual_check`.
+    pub fn set_manual_check_after(&self, after: Duration) {
+        self.manual_check_after_ms
+            .store(after.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn manual_check_after(&self) -> Duration {
+        Duration::from_millis(self.manual_check_after_ms.load(Ordering::Relaxed))
     }
 
     pub fn journal(&self) -> &Journal {
@@ -277,22 +294,33 @@ impl Engine {
                 ),
             )),
         };
+        let outcome = self.weigh(&op, outcome);
         if shown {
             self.screen.show(Shown::Status(customer_word(&outcome)));
         }
         self.settle(&op, outcome).await
     }
 
-    /// Where `op`'s provider records progress notes while it runs: each note is merged into
-    /// the journaled operation and made durable before the provider goes on, so recovery
-    /// after a crash reads it back (`Operation::progress`).
+    /// Where `op`'s provider records progress notes while it runs (or while a status check
+    /// of it runs): each note is merged into the journaled operation and made durable before
+    /// the provider goes on, so recovery after a crash reads it back (`Operation::progress`).
+    /// The evidence note keeps its first witness; it is also remembered in memory, so a "not
+    /// found" is not believed even when the journal could not take the note.
     fn note_sink(&self, op: &Operation) -> provider::NoteSink {
         let journal = self.journal.clone();
+        let witnessed = self.witnessed.clone();
         let stored = Arc::new(tokio::sync::Mutex::new(op.clone()));
         Arc::new(move |key, value| {
             let (journal, stored) = (journal.clone(), stored.clone());
+            let witnessed = witnessed.clone();
             Box::pin(async move {
                 let mut op = stored.lock().await;
+                if key == provider::progress::EVIDENCE {
+                    witnessed.add(&op.request_id);
+                    if op.progress.evidence().is_some() {
+                        return Ok(());
+                    }
+                }
                 op.progress.insert(key, value);
                 let json = serde_json::to_string(&*op).map_err(|e| e.to_string())?;
                 match journal.amend(&op.request_id, json).await {
@@ -306,6 +334,7 @@ impl Engine {
 
     /// Records `outcome` and returns the answer the journal holds for `op` afterwards.
     async fn settle(&self, op: &Operation, outcome: Outcome) -> String {
+        let outcome = self.weigh(op, outcome);
         let label = stats::label(&outcome);
         let (state, response) = answer::build(op, outcome);
         let line = response.to_line();
@@ -320,6 +349,9 @@ impl Engine {
             .await
         {
             Ok(true) => {
+                if state == State::Final {
+                    self.witnessed.forget(ids.0);
+                }
                 self.stats.recorded(ids.1, ids.2, label);
                 log::info!(request_id = ids.0, provider = ids.1, action = ids.2;
                     "{} {}: {}", ids.2, ids.0, answer::summary(&response));
@@ -394,7 +426,9 @@ impl Engine {
     }
 
     async fn check_status(&self, entry: &Entry) -> Option<String> {
-        let op: Operation = serde_json::from_str(&entry.operation).ok()?;
+        let mut op: Operation = serde_json::from_str(&entry.operation).ok()?;
+        // What a status answer shows (a pending transaction) is evidence too.
+        op.progress.attach(self.note_sink(&op));
         let Some(provider) = self.providers.get(op.provider.as_str()).cloned() else {
             log::warn!(request_id = op.request_id.as_str(), provider = op.provider.as_str();
                 "cannot reconcile: provider {} is not configured", op.provider);
@@ -405,17 +439,19 @@ impl Engine {
             .unwrap_or_else(|_| {
                 Outcome::Unknown(Failure::new("timeout", "status check timed out"))
             });
-        match outcome {
+        match self.weigh(&op, outcome) {
             Outcome::Unknown(f) => {
                 log::debug!(request_id = op.request_id.as_str(), provider = op.provider.as_str();
                     "still unknown: {}", f.message);
+                self.still_unknown(entry, &op, f).await;
                 None
             }
             final_outcome => Some(self.settle(&op, final_outcome).await),
         }
     }
 
-    /// Intervals between status checks for this entry's provider.
+    /// Intervals between status checks for this entry's provider (see also
+    /// [`Engine::wait_before`]).
     pub fn schedule(&self, entry: &Entry) -> Vec<Duration> {
         self.providers
             .get(entry.provider.as_str())
@@ -431,7 +467,7 @@ fn customer_word(outcome: &Outcome) -> String {
         Outcome::Approved(a) => a.status.clone(),
         Outcome::ShiftClosed(_) => "shift_closed".into(),
         Outcome::Failed(f) => f.reason.clone(),
-        Outcome::Unknown(_) => "checking".into(),
+        Outcome::Unknown(_) | Outcome::NotFound(_) => "checking".into(),
     }
 }
 
@@ -443,6 +479,8 @@ fn stored_identity(entry: &Entry) -> (String, Metadata) {
     (entry.request_id.clone(), metadata)
 }
 
+#[cfg(test)]
+mod evidence_tests;
 #[cfg(test)]
 mod progress_tests;
 #[cfg(test)]

@@ -96,6 +96,9 @@ impl Engine {
             },
         });
         let mut data = data;
+        let manual = self.manual_checks();
+        data["journal"]["manual_check"] = json!(manual.len());
+        data["manual_check"] = json!(manual);
         crate::journal::health::add_to_status(&self.journal, &mut data["journal"]);
         Response::ok(request_id, metadata, data).to_line()
     }

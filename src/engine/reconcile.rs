@@ -97,6 +97,5 @@ fn delay(engine: &Engine, id: &str, attempt: usize) -> Option<std::time::Duratio
     if entry.state == State::Final {
         return None;
     }
-    let schedule = engine.schedule(&entry);
-    Some(schedule[attempt.min(schedule.len() - 1)])
+    Some(engine.wait_before(&entry, attempt))
 }

@@ -46,6 +46,6 @@ pub(super) fn label(outcome: &Outcome) -> &'static str {
         Outcome::Failed(f) if f.reason == "declined" => "declined",
         Outcome::Failed(f) if f.reason == "resolved_not_charged" => "resolved_not_charged",
         Outcome::Failed(_) => "failed",
-        Outcome::Unknown(_) => "unknown",
+        Outcome::Unknown(_) | Outcome::NotFound(_) => "unknown",
     }
 }

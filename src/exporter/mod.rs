@@ -130,6 +130,14 @@ impl Sources {
              reconciliation or an operator).",
             counts.unknown as f64,
         );
+        p.single(
+            "posbridge_operations_manual_check",
+            "gauge",
+            "Operations whose outcome stayed unknown past daemon.manual_check_after_ms (or \
+             whose backend contradicted its own evidence that long): a person must settle \
+             each with `posbridge resolve`.",
+            engine.manual_checks().len() as f64,
+        );
         let oldest = journal
             .oldest_unknown()
             .ok()

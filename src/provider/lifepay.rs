@@ -239,6 +239,7 @@ fn finished(op: &Operation, r: SaleResult) -> Outcome {
                     masked_pan: super::mask_pan(&pan),
                     scheme: r.scheme,
                 }),
+                charged_amount: None,
                 extra,
             })
         }
@@ -373,7 +374,7 @@ impl Provider for Lifepay {
         log_answer(op, &reader, "asked about it (GET_RESULT)", &answer);
         match answer {
             Ok(Answer::Done(r)) => finished(op, r),
-            Ok(Answer::NotFound) => Outcome::Failed(Failure::new(
+            Ok(Answer::NotFound) => Outcome::NotFound(Failure::new(
                 "not_processed",
                 "The card reader never started this operation: nothing was charged. \
                  Start a new sale with a new request_id.",

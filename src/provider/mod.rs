@@ -268,10 +268,11 @@ pub struct Approval {
     pub rrn: Option<String>,
     pub approval_code: Option<String>,
     pub card: Option<Card>,
+    /// What the backend says was charged, in minor units, when it reports a total of its own
+    /// (a tip, cashback or a surcharge added at the terminal): the answer's `charged_amount`,
+    /// beside `amount`, which stays what the POS asked for (`engine::answer`).
+    pub charged_amount: Option<u64>,
     /// Provider-specific fields kept in the transaction (never secrets, never a full PAN).
-    /// One key has a meaning of its own: `charged_amount` (an unsigned integer, minor units),
-    /// when the backend reports a charge other than the amount asked (a tip, cashback, a
-    /// surcharge), becomes the answer's `amount` (`engine::answer`).
     pub extra: Map<String, Value>,
 }
 
@@ -302,6 +303,12 @@ pub enum Outcome {
     Failed(Failure),
     /// The backend may or may not have done it: must be reconciled, never re-sent.
     Unknown(Failure),
+    /// The backend has no record of the operation, and by the provider's own rules the request
+    /// can no longer come alive there ("not found", "no such order", "result not found"). Not
+    /// a verdict by itself: the engine settles it as `Failed` (nothing charged) only when no
+    /// backend answer ever showed the transaction exists ([`Progress::evidence`]); after
+    /// evidence it is a contradiction, and the outcome stays unknown.
+    NotFound(Failure),
 }
 
 /// Every provider the configuration asks for, ready to use. Fails (naming the key) when one

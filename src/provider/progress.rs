@@ -8,6 +8,13 @@
 //! journal with its notes, readable with [`Progress::get`] in `status`. A note that could not
 //! be made durable is an error: the provider must then not go on to anything it could not
 //! find again without that note.
+//!
+//! One note has a meaning for the engine: [`EVIDENCE`], written by [`Progress::witness`] the
+//! first time a backend's answer shows that the transaction exists (docs/providers.md lists,
+//! per backend, what counts). From then on the engine never settles the operation as "nothing
+//! was charged" on the strength of a "not found" ([`super::Outcome::NotFound`]): only a
+//! positive terminal answer or a charge ends it. The first witness is kept; later ones do not
+//! overwrite it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +22,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+/// The note that says a backend has shown the transaction exists: `{"what": ..., "at": ...}`.
+pub const EVIDENCE: &str = "evidence";
 
 /// The future a [`NoteSink`] returns: `Ok` once the note is durable.
 pub type NoteFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -38,6 +48,23 @@ impl Progress {
 
     pub fn is_empty(&self) -> bool {
         self.notes.is_empty()
+    }
+
+    /// What first showed that the transaction exists at the backend, if anything has: the
+    /// [`EVIDENCE`] note as journaled (`{"what", "at"}`).
+    pub fn evidence(&self) -> Option<&Value> {
+        self.notes.get(EVIDENCE)
+    }
+
+    /// Records that a backend's answer has shown the transaction exists (`what`: which answer,
+    /// for the operator, e.g. "init answered SUCCESS"). Durable when it returns `Ok`; the
+    /// first witness stays, later calls change nothing. Call it before acting on the answer.
+    pub async fn witness(&self, what: &str) -> Result<(), String> {
+        self.record(
+            EVIDENCE,
+            serde_json::json!({"what": what, "at": crate::clock::now_rfc3339()}),
+        )
+        .await
     }
 
     /// Adds a note to this copy only (what the engine's sink does to the copy it journals).

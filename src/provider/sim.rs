@@ -290,6 +290,7 @@ impl Sim {
                 masked_pan: super::mask_pan(pan),
                 scheme: Some(scheme.into()),
             }),
+            charged_amount: None,
             extra: Default::default(),
         }
     }
@@ -406,7 +407,7 @@ impl Provider for Sim {
         });
         match found {
             Err(f) => Outcome::Unknown(f),
-            Ok(None) => Outcome::Failed(Failure::new(
+            Ok(None) => Outcome::NotFound(Failure::new(
                 "not_processed",
                 "The payment backend never received this request: nothing was charged. \
                  Start a new sale with a new request_id.",

@@ -297,7 +297,7 @@ impl IotPay {
         if seen {
             log::warn!(request_id = op.request_id.as_str(); "IOT Pay showed order {no} before and now says it does not exist; not believed");
         } else if past_end && since_first >= window {
-            return self.done(no, Outcome::Failed(not_processed()));
+            return self.done(no, Outcome::NotFound(not_processed()));
         }
         Outcome::Unknown(Failure::new(
             "in_progress",

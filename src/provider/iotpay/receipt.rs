@@ -138,8 +138,7 @@ pub fn cents(s: &str) -> Option<u64> {
 }
 
 /// The approval of a paid order: payOrderId, authNum, the masked card and its scheme, the
-/// receipt, and the charge (`charged_amount` becomes the answer's `amount`, see
-/// `engine::answer`).
+/// receipt, and the charge (the answer's `charged_amount`, see `engine::answer`).
 pub fn approval(order: &Map<String, Value>, extra: &Map<String, Value>) -> Approval {
     let card = text(extra, "cardNum").map(|pan| Card {
         masked_pan: mask_pan(pan),
@@ -152,8 +151,7 @@ pub fn approval(order: &Map<String, Value>, extra: &Map<String, Value>) -> Appro
         kept.insert("mch_order_no".into(), json!(no));
     }
     kept.insert("receipt".into(), Value::Object(receipt(order, extra)));
-    if let Some(c) = charged(order, extra) {
-        kept.insert("charged_amount".into(), json!(c.total()));
+    let charged_amount = charged(order, extra).map(|c| {
         for (key, v) in [
             ("tip", c.tip),
             ("cashback", c.cashback),
@@ -163,13 +161,15 @@ pub fn approval(order: &Map<String, Value>, extra: &Map<String, Value>) -> Appro
                 kept.insert(key.into(), json!(v));
             }
         }
-    }
+        c.total()
+    });
     Approval {
         status: "approved".into(),
         provider_reference: order.get("payOrderId").and_then(as_text),
         rrn: None,
         approval_code: text(extra, "authNum").map(plain),
         card,
+        charged_amount,
         extra: kept,
     }
 }

@@ -194,6 +194,7 @@ fn approval(op: &Operation, id: &str, a: &Answer) -> Approval {
             .data_str("authCode")
             .or_else(|| a.data_str("approvalCode")),
         card: card(&a.data),
+        charged_amount: None,
         extra,
     }
 }

@@ -71,7 +71,8 @@ pub struct PhonePe {
     sent: crate::clock::SendTimes,
 }
 
-/// What one status check found.
+/// What one status check found. Short-lived, one at a time: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Check {
     Final(Outcome),
     Pending,
@@ -204,7 +205,7 @@ impl PhonePe {
     }
 
     fn not_processed() -> Outcome {
-        Outcome::Failed(Failure::new(
+        Outcome::NotFound(Failure::new(
             "not_processed",
             "PhonePe never received this request: nothing was charged. \
              Start again with a new request_id.",
