@@ -50,6 +50,8 @@ fn outcome(op: &Operation, decision: Decision, record: Value) -> Outcome {
             "status": "closed",
             "resolution": record,
         })),
+        // The id it was sent under goes with the answer: a refund or cancel of a pay settled
+        // this way names it (`primary_transaction.backend_id`); none is ever derived.
         (Decision::Charged, kind) => Outcome::Approved(Approval {
             status: match kind {
                 OpKind::Refund => "refunded",
@@ -57,7 +59,13 @@ fn outcome(op: &Operation, decision: Decision, record: Value) -> Outcome {
                 _ => "approved",
             }
             .into(),
-            extra: [("resolution".to_owned(), record)].into_iter().collect(),
+            extra: [("resolution".to_owned(), record)]
+                .into_iter()
+                .chain(
+                    (!op.backend_id.is_empty())
+                        .then(|| ("backend_id".to_owned(), json!(op.backend_id))),
+                )
+                .collect(),
             ..Approval::default()
         }),
         (Decision::NotCharged, _) => Outcome::Failed(Failure::new(

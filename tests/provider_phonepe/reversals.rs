@@ -109,3 +109,41 @@ fn a_second_refund_while_one_is_pending_is_refused_and_the_first_completes() {
     assert_eq!(s.calls("refund-a"), 1);
     s.no_secret_in_log();
 }
+
+#[test]
+fn a_refund_or_cancel_of_a_pay_the_journal_no_longer_holds_needs_its_backend_id() {
+    let s = Setup::new(&[], &[]);
+    let a = s.pay("sale-k", 900, json!({}));
+    assert_eq!(a["code"], 0, "{a}");
+    // The POS hands back the pay by request_id only, for a pay this journal never held (or
+    // evicted): no PhonePe id may be derived from the request_id for a money-moving call.
+    let inits = s.inits();
+    for action in ["refund", "cancel"] {
+        let r = s.d.request(
+            json!({"action": action, "request_id": format!("{action}-k"),
+            "amount": 900,
+            "primary_transaction": {"request_id": "sale-elsewhere", "provider": "phonepe",
+                "amount": 900}}),
+        );
+        assert_eq!(r["error_type"], "default_error", "{r}");
+        assert_eq!(r["reason"], "invalid_request", "{r}");
+        let msg = r["message"].as_str().unwrap();
+        assert!(msg.contains("primary_transaction.backend_id"), "{r}");
+        assert!(msg.contains("nothing was sent"), "{r}");
+    }
+    let state = s.replica.state();
+    assert!(
+        state["cancels"].as_object().is_none_or(|c| c.is_empty()),
+        "no cancel was sent: {state}"
+    );
+    assert_eq!(s.inits(), inits);
+    assert!(s.txn("refund-k").is_null(), "no backToSource was sent");
+    // With the backend id the pay's answer carried, the same refund goes through.
+    let r = s.d.request(
+        json!({"action": "refund", "request_id": "refund-k2", "amount": 900,
+        "primary_transaction": {"request_id": "sale-elsewhere", "provider": "phonepe",
+            "amount": 900, "backend_id": a["data"]["backend_id"]}}),
+    );
+    assert_eq!(r["code"], 0, "{r}");
+    s.no_secret_in_log();
+}

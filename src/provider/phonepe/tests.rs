@@ -199,12 +199,12 @@ fn refund_payload_names_a_new_id_and_the_original() {
         currency: None,
         backend_id: None,
     });
-    // A pay answered by an older version: its id is the legacy derivation.
-    let p = refund_payload(&ids(), &r).unwrap();
-    assert_eq!(p["transactionId"], json!(r.backend_id));
-    assert_eq!(
-        p["originalTransactionId"],
-        legacy_transaction_id("T1", "sale-1")
+    // No backend_id (the journal no longer holds the pay): refused, the field named; no id
+    // is derived from the request_id for a money-moving call.
+    let refused = refund_payload(&ids(), &r).unwrap_err();
+    assert!(
+        refused.contains("primary_transaction.backend_id"),
+        "{refused}"
     );
     // A pay that carried its backend_id: that is the original.
     r.primary.as_mut().unwrap().backend_id = Some("P0123456789abcdef0123456789ab".into());

@@ -68,9 +68,11 @@ pub fn own_id(terminal_id: &str, op: &Operation) -> String {
 }
 
 /// The merchantTransactionId of the pay a refund or cancel is about: the id its answer carried
-/// (`data.backend_id`), else (a pay answered by an older version) the legacy derivation from
-/// its request_id.
-pub fn primary_id(terminal_id: &str, op: &Operation) -> Result<String, String> {
+/// (`data.backend_id`, filled in by the engine from the journal when the POS sent only the
+/// pay's request_id and the journal still holds the pay). Never derived from a request_id: a
+/// guessed id for a money-moving call could reverse another sale, so without it the refund or
+/// cancel is refused before anything is sent, naming the field to pass.
+pub fn primary_id(op: &Operation) -> Result<String, String> {
     let p = op
         .primary
         .as_ref()
@@ -81,12 +83,14 @@ pub fn primary_id(terminal_id: &str, op: &Operation) -> Result<String, String> {
         }
         return Ok(id.to_owned());
     }
-    p.request_id
-        .as_deref()
-        .map(|r| legacy_transaction_id(terminal_id, r))
-        .ok_or_else(|| {
-            "primary_transaction: needs backend_id or request_id to find the PhonePe sale".into()
-        })
+    Err(format!(
+        "primary_transaction.backend_id: is required (the data.backend_id of the pay's answer){}; \
+         nothing was sent",
+        match &p.request_id {
+            Some(id) => format!(", since the journal no longer holds pay {id}"),
+            None => String::new(),
+        }
+    ))
 }
 
 /// THE rule for which id a status call names, for the request's own checks and for the
@@ -95,7 +99,7 @@ pub fn primary_id(terminal_id: &str, op: &Operation) -> Result<String, String> {
 pub fn status_id(terminal_id: &str, op: &Operation) -> Result<String, String> {
     match op.kind {
         OpKind::Pay | OpKind::Refund => Ok(own_id(terminal_id, op)),
-        OpKind::Cancel => primary_id(terminal_id, op),
+        OpKind::Cancel => primary_id(op),
         OpKind::CloseShift => Err("PhonePe has no shift to close".into()),
     }
 }
@@ -267,7 +271,7 @@ pub fn pay_request(ids: &Ids, solution: &str, op: &Operation) -> Result<PayReque
 pub fn refund_payload(ids: &Ids, op: &Operation) -> Result<Value, String> {
     check_currency(op)?;
     let amount = op.amount.ok_or("amount: is required")?;
-    let original = primary_id(&ids.terminal_id, op)?;
+    let original = primary_id(op)?;
     Ok(json!({
         "merchantId": ids.merchant_id,
         "transactionId": own_id(&ids.terminal_id, op),
