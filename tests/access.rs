@@ -110,3 +110,61 @@ fn admin_groups_limit_money_operations_but_not_reading() {
     let devices = answer(&as_nobody(&d, &["devices"]));
     assert_eq!(devices["code"], 0, "{devices}");
 }
+
+#[test]
+fn a_peer_outside_the_allowed_groups_asking_the_contract_way_is_refused_in_that_shape() {
+    if !is_root() {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    let d = Daemon::start_with(Some("[api]\nallowed_groups = [\"root\"]\n"), &[]);
+    for p in [d.dir.path(), d.socket.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    // A POS speaking the LIFE POS contract sends its request at once and reads one answer.
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'{"action":"ru.lifepay.checkout.payment_terminal.transaction.pay","request_id":"in-1","amount":5}\n')
+print(s.makefile().readline(), end="")
+"#;
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg(script)
+        .arg(&d.socket)
+        .output()
+        .expect("run setpriv");
+    let a = answer(&out);
+    let keys: Vec<&str> = a.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "code",
+            "request_id",
+            "metadata",
+            "action",
+            "error_type",
+            "message",
+            "log"
+        ],
+        "{a}"
+    );
+    assert_eq!(a["request_id"], "in-1", "{a}");
+    assert_eq!(
+        a["action"], "ru.lifepay.checkout.payment_terminal.transaction.pay",
+        "{a}"
+    );
+    assert_eq!(a["log"], "reason: unauthorized", "{a}");
+    let r = d.request(serde_json::json!({"action": "get_result", "request_id": "in-1"}));
+    assert_eq!(
+        r["error_type"], "result_not_found_error",
+        "nothing ran: {r}"
+    );
+}

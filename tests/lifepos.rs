@@ -149,10 +149,11 @@ fn a_contract_refusal_still_carries_a_request_id_and_the_action() {
         assert_eq!(r["error_type"], "default_error");
         assert!(r["message"].as_str().unwrap().contains(field), "{r}");
         let id = r["request_id"].as_str().unwrap();
-        assert!(
-            id.len() >= 8 && id != "bad id!",
-            "a request_id is generated: {r}"
-        );
+        match request["request_id"].as_str() {
+            // The value sent is echoed, even when it is not a valid id: it is refused.
+            Some(sent) => assert_eq!(id, sent, "{r}"),
+            None => assert!(id.len() >= 8, "a request_id is generated: {r}"),
+        }
     }
     let unknown = "ru.lifepay.checkout.payment_terminal.transaction.status";
     let r = d.request(json!({"action": unknown, "request_id": "u-1"}));
@@ -226,4 +227,97 @@ fn contract_fields_reach_the_reader_and_the_password_is_never_written() {
             "{secret} in the reader state"
         );
     }
+}
+
+/// The contract's error shape, with the request_id and action the request sent.
+fn assert_contract_refusal(r: &Value, request_id: &str, reason: &str) {
+    assert_eq!(
+        keys(r),
+        [
+            "code",
+            "request_id",
+            "metadata",
+            "action",
+            "error_type",
+            "message",
+            "log"
+        ],
+        "{r}"
+    );
+    assert_eq!(r["request_id"], request_id, "{r}");
+    assert_eq!(r["action"], PAY, "{r}");
+    assert_eq!(r["error_type"], "default_error", "{r}");
+    assert_eq!(r["log"], format!("reason: {reason}"), "{r}");
+}
+
+#[test]
+fn a_line_too_long_named_the_contract_way_is_refused_in_the_contract_shape() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    // The action and request_id come first; the padding makes the line too long.
+    let line = format!(
+        r#"{{"action":"{PAY}","request_id":"not valid!","amount":5,"metadata":{{"pad":"{}"}}}}"#,
+        "x".repeat(70 * 1024)
+    );
+    c.send_raw(line.as_bytes());
+    c.send_raw(b"\n");
+    let r: Value = serde_json::from_str(&c.read_line().expect("an answer")).unwrap();
+    assert_contract_refusal(&r, "not valid!", "invalid_request");
+    assert!(
+        r["message"].as_str().unwrap().contains("longer than"),
+        "{r}"
+    );
+    assert_eq!(c.read_line(), None, "the connection closes");
+    // Named the v1 way, the same line keeps the v1 shape.
+    let mut c = d.client();
+    c.send_raw(line.replace(PAY, "pay").as_bytes());
+    c.send_raw(b"\n");
+    let v: Value = serde_json::from_str(&c.read_line().expect("an answer")).unwrap();
+    assert_eq!(v["reason"], "invalid_request", "{v}");
+    assert!(v.get("action").is_none(), "{v}");
+}
+
+#[test]
+fn busy_named_the_contract_way_is_refused_in_the_contract_shape() {
+    let d = Daemon::start_with(Some("[api]\nmax_connections = 1\n"), &[]);
+    let mut running = d.client();
+    running.send_raw(
+        format!(
+            "{}\n",
+            json!({"action": "pay", "request_id": "slow", "amount": 100,
+                "params": {"delay_ms": 3000}})
+        )
+        .as_bytes(),
+    );
+    // Until the slow sale has begun, the one connection is idle and a newcomer takes it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let in_flight = || -> i64 {
+        let conn = rusqlite::Connection::open(d.state.join("journal.sqlite")).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM operations WHERE state = 'in_flight'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+    };
+    while in_flight() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow sale never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut c = d.client();
+    c.send_raw(
+        format!(
+            "{}\n",
+            json!({"action": PAY, "request_id": "b-1", "amount": 5})
+        )
+        .as_bytes(),
+    );
+    let r: Value = serde_json::from_str(&c.read_line().expect("an answer")).unwrap();
+    assert_contract_refusal(&r, "b-1", "busy");
+    assert_eq!(c.read_line(), None, "the busy connection is closed");
+    let done: Value = serde_json::from_str(&running.read_line().unwrap()).unwrap();
+    assert_eq!(done["code"], 0, "{done}");
 }

@@ -22,24 +22,28 @@ pub async fn answer(
     peer: &Peer,
     line: &[u8],
 ) -> String {
-    let (answer, lifepos_action) = v1_answer(engine, devices, peer, line).await;
+    let (answer, lifepos_action, sent_id) = v1_answer(engine, devices, peer, line).await;
     match lifepos_action {
-        Some(action) => protocol::contract_line(&answer, &action),
+        Some(action) => protocol::contract_line(&answer, &action, sent_id.as_deref()),
         None => answer,
     }
 }
 
-/// The v1 answer line, and the LIFE POS action name when the request used one.
+/// The v1 answer line, the LIFE POS action name when the request used one, and the
+/// request_id as sent when the request was refused (for the contract's echo, valid or not).
 async fn v1_answer(
     engine: &Arc<Engine>,
     devices: &Arc<DeviceManager>,
     peer: &Peer,
     line: &[u8],
-) -> (String, Option<String>) {
+) -> (String, Option<String>, Option<String>) {
     let parsed = protocol::parse_request(line);
-    let lifepos_action = match &parsed {
-        Ok(req) => req.lifepos_action.clone(),
-        Err(rejection) => rejection.lifepos_action.clone(),
+    let (lifepos_action, sent_id) = match &parsed {
+        Ok(req) => (req.lifepos_action.clone(), None),
+        Err(rejection) => (
+            rejection.lifepos_action.clone(),
+            protocol::peek(line).request_id,
+        ),
     };
     let answer = match parsed {
         Ok(req) if req.action.needs_admin() && !peer.operate => {
@@ -83,7 +87,7 @@ async fn v1_answer(
             rejection.into_response().to_line()
         }
     };
-    (answer, lifepos_action)
+    (answer, lifepos_action, sent_id)
 }
 
 async fn device_action(devices: &DeviceManager, req: Request) -> String {
@@ -115,8 +119,28 @@ async fn device_action(devices: &DeviceManager, req: Request) -> String {
     }
 }
 
-/// The answer to a line longer than [`protocol::MAX_LINE`]; the connection then closes.
-pub fn too_long() -> String {
+/// A refusal made before a request could be parsed, in the shape the request asked for: the
+/// LIFE POS contract's when its action (read from `line` by `protocol::peek`, which may be
+/// only the start of the line, or empty) is one of the contract's, with its request_id echoed
+/// as sent; else v1.
+fn in_asked_shape(v1: String, line: &[u8]) -> String {
+    let peeked = protocol::peek(line);
+    match peeked
+        .action
+        .filter(|a| a.starts_with(protocol::LIFEPAY_PREFIX))
+    {
+        Some(action) => protocol::contract_line(&v1, &action, peeked.request_id.as_deref()),
+        None => v1,
+    }
+}
+
+/// The answer to a line longer than [`protocol::MAX_LINE`] (`start`: its first bytes); the
+/// connection then closes.
+pub fn too_long(start: &[u8]) -> String {
+    in_asked_shape(too_long_v1(), start)
+}
+
+fn too_long_v1() -> String {
     Response::error(
         None,
         Default::default(),
@@ -130,26 +154,30 @@ pub fn too_long() -> String {
     .to_line()
 }
 
-/// The one answer a peer outside `api.allowed_groups` gets before it is disconnected.
-pub fn unauthorized(uid: u32) -> String {
-    Response::error(
+/// The one answer a peer outside `api.allowed_groups` gets before it is disconnected
+/// (`first`: what arrived of its first request, maybe nothing).
+pub fn unauthorized(uid: u32, first: &[u8]) -> String {
+    let v1 = Response::error(
         None,
         Default::default(),
         ErrorType::DefaultError,
         "unauthorized",
         format!("user {uid} may not use posbridge: add it to a group listed in api.allowed_groups"),
     )
-    .to_line()
+    .to_line();
+    in_asked_shape(v1, first)
 }
 
-/// The answer to a connection beyond `api.max_connections`; it then closes.
-pub fn busy(limit: usize) -> String {
-    Response::error(
+/// The answer to a connection beyond `api.max_connections`; it then closes (`first`: what
+/// arrived of its first request, maybe nothing).
+pub fn busy(limit: usize, first: &[u8]) -> String {
+    let v1 = Response::error(
         None,
         Default::default(),
         ErrorType::DefaultError,
         "busy",
         format!("posbridge is serving its limit of {limit} connections; try again shortly"),
     )
-    .to_line()
+    .to_line();
+    in_asked_shape(v1, first)
 }

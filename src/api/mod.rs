@@ -3,5 +3,6 @@
 
 pub mod access;
 pub mod handler;
+mod lines;
 pub mod protocol;
 pub mod server;

@@ -11,10 +11,12 @@
 //! contract's answer shape, into which a v1 answer is turned at the edge.
 
 mod lifepos;
+mod peek;
 mod request;
 mod response;
 
 pub use lifepos::{contract_line, LIFEPOS_FIELDS};
+pub use peek::{peek, Peeked};
 pub use request::{parse_request, valid_request_id, Rejection, Request, Resolution};
 pub use response::{ErrorType, Response};
 

@@ -16,14 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::access::{Access, Peer};
+use super::lines::{Frame, Lines};
 use super::{handler, protocol};
 use crate::device::manager::DeviceManager;
 use crate::engine::Engine;
@@ -39,6 +40,10 @@ pub struct Server {
 
 /// How long a newcomer waits for an evicted idle connection to let go of its slot.
 const EVICTION_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a refused connection (busy, unauthorized) is read for its first request, so the
+/// refusal can be answered in the shape that request asked for (the LIFE POS contract's).
+const FIRST_LINE_WAIT: Duration = Duration::from_millis(250);
 
 /// How long, at shutdown, an answer waits for a client that does not read it.
 const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(5);
@@ -143,7 +148,8 @@ impl Server {
                 );
                 self.tasks.spawn(async move {
                     let mut stream = stream;
-                    let _ = write_line(&mut stream, &handler::unauthorized(peer.uid)).await;
+                    let first = first_line(&mut stream).await;
+                    let _ = write_line(&mut stream, &handler::unauthorized(peer.uid, &first)).await;
                 });
                 continue;
             }
@@ -161,7 +167,8 @@ impl Server {
                 let limit = self.max_connections;
                 self.tasks.spawn(async move {
                     let mut stream = stream;
-                    let _ = write_line(&mut stream, &handler::busy(limit)).await;
+                    let first = first_line(&mut stream).await;
+                    let _ = write_line(&mut stream, &handler::busy(limit, &first)).await;
                 });
                 continue;
             };
@@ -178,6 +185,27 @@ impl Server {
             });
         }
     }
+}
+
+/// What arrives of a refused connection's first line within [`FIRST_LINE_WAIT`] (at most
+/// [`protocol::MAX_LINE`] bytes, without the newline); empty when nothing came.
+async fn first_line(stream: &mut UnixStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(FIRST_LINE_WAIT, async {
+        let mut chunk = [0u8; 4096];
+        while buf.len() <= protocol::MAX_LINE && !buf.contains(&b'\n') {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    if let Some(end) = buf.iter().position(|b| *b == b'\n') {
+        buf.truncate(end);
+    }
+    buf.truncate(protocol::MAX_LINE);
+    buf
 }
 
 async fn write_line(stream: &mut (impl AsyncWriteExt + Unpin), line: &str) -> std::io::Result<()> {
@@ -212,9 +240,7 @@ async fn serve(
     id: u64,
 ) {
     let (read, mut write) = stream.into_split();
-    let codec =
-        AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), protocol::MAX_LINE);
-    let mut lines = FramedRead::new(read, codec);
+    let mut lines = FramedRead::new(read, Lines::default());
     loop {
         let next = tokio::select! {
             _ = stop.stopped() => return,
@@ -222,12 +248,12 @@ async fn serve(
         };
         let line = match next {
             None => return,
-            Some(Ok(line)) => line,
-            Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
-                let _ = write_line(&mut write, &handler::too_long()).await;
+            Some(Ok(Frame::Line(line))) => line,
+            Some(Ok(Frame::TooLong(start))) => {
+                let _ = write_line(&mut write, &handler::too_long(&start)).await;
                 return;
             }
-            Some(Err(AnyDelimiterCodecError::Io(e))) => {
+            Some(Err(e)) => {
                 log::debug!("connection read failed: {e}");
                 return;
             }

@@ -7,8 +7,20 @@ use crate::clock::now_rfc3339;
 use crate::journal::{Entry, State};
 use crate::provider::{Operation, Outcome};
 
-/// The journal state and the response for `outcome`.
-pub fn build(op: &Operation, outcome: Outcome) -> (State, Response) {
+/// How an unknown outcome is answered: `unknown_result_error` where a status check (and so
+/// get_result) can settle it later, else `default_error` (the LIFE POS contract gives
+/// `unknown_result_error` only where get_result can answer; see `Provider::status_can_settle`).
+/// Either way the operation stays unknown in the journal, for the reconciler or an operator.
+pub fn unknown_type(askable: bool) -> ErrorType {
+    if askable {
+        ErrorType::UnknownResultError
+    } else {
+        ErrorType::DefaultError
+    }
+}
+
+/// The journal state and the response for `outcome`; `askable`: see [`unknown_type`].
+pub fn build(op: &Operation, outcome: Outcome, askable: bool) -> (State, Response) {
     let id = Some(op.request_id.clone());
     let meta = op.metadata.clone();
     match outcome {
@@ -64,17 +76,38 @@ pub fn build(op: &Operation, outcome: Outcome) -> (State, Response) {
         ),
         // The engine weighs a "not found" against the evidence before it gets here
         // (`Engine::weigh`); should one get through, it is not taken as "nothing charged".
+        Outcome::Unknown(f) | Outcome::NotFound(f) if !askable => {
+            let f = not_askable(op, f);
+            (
+                State::Unknown,
+                Response::error(id, meta, unknown_type(false), &f.reason, f.message),
+            )
+        }
         Outcome::Unknown(f) | Outcome::NotFound(f) => (
             State::Unknown,
-            Response::error(
-                id,
-                meta,
-                ErrorType::UnknownResultError,
-                &f.reason,
-                f.message,
-            ),
+            Response::error(id, meta, unknown_type(true), &f.reason, f.message),
         ),
     }
+}
+
+/// An unknown outcome no status check can settle: a person must (`manual_check`).
+pub fn not_askable(op: &Operation, f: crate::provider::Failure) -> crate::provider::Failure {
+    if f.reason == super::evidence::MANUAL_CHECK {
+        return f;
+    }
+    crate::provider::Failure::new(
+        super::evidence::MANUAL_CHECK,
+        format!(
+            "The outcome of this {} is not known ({}), and {} cannot be asked about it later: \
+             check it by hand (backend id {}) before doing it again, then settle it with \
+             `posbridge resolve {}`.",
+            op.kind.as_str(),
+            f.reason,
+            op.provider,
+            op.backend_id,
+            op.request_id
+        ),
+    )
 }
 
 /// One line for the log: the status or the reason, never card data.

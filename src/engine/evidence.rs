@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Engine, ErrorType};
+use super::Engine;
 use crate::journal::{Entry, State};
 use crate::provider::{Failure, Operation, Outcome};
 
@@ -114,7 +114,7 @@ impl Engine {
         let line = super::error(
             &op.request_id,
             &op.metadata,
-            ErrorType::UnknownResultError,
+            super::answer::unknown_type(self.askable(op)),
             &f.reason,
             f.message,
         );

@@ -271,3 +271,79 @@ proptest! {
         })?;
     }
 }
+
+/// A provider that can never be asked about an operation (an IOT Pay refund, a reader's
+/// shift close).
+struct Unaskable;
+
+#[async_trait]
+impl Provider for Unaskable {
+    fn name(&self) -> &'static str {
+        "iotpay"
+    }
+    fn default_currency(&self) -> &str {
+        "USD"
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+    fn status_schedule(&self) -> &[Duration] {
+        const SCHEDULE: &[Duration] = &[Duration::from_millis(10)];
+        SCHEDULE
+    }
+    fn status_can_settle(&self, _kind: provider::OpKind) -> bool {
+        false
+    }
+    async fn execute(&self, _op: &Operation) -> Outcome {
+        Outcome::Unknown(Failure::new("timeout", "the answer was lost"))
+    }
+    async fn status(&self, _op: &Operation) -> Outcome {
+        Outcome::Unknown(Failure::new("timeout", "cannot be asked"))
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_get_result_can_never_settle_is_a_default_error_kept_open_for_a_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal =
+        Arc::new(Journal::open(&dir.path().join("j.sqlite"), 50, Batching::default()).unwrap());
+    let (engine, _queue) = Engine::new(
+        journal.clone(),
+        vec![Arc::new(Unaskable)],
+        "iotpay".into(),
+        TaskTracker::new(),
+    );
+    let req = parse_request(br#"{"action":"pay","request_id":"u1","amount":5}"#).unwrap();
+    let v: Value = serde_json::from_str(&engine.handle(req).await).unwrap();
+    assert_eq!(v["error_type"], "default_error", "{v}");
+    assert_eq!(v["reason"], "manual_check", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("posbridge resolve u1"),
+        "{v}"
+    );
+    assert_eq!(journal.get("u1").unwrap().unwrap().state, State::Unknown);
+    // get_result answers the same, and the operation stays open.
+    let req = parse_request(br#"{"action":"get_result","request_id":"u1"}"#).unwrap();
+    let again: Value = serde_json::from_str(&engine.handle(req).await).unwrap();
+    assert_eq!(again, v);
+    // Interrupted by a restart: the same shape, not unknown_result_error.
+    let intent = crate::journal::Intent {
+        request_id: "u2".into(),
+        action: "pay".into(),
+        provider: "iotpay".into(),
+        operation: serde_json::json!({"request_id": "u2", "kind": "pay", "provider": "iotpay",
+            "amount": 5, "currency": "USD", "created_at": "2026-01-01T00:00:00Z",
+            "backend_id": "P0"})
+        .to_string(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+    };
+    journal.begin(intent).await.unwrap();
+    engine.recover().await.unwrap();
+    let stored: Value =
+        serde_json::from_str(&journal.get("u2").unwrap().unwrap().response.unwrap()).unwrap();
+    assert_eq!(stored["error_type"], "default_error", "{stored}");
+    assert_eq!(stored["reason"], "manual_check", "{stored}");
+}

@@ -155,15 +155,30 @@ impl Engine {
         let interrupted = self.journal.in_state(State::InFlight)?;
         for entry in &interrupted {
             let (id, metadata) = stored_identity(entry);
-            let line = error(
-                &id,
-                &metadata,
-                ErrorType::UnknownResultError,
+            let interrupted = Failure::new(
                 "interrupted",
                 "The daemon stopped while this operation was running; its outcome is being \
-                 checked with the provider. Ask again with get_result."
-                    .into(),
+                 checked with the provider. Ask again with get_result.",
             );
+            let line = match serde_json::from_str::<Operation>(&entry.operation) {
+                Ok(op) if !self.askable(&op) => {
+                    let f = answer::not_askable(&op, interrupted);
+                    error(
+                        &id,
+                        &metadata,
+                        ErrorType::DefaultError,
+                        &f.reason,
+                        f.message,
+                    )
+                }
+                _ => error(
+                    &id,
+                    &metadata,
+                    ErrorType::UnknownResultError,
+                    &interrupted.reason,
+                    interrupted.message,
+                ),
+            };
             self.journal
                 .settle(&entry.request_id, State::Unknown, line)
                 .await?;
@@ -336,7 +351,7 @@ impl Engine {
     async fn settle(&self, op: &Operation, outcome: Outcome) -> String {
         let outcome = self.weigh(op, outcome);
         let label = stats::label(&outcome);
-        let (state, response) = answer::build(op, outcome);
+        let (state, response) = answer::build(op, outcome, self.askable(op));
         let line = response.to_line();
         let ids = (
             op.request_id.as_str(),
@@ -384,6 +399,13 @@ impl Engine {
                 )
             }
         }
+    }
+
+    /// Whether get_result can ever settle `op` once its outcome is unknown.
+    fn askable(&self, op: &Operation) -> bool {
+        self.providers
+            .get(op.provider.as_str())
+            .is_none_or(|p| p.status_can_settle(op.kind))
     }
 
     /// Runs `work` while no other status check (nor an operator's decision) of `id` runs.

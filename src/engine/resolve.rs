@@ -147,7 +147,7 @@ impl Engine {
             "{id} settled by an operator ({by}) as {}: {note}", decision.as_str());
         let outcome = outcome(&op, decision, record);
         let label = super::stats::label(&outcome);
-        let (state, response) = answer::build(&op, outcome);
+        let (state, response) = answer::build(&op, outcome, true);
         debug_assert_eq!(state, State::Final);
         match self.journal.settle(id, state, response.to_line()).await {
             Ok(true) => {

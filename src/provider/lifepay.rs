@@ -354,6 +354,11 @@ impl Provider for Lifepay {
         }
     }
 
+    fn status_can_settle(&self, kind: OpKind) -> bool {
+        // The reader keeps results of sales, refunds and cancels, not of shift closes.
+        kind != OpKind::CloseShift
+    }
+
     async fn status(&self, op: &Operation) -> Outcome {
         if op.kind == OpKind::CloseShift {
             return Outcome::Unknown(Failure::new(

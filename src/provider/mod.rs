@@ -364,6 +364,14 @@ pub trait Provider: Send + Sync {
     async fn execute(&self, op: &Operation) -> Outcome;
     /// Asks the backend what became of `op`. Never moves money.
     async fn status(&self, op: &Operation) -> Outcome;
+    /// Whether a status check can ever find out what became of an operation of `kind` whose
+    /// outcome is unknown. When it cannot (an IOT Pay refund: no refund query; a reader's
+    /// shift close), the LIFE POS contract forbids `unknown_result_error` (it promises that
+    /// get_result can settle it): the answer is then a `default_error` with reason
+    /// `manual_check`, and the operation stays open in the journal for `posbridge resolve`.
+    fn status_can_settle(&self, _kind: OpKind) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -162,13 +162,15 @@ struct Contract<'a> {
 /// The contract's shape of a v1 answer line, for a request whose action was `action` (the
 /// full name as sent). `data` becomes the JSON string of the v1 `data` object; an error keeps
 /// `error_type` and `message`, and its v1 `reason` moves into `log` (the contract has no
-/// `reason` field). A request_id the request did not carry (or carried invalid) is generated.
-pub fn contract_line(v1: &str, action: &str) -> String {
+/// `reason` field). A refused request's request_id is echoed as it was sent (`sent`), even
+/// when it is not a valid id; one the request did not carry is generated.
+pub fn contract_line(v1: &str, action: &str, sent: Option<&str>) -> String {
     let Ok(r) = serde_json::from_str::<Response>(v1) else {
         return v1.to_owned();
     };
     let request_id = r
         .request_id
+        .or_else(|| sent.map(str::to_owned))
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let answer = if r.code == 0 {
         Contract {
@@ -318,7 +320,7 @@ mod tests {
     #[test]
     fn a_v1_success_becomes_the_contract_shape_with_data_as_a_string() {
         let v1 = r#"{"code":0,"request_id":"r1","metadata":{"k":"v"},"data":{"status":"approved","amount":5}}"#;
-        let line = contract_line(v1, PAY);
+        let line = contract_line(v1, PAY, None);
         assert_eq!(
             line,
             r#"{"code":0,"request_id":"r1","metadata":{"k":"v"},"action":"ru.lifepay.checkout.payment_terminal.transaction.pay","data":"{\"status\":\"approved\",\"amount\":5}"}"#
@@ -335,7 +337,7 @@ mod tests {
             "ask again",
         )
         .to_line();
-        let c: Value = serde_json::from_str(&contract_line(&v1, PAY)).unwrap();
+        let c: Value = serde_json::from_str(&contract_line(&v1, PAY, None)).unwrap();
         let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,

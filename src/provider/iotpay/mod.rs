@@ -381,6 +381,11 @@ impl Provider for IotPay {
         }
     }
 
+    fn status_can_settle(&self, kind: OpKind) -> bool {
+        // IOT Pay documents no refund query.
+        kind != OpKind::Refund
+    }
+
     async fn status(&self, op: &Operation) -> Outcome {
         match op.kind {
             OpKind::Pay => self.query(op).await,
