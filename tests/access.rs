@@ -1,6 +1,6 @@
 //! Socket access control: peers are checked with SO_PEERCRED against api.allowed_groups and
 //! api.admin_groups. The "other user" is `nobody` (group `nogroup`), made with `setpriv`, which
-//! needs root: without root these tests say so and do nothing.
+//! needs root: without root these tests fail on CI and say SKIPPED elsewhere (common::skip).
 
 mod common;
 
@@ -10,10 +10,7 @@ use std::process::{Command, Output};
 use common::{Daemon, BIN};
 use serde_json::Value;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+use common::skip::is_root;
 
 /// Runs the CLI as nobody:nogroup against `d`, after opening the path to its socket.
 fn as_nobody(d: &Daemon, args: &[&str]) -> Output {
@@ -42,8 +39,7 @@ fn answer(out: &Output) -> Value {
 #[test]
 fn a_peer_outside_the_allowed_groups_gets_one_unauthorized_answer() {
     if !is_root() {
-        eprintln!("skipped: needs root to act as another user");
-        return;
+        return common::skip::cannot_run("needs root to act as another user");
     }
     let d = Daemon::start_with(Some("[api]\nallowed_groups = [\"root\"]\n"), &[]);
     let out = as_nobody(
@@ -70,8 +66,7 @@ fn a_peer_outside_the_allowed_groups_gets_one_unauthorized_answer() {
 #[test]
 fn a_member_of_an_allowed_group_may_pay() {
     if !is_root() {
-        eprintln!("skipped: needs root to act as another user");
-        return;
+        return common::skip::cannot_run("needs root to act as another user");
     }
     let d = Daemon::start_with(Some("[api]\nallowed_groups = [\"nogroup\"]\n"), &[]);
     let a = answer(&as_nobody(&d, &["pay", "--amount", "100"]));
@@ -81,8 +76,7 @@ fn a_member_of_an_allowed_group_may_pay() {
 #[test]
 fn admin_groups_limit_money_operations_but_not_reading() {
     if !is_root() {
-        eprintln!("skipped: needs root to act as another user");
-        return;
+        return common::skip::cannot_run("needs root to act as another user");
     }
     let config = "[api]\nallowed_groups = [\"nogroup\"]\nadmin_groups = [\"root\"]\n";
     let d = Daemon::start_with(Some(config), &[]);
@@ -114,8 +108,7 @@ fn admin_groups_limit_money_operations_but_not_reading() {
 #[test]
 fn a_peer_outside_the_allowed_groups_asking_the_contract_way_is_refused_in_that_shape() {
     if !is_root() {
-        eprintln!("skipped: needs root to act as another user");
-        return;
+        return common::skip::cannot_run("needs root to act as another user");
     }
     let d = Daemon::start_with(Some("[api]\nallowed_groups = [\"root\"]\n"), &[]);
     for p in [d.dir.path(), d.socket.as_path()] {

@@ -41,8 +41,9 @@ fn run(promtool: &Path, args: &[&str]) {
 #[test]
 fn the_alert_rules_pass_their_promtool_tests() {
     let Some(promtool) = promtool() else {
-        eprintln!("skipped: promtool is not installed (apt-get install prometheus; .ci/deps does)");
-        return;
+        return common::skip::cannot_run(
+            "promtool is not installed (apt-get install prometheus; .ci/deps does)",
+        );
     };
     run(&promtool, &["check", "rules", RULES]);
     run(&promtool, &["test", "rules", CASES]);

@@ -17,8 +17,9 @@ fn a_user_without_access_to_the_socket_is_told_which_group_it_lacks() {
     let root = unsafe { libc::geteuid() } == 0;
     let mut cmd = if root {
         if Command::new("setpriv").arg("--version").output().is_err() {
-            println!("SKIP: root without setpriv (util-linux) cannot drop to another user");
-            return;
+            return common::skip::cannot_run(
+                "root without setpriv (util-linux) cannot drop to another user",
+            );
         }
         let mut c = Command::new("setpriv");
         c.args([

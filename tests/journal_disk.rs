@@ -4,8 +4,8 @@
 //! LD_PRELOAD shim (tests/fixtures/fault_shim.c, built here with `cc`). The rule: never
 //! acknowledge what is not durable, never lose what was acknowledged, say what is wrong, and
 //! work again when the fault goes (a full disk: at once; an I/O error: after a restart, which
-//! the stopped watchdog makes systemd do). Mounting needs root: those tests print why they
-//! skip otherwise (CI runs as root, so there they run).
+//! the stopped watchdog makes systemd do). Mounting needs root: without it (or when a mount
+//! fails) those tests fail on CI and say SKIPPED elsewhere (common::skip).
 
 mod common;
 
@@ -52,10 +52,7 @@ macro_rules! or_skip {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(why) => {
-                eprintln!("SKIP {}: {why}", module_path!());
-                return;
-            }
+            Err(why) => return common::skip::cannot_run(&why),
         }
     };
 }

@@ -1,12 +1,12 @@
 //! udev/70-posbridge.rules: the syntax udev accepts and the keys operations rely on
-//! (docs/operations.md). Debian 12's udev (252) has no `udevadm verify`, so the rules are
-//! parsed here; where `udevadm verify` exists it is run as well.
+//! (docs/operations.md). Debian 12's udev (252), here and in CI, has no `udevadm verify` (a
+//! test that ran it where it exists never ran anywhere, and passed): the rules are parsed
+//! here, and the VM stage has the real udev apply them to a USB serial reader (hil/vm part 3,
+//! `usb.*`: the /dev/posbridge name, group and mode).
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 const RULES: &str = include_str!("../udev/70-posbridge.rules");
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/udev/70-posbridge.rules");
 
 /// One `KEY{attr}op"value"` of a rule line.
 #[derive(Debug)]
@@ -218,18 +218,4 @@ fn ports_get_the_group_mode_name_and_tags_operations_rely_on() {
             .any(|l| l.starts_with(r#"SUBSYSTEM=="tty", GOTO="posbridge_tty""#)),
         "tty events must branch off before last_rule"
     );
-}
-
-#[test]
-fn udevadm_verify_accepts_the_rules_where_it_exists() {
-    let Ok(out) = Command::new("udevadm").args(["verify", PATH]).output() else {
-        eprintln!("skipped: no udevadm on this machine");
-        return;
-    };
-    let text = String::from_utf8_lossy(&out.stderr);
-    if text.contains("Unknown command") || text.contains("unknown command") {
-        eprintln!("skipped: this udevadm has no verify (systemd < 253)");
-        return;
-    }
-    assert!(out.status.success(), "udevadm verify: {text}");
 }

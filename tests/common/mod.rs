@@ -9,6 +9,7 @@ pub mod kill_loop;
 pub mod paysera;
 pub mod replica;
 pub mod scrape;
+pub mod skip;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
