@@ -2,10 +2,23 @@
 //! CC_PAX), and refunds, as IOT Pay's "POS Semi-Integration" document describes them. It owns
 //! the order of calls and what each answer means for the sale; the wire format is `wire.rs`,
 //! the reading of an answer `answer.rs`, what the cashier is told `says.rs`, the receipt
-//! `receipt.rs`, refunds `refund.rs`, the
-//! doctor's signed probe `probe.rs`. It must never send create_order twice for one operation
-//! (after a lost answer it only asks query_order), never re-send refund_order, never believe
-//! an answer whose `sign` does not verify, and never log the key or a card number.
+//! `receipt.rs`, refunds `refund.rs`, the doctor's signed probe `probe.rs`. It must never send
+//! create_order twice for one operation (after a lost answer it only asks query_order), never
+//! re-send refund_order, never believe an answer whose `sign` does not verify, never act on
+//! an answer that shows the order before it is journaled as evidence, never read a refusal's
+//! words for what became of the sale, and never log the key or a card number.
+//!
+//! Evidence: a verified create_order or query_order answer that carries our order (payOrder,
+//! or a query_order answer with the order at its top level naming our mchOrderNo), whatever
+//! its status, is witnessed ([`crate::provider::Progress::witness`]) before it is acted on.
+//! From then on "no such order" is a contradiction, handed to the engine as
+//! [`Outcome::NotFound`] at once: the sale stays unknown, never "nothing charged".
+//!
+//! Refusals: a create_order FAIL without an order is followed by one query_order by our own
+//! number (a proxy's resend is answered "already exists", and words like "Transaction
+//! refused" must not be matched for "used"): an order there is followed; "no such order" ends
+//! the sale with IOT Pay's words (as `NotFound`: it rests on an absence); the same refusal
+//! again (the account itself is refused) stands; anything else is checked on the schedule.
 //!
 //! Ids: mchOrderNo / mchRefundNo is the operation's own backend id (`wire::mch_order_no`).
 //!
@@ -16,10 +29,10 @@
 //! (default 90 s). If its answer is lost or cannot be read, `execute` asks query_order on the
 //! status schedule for up to `min(timeout_ms, 20 s)` more ([`Provider::timeout`] is the sum),
 //! then leaves the rest to the reconciler. The default schedule is IOT Pay's advice: every 2 s
-//! for a minute, then 5, 10, 30 and every 60 s. "No such order" ends the sale (nothing
-//! charged) only once `not_found_final_ms` (default 60 s, the document's "last one minute at
-//! least") has passed since the create_order wait ended AND query_order has been answering
-//! "no such order" for that long in this process (see [`IotPay::not_found`]).
+//! for a minute, then 5, 10, 30 and every 60 s. Without evidence, "no such order" ends the
+//! sale (nothing charged) only once `not_found_final_ms` (default 60 s, the document's "last
+//! one minute at least") has passed since the create_order wait ended AND query_order has
+//! been answering "no such order" for that long in this process (see [`IotPay::not_found`]).
 //!
 //! Refunds: IOT Pay documents no refund query and no deduplication of mchRefundNo, so a
 //! refund whose answer was lost stays unknown (`manual_check`) and names the mchRefundNo to

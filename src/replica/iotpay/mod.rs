@@ -5,7 +5,7 @@
 //! whose field `params` holds the JSON parameters (the form fields themselves are accepted
 //! too); it is checked against the document's table (`check.rs`: required fields, types,
 //! lengths, channel CC_PAX, notifyUrl, a non-empty extra) and its `sign` verified with the
-//! merchant key. Every answer, refusals included, carries a `sign` (the document lists it as
+//! merchant key by the replica's own signing code (`sign.rs`, not the client's). Every answer, refusals included, carries a `sign` (the document lists it as
 //! required), made with the merchant key or option `response_key`. It keeps orders, refunds
 //! and a count of money-moving calls per mchOrderNo / mchRefundNo in its state file
 //! (`GET /_replica/state`). It is test equipment and must never move real money.
