@@ -434,3 +434,88 @@ fn an_order_seen_before_is_a_contradiction_at_once() {
     );
     assert!(!is_final(&p.not_found(&op(time::Duration::hours(1)), &no)));
 }
+
+mod shapes {
+    //! Over many answer shapes: nothing is acted on as an order that was not witnessed first.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn code() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!("SUCCESS")),
+            Just(json!("FAIL")),
+            Just(Value::Null),
+            Just(json!("OK"))
+        ]
+    }
+
+    fn number() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!(OURS)),
+            Just(json!("someone-else")),
+            Just(Value::Null)
+        ]
+    }
+
+    fn status() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            (0i64..12).prop_map(|s| json!(s)),
+            Just(json!("2")),
+            Just(Value::Null)
+        ]
+    }
+
+    fn answer() -> impl Strategy<Value = Map<String, Value>> {
+        (
+            code(),
+            code(),
+            prop::option::of((status(), number())),
+            number(),
+            prop::option::of(status()),
+            prop_oneof![
+                Just("Transaction refused"),
+                Just("order does not exist"),
+                Just("mchOrderNo already exists")
+            ],
+        )
+            .prop_map(|(ret, res, order, top_no, top_status, msg)| {
+                let mut m = map(json!({"retCode": ret, "resCode": res, "retMsg": msg,
+                    "mchOrderNo": top_no}));
+                if let Some((status, no)) = order {
+                    m.insert(
+                        "payOrder".into(),
+                        json!({"status": status, "mchOrderNo": no, "amount": 100,
+                               "payOrderId": "CP1", "extra": DOCUMENT_PAID_EXTRA}),
+                    );
+                }
+                if let Some(status) = top_status {
+                    m.insert("status".into(), status);
+                    m.insert("amount".into(), json!(100));
+                }
+                m
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #[test]
+        fn every_reading_that_acts_on_an_order_has_witnessed_it(
+            m in answer(),
+            create in any::<bool>(),
+        ) {
+            let call = if create { Call::Create } else { Call::Query };
+            let reading = read_order(&m, call, OURS);
+            let shown = evidence(&m, call, OURS);
+            if matches!(reading, Reading::Paid(_) | Reading::Declined(_) | Reading::Pending(_)) {
+                prop_assert!(shown.is_some(), "{reading:?} without evidence: {m:?}");
+            }
+            if matches!(reading, Reading::NotFound | Reading::Refused(_)) {
+                prop_assert!(shown.is_none(), "{reading:?} with evidence {shown:?}: {m:?}");
+            }
+            // Never approved unless both codes are SUCCESS and the status is 2 or 3.
+            if let Reading::Paid(_) = reading {
+                prop_assert!(m["retCode"] == "SUCCESS" && m["resCode"] == "SUCCESS");
+            }
+        }
+    }
+}
