@@ -248,10 +248,13 @@ impl IotPay {
     /// question that fails leaves the sale to query_order on the schedule.
     async fn after_refusal(&self, op: &Operation, started: Instant, msg: String) -> Outcome {
         let id = op.request_id.as_str();
+        let no = wire::mch_order_no(op);
         log::warn!(request_id = id; "create_order refused: \"{msg}\"; asking query_order once whether the order exists");
         match self.ask(op).await {
-            Asked::NoOrder => Outcome::NotFound(rejected(&msg)),
-            Asked::Refused(again) if again == msg => Outcome::Failed(rejected(&msg)),
+            Asked::NoOrder => self.done(&no, Outcome::NotFound(rejected(&msg))),
+            Asked::Refused(again) if again == msg => {
+                self.done(&no, Outcome::Failed(rejected(&msg)))
+            }
             Asked::Refused(_) | Asked::Settled(Outcome::Unknown(_)) => {
                 let lost = Failure::new(
                     "in_progress",
