@@ -234,6 +234,8 @@ impl Config {
         }
         if let Some(p) = &self.providers.iotpay {
             check_currency(&p.currency).map_err(|r| invalid("providers.iotpay.currency", r))?;
+            p.check_fields()
+                .map_err(|(key, r)| invalid(&format!("providers.iotpay.{key}"), r))?;
             one_secret(&p.key, &p.key_file).map_err(|r| invalid("providers.iotpay.key", r))?;
             check_schedule(p.status_poll_ms.as_ref())
                 .map_err(|r| invalid("providers.iotpay.status_poll_ms", r))?;

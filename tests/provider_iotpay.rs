@@ -136,6 +136,8 @@ fn assert_error(a: &Value, error_type: &str, reason: &str) {
 
 #[path = "provider_iotpay/clock.rs"]
 mod clock;
+#[path = "provider_iotpay/evidence.rs"]
+mod evidence;
 #[path = "provider_iotpay/flows.rs"]
 mod flows;
 #[path = "provider_iotpay/not_final.rs"]

@@ -43,7 +43,6 @@ fn read(map: &Map<String, Value>) {
             Reading::Declined(_)
             | Reading::Pending(_)
             | Reading::NotFound
-            | Reading::Duplicate(_)
             | Reading::Refused(_)
             | Reading::Unrecognised(_) => {}
         }

@@ -88,6 +88,38 @@ fn default_channel() -> String {
     "CC_PAX".into()
 }
 
+impl IotPayConfig {
+    /// The fields create_order sends as they are, against document 002's table: mchId
+    /// String(30), channelId String(24), jobNo String(50) ("merchant login name"; also sent
+    /// as refund_order's loginName), each required. An empty one is refused rather than sent:
+    /// the signature rule leaves empty values out, so IOT Pay would get a required field
+    /// without a value. `Err((key, reason))` names the first key that does not fit.
+    pub fn check_fields(&self) -> Result<(), (&'static str, String)> {
+        for (key, field, value, max) in [
+            ("mch_id", "mchId", &self.mch_id, 30),
+            ("channel_id", "channelId", &self.channel_id, 24),
+            ("job_no", "jobNo", &self.job_no, 50),
+        ] {
+            if value.trim().is_empty() {
+                return Err((
+                    key,
+                    format!("is required: IOT Pay's create_order needs {field} with a value"),
+                ));
+            }
+            let n = value.chars().count();
+            if n > max {
+                return Err((
+                    key,
+                    format!(
+                        "is {n} characters; IOT Pay's {field} is at most {max} (String({max}))"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PayseraConfig {

@@ -1,5 +1,5 @@
 //! Sales as the document shows them: approved with the full receipt, the status-9 decline, a
-//! refusal before the bank, tip/cashback/surcharge, refunds, lost answers, a slow terminal, a
+//! refusal before the bank, amounts (asked, charged, tip, cashback and surcharge as sent), refunds, lost answers, a slow terminal, a
 //! killed daemon, forged answers and a request_id reused after the journal forgot it.
 
 use super::*;
@@ -108,18 +108,27 @@ fn a_paid_sale_carries_the_receipt_and_what_was_charged() {
     assert!(receipt.get("expireDate").is_none(), "{sale}");
     // The expiry date (the terminal sends "1022") is nowhere in the answer.
     assert!(!sale.to_string().contains("\"1022\""), "{sale}");
+    // `amount` is what the POS asked; `charged_amount` what IOT Pay says it charged.
     assert_eq!(sale["data"]["amount"], 1000);
+    assert_eq!(sale["data"]["charged_amount"], 1000, "{sale}");
     assert!(sale["data"].get("requested_amount").is_none(), "{sale}");
 
-    // The terminal added a tip, cashback and a surcharge: the answer says what was charged.
+    // The terminal added a tip (an integer beside payOrder.amount), cashback "10.00" and a
+    // surcharge "0.50" (strings of a unit the document never gives): the tip is told, the
+    // other two are kept exactly as sent, and no total is claimed that would leave them out.
     let tipped = t.pay("receipt-tip", 1071);
     assert_approved(&tipped);
     let d = &tipped["data"];
-    assert_eq!(d["amount"], 1071 + 200 + 1000 + 50, "{tipped}");
-    assert_eq!(d["requested_amount"], 1071);
+    assert_eq!(d["amount"], 1071, "{tipped}");
+    assert!(d.get("charged_amount").is_none(), "{tipped}");
+    assert!(d.get("requested_amount").is_none(), "{tipped}");
     assert_eq!(d["tip"], 200);
-    assert_eq!(d["cashback"], 1000);
-    assert_eq!(d["surcharge"], 50);
+    assert_eq!(d["cashback_amount_raw"], "10.00");
+    assert_eq!(d["surcharge_amount_raw"], "0.50");
+    assert!(
+        d.get("cashback").is_none() && d.get("surcharge").is_none(),
+        "{tipped}"
+    );
     assert_eq!(d["receipt"]["cashbackAmount"], "10.00");
     assert_eq!(d["receipt"]["tip"], 200);
     // get_result gives the same answer.

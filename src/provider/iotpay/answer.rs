@@ -24,18 +24,71 @@ pub enum Reading {
     /// Final, nothing charged: the terminal's decline (payOrder.status 4 or 9, or any status
     /// but 0..=3 in a create_order answer with both codes SUCCESS, as the document says).
     Declined(Failure),
-    /// Status 0 or 1 (created, paying), or a status query_order cannot call final.
+    /// Status 0 or 1 (created, paying), or a status query_order cannot call final. In
+    /// create_order's own answer with both codes SUCCESS, 0 and 1 are the document's "else:
+    /// error occurs" (002 lines 121-124): never a charge, and not a decline either while the
+    /// order may still be running; the text says so, with the terminal's receiptDisp.
     Pending(String),
-    /// "No such order" (resCode FAIL, retMsg/errCode saying the order does not exist).
+    /// "No such order" (resCode FAIL, errCode ORDER_NOT_EXIST or retMsg/errDes saying the
+    /// *order* does not exist).
     NotFound,
-    /// "This mchOrderNo already exists": never this sale's answer.
-    Duplicate(String),
-    /// A FAIL without an order: for create_order the document's "error occurs before sending
-    /// request to the bank" (nothing charged); for query_order only a failed question.
+    /// A FAIL without an order, with IOT Pay's words. Its words are never read for a meaning
+    /// ("used" is in "refused"): for create_order the provider asks query_order once by our
+    /// own number; for query_order it is only a failed question.
     Refused(String),
     /// A shape we do not know (missing codes, both SUCCESS without an order, a paid status
     /// with a FAIL code, another order's number, ...): the outcome stays unknown.
     Unrecognised(String),
+}
+
+/// The order an answer carries: payOrder (the document's shape), or, in a query_order answer
+/// without payOrder, the answer itself when it holds a `status` and names our mchOrderNo at
+/// the top level (a shape the document does not show; read, never left unknown for ever).
+/// `Err` when payOrder is there but is not an object, or the order is another one's.
+fn order_in<'a>(
+    map: &'a Map<String, Value>,
+    call: Call,
+    our_no: &str,
+) -> Result<Option<&'a Map<String, Value>>, String> {
+    let order = match map.get("payOrder") {
+        Some(Value::Object(o)) => o,
+        Some(Value::Null) | None => {
+            let flat = call == Call::Query
+                && map.contains_key("status")
+                && text(map, "mchOrderNo") == Some(our_no);
+            return Ok(flat.then_some(map));
+        }
+        Some(_) => return Err("payOrder is not an object".into()),
+    };
+    // Never another order's answer as ours (the number is in payOrder and, in the document's
+    // sample, at the top level too).
+    if let Some(no) = [text(order, "mchOrderNo"), text(map, "mchOrderNo")]
+        .into_iter()
+        .flatten()
+        .find(|no| *no != our_no)
+    {
+        return Err(format!("payOrder.mchOrderNo {no:?} is not ours"));
+    }
+    Ok(Some(order))
+}
+
+/// Whether a verified answer shows that our order exists at IOT Pay (any status, any codes):
+/// evidence, journaled before the answer is acted on. `Some(what was seen)` for the operator.
+pub fn evidence(map: &Map<String, Value>, call: Call, our_no: &str) -> Option<String> {
+    let order = order_in(map, call, our_no).ok()??;
+    let name = match call {
+        Call::Create => "create_order",
+        Call::Query => "query_order",
+    };
+    let status = order
+        .get("status")
+        .and_then(integer)
+        .map_or_else(|| "no status".to_owned(), |s| format!("status {s}"));
+    let id = order.get("payOrderId").and_then(as_text);
+    Some(format!(
+        "{name} answered with order {} ({status})",
+        id.map_or_else(|| our_no.to_owned(), |id| plain(&id))
+    ))
 }
 
 /// Reads a verified answer about the order `our_no`.
@@ -52,10 +105,9 @@ pub fn read_order(map: &Map<String, Value>, call: Call, our_no: &str) -> Reading
         ));
     }
     let both_ok = !any_fail;
-    let order = match map.get("payOrder") {
-        Some(Value::Object(o)) => Some(o),
-        Some(Value::Null) | None => None,
-        Some(_) => return Reading::Unrecognised("payOrder is not an object".into()),
+    let order = match order_in(map, call, our_no) {
+        Ok(order) => order,
+        Err(what) => return Reading::Unrecognised(what),
     };
     let Some(order) = order else {
         if both_ok {
@@ -64,21 +116,10 @@ pub fn read_order(map: &Map<String, Value>, call: Call, our_no: &str) -> Reading
         let why = reason(map);
         return if is_not_found(map, &why) {
             Reading::NotFound
-        } else if is_duplicate(&why) {
-            Reading::Duplicate(why)
         } else {
             Reading::Refused(why)
         };
     };
-    // Never another order's answer as ours (the number is in payOrder and, in the document's
-    // sample, at the top level too).
-    if let Some(no) = [text(order, "mchOrderNo"), text(map, "mchOrderNo")]
-        .into_iter()
-        .flatten()
-        .find(|no| *no != our_no)
-    {
-        return Reading::Unrecognised(format!("payOrder.mchOrderNo {no:?} is not ours"));
-    }
     let extra = receipt::order_extra(order);
     let shown = text(&extra, "receiptDisp").map(plain);
     let Some(status) = order.get("status").and_then(integer) else {
@@ -87,6 +128,11 @@ pub fn read_order(map: &Map<String, Value>, call: Call, our_no: &str) -> Reading
     match status {
         2 | 3 if both_ok => Reading::Paid(receipt::approval(order, &extra)),
         2 | 3 => Reading::Unrecognised(format!("status {status} with a FAIL code")),
+        0 | 1 if call == Call::Create && both_ok => Reading::Pending(format!(
+            "status {status}, which by the document's rule (paid only with status 2 or 3, \
+             \"else: error occurs\") is not a charge{}",
+            shown.map_or_else(String::new, |s| format!(": {s}"))
+        )),
         0 | 1 => Reading::Pending(format!("status {status}")),
         4 | 9 => Reading::Declined(declined(shown.as_deref(), status)),
         _ if call == Call::Create && both_ok => {
@@ -176,7 +222,9 @@ fn is_not_found(map: &Map<String, Value>, why: &str) -> bool {
             && (w.contains("not exist") || w.contains("not found") || w.contains("no such")))
 }
 
-/// Whether a refusal says the number was used before ("duplicate", "already exists", ...).
+/// Whether a refund refusal says the number was used before ("duplicate", "already exists",
+/// ...). Only for refund_order, which has no query to ask instead: a refusal read as a
+/// duplicate stays unknown (a manual check), the safe side of a misreading.
 pub fn is_duplicate(why: &str) -> bool {
     let w = why.to_ascii_lowercase();
     !w.contains("not exist")

@@ -1,10 +1,24 @@
 //! The `iotpay` provider: card sales on a PAX terminal driven from IOT Pay's cloud (channel
 //! CC_PAX), and refunds, as IOT Pay's "POS Semi-Integration" document describes them. It owns
 //! the order of calls and what each answer means for the sale; the wire format is `wire.rs`,
-//! the reading of an answer `answer.rs`, the receipt `receipt.rs`, refunds `refund.rs`, the
-//! doctor's signed probe `probe.rs`. It must never send create_order twice for one operation
-//! (after a lost answer it only asks query_order), never re-send refund_order, never believe
-//! an answer whose `sign` does not verify, and never log the key or a card number.
+//! the reading of an answer `answer.rs`, what the cashier is told `says.rs`, the receipt
+//! `receipt.rs`, refunds `refund.rs`, the doctor's signed probe `probe.rs`. It must never send
+//! create_order twice for one operation (after a lost answer it only asks query_order), never
+//! re-send refund_order, never believe an answer whose `sign` does not verify, never act on
+//! an answer that shows the order before it is journaled as evidence, never read a refusal's
+//! words for what became of the sale, and never log the key or a card number.
+//!
+//! Evidence: a verified create_order or query_order answer that carries our order (payOrder,
+//! or a query_order answer with the order at its top level naming our mchOrderNo), whatever
+//! its status, is witnessed ([`crate::provider::Progress::witness`]) before it is acted on.
+//! From then on "no such order" is a contradiction, handed to the engine as
+//! [`Outcome::NotFound`] at once: the sale stays unknown, never "nothing charged".
+//!
+//! Refusals: a create_order FAIL without an order is followed by one query_order by our own
+//! number (a proxy's resend is answered "already exists", and words like "Transaction
+//! refused" must not be matched for "used"): an order there is followed; "no such order" ends
+//! the sale with IOT Pay's words (as `NotFound`: it rests on an absence); the same refusal
+//! again (the account itself is refused) stands; anything else is checked on the schedule.
 //!
 //! Ids: mchOrderNo / mchRefundNo is the operation's own backend id (`wire::mch_order_no`).
 //!
@@ -15,10 +29,10 @@
 //! (default 90 s). If its answer is lost or cannot be read, `execute` asks query_order on the
 //! status schedule for up to `min(timeout_ms, 20 s)` more ([`Provider::timeout`] is the sum),
 //! then leaves the rest to the reconciler. The default schedule is IOT Pay's advice: every 2 s
-//! for a minute, then 5, 10, 30 and every 60 s. "No such order" ends the sale (nothing
-//! charged) only once `not_found_final_ms` (default 60 s, the document's "last one minute at
-//! least") has passed since the create_order wait ended AND query_order has been answering
-//! "no such order" for that long in this process (see [`IotPay::not_found`]).
+//! for a minute, then 5, 10, 30 and every 60 s. Without evidence, "no such order" ends the
+//! sale (nothing charged) only once `not_found_final_ms` (default 60 s, the document's "last
+//! one minute at least") has passed since the create_order wait ended AND query_order has
+//! been answering "no such order" for that long in this process (see [`IotPay::not_found`]).
 //!
 //! Refunds: IOT Pay documents no refund query and no deduplication of mchRefundNo, so a
 //! refund whose answer was lost stays unknown (`manual_check`) and names the mchRefundNo to
@@ -30,6 +44,7 @@ pub mod answer;
 mod probe;
 mod receipt;
 mod refund;
+mod says;
 pub mod wire;
 
 pub use probe::{probe, Probe};
@@ -45,7 +60,8 @@ use reqwest::Method;
 
 use self::answer::{Call, Reading};
 use self::refund::refund_unknown;
-use self::wire::{Merchant, Problem};
+use self::says::{not_processed, rejected, unverified};
+use self::wire::Merchant;
 use super::http::{Http, HttpError};
 use super::{Failure, OpKind, Operation, Outcome, Provider};
 use crate::config::IotPayConfig;
@@ -63,6 +79,17 @@ const MARGIN: Duration = Duration::from_millis(100);
 /// `timeout_ms` + this: never earlier than the real end, whatever the wall clock did.
 const RESTART_END_MARGIN: Duration = Duration::from_secs(10);
 
+/// What one query_order found. Short-lived, one at a time: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Asked {
+    /// What the answer means for the sale (`Unknown` too: pending, unreadable, not sent).
+    Settled(Outcome),
+    /// "No such order".
+    NoOrder,
+    /// A FAIL without an order that is not "no such order": IOT Pay's words.
+    Refused(String),
+}
+
 /// What this process has seen of one order while its outcome is unknown.
 #[derive(Default)]
 struct Watch {
@@ -70,7 +97,8 @@ struct Watch {
     create_ended: Option<Instant>,
     /// The first "no such order" answer.
     not_found_since: Option<Instant>,
-    /// IOT Pay has shown the order (any status): a later "no such order" is not believed.
+    /// IOT Pay has shown the order (any status; also journaled as evidence): a later "no
+    /// such order" is a contradiction.
     seen: bool,
 }
 
@@ -181,36 +209,76 @@ impl IotPay {
                 )
             }
             Ok(body) => match wire::check(&body, &self.merchant.key) {
-                Ok(map) => match answer::read_order(&map, Call::Create, &no) {
-                    Reading::Paid(a) => return self.done(&no, Outcome::Approved(a)),
-                    Reading::Declined(f) => return self.done(&no, Outcome::Failed(f)),
-                    Reading::Refused(msg) => {
-                        return self.done(&no, Outcome::Failed(rejected(&msg)))
+                Ok(map) => {
+                    if let Some(what) = answer::evidence(&map, Call::Create, &no) {
+                        self.witness(op, &no, &what).await;
                     }
-                    Reading::Duplicate(msg) => {
-                        log::warn!(request_id = id; "create_order answered \"{msg}\" for our own new order number: not this sale's answer; asking query_order");
-                        Failure::new(
-                            "in_progress",
-                            "IOT Pay says this order number exists already; checking what became of it. Ask again with get_result.",
-                        )
+                    match answer::read_order(&map, Call::Create, &no) {
+                        Reading::Paid(a) => return self.done(&no, Outcome::Approved(a)),
+                        Reading::Declined(f) => return self.done(&no, Outcome::Failed(f)),
+                        Reading::Refused(msg) => return self.after_refusal(op, started, msg).await,
+                        Reading::Pending(s) => {
+                            log::warn!(request_id = id; "create_order answered {s}; asking query_order");
+                            Failure::new(
+                                "in_progress",
+                                format!("IOT Pay answered {s}; checking what became of the sale. Ask again with get_result."),
+                            )
+                        }
+                        Reading::NotFound | Reading::Unrecognised(_) => {
+                            log::warn!(request_id = id; "create_order answered without a final status; asking query_order");
+                            Failure::new(
+                                "in_progress",
+                                "The sale has not finished on the terminal yet; ask again with get_result.",
+                            )
+                        }
                     }
-                    Reading::NotFound | Reading::Pending(_) | Reading::Unrecognised(_) => {
-                        log::warn!(request_id = id; "create_order answered without a final status; asking query_order");
-                        Failure::new(
-                            "in_progress",
-                            "The sale has not finished on the terminal yet; ask again with get_result.",
-                        )
-                    }
-                },
-                Err(p) => self.unverified(id, "create_order", &p),
+                }
+                Err(p) => unverified(id, "create_order", &p),
             },
         };
         self.settle_in_time(op, started, lost).await
     }
 
+    /// A verified create_order refusal. Its words are not read for a meaning (a "Transaction
+    /// refused" holds "used"): one query_order by our own number decides. An order there is
+    /// followed like any other (it is evidence); no order ends the sale with IOT Pay's own
+    /// words, as `NotFound` (the conclusion rests on an absence, so the engine settles it as
+    /// "nothing charged" only when no answer ever showed the order; none can have here); the
+    /// same refusal again (the account itself is refused, e.g. an unknown mchId) stands; a
+    /// question that fails leaves the sale to query_order on the schedule.
+    async fn after_refusal(&self, op: &Operation, started: Instant, msg: String) -> Outcome {
+        let id = op.request_id.as_str();
+        let no = wire::mch_order_no(op);
+        log::warn!(request_id = id; "create_order refused: \"{msg}\"; asking query_order once whether the order exists");
+        match self.ask(op).await {
+            Asked::NoOrder => self.done(&no, Outcome::NotFound(rejected(&msg))),
+            Asked::Refused(again) if again == msg => {
+                self.done(&no, Outcome::Failed(rejected(&msg)))
+            }
+            Asked::Refused(_) | Asked::Settled(Outcome::Unknown(_)) => {
+                let lost = Failure::new(
+                    "in_progress",
+                    format!("IOT Pay refused the sale ({msg}) but could not yet confirm that no order exists; checking. Ask again with get_result."),
+                );
+                self.settle_in_time(op, started, lost).await
+            }
+            Asked::Settled(outcome) => outcome,
+        }
+    }
+
     fn done(&self, no: &str, outcome: Outcome) -> Outcome {
         self.forget(no);
         outcome
+    }
+
+    /// Journals that IOT Pay has shown the order (`what`), before the answer is acted on, and
+    /// remembers it here too. A note the journal could not take is logged: the engine keeps
+    /// the witness in memory, and nothing here goes on to anything it could not find again.
+    async fn witness(&self, op: &Operation, no: &str, what: &str) {
+        self.watching(no, |w| w.seen = true);
+        if let Err(e) = op.progress.witness(what).await {
+            log::warn!(request_id = op.request_id.as_str(); "could not journal that {what}: {e}");
+        }
     }
 
     /// After a lost create_order answer: query_order on the schedule while `timeout()` allows.
@@ -234,29 +302,10 @@ impl IotPay {
     /// One query_order by our own mchOrderNo: the order's state, or Unknown. Never moves money.
     async fn query(&self, op: &Operation) -> Outcome {
         let id = op.request_id.as_str();
-        let no = wire::mch_order_no(op);
-        let params = wire::query_order(&self.merchant, &no);
-        let body = match self.post(&self.quick, "query_order", &params).await {
-            Ok(body) => body,
-            // Even "not sent" says nothing about the order: it stays unknown.
-            Err(e) => return Outcome::Unknown(Failure::new("provider_unavailable", e.to_string())),
-        };
-        let map = match wire::check(&body, &self.merchant.key) {
-            Ok(map) => map,
-            Err(p) => return Outcome::Unknown(self.unverified(id, "query_order", &p)),
-        };
-        match answer::read_order(&map, Call::Query, &no) {
-            Reading::Paid(a) => self.done(&no, Outcome::Approved(a)),
-            Reading::Declined(f) => self.done(&no, Outcome::Failed(f)),
-            Reading::Pending(s) => {
-                self.watching(&no, |w| w.seen = true);
-                Outcome::Unknown(Failure::new(
-                    "in_progress",
-                    format!("The sale is still running on the terminal ({s})."),
-                ))
-            }
-            Reading::NotFound => self.not_found(op, &no),
-            Reading::Refused(msg) | Reading::Duplicate(msg) => {
+        match self.ask(op).await {
+            Asked::Settled(outcome) => outcome,
+            Asked::NoOrder => self.not_found(op, &wire::mch_order_no(op)),
+            Asked::Refused(msg) => {
                 if answer::is_sign_error(&msg) || answer::is_merchant_error(&msg) {
                     log::warn!(request_id = id; "query_order refused our signature ({msg}): check providers.iotpay.key and mch_id (`posbridge doctor`)");
                 } else {
@@ -267,6 +316,41 @@ impl IotPay {
                     format!("IOT Pay could not answer the status check ({msg}); asking again."),
                 ))
             }
+        }
+    }
+
+    /// Asks query_order once. An answer that carries our order is witnessed before anything
+    /// is made of it.
+    async fn ask(&self, op: &Operation) -> Asked {
+        let id = op.request_id.as_str();
+        let no = wire::mch_order_no(op);
+        let params = wire::query_order(&self.merchant, &no);
+        let body = match self.post(&self.quick, "query_order", &params).await {
+            Ok(body) => body,
+            // Even "not sent" says nothing about the order: it stays unknown.
+            Err(e) => {
+                return Asked::Settled(Outcome::Unknown(Failure::new(
+                    "provider_unavailable",
+                    e.to_string(),
+                )))
+            }
+        };
+        let map = match wire::check(&body, &self.merchant.key) {
+            Ok(map) => map,
+            Err(p) => return Asked::Settled(Outcome::Unknown(unverified(id, "query_order", &p))),
+        };
+        if let Some(what) = answer::evidence(&map, Call::Query, &no) {
+            self.witness(op, &no, &what).await;
+        }
+        Asked::Settled(match answer::read_order(&map, Call::Query, &no) {
+            Reading::Paid(a) => self.done(&no, Outcome::Approved(a)),
+            Reading::Declined(f) => self.done(&no, Outcome::Failed(f)),
+            Reading::Pending(s) => Outcome::Unknown(Failure::new(
+                "in_progress",
+                format!("The sale is still running on the terminal ({s})."),
+            )),
+            Reading::NotFound => return Asked::NoOrder,
+            Reading::Refused(msg) => return Asked::Refused(msg),
             Reading::Unrecognised(what) => {
                 log::warn!(request_id = id; "query_order answered in a shape posbridge does not know ({what}); asking again");
                 Outcome::Unknown(Failure::new(
@@ -274,14 +358,17 @@ impl IotPay {
                     "IOT Pay's answer did not say what became of the sale; asking again.",
                 ))
             }
-        }
+        })
     }
 
-    /// "No such order": final (nothing charged) only once `not_found_final` has passed since
-    /// the create_order wait ended, and "no such order" has been the answer for that long.
-    /// The wait's end is known in this process; after a restart it is taken as late as it can
-    /// have been (this process's start + timeout_ms + [`RESTART_END_MARGIN`]). Both are
-    /// monotonic, so a wall-clock step can never end the window early.
+    /// "No such order". Once IOT Pay has shown the order (the journaled evidence, or an answer
+    /// seen in this process) it is a contradiction: `NotFound` at once, which the engine turns
+    /// into an unknown outcome (reason `contradiction`), never "nothing charged". Without
+    /// evidence it is `NotFound` only once `not_found_final` has passed since the create_order
+    /// wait ended, and "no such order" has been the answer for that long. The wait's end is
+    /// known in this process; after a restart it is taken as late as it can have been (this
+    /// process's start + timeout_ms + [`RESTART_END_MARGIN`]). Both are monotonic, so a
+    /// wall-clock step can never end the window early.
     fn not_found(&self, op: &Operation, no: &str) -> Outcome {
         let now = Instant::now();
         let window = self.not_found_final;
@@ -294,9 +381,11 @@ impl IotPay {
             };
             (w.seen, past_end, now.duration_since(first))
         });
-        if seen {
+        if seen || op.progress.evidence().is_some() {
             log::warn!(request_id = op.request_id.as_str(); "IOT Pay showed order {no} before and now says it does not exist; not believed");
-        } else if past_end && since_first >= window {
+            return Outcome::NotFound(not_processed());
+        }
+        if past_end && since_first >= window {
             return self.done(no, Outcome::NotFound(not_processed()));
         }
         Outcome::Unknown(Failure::new(
@@ -304,52 +393,6 @@ impl IotPay {
             "IOT Pay does not show the order yet; checking again.",
         ))
     }
-
-    /// An answer that cannot be believed: never final, checked again later.
-    fn unverified(&self, id: &str, call: &str, p: &Problem) -> Failure {
-        match p {
-            Problem::Signature(e) => {
-                log::warn!(request_id = id; "{call}: the answer's signature failed ({e}); its outcome is treated as unknown. If every answer fails, providers.iotpay.key or mch_id is wrong: run `posbridge doctor`");
-                Failure::new(
-                    "bad_signature",
-                    "IOT Pay's answer did not carry a valid signature, so it cannot be trusted; \
-                     the outcome is being checked. If this happens to every sale, check \
-                     providers.iotpay.key and mch_id (`posbridge doctor`). Ask again with get_result.",
-                )
-            }
-            Problem::Garbage => {
-                log::warn!(request_id = id; "{call}: the answer was not IOT Pay's JSON; its outcome is treated as unknown");
-                Failure::new(
-                    "timeout",
-                    "IOT Pay's answer was unreadable; the outcome is being checked. \
-                     Ask again with get_result.",
-                )
-            }
-        }
-    }
-}
-
-fn not_processed() -> Failure {
-    Failure::new(
-        "not_processed",
-        "IOT Pay never received this sale: nothing was charged. \
-         Start a new sale with a new request_id.",
-    )
-}
-
-/// A verified create_order refusal: per the document an "error occurs before sending request
-/// to the bank", so nothing was charged.
-fn rejected(msg: &str) -> Failure {
-    if answer::is_sign_error(msg) || answer::is_merchant_error(msg) {
-        return Failure::new(
-            "unauthorized",
-            format!("IOT Pay refused the sale: {msg}. Check providers.iotpay.key and mch_id. Nothing was charged."),
-        );
-    }
-    Failure::new(
-        "declined",
-        format!("IOT Pay refused the sale: {msg}. Nothing was charged."),
-    )
 }
 
 #[async_trait]

@@ -74,14 +74,10 @@ pub async fn probe(cfg: &IotPayConfig, timeout: Duration) -> Probe {
     };
     match answer::read_order(&map, Call::Query, PROBE_ORDER_NO) {
         Reading::NotFound => Probe::Verified("no such order, as expected".into()),
-        Reading::Refused(msg) | Reading::Duplicate(msg)
-            if answer::is_sign_error(&msg) || answer::is_merchant_error(&msg) =>
-        {
+        Reading::Refused(msg) if answer::is_sign_error(&msg) || answer::is_merchant_error(&msg) => {
             Probe::Refused(msg)
         }
-        Reading::Refused(msg) | Reading::Duplicate(msg) => {
-            Probe::Verified(format!("refused: {msg}"))
-        }
+        Reading::Refused(msg) => Probe::Verified(format!("refused: {msg}")),
         other => Probe::Verified(format!("{other:?}").chars().take(120).collect()),
     }
 }

@@ -1,7 +1,7 @@
 //! A paid IOT Pay order as posbridge reports it: the receipt the document demands ("a strict
 //! specification on the format and content on the receipt"), built from the card data the
-//! terminal returns in payOrder.extra, and what was actually charged (tip, cashback and
-//! surcharge included). It must never let a full card number or an expiry date out: `cardNum`
+//! terminal returns in payOrder.extra, and what IOT Pay says was charged (amount and tip;
+//! cashback and surcharge are kept as sent, their unit being unknown). It must never let a full card number or an expiry date out: `cardNum`
 //! passes through `mask_pan`, `expireDate` is left out, and unknown keys are never copied.
 
 use serde_json::{json, Map, Value};
@@ -81,64 +81,47 @@ pub fn receipt(order: &Map<String, Value>, extra: &Map<String, Value>) -> Map<St
     out
 }
 
-/// What the card was charged, in minor units, and of what.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Charged {
-    /// payOrder.amount: the sale itself.
-    pub amount: u64,
-    pub tip: u64,
-    pub cashback: u64,
-    pub surcharge: u64,
-}
-
-impl Charged {
-    pub fn total(&self) -> u64 {
-        self.amount + self.tip + self.cashback + self.surcharge
-    }
-}
-
-/// The charge: payOrder.amount and payOrder.tip (cents, as the document's amounts), plus
-/// extra.cashbackAmount and extra.surchargeAmount (strings the document only shows blank; a
-/// value with a decimal point is read as dollars and cents, one without as cents). `None`
-/// when payOrder.amount is missing or unreadable.
-pub fn charged(order: &Map<String, Value>, extra: &Map<String, Value>) -> Option<Charged> {
-    let cents_of = |v: Option<&Value>| -> u64 {
-        v.and_then(integer)
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0)
-    };
+/// What IOT Pay says was charged, in minor units: payOrder.amount (the document: "payment
+/// amount in cents") plus payOrder.tip (an integer beside it, read in the same unit: the
+/// document's request sample sends `"tip": "0"` beside `"amount": "1"`; docs/providers.md,
+/// "What the documents leave open"). `None` when payOrder.amount is missing or unreadable,
+/// or when cashback or a surcharge was added: extra.cashbackAmount and extra.surchargeAmount
+/// are strings the document only ever shows blank, so their unit is unknown and no total
+/// that includes them can be given (they are kept as sent, see [`approval`]).
+pub fn charged(order: &Map<String, Value>, extra: &Map<String, Value>) -> Option<u64> {
     let amount = order
         .get("amount")
         .and_then(integer)
         .and_then(|n| u64::try_from(n).ok())?;
-    Some(Charged {
-        amount,
-        tip: cents_of(order.get("tip")),
-        cashback: text(extra, "cashbackAmount").and_then(cents).unwrap_or(0),
-        surcharge: text(extra, "surchargeAmount").and_then(cents).unwrap_or(0),
-    })
+    let unknown_unit = ["cashbackAmount", "surchargeAmount"]
+        .iter()
+        .any(|k| text(extra, k).is_some_and(|v| !is_zero(v)));
+    if unknown_unit {
+        return None;
+    }
+    amount.checked_add(tip(order))
 }
 
-/// "12.50" -> 1250, "1250" -> 1250, "0.5" -> 50; anything else -> None.
-pub fn cents(s: &str) -> Option<u64> {
-    let s = s.trim();
-    match s.split_once('.') {
-        None => s.parse().ok(),
-        Some((whole, frac)) if frac.len() <= 2 && frac.chars().all(|c| c.is_ascii_digit()) => {
-            let whole: u64 = if whole.is_empty() {
-                0
-            } else {
-                whole.parse().ok()?
-            };
-            let frac: u64 = format!("{frac:0<2}").parse().ok()?;
-            whole.checked_mul(100)?.checked_add(frac)
-        }
-        Some(_) => None,
-    }
+/// payOrder.tip, when it is a positive integer (else 0).
+fn tip(order: &Map<String, Value>) -> u64 {
+    order
+        .get("tip")
+        .and_then(integer)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// Whether a value of unknown unit is zero whatever the unit: blank, or only zeros and at
+/// most one decimal point ("0", "0.00", ".0").
+pub fn is_zero(v: &str) -> bool {
+    let v = v.trim();
+    v.chars().all(|c| c == '0' || c == '.') && v.matches('.').count() <= 1
 }
 
 /// The approval of a paid order: payOrderId, authNum, the masked card and its scheme, the
-/// receipt, and the charge (the answer's `charged_amount`, see `engine::answer`).
+/// receipt, the tip, cashback and surcharge as IOT Pay sent them (`cashback_amount_raw`,
+/// `surcharge_amount_raw`: strings, unit unknown, never converted), and the charge (the
+/// answer's `charged_amount`, see [`charged`] and `engine::answer`).
 pub fn approval(order: &Map<String, Value>, extra: &Map<String, Value>) -> Approval {
     let card = text(extra, "cardNum").map(|pan| Card {
         masked_pan: mask_pan(pan),
@@ -151,25 +134,24 @@ pub fn approval(order: &Map<String, Value>, extra: &Map<String, Value>) -> Appro
         kept.insert("mch_order_no".into(), json!(no));
     }
     kept.insert("receipt".into(), Value::Object(receipt(order, extra)));
-    let charged_amount = charged(order, extra).map(|c| {
-        for (key, v) in [
-            ("tip", c.tip),
-            ("cashback", c.cashback),
-            ("surcharge", c.surcharge),
-        ] {
-            if v > 0 {
-                kept.insert(key.into(), json!(v));
-            }
+    if tip(order) > 0 {
+        kept.insert("tip".into(), json!(tip(order)));
+    }
+    for (key, name) in [
+        ("cashbackAmount", "cashback_amount_raw"),
+        ("surchargeAmount", "surcharge_amount_raw"),
+    ] {
+        if let Some(v) = text(extra, key).map(plain).filter(|v| !v.is_empty()) {
+            kept.insert(name.into(), json!(v));
         }
-        c.total()
-    });
+    }
     Approval {
         status: "approved".into(),
         provider_reference: order.get("payOrderId").and_then(as_text),
         rrn: None,
         approval_code: text(extra, "authNum").map(plain),
         card,
-        charged_amount,
+        charged_amount: charged(order, extra),
         extra: kept,
     }
 }

@@ -30,7 +30,7 @@ impl IotPay {
                 Err(NotRefunded::Unknown(why)) => Outcome::Unknown(refund_unknown(op, &why)),
             },
             Err(p) => {
-                let f = self.unverified(id, "refund_order", &p);
+                let f = super::says::unverified(id, "refund_order", &p);
                 Outcome::Unknown(refund_unknown(op, &f.message))
             }
         }

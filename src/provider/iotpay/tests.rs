@@ -3,8 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::answer::{read_order, read_refund, Call, NotRefunded, Reading};
-use super::receipt::{cents, charged, order_extra};
+use super::answer::{evidence, read_order, read_refund, Call, NotRefunded, Reading};
+use super::receipt::{charged, is_zero, order_extra};
 use super::*;
 
 fn map(v: Value) -> Map<String, Value> {
@@ -97,7 +97,7 @@ fn a_paid_order_carries_the_whole_receipt_masked() {
             !receipt.contains_key("accountType"),
             "blank values are left out"
         );
-        assert_eq!(a.extra["charged_amount"], 1);
+        assert_eq!(a.charged_amount, Some(1));
     }
     // A full card number from the terminal is masked wherever it goes.
     let mut m = paid(2);
@@ -110,25 +110,77 @@ fn a_paid_order_carries_the_whole_receipt_masked() {
 }
 
 #[test]
-fn tip_cashback_and_surcharge_are_what_was_charged() {
+fn the_tip_is_charged_cashback_and_surcharge_are_kept_as_sent() {
+    // A tip (an integer beside payOrder.amount): charged_amount is the sum.
     let mut m = paid(2);
     m["payOrder"]["amount"] = json!(1000);
     m["payOrder"]["tip"] = json!(150);
+    let Reading::Paid(a) = read_order(&m, Call::Create, OURS) else {
+        panic!()
+    };
+    assert_eq!(a.charged_amount, Some(1000 + 150));
+    assert_eq!(a.extra["tip"], 150);
+    // Cashback and a surcharge: strings of a unit the document never gives. Kept exactly as
+    // sent, never converted, and no total is claimed that leaves them out.
     m["payOrder"]["extra"] =
         json!(json!({"cashbackAmount": "20.00", "surchargeAmount": "0.5"}).to_string());
     let Reading::Paid(a) = read_order(&m, Call::Create, OURS) else {
         panic!()
     };
-    assert_eq!(a.extra["charged_amount"], 1000 + 150 + 2000 + 50);
-    assert_eq!(a.extra["tip"], 150);
-    assert_eq!(a.extra["cashback"], 2000);
-    assert_eq!(a.extra["surcharge"], 50);
-    assert_eq!(cents("12.5"), Some(1250));
-    assert_eq!(cents("1250"), Some(1250));
-    assert_eq!(cents("1.234"), None);
-    assert_eq!(cents("abc"), None);
+    assert_eq!(a.charged_amount, None, "{a:?}");
+    assert_eq!(a.extra["cashback_amount_raw"], "20.00");
+    assert_eq!(a.extra["surcharge_amount_raw"], "0.5");
+    assert!(a.extra.get("cashback").is_none() && a.extra.get("surcharge").is_none());
+    // Zero in any unit is zero: the total stands.
+    m["payOrder"]["extra"] =
+        json!(json!({"cashbackAmount": "0.00", "surchargeAmount": "0"}).to_string());
+    let Reading::Paid(a) = read_order(&m, Call::Create, OURS) else {
+        panic!()
+    };
+    assert_eq!(a.charged_amount, Some(1150));
+    assert!(is_zero("0.00") && is_zero(".0") && !is_zero("0.01") && !is_zero("1"));
     let none = map(json!({"extra": ""}));
     assert_eq!(charged(&none, &order_extra(&none)), None);
+}
+
+#[test]
+fn a_query_order_answer_with_the_order_at_the_top_level_is_read() {
+    let mut flat = paid(2)["payOrder"].as_object().unwrap().clone();
+    flat.insert("retCode".into(), json!("SUCCESS"));
+    flat.insert("resCode".into(), json!("SUCCESS"));
+    let Reading::Paid(a) = read_order(&flat, Call::Query, OURS) else {
+        panic!("{:?}", read_order(&flat, Call::Query, OURS))
+    };
+    assert_eq!(a.approval_code.as_deref(), Some("01046Z"));
+    assert!(evidence(&flat, Call::Query, OURS).is_some());
+    // Only when it names our order: another number, or none, is not ours.
+    for no in [json!("someone-else"), Value::Null] {
+        let mut other = flat.clone();
+        other.insert("mchOrderNo".into(), no.clone());
+        assert!(
+            matches!(
+                read_order(&other, Call::Query, OURS),
+                Reading::Unrecognised(_)
+            ),
+            "{no}"
+        );
+        assert_eq!(evidence(&other, Call::Query, OURS), None);
+    }
+}
+
+#[test]
+fn evidence_is_an_answer_that_carries_our_order() {
+    let what = evidence(&paid(1), Call::Create, OURS).unwrap();
+    assert!(
+        what.contains("create_order") && what.contains("status 1"),
+        "{what}"
+    );
+    assert!(evidence(&document_result_sample(), Call::Query, OURS).is_some());
+    let refusal = map(json!({"retCode": "FAIL", "resCode": "FAIL", "retMsg": "x"}));
+    assert_eq!(evidence(&refusal, Call::Create, OURS), None);
+    let mut not_ours = paid(2);
+    not_ours["payOrder"]["mchOrderNo"] = json!("someone-else");
+    assert_eq!(evidence(&not_ours, Call::Query, OURS), None);
 }
 
 #[test]
@@ -183,14 +235,18 @@ fn unknown_shapes_and_failed_questions_are_never_final() {
         read_order(&five, Call::Create, OURS),
         Reading::Declined(_)
     ));
-    assert!(matches!(
-        read_order(&paid(1), Call::Create, OURS),
-        Reading::Pending(_)
-    ));
+    // create_order SUCCESS with status 0 or 1: the document's "error occurs", never a
+    // charge; followed with query_order.
+    for status in [0, 1] {
+        let Reading::Pending(s) = read_order(&paid(status), Call::Create, OURS) else {
+            panic!("status {status}")
+        };
+        assert!(s.contains("error occurs"), "{s}");
+    }
 }
 
 #[test]
-fn not_found_and_duplicate_are_told_apart() {
+fn not_found_and_refusals_are_told_apart() {
     for msg in ["order does not exist", "Order not found"] {
         let m = map(json!({"retCode": "SUCCESS", "resCode": "FAIL", "retMsg": msg}));
         assert_eq!(
@@ -209,14 +265,16 @@ fn not_found_and_duplicate_are_told_apart() {
             "{msg}"
         );
     }
+    // A refusal's words are never read for a meaning: "refused" holds "used".
     for msg in [
         "mchOrderNo already exists",
         "duplicate mchOrderNo",
-        "repeat order",
+        "Transaction refused",
     ] {
         let m = map(json!({"retCode": "FAIL", "retMsg": msg}));
-        assert!(
-            matches!(read_order(&m, Call::Create, OURS), Reading::Duplicate(_)),
+        assert_eq!(
+            read_order(&m, Call::Create, OURS),
+            Reading::Refused(msg.into()),
             "{msg}"
         );
     }
@@ -276,7 +334,7 @@ fn op(age: time::Duration) -> Operation {
 
 fn is_final(o: &Outcome) -> bool {
     match o {
-        Outcome::Failed(f) => {
+        Outcome::NotFound(f) => {
             assert_eq!(f.reason, "not_processed");
             true
         }
@@ -343,15 +401,121 @@ fn a_wall_clock_step_never_ends_the_window_early() {
 }
 
 #[test]
-fn an_order_seen_before_is_never_called_not_found() {
-    let p = provider("not_found_final_ms = 1\n");
+fn an_order_seen_before_is_a_contradiction_at_once() {
+    // Seen in this process: "no such order" is handed to the engine at once, as NotFound,
+    // which it weighs against the evidence (unknown, `contradiction`); the window does not
+    // apply.
+    let p = provider(
+        "not_found_final_ms = 600000
+",
+    );
     let o = op(time::Duration::hours(1));
     let no = mch_order_no(&o);
-    let long_ago = Instant::now() - Duration::from_secs(600);
     p.watching(&no, |w| {
-        w.create_ended = Some(long_ago);
-        w.not_found_since = Some(long_ago);
+        w.create_ended = Some(Instant::now());
         w.seen = true;
     });
-    assert!(!is_final(&p.not_found(&o, &no)));
+    assert!(is_final(&p.not_found(&o, &no)));
+    // Journaled before a restart (a fresh process has seen nothing): the same.
+    let p = provider(
+        "not_found_final_ms = 600000
+",
+    );
+    let mut o = op(time::Duration::hours(1));
+    o.progress.insert(
+        crate::provider::progress::EVIDENCE.into(),
+        json!({"what": "create_order answered with order CP1 (status 1)"}),
+    );
+    assert!(is_final(&p.not_found(&o, &no)));
+    // Without evidence, the same fresh process waits its window.
+    let p = provider(
+        "not_found_final_ms = 600000
+",
+    );
+    assert!(!is_final(&p.not_found(&op(time::Duration::hours(1)), &no)));
+}
+
+mod shapes {
+    //! Over many answer shapes: nothing is acted on as an order that was not witnessed first.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn code() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!("SUCCESS")),
+            Just(json!("FAIL")),
+            Just(Value::Null),
+            Just(json!("OK"))
+        ]
+    }
+
+    fn number() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!(OURS)),
+            Just(json!("someone-else")),
+            Just(Value::Null)
+        ]
+    }
+
+    fn status() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            (0i64..12).prop_map(|s| json!(s)),
+            Just(json!("2")),
+            Just(Value::Null)
+        ]
+    }
+
+    fn answer() -> impl Strategy<Value = Map<String, Value>> {
+        (
+            code(),
+            code(),
+            prop::option::of((status(), number())),
+            number(),
+            prop::option::of(status()),
+            prop_oneof![
+                Just("Transaction refused"),
+                Just("order does not exist"),
+                Just("mchOrderNo already exists")
+            ],
+        )
+            .prop_map(|(ret, res, order, top_no, top_status, msg)| {
+                let mut m = map(json!({"retCode": ret, "resCode": res, "retMsg": msg,
+                    "mchOrderNo": top_no}));
+                if let Some((status, no)) = order {
+                    m.insert(
+                        "payOrder".into(),
+                        json!({"status": status, "mchOrderNo": no, "amount": 100,
+                               "payOrderId": "CP1", "extra": DOCUMENT_PAID_EXTRA}),
+                    );
+                }
+                if let Some(status) = top_status {
+                    m.insert("status".into(), status);
+                    m.insert("amount".into(), json!(100));
+                }
+                m
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #[test]
+        fn every_reading_that_acts_on_an_order_has_witnessed_it(
+            m in answer(),
+            create in any::<bool>(),
+        ) {
+            let call = if create { Call::Create } else { Call::Query };
+            let reading = read_order(&m, call, OURS);
+            let shown = evidence(&m, call, OURS);
+            if matches!(reading, Reading::Paid(_) | Reading::Declined(_) | Reading::Pending(_)) {
+                prop_assert!(shown.is_some(), "{reading:?} without evidence: {m:?}");
+            }
+            if matches!(reading, Reading::NotFound | Reading::Refused(_)) {
+                prop_assert!(shown.is_none(), "{reading:?} with evidence {shown:?}: {m:?}");
+            }
+            // Never approved unless both codes are SUCCESS and the status is 2 or 3.
+            if let Reading::Paid(_) = reading {
+                prop_assert!(m["retCode"] == "SUCCESS" && m["resCode"] == "SUCCESS");
+            }
+        }
+    }
 }

@@ -5,24 +5,37 @@
 //! whose field `params` holds the JSON parameters (the form fields themselves are accepted
 //! too); it is checked against the document's table (`check.rs`: required fields, types,
 //! lengths, channel CC_PAX, notifyUrl, a non-empty extra) and its `sign` verified with the
-//! merchant key. Every answer, refusals included, carries a `sign` (the document lists it as
+//! merchant key by the replica's own signing code (`sign.rs`, not the client's). Every answer, refusals included, carries a `sign` (the document lists it as
 //! required), made with the merchant key or option `response_key`. It keeps orders, refunds
 //! and a count of money-moving calls per mchOrderNo / mchRefundNo in its state file
 //! (`GET /_replica/state`). It is test equipment and must never move real money.
 //!
 //! The terminal (`orders.rs`), by amount: ..51 the customer's card is declined, status 9 with
 //! retCode and resCode both SUCCESS and the document's "Transaction Not Completed 05"; ..52
-//! the terminal refuses before the bank (resCode FAIL, no payOrder); ..71 paid with a tip of
-//! 200, cashback "10.00" and a surcharge "0.50"; ..93 takes option `slow_ms` (default 5000);
-//! anything else is paid (status 2) with the full receipt `extra` the document shows. The
-//! terminal takes option `terminal_ms` (default 300) on its own task, so a caller that hangs
-//! up does not stop it. Options that act like a real network or backend would:
+//! the terminal refuses before the bank (resCode FAIL, no payOrder; the order is kept with
+//! status 4); ..53 refused before anything exists, worded "Transaction refused" (both codes
+//! FAIL, no order kept: query_order then says it does not exist; a client that reads "used" in
+//! "refused" takes it for a duplicate); ..61 create_order answers at once, both codes SUCCESS,
+//! with payOrder status 1 (the document's "else: error occurs", lines 121-124), while the
+//! terminal goes on and is paid `terminal_ms` later; ..62 the same with status 0, and the
+//! terminal then declines (status 9); ..71 paid with a tip of 200, cashback "10.00" and a
+//! surcharge "0.50" (strings whose unit the document never gives: only blank ones are shown);
+//! ..93 takes option `slow_ms` (default 5000); anything else is paid (status 2) with the full
+//! receipt `extra` the document shows. The terminal takes option `terminal_ms` (default 300)
+//! on its own task, so a caller that hangs up does not stop it. Options that act like a real
+//! network or backend would:
 //! - `mch_id`: the only merchant id known (default: any).
 //! - `resend_create=N`: the first N create_orders are charged, but the answer is the one a
 //!   resent copy gets: "mchOrderNo already exists" (a proxy that retried the POST).
 //! - `create_shapeless=N`: the first N create_orders are charged and answered with both codes
 //!   SUCCESS and no payOrder.
 //! - `query_busy=N`: the first N query_orders get resCode FAIL "system busy".
+//! - `query_blind=N`: the first N query_orders answer "order does not exist" (resCode FAIL)
+//!   whatever the replica holds: a status path that does not (yet) see an order create_order
+//!   acknowledged (a backend incident, a lagging replica of IOT Pay's database).
+//! - `query_flat=N`: the first N query_orders that find the order answer it at the top level
+//!   (the order's fields beside retCode and resCode, no payOrder): the document does not show
+//!   query_order's answer, and this is a shape a backend may use.
 //! - `response_key`: sign answers with another key (a forged or misconfigured backend).
 //!
 //! A repeated mchRefundNo refunds again: the document promises no deduplication, so the
@@ -30,6 +43,7 @@
 
 mod check;
 mod orders;
+mod sign;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -44,7 +58,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{Options, Store};
-use crate::provider::sign::{iotpay_sign, iotpay_verify};
 
 #[derive(Default, Serialize, Deserialize)]
 pub struct IotState {
@@ -89,6 +102,8 @@ struct Replica {
     resend_create: AtomicU32,
     create_shapeless: AtomicU32,
     query_busy: AtomicU32,
+    query_blind: AtomicU32,
+    query_flat: AtomicU32,
 }
 
 pub fn router(opts: &Options) -> anyhow::Result<Router> {
@@ -125,6 +140,8 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
         resend_create: count("resend_create")?,
         create_shapeless: count("create_shapeless")?,
         query_busy: count("query_busy")?,
+        query_blind: count("query_blind")?,
+        query_flat: count("query_flat")?,
     };
     Ok(Router::new()
         .route("/v1/create_order", post(orders::create_order))
@@ -139,7 +156,7 @@ type Answer = Json<Value>;
 impl Replica {
     /// `answer` with its `sign`.
     fn signed(&self, mut answer: Map<String, Value>) -> Answer {
-        let sign = iotpay_sign(&answer, &self.response_key);
+        let sign = sign::make(&answer, &self.response_key);
         answer.insert("sign".into(), Value::String(sign));
         Json(Value::Object(answer))
     }
@@ -158,7 +175,7 @@ impl Replica {
         let p = parse_form(body).map_err(|m| self.refuse(&m))?;
         check::fields(&p, table).map_err(|m| self.refuse(&m))?;
         check::sign_shape(&p).map_err(|m| self.refuse(&m))?;
-        if iotpay_verify(&p, &self.key).is_err() {
+        if !sign::verifies(&p, &self.key) {
             return Err(self.refuse("signature fail"));
         }
         if let Some(known) = &self.mch_id {

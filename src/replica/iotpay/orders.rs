@@ -94,6 +94,10 @@ pub async fn create_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer 
     }
     let no = text(&p, "mchOrderNo").to_owned();
     let amount = p.get("amount").and_then(int).unwrap_or_default() as u64;
+    if amount % 100 == 53 {
+        // Refused before any order exists, in words that contain "used".
+        return r.refuse("Transaction refused");
+    }
     let mut request = p.clone();
     request.remove("sign");
     let created = r.store.update(|s| {
@@ -107,7 +111,8 @@ pub async fn create_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer 
             amount,
             tip: 0,
             currency: text(&p, "currency").to_owned(),
-            status: 1,
+            // 0 "created", 1 "paying" (docs/providers.md).
+            status: if amount % 100 == 62 { 0 } else { 1 },
             extra: String::new(),
             refunded: 0,
             created_ms: now,
@@ -135,6 +140,7 @@ pub async fn create_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer 
         let (status, tip, extra) = match amount % 100 {
             51 => (9, 0, declined_extra()),
             52 => (4, 0, json!({"receiptDisp": "POS terminal offline"})),
+            62 => (9, 0, declined_extra()),
             71 => (2, 200, paid_extra(seq, "10.00", "0.50")),
             _ => (2, 0, paid_extra(seq, "", "")),
         };
@@ -148,6 +154,11 @@ pub async fn create_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer 
         });
         let _ = tx.send(done);
     });
+    if matches!(amount % 100, 61 | 62) {
+        // The answer comes back before the terminal is done: the order as it stands now.
+        let order = r.store.read(|s| pay_order(&no, &s.orders[&no]));
+        return r.signed(order_answer("SUCCESS", &no, order));
+    }
     let Ok(order) = rx.await else {
         return r.refuse("terminal failure");
     };
@@ -188,6 +199,13 @@ pub async fn query_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer {
         a.insert("retMsg".into(), json!("system busy, try again later"));
         return r.signed(a);
     }
+    if Replica::take(&r.query_blind) {
+        let mut a = Map::new();
+        a.insert("retCode".into(), json!("SUCCESS"));
+        a.insert("resCode".into(), json!("FAIL"));
+        a.insert("retMsg".into(), json!("order does not exist"));
+        return r.signed(a);
+    }
     let found = r.store.read(|s| {
         if !no.is_empty() {
             return s.orders.get(no).map(|o| (no.to_owned(), pay_order(no, o)));
@@ -198,6 +216,12 @@ pub async fn query_order(State(r): State<Arc<Replica>>, body: Bytes) -> Answer {
             .map(|(no, o)| (no.clone(), pay_order(no, o)))
     });
     match found {
+        Some((_, Value::Object(order))) if Replica::take(&r.query_flat) => {
+            let mut a = order;
+            a.insert("retCode".into(), json!("SUCCESS"));
+            a.insert("resCode".into(), json!("SUCCESS"));
+            r.signed(a)
+        }
         Some((no, order)) => r.signed(order_answer("SUCCESS", &no, order)),
         None => {
             let mut a = Map::new();
