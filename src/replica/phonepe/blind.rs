@@ -55,7 +55,10 @@ impl Blind {
     /// Whether this status check of `id` is answered "not found" although the ledger has it;
     /// counts the check.
     pub fn hides(&self, l: &mut Ledger, id: &str) -> bool {
-        if l.transactions.get(id).is_none_or(|t| t.kind != Kind::Payment) {
+        if l.transactions
+            .get(id)
+            .is_none_or(|t| t.kind != Kind::Payment)
+        {
             return false;
         }
         if self.switch.load(Ordering::SeqCst) {
