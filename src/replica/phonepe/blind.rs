@@ -7,10 +7,12 @@
 //! (seeds/001) says nothing against it, and an acknowledged id is the client's only evidence.
 //!
 //! `--option status_blind=`: `off` (the default), `N` (a number: each acknowledged payment is
-//! not found by its first N status checks, counted per id in the state file, so they survive
-//! restarts of the replica and of the daemon), or `on` (blind for every payment until
+//! not found by N status checks, counted per id in the state file, so they survive restarts
+//! of the replica and of the daemon), or `on` (blind for every payment until
 //! `POST /_replica/status_blind {"blind": false}`; `{"blind": true}` turns it on again; the
-//! switch lives in memory and restarts as the option says). Refunds are never hidden. It
+//! switch lives in memory and restarts as the option says). With `status_blind_after=F` (0)
+//! the N hidden checks are checks F+1 to F+N: the status API finds the payment F times (the
+//! client has seen it), then loses it, then finds it again. Refunds are never hidden. It
 //! decides only whether a status answer hides a transaction; it never changes one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +27,10 @@ use super::{Options, Shared};
 
 /// What `status_blind` asks for.
 pub struct Blind {
-    /// Each payment is hidden from its first this many status checks (0: none).
+    /// Each payment is hidden from this many status checks (0: none)...
     checks: u64,
+    /// ... after this many that find it.
+    after: u64,
     /// Every payment is hidden while this is on.
     switch: AtomicBool,
 }
@@ -46,8 +50,15 @@ impl Blind {
                 Err(_) => anyhow::bail!("--option status_blind={v}: off, on or a number of checks"),
             },
         };
+        let after = match opts.options.get("status_blind_after") {
+            None => 0,
+            Some(v) => v.parse().map_err(|_| {
+                anyhow::anyhow!("--option status_blind_after={v}: a number of checks")
+            })?,
+        };
         Ok(Blind {
             checks,
+            after,
             switch: AtomicBool::new(on),
         })
     }
@@ -69,7 +80,7 @@ impl Blind {
         }
         let seen = l.status_checks.entry(id.to_owned()).or_default();
         *seen += 1;
-        *seen <= self.checks
+        *seen > self.after && *seen <= self.after + self.checks
     }
 }
 

@@ -20,7 +20,8 @@
 //! `INVALID_TRANSACTION_ID`); `init_refusal` (none) every valid init is refused with this code
 //! (one of the document's), without acting, as PhonePe would for a merchant whose setup says so;
 //! `status_blind` (`off`) the status call does not find payments it acknowledged, for N checks
-//! or until `POST /_replica/status_blind {"blind": false}` (`blind.rs`). Replica's own
+//! (after `status_blind_after` checks that find it, 0) or until
+//! `POST /_replica/status_blind {"blind": false}` (`blind.rs`). Replica's own
 //! choices where the documents are silent: a cancel of
 //! a FAILED or EXPIRED payment answers TRANSACTION_ALREADY_CLOSED; see also `checks.rs`.
 
