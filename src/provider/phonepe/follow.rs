@@ -1,12 +1,13 @@
 //! Following a PhonePe operation: the one money-moving call (init, backToSource), the status
 //! checks after it, and what each answer shows. Every answer that shows the transaction exists
 //! at PhonePe (init or backToSource accepted, DUPLICATE_TRANSACTION_ID, a status answer that
-//! carries it, PENDING included) is witnessed (`Progress::witness`, journaled) before it is
-//! acted on. After evidence, "not found" ends nothing: the checks go on until the bound, and if
-//! PhonePe still cannot find it the answer is [`Outcome::NotFound`], which the engine turns into
-//! an unknown outcome (`contradiction`), never "nothing was charged". Without evidence "not
-//! found" ends the request only once it can no longer come alive ([`PhonePe::not_found_is_final`]).
-//! It never sends a money-moving call twice.
+//! carries it, PENDING included; not a bare INTERNAL_SERVER_ERROR) is witnessed
+//! (`Progress::witness`, journaled) before it is acted on. After evidence, "not found" ends
+//! nothing: the checks go on until the bound, and if PhonePe still cannot find it the answer is
+//! [`Outcome::NotFound`], which the engine turns into an unknown outcome (`contradiction`),
+//! never "nothing was charged". Without evidence "not found" ends the request only once it can
+//! no longer come alive ([`PhonePe::not_found_is_final`]). It never sends a money-moving call
+//! twice, and decides nothing about the journal beyond asking for the evidence note.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -45,10 +46,7 @@ impl PhonePe {
             ));
         };
         let status = answer::classify_status(op, transaction_id, &answer);
-        if matches!(
-            status,
-            Status::Success(_) | Status::Failed(_) | Status::Pending
-        ) {
+        if carries(&answer, &status) {
             let what = format!("status answered {}", answer::scrub(&answer.code));
             self.witness(op, &what).await;
         }
@@ -169,5 +167,20 @@ impl PhonePe {
             },
         }
         self.follow(op, bound, evidence).await
+    }
+}
+
+/// Whether a status answer shows the transaction exists: a final status, or PENDING when the
+/// answer says so of the transaction (a bare INTERNAL_SERVER_ERROR, read as "not final yet",
+/// says nothing of it).
+fn carries(a: &answer::Answer, status: &Status) -> bool {
+    match status {
+        Status::Success(_) | Status::Failed(_) => true,
+        Status::Pending => {
+            a.code != "INTERNAL_SERVER_ERROR"
+                || a.data.get("status").is_some()
+                || a.data.get("state").is_some()
+        }
+        Status::NotFound | Status::Unclear(_) => false,
     }
 }

@@ -216,3 +216,17 @@ async fn a_cancel_whose_sale_cannot_be_found_is_left_to_the_engine_to_weigh() {
     };
     assert!(!f.message.contains("nothing was charged"), "{}", f.message);
 }
+
+#[tokio::test]
+async fn a_bare_internal_server_error_on_status_is_not_evidence() {
+    let (url, task) =
+        one_request(r#"{"success":false,"code":"INTERNAL_SERVER_ERROR","message":"m"}"#).await;
+    let mut pay = op(OpKind::Pay, "sale-i", 100);
+    let notes = noted(&mut pay);
+    assert!(matches!(
+        provider(&url).status(&pay).await,
+        Outcome::Unknown(_)
+    ));
+    task.await.unwrap();
+    assert!(notes.lock().unwrap().is_empty(), "witnessed from an error");
+}
