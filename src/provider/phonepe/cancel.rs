@@ -68,7 +68,7 @@ impl PhonePe {
                      sale itself."
                 ),
             )),
-            Check::Pending => Outcome::Unknown(Failure::new(
+            Check::Pending(_) => Outcome::Unknown(Failure::new(
                 "timeout",
                 "The sale is still waiting for the customer and the cancel was not confirmed; \
                  it is being checked. Ask again with get_result.",

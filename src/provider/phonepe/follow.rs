@@ -46,14 +46,15 @@ impl PhonePe {
             ));
         };
         let status = answer::classify_status(op, transaction_id, &answer);
-        if carries(&answer, &status) {
+        let carried = carries(&answer, &status);
+        if carried {
             let what = format!("status answered {}", answer::scrub(&answer.code));
             self.witness(op, &what).await;
         }
         match status {
             Status::Success(a) => Check::Final(Outcome::Approved(a)),
             Status::Failed(f) => Check::Final(Outcome::Failed(f)),
-            Status::Pending => Check::Pending,
+            Status::Pending => Check::Pending(carried),
             Status::NotFound => Check::NotFound,
             Status::Unclear(why) => match crate::clock::skew_from_date(reply.date.as_deref()) {
                 Some(skew) if skew.abs() > crate::clock::SKEW_LIMIT_S => Check::Unclear(format!(
@@ -86,8 +87,8 @@ impl PhonePe {
             not_found = matches!(check, Check::NotFound);
             match check {
                 Check::Final(o) => return o,
-                Check::Pending => {
-                    evidence = true;
+                Check::Pending(carried) => {
+                    evidence |= carried;
                     last = "the customer has not finished paying".into();
                 }
                 // After evidence "not found" is a contradiction: its status API may find it

@@ -79,7 +79,8 @@ pub struct PhonePe {
 #[allow(clippy::large_enum_variant)]
 enum Check {
     Final(Outcome),
-    Pending,
+    /// Not final yet; `true` when the answer showed the transaction (witnessed).
+    Pending(bool),
     NotFound,
     Unclear(String),
 }
@@ -295,7 +296,7 @@ impl PhonePe {
                 "timeout",
                 "PhonePe does not know the request yet",
             )),
-            Check::Pending => {
+            Check::Pending(_) => {
                 Outcome::Unknown(Failure::new("in_progress", "PhonePe still has it pending"))
             }
             Check::Unclear(why) => Outcome::Unknown(Failure::new("timeout", why)),
