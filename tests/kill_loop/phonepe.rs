@@ -4,6 +4,8 @@
 //! window, so a "not found" is believed 2 x 1 s + 2 s + 100 ms after the intent (the
 //! provider's rule, unchanged). A charge is a PAYMENT the replica holds as SUCCESS, a refund a
 //! REFUND as SUCCESS; the record names the request through `orderId` / `merchantOrderId`.
+//! [`start_blind`] is the same rig with a status API that loses each sale for a while after
+//! finding it once (issue 16's "status blind" phase).
 
 use std::time::Duration;
 
