@@ -94,3 +94,41 @@ fn kill9_loop_over_all_four_providers_loses_nothing_and_charges_nothing_twice() 
         assert_eq!(r.unknown, 0, "left unknown (seed {seed}): {}", r.line());
     }
 }
+
+/// Issue 16's "status blind" phase, PhonePe only: the replica's status API loses each sale for
+/// 45 checks after finding it once (tests/kill_loop/phonepe.rs, `start_blind`), across kill -9s
+/// at random moments. Every charged sale ends approved (never "not charged"), none is charged
+/// twice, none is lost, and nothing is left unknown. `KILL_LOOP_BLIND_KILLS` (default 20).
+#[test]
+#[allow(clippy::disallowed_methods)] // the wall clock only seeds the RNG here
+fn kill9_loop_phonepe_status_blind_never_answers_not_charged_for_a_charged_sale() {
+    let seed = env_number("KILL_LOOP_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    });
+    let kills = env_number("KILL_LOOP_BLIND_KILLS").unwrap_or(20) as usize;
+    println!(
+        "kill-loop status-blind seed {seed} (repeat with KILL_LOOP_SEED={seed}), {kills} kills"
+    );
+    let mut rig = phonepe::start_blind();
+    let r = run(&mut rig, kills, &mut Rng::new(seed));
+    println!("{} (status blind)", r.line());
+    for p in &r.problems {
+        println!("  {p}");
+    }
+    for u in &r.unknown_why {
+        println!("  left unknown: {u}");
+    }
+    assert!(r.kills >= kills, "{}", r.line());
+    assert_eq!(r.double, 0, "double charges (seed {seed}): {}", r.line());
+    assert_eq!(
+        r.lost,
+        0,
+        "charged sales answered not charged, or lost (seed {seed}): {}",
+        r.line()
+    );
+    assert_eq!(r.changed, 0, "answers changed (seed {seed}): {}", r.line());
+    assert_eq!(r.unknown, 0, "left unknown (seed {seed}): {}", r.line());
+}

@@ -8,6 +8,8 @@ mod common;
 mod clock;
 #[path = "provider_phonepe/document.rs"]
 mod document;
+#[path = "provider_phonepe/evidence.rs"]
+mod evidence;
 #[path = "provider_phonepe/faults.rs"]
 mod faults;
 #[path = "provider_phonepe/reversals.rs"]

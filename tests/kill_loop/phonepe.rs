@@ -4,6 +4,8 @@
 //! window, so a "not found" is believed 2 x 1 s + 2 s + 100 ms after the intent (the
 //! provider's rule, unchanged). A charge is a PAYMENT the replica holds as SUCCESS, a refund a
 //! REFUND as SUCCESS; the record names the request through `orderId` / `merchantOrderId`.
+//! [`start_blind`] is the same rig with a status API that loses each sale for a while after
+//! finding it once (issue 16's "status blind" phase).
 
 use std::time::Duration;
 
@@ -19,26 +21,42 @@ pub struct PhonePe {
     d: Daemon,
     replica: Replica,
     _dir: tempfile::TempDir,
+    settle: Duration,
 }
 
 pub fn start() -> PhonePe {
+    start_with(&[], 3000, Duration::from_secs(30))
+}
+
+/// The "status blind" phase (issue 16): the replica's status API finds each sale once (so the
+/// client has seen it), then does not find it for the next 45 checks (about 4.5 s at 100 ms,
+/// past the 4.1 s after which a "not found" without evidence would be believed), then finds it
+/// again. The operation bound is 6 s (5.7 s of checks), so a sale followed to its end meets the
+/// blindness past its window within the request. 0 of them may be answered "not charged".
+/// The settle limit leaves room for the contradiction backoff (up to 6.4 s between checks).
+pub fn start_blind() -> PhonePe {
+    start_with(
+        &[("status_blind", "45"), ("status_blind_after", "1")],
+        6000,
+        Duration::from_secs(90),
+    )
+}
+
+fn start_with(extra: &[(&str, &str)], timeout_ms: u64, settle: Duration) -> PhonePe {
     let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::start(
-        dir.path(),
-        "phonepe",
-        SALT,
-        &[
-            ("pay_after_ms", "150"),
-            ("refund_after_ms", "150"),
-            ("init_delay_ms", "40"),
-        ],
-    );
+    let mut options = vec![
+        ("pay_after_ms", "150"),
+        ("refund_after_ms", "150"),
+        ("init_delay_ms", "40"),
+    ];
+    options.extend_from_slice(extra);
+    let replica = Replica::start(dir.path(), "phonepe", SALT, &options);
     let salt = dir.path().join("salt_key");
     std::fs::write(&salt, format!("{SALT}\n")).unwrap();
     let config = format!(
         "default_provider = \"phonepe\"\n[providers.phonepe]\nbase_url = \"{}\"\n\
          merchant_id = \"MERCH1\"\nstore_id = \"STORE1\"\nterminal_id = \"TERM1\"\n\
-         salt_key_file = \"{}\"\nsalt_index = 1\nprovider_id = \"PROV1\"\ntimeout_ms = 3000\n\
+         salt_key_file = \"{}\"\nsalt_index = 1\nprovider_id = \"PROV1\"\ntimeout_ms = {timeout_ms}\n\
          request_timeout_ms = 1000\nstatus_poll_ms = [100]\n",
         replica.url,
         salt.display()
@@ -48,6 +66,7 @@ pub fn start() -> PhonePe {
         d,
         replica,
         _dir: dir,
+        settle,
     }
 }
 
@@ -114,7 +133,8 @@ impl Rig for PhonePe {
     }
 
     fn settle_limit(&self) -> Duration {
-        // The last sale's "not found" is believable 4.1 s after its intent; room for restarts.
-        Duration::from_secs(30)
+        // The last sale's "not found" is believable 4.1 s after its intent; room for restarts
+        // (and, in the status-blind phase, for the contradiction backoff).
+        self.settle
     }
 }

@@ -143,23 +143,6 @@ fn not_found_before_the_window_ends_is_unknown_and_the_checks_go_on() {
 }
 
 #[test]
-fn invalid_transaction_id_on_status_is_not_found_and_final_after_the_window() {
-    let s = Setup::new(&[("not_found_code", "INVALID_TRANSACTION_ID")], &[]);
-    s.replica
-        .arm(json!({"path": INIT, "kind": "error", "after": false}));
-    let a = s.pay("nf2", 1000, json!({"handover_seconds": 1}));
-    let r = if a["error_type"] == "default_error" {
-        a
-    } else {
-        s.settled("nf2", Duration::from_secs(20))
-    };
-    assert_eq!(r["error_type"], "default_error", "{r}");
-    assert_eq!(r["reason"], "not_processed");
-    assert!(s.txn("nf2").is_null());
-    s.no_secret_in_log();
-}
-
-#[test]
 fn a_duplicate_answer_is_settled_only_by_the_status_of_our_own_id() {
     // PhonePe said DUPLICATE but holds nothing under our id: never a final answer from it.
     let s = Setup::new(&[("duplicate", "before")], &[]);

@@ -102,3 +102,54 @@ fn the_replica_takes_the_documents_sample_and_refuses_what_the_document_refuses(
     let s = status(&real, "MERCHANTUAT", "test_transaction1");
     assert_eq!(s["data"]["amount"], 200, "{s}");
 }
+
+#[test]
+fn a_status_blind_replica_hides_an_acknowledged_payment_for_n_checks_after_finding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Replica::start(
+        dir.path(),
+        "phonepe",
+        SALT,
+        &[
+            ("pay_after_ms", "0"),
+            ("status_blind", "2"),
+            ("status_blind_after", "1"),
+        ],
+    );
+    assert_eq!(init(&r, &edc_sample(), SALT)["code"], "SUCCESS");
+    let codes: Vec<Value> = (0..4)
+        .map(|_| status(&r, "MERCHANTUAT", "test_transaction1")["code"].clone())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "PAYMENT_SUCCESS",
+            "TRANSACTION_NOT_FOUND",
+            "TRANSACTION_NOT_FOUND",
+            "PAYMENT_SUCCESS"
+        ]
+    );
+    // The switch: blind for every payment until it is turned off.
+    let dir = tempfile::tempdir().unwrap();
+    let r = Replica::start(
+        dir.path(),
+        "phonepe",
+        SALT,
+        &[("pay_after_ms", "0"), ("status_blind", "on")],
+    );
+    assert_eq!(init(&r, &edc_sample(), SALT)["code"], "SUCCESS");
+    let code = || status(&r, "MERCHANTUAT", "test_transaction1")["code"].clone();
+    assert_eq!(code(), "TRANSACTION_NOT_FOUND");
+    assert_eq!(code(), "TRANSACTION_NOT_FOUND");
+    let off = block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/_replica/status_blind", r.url))
+            .json(&json!({"blind": false}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(off, 204);
+    assert_eq!(code(), "PAYMENT_SUCCESS");
+}

@@ -100,20 +100,18 @@ pub enum Status {
     Failed(Failure),
     /// Not final yet (PENDING, INTERNAL_SERVER_ERROR, ...).
     Pending,
-    /// PhonePe has no transaction under this id (TRANSACTION_NOT_FOUND, INVALID_TRANSACTION_ID,
-    /// ...): final only once the sale request could no longer come alive (the provider decides).
+    /// PhonePe has no transaction under this id (TRANSACTION_NOT_FOUND, PAYMENT_NOT_FOUND,
+    /// NOT_FOUND): "nothing charged" only without evidence and once the sale request could no
+    /// longer come alive (the provider and the engine decide).
     NotFound,
     /// The answer does not tell (unauthorized, unknown shape).
     Unclear(String),
 }
 
-/// Status codes that mean "no transaction under this id".
-const NOT_FOUND: [&str; 4] = [
-    "TRANSACTION_NOT_FOUND",
-    "INVALID_TRANSACTION_ID",
-    "PAYMENT_NOT_FOUND",
-    "NOT_FOUND",
-];
+/// Status codes that mean "no transaction under this id". Not INVALID_TRANSACTION_ID: the
+/// init document (001, "Response Codes") gives it as "The format of Transaction ID is
+/// invalid", a refusal of the id's shape, which says nothing of whether a transaction exists.
+const NOT_FOUND: [&str; 3] = ["TRANSACTION_NOT_FOUND", "PAYMENT_NOT_FOUND", "NOT_FOUND"];
 
 /// Reads a status answer for operation `op` (pay or refund), asked about by `id`. The status
 /// decides: SUCCESS is a charge whatever `data.amount` says (PhonePe's public samples answer
@@ -125,6 +123,13 @@ pub fn classify_status(op: &Operation, id: &str, a: &Answer) -> Status {
     }
     if a.code == "UNAUTHORIZED" {
         return Status::Unclear(a.said());
+    }
+    if a.code == "INVALID_TRANSACTION_ID" {
+        return Status::Unclear(format!(
+            "{}; PhonePe documents this code as a format error of the id, not as \"no such \
+             transaction\"",
+            a.said()
+        ));
     }
     let state = a
         .data_str("status")

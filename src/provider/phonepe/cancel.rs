@@ -1,6 +1,10 @@
 //! PhonePe cancel: `PUT /v1/payment/{merchantId}/{merchantTransactionId}/cancel` of a pay the
 //! customer has not paid yet, and reading a cancel's outcome from that pay's status. It must
 //! not touch a paid sale (that needs a refund) and never sends anything but the one cancel.
+//! Evidence for the cancel (journaled before it is acted on): the cancel's own acknowledgement
+//! (SUCCESS, PAYMENT_ALREADY_COMPLETED) and any status answer that carries the sale. "No such
+//! sale" is [`Outcome::NotFound`]: the engine ends it only as "nothing was cancelled" and only
+//! without evidence, else it stays unknown; it never claims anything about the sale's charge.
 
 use reqwest::Method;
 use serde_json::json;
@@ -24,8 +28,15 @@ impl PhonePe {
             Ok(reply) => answer::parse_answer(&reply.body),
         };
         match answer.as_ref().map(|a| (a.success, a.code.as_str())) {
-            Some((true, "SUCCESS")) => Outcome::Approved(cancelled(&pay_id, "SUCCESS")),
-            Some((_, "PAYMENT_ALREADY_COMPLETED")) => Outcome::Failed(already_completed()),
+            Some((true, "SUCCESS")) => {
+                self.witness(op, "cancel answered SUCCESS").await;
+                Outcome::Approved(cancelled(&pay_id, "SUCCESS"))
+            }
+            Some((_, "PAYMENT_ALREADY_COMPLETED")) => {
+                self.witness(op, "cancel answered PAYMENT_ALREADY_COMPLETED")
+                    .await;
+                Outcome::Failed(already_completed())
+            }
             Some((_, "UNAUTHORIZED")) => Outcome::Failed(Failure::new(
                 "unauthorized",
                 "PhonePe refused the request signature: check salt_key and salt_index. \
@@ -36,7 +47,8 @@ impl PhonePe {
         }
     }
 
-    /// A cancel's outcome read from the status of the pay it cancels. Never moves money.
+    /// A cancel's outcome read from the status of the pay it cancels. Never moves money. The
+    /// check witnesses, for the cancel, a status answer that carries the sale.
     pub(super) async fn cancel_status(&self, op: &Operation, pay_id: &str) -> Outcome {
         let mut pay = op.clone();
         pay.kind = OpKind::Pay;
@@ -45,15 +57,18 @@ impl PhonePe {
             Check::Final(Outcome::Approved(_)) => Outcome::Failed(already_completed()),
             Check::Final(_) => Outcome::Approved(cancelled(pay_id, "FAILED")),
             // Says nothing of the sale itself: it may live under an id we did not know (a pay
-            // named by request_id after the journal forgot it), or its init may still arrive.
-            Check::NotFound => Outcome::Failed(Failure::new(
+            // named by request_id after the journal forgot it), its init may still arrive, or
+            // PhonePe's status may not find a sale it acknowledged. The engine weighs it: after
+            // evidence (the sale was seen, the cancel acknowledged) it stays unknown.
+            Check::NotFound => Outcome::NotFound(Failure::new(
                 "not_processed",
                 format!(
-                    "PhonePe has no sale {pay_id} to cancel, so nothing was cancelled. Ask \
-                     get_result for the sale itself."
+                    "PhonePe has no sale {pay_id} to cancel, so nothing was cancelled. This \
+                     says nothing of whether the sale was charged: ask get_result for the \
+                     sale itself."
                 ),
             )),
-            Check::Pending => Outcome::Unknown(Failure::new(
+            Check::Pending(_) => Outcome::Unknown(Failure::new(
                 "timeout",
                 "The sale is still waiting for the customer and the cancel was not confirmed; \
                  it is being checked. Ask again with get_result.",

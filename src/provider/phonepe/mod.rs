@@ -4,20 +4,25 @@
 //! customer has paid, failed or let it expire; refund = `backToSource`, then status checks on
 //! the refund's id; cancel = `PUT .../cancel` of the pay, before the customer pays. Every call
 //! is signed with `X-VERIFY` (`provider::sign`) over the API path without the base URL's own
-//! prefix. A money-moving call is sent at most once: any doubt after sending (timeout, reset,
-//! 5xx, garbage, a code we do not know) is settled with the status call, never a resend. A
-//! DUPLICATE_TRANSACTION_ID answer is never taken as this operation's answer: the status of our
-//! own id decides, else the outcome is unknown. Which id the status call names is one rule
-//! (`wire::status_id`), for the request's own checks and the reconciler's alike. "Not found" is
+//! prefix, with the document's `accept: application/json`. A money-moving call is sent at
+//! most once: any doubt after sending (timeout, reset, 5xx, garbage, a code we do not know) is
+//! settled with the status call, never a resend. A DUPLICATE_TRANSACTION_ID answer is never
+//! taken as this operation's answer: the status of our own id decides, else the outcome is
+//! unknown. Which id the status call names is one rule (`wire::status_id`), for the request's
+//! own checks and the reconciler's alike. Evidence (`follow.rs`): an answer that shows the
+//! transaction exists is journaled before it is acted on, and after it "not found" never means
+//! "nothing was charged" (the engine keeps it unknown). Without evidence "not found" is
 //! believed only once the sale request could no longer come alive at PhonePe
 //! ([`PhonePe::not_found_is_final`]), counted on the monotonic clock (`clock::SendTimes`),
-//! never from `created_at`: the wall clock may step. Only INR is taken; anything else is refused unsent.
+//! never from `created_at`: the wall clock may step. Only INR is taken; anything else is
+//! refused unsent.
 //! This module must not log or return the salt key, and passes card data only masked.
 
 /// Public for the fuzz targets (fuzz/): the answer parser the provider itself uses.
 pub mod answer;
 mod cancel;
 mod codes;
+mod follow;
 mod wire;
 
 pub use wire::{legacy_transaction_id, map_order_id};
@@ -33,7 +38,6 @@ use super::http::{Http, HttpError, Reply};
 use super::{sign, Failure, OpKind, Operation, Outcome, Provider};
 use crate::config::PhonePeConfig;
 use crate::secret::Secret;
-use answer::{Sent, Status};
 use wire::Ids;
 
 /// PhonePe's published status schedule: first check 20 s after init, every 3 s for 30 s,
@@ -75,7 +79,8 @@ pub struct PhonePe {
 #[allow(clippy::large_enum_variant)]
 enum Check {
     Final(Outcome),
-    Pending,
+    /// Not final yet; `true` when the answer showed the transaction (witnessed).
+    Pending(bool),
     NotFound,
     Unclear(String),
 }
@@ -118,8 +123,10 @@ impl PhonePe {
     }
 
     fn headers(&self, req: reqwest::RequestBuilder, x_verify: String) -> reqwest::RequestBuilder {
+        // `accept` as the document's samples send it (001, the Python samples' headers).
         let req = req
             .header("Content-Type", "application/json")
+            .header("accept", "application/json")
             .header("X-VERIFY", x_verify);
         match &self.provider_id {
             Some(p) => req.header("X-PROVIDER-ID", p),
@@ -154,35 +161,6 @@ impl PhonePe {
         self.http.send(self.headers(req, x)).await
     }
 
-    /// One status check of `transaction_id` on behalf of `op`.
-    async fn check(&self, op: &Operation, transaction_id: &str) -> Check {
-        let path = wire::status_path(&self.ids.merchant_id, transaction_id);
-        let reply = match self.call_path(Method::GET, &path).await {
-            Ok(r) => r,
-            Err(e) => return Check::Unclear(answer::scrub(&e.to_string())),
-        };
-        let Some(answer) = answer::parse_answer(&reply.body) else {
-            return Check::Unclear(format!(
-                "PhonePe status answer was not understood (HTTP {}): {}",
-                reply.status,
-                answer::scrub(&super::http::snippet(&reply.body))
-            ));
-        };
-        match answer::classify_status(op, transaction_id, &answer) {
-            Status::Success(a) => Check::Final(Outcome::Approved(a)),
-            Status::Failed(f) => Check::Final(Outcome::Failed(f)),
-            Status::Pending => Check::Pending,
-            Status::NotFound => Check::NotFound,
-            Status::Unclear(why) => match crate::clock::skew_from_date(reply.date.as_deref()) {
-                Some(skew) if skew.abs() > crate::clock::SKEW_LIMIT_S => Check::Unclear(format!(
-                    "{why} ({})",
-                    crate::clock::describe_skew(skew, "PhonePe's")
-                )),
-                _ => Check::Unclear(why),
-            },
-        }
-    }
-
     /// How long after its intent an operation's request may still come alive at PhonePe: a
     /// request we gave up on may take as long again inside PhonePe (twice the request timeout),
     /// then a pay's sale request lives for its handover/expiry window (`wire::window`, as sent);
@@ -204,86 +182,15 @@ impl PhonePe {
         self.sent.at_least(&op.request_id) >= self.alive_for(op)
     }
 
+    /// PhonePe has no record of it and the request can no longer come alive. What the engine
+    /// makes of it: "never received, nothing charged" only when nothing ever showed the
+    /// transaction exists; after evidence, an unknown outcome (`contradiction`).
     fn not_processed() -> Outcome {
         Outcome::NotFound(Failure::new(
             "not_processed",
             "PhonePe never received this request: nothing was charged. \
              Start again with a new request_id.",
         ))
-    }
-
-    /// Status checks by our own id on the schedule until the outcome is final or `bound`
-    /// passes. After a DUPLICATE_TRANSACTION_ID answer (`duplicate`), "not found" settles
-    /// nothing: PhonePe said it has the id, so the outcome is unknown.
-    async fn follow(&self, op: &Operation, bound: Instant, duplicate: bool) -> Outcome {
-        let id = match wire::status_id(&self.ids.terminal_id, op) {
-            Ok(id) => id,
-            Err(msg) => return Outcome::Unknown(Failure::new("timeout", msg)),
-        };
-        let mut last = String::from("PhonePe has not answered with a final status yet");
-        for attempt in 0.. {
-            let wait = self.schedule[attempt.min(self.schedule.len() - 1)];
-            if Instant::now() + wait > bound {
-                break;
-            }
-            tokio::time::sleep(wait).await;
-            match self.check(op, &id).await {
-                Check::Final(o) => return o,
-                Check::Pending => last = "the customer has not finished paying".into(),
-                Check::NotFound if duplicate => {
-                    return Outcome::Unknown(Failure::new(
-                        "timeout",
-                        "PhonePe answered that it already has this transaction id, but has no \
-                         transaction under it; the outcome is being checked. Ask again with \
-                         get_result.",
-                    ))
-                }
-                Check::NotFound if self.not_found_is_final(op) => return Self::not_processed(),
-                Check::NotFound => last = "PhonePe does not know the request yet".into(),
-                Check::Unclear(why) => last = why,
-            }
-        }
-        Outcome::Unknown(Failure::new(
-            "timeout",
-            format!(
-                "No final answer from PhonePe in time ({last}); the outcome is being checked. \
-                 Ask again with get_result."
-            ),
-        ))
-    }
-
-    /// Sends a money-moving call once and follows it until final or `bound`.
-    async fn send_and_follow(
-        &self,
-        op: &Operation,
-        api_path: &str,
-        payload: &Value,
-        bound: Instant,
-    ) -> Outcome {
-        let mut duplicate = false;
-        self.sent.sending(&op.request_id);
-        match self.post_wrapped(api_path, payload).await {
-            Err(e @ HttpError::NotSent { .. }) => return e.into_outcome(),
-            Err(e) => log::warn!(request_id = op.request_id.as_str(), provider = "phonepe";
-                "{} {}: {e}; checking its status", op.kind.as_str(), op.request_id),
-            Ok(reply) => match answer::parse_answer(&reply.body) {
-                None => log::warn!(request_id = op.request_id.as_str(), provider = "phonepe";
-                    "{} {}: answer not understood (HTTP {}); checking its status",
-                    op.kind.as_str(), op.request_id, reply.status),
-                Some(answer) => {
-                    log::info!(request_id = op.request_id.as_str(), provider = "phonepe";
-                        "{} {}: PhonePe answered {}", op.kind.as_str(), op.request_id, answer.code);
-                    match answer::classify_sent(op.kind, &answer) {
-                        Sent::Refused(f) => {
-                            return Outcome::Failed(answer::clock_named(f, reply.date.as_deref()))
-                        }
-                        Sent::Duplicate => duplicate = true,
-                        Sent::Follow => {}
-                    }
-                }
-            },
-        }
-        self.follow(op, bound, duplicate).await
     }
 
     fn bound(&self, started: Instant, window: Duration) -> Instant {
@@ -381,11 +288,15 @@ impl PhonePe {
         match self.check(op, &id).await {
             Check::Final(o) => o,
             Check::NotFound if self.not_found_is_final(op) => Self::not_processed(),
+            Check::NotFound if op.progress.evidence().is_some() => Outcome::Unknown(Failure::new(
+                "timeout",
+                "PhonePe acknowledged this transaction, but its status does not find it yet",
+            )),
             Check::NotFound => Outcome::Unknown(Failure::new(
                 "timeout",
                 "PhonePe does not know the request yet",
             )),
-            Check::Pending => {
+            Check::Pending(_) => {
                 Outcome::Unknown(Failure::new("in_progress", "PhonePe still has it pending"))
             }
             Check::Unclear(why) => Outcome::Unknown(Failure::new("timeout", why)),

@@ -303,7 +303,8 @@ fn failed_expired_pending_and_missing_are_told_apart() {
     assert_eq!(reason(with("PAYMENT_PENDING", "PENDING")), "pending");
     assert_eq!(reason(with("INTERNAL_SERVER_ERROR", "")), "pending");
     assert_eq!(reason(with("TRANSACTION_NOT_FOUND", "")), "not_found");
-    assert_eq!(reason(with("INVALID_TRANSACTION_ID", "")), "not_found");
+    // Document 001: a format error of the id (an init refusal), not "no such transaction".
+    assert_eq!(reason(with("INVALID_TRANSACTION_ID", "")), "unclear");
     assert_eq!(reason(with("UNAUTHORIZED", "")), "unclear");
     // SUCCESS is a charge whatever data.amount says (the public samples answer 0); a
     // different amount is recorded, never a refusal.

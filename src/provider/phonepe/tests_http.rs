@@ -131,3 +131,102 @@ async fn status_is_signed_over_its_path_and_not_found_waits_for_stray_requests()
         "{raw}"
     );
 }
+
+/// The value of header `name` in a raw request.
+fn header_of(raw: &str, name: &str) -> Option<String> {
+    raw.lines().find_map(|l| {
+        l.split_once(": ")
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+/// Attaches a sink that keeps every note `op` records, as the engine's would journal it.
+fn noted(op: &mut Operation) -> std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    op.progress.attach(std::sync::Arc::new(move |k, v| {
+        keep.lock().unwrap().push((k, v));
+        Box::pin(async { Ok(()) })
+    }));
+    seen
+}
+
+#[tokio::test]
+async fn every_call_asks_for_json_as_the_documents_samples_do() {
+    let (url, task) =
+        one_request(r#"{"success":false,"code":"INVALID_AMOUNT","message":"no"}"#).await;
+    provider(&url)
+        .execute(&op(OpKind::Pay, "sale-a", 100))
+        .await;
+    let raw = task.await.unwrap();
+    assert_eq!(
+        header_of(&raw, "accept").as_deref(),
+        Some("application/json"),
+        "{raw}"
+    );
+    let (url, task) =
+        one_request(r#"{"success":false,"code":"TRANSACTION_NOT_FOUND","message":"no"}"#).await;
+    provider(&url).status(&op(OpKind::Pay, "sale-a", 100)).await;
+    let raw = task.await.unwrap();
+    assert_eq!(
+        header_of(&raw, "accept").as_deref(),
+        Some("application/json"),
+        "{raw}"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_status_is_witnessed_before_it_is_acted_on() {
+    let (url, task) = one_request(
+        r#"{"success":true,"code":"PAYMENT_PENDING","message":"m","data":{"status":"PENDING"}}"#,
+    )
+    .await;
+    let mut pay = op(OpKind::Pay, "sale-p", 100);
+    let notes = noted(&mut pay);
+    assert!(matches!(
+        provider(&url).status(&pay).await,
+        Outcome::Unknown(_)
+    ));
+    task.await.unwrap();
+    let notes = notes.lock().unwrap();
+    let (key, what) = notes.first().expect("the PENDING answer was witnessed");
+    assert_eq!(key, crate::provider::progress::EVIDENCE);
+    assert_eq!(what["what"], "status answered PAYMENT_PENDING");
+}
+
+#[tokio::test]
+async fn a_cancel_whose_sale_cannot_be_found_is_left_to_the_engine_to_weigh() {
+    // The engine settles it "nothing was cancelled" only without evidence (engine/evidence.rs).
+    let (url, task) =
+        one_request(r#"{"success":false,"code":"TRANSACTION_NOT_FOUND","message":"no"}"#).await;
+    let mut cancel = op(OpKind::Cancel, "cancel-1", 100);
+    cancel.primary = Some(crate::provider::Primary {
+        request_id: Some("sale-1".into()),
+        provider: "phonepe".into(),
+        provider_reference: None,
+        amount: 100,
+        currency: None,
+        backend_id: Some("P00112233445566778899aabbccdd".into()),
+    });
+    let out = provider(&url).status(&cancel).await;
+    task.await.unwrap();
+    let Outcome::NotFound(f) = out else {
+        panic!("a final answer from absence: {out:?}")
+    };
+    assert!(!f.message.contains("nothing was charged"), "{}", f.message);
+}
+
+#[tokio::test]
+async fn a_bare_internal_server_error_on_status_is_not_evidence() {
+    let (url, task) =
+        one_request(r#"{"success":false,"code":"INTERNAL_SERVER_ERROR","message":"m"}"#).await;
+    let mut pay = op(OpKind::Pay, "sale-i", 100);
+    let notes = noted(&mut pay);
+    assert!(matches!(
+        provider(&url).status(&pay).await,
+        Outcome::Unknown(_)
+    ));
+    task.await.unwrap();
+    assert!(notes.lock().unwrap().is_empty(), "witnessed from an error");
+}

@@ -53,6 +53,9 @@ pub struct Ledger {
     pub calls: BTreeMap<String, u64>,
     /// Cancel calls per transaction id.
     pub cancels: BTreeMap<String, u64>,
+    /// Status calls per payment id, counted while `status_blind` may hide it (`blind.rs`).
+    #[serde(default)]
+    pub status_checks: BTreeMap<String, u64>,
 }
 
 pub fn now_ms() -> u64 {

@@ -18,9 +18,14 @@
 //! DUPLICATE_TRANSACTION_ID, `after` acting on it first, `before` without acting;
 //! `not_found_code` (`TRANSACTION_NOT_FOUND`) the status code for an unknown id (or
 //! `INVALID_TRANSACTION_ID`); `init_refusal` (none) every valid init is refused with this code
-//! (one of the document's), without acting, as PhonePe would for a merchant whose setup says so. Replica's own choices where the documents are silent: a cancel of
+//! (one of the document's), without acting, as PhonePe would for a merchant whose setup says so;
+//! `status_blind` (`off`) the status call does not find payments it acknowledged, for N checks
+//! (after `status_blind_after` checks that find it, 0) or until
+//! `POST /_replica/status_blind {"blind": false}` (`blind.rs`). Replica's own
+//! choices where the documents are silent: a cancel of
 //! a FAILED or EXPIRED payment answers TRANSACTION_ALREADY_CLOSED; see also `checks.rs`.
 
+mod blind;
 mod checks;
 mod ledger;
 
@@ -54,6 +59,7 @@ struct Replica {
     duplicate: Duplicate,
     not_found_code: &'static str,
     init_refusal: Option<String>,
+    blind: blind::Blind,
 }
 
 /// The `duplicate` option: answer every init DUPLICATE_TRANSACTION_ID, after or without acting.
@@ -116,6 +122,7 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
             ),
         },
         init_refusal: opts.options.get("init_refusal").cloned(),
+        blind: blind::Blind::from_options(opts)?,
     });
     let api: Router = Router::new()
         .route("/v1/payment/init", post(init))
@@ -125,6 +132,7 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
         .with_state(shared.clone());
     let control = Router::new()
         .route("/_replica/state", get(dump))
+        .route("/_replica/status_blind", post(blind::switch))
         .with_state(shared);
     Ok(api.clone().nest("/enterprise-sandbox", api).merge(control))
 }
@@ -265,6 +273,9 @@ async fn status(
     let now = now_ms();
     let found = r.store.update(|l| {
         let id = l.find(&txn)?;
+        if r.blind.hides(l, &id) {
+            return None;
+        }
         let t = l.transactions.get_mut(&id)?;
         t.advance(&id, now);
         (t.merchant_id == merchant)
