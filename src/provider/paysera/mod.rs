@@ -40,9 +40,12 @@
 //! one.
 
 /// Public for the fuzz targets (fuzz/): [`client::read_reply`] and the answer shapes.
+mod cancel;
 pub mod client;
+mod deadline;
 mod flow;
 mod recover;
+mod release;
 
 use std::time::Duration;
 
@@ -156,6 +159,8 @@ pub fn legacy_key(request_id: &str) -> String {
 /// The progress notes this provider journals (see [`crate::provider::Progress`]).
 const NOTE_KEY: &str = "paysera_transaction_key";
 const NOTE_ORDER: &str = "paysera_order_id";
+/// Written before the one confirm of a transaction is sent: no confirm is ever sent again.
+const NOTE_CONFIRM: &str = "paysera_confirm_sent";
 
 /// A refused call as the cashier's answer (the backend said no; nothing moved).
 fn refused(e: &ApiError) -> Failure {
@@ -260,7 +265,7 @@ impl Provider for Paysera {
                 let outcome = self.pay_status(op).await;
                 self.settled(op, outcome)
             }
-            OpKind::Cancel => self.cancel(op).await,
+            OpKind::Cancel => self.cancel_status(op).await,
             OpKind::Refund | OpKind::CloseShift => not_supported(op.kind),
         }
     }
