@@ -9,7 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::paysera::{approved, failed, rig, Rig};
+use common::paysera::{approved, failed, rig, Rig, KEY};
+use common::replica::Replica;
 use common::send_in_thread;
 use serde_json::{json, Value};
 
@@ -174,5 +175,50 @@ fn a_sale_closed_by_the_next_sales_spot_close_revokes_its_transaction() {
         "{}",
         ledger(&rig)
     );
+    rig.finish();
+}
+
+/// Item 1: the transaction key is evidence. A sale cut off after its transaction was created,
+/// against a Paysera that then has no record of anything (its state lost in an incident), is
+/// never answered "not charged" on the strength of that absence: it stays unknown, reason
+/// `contradiction`, for the reconciler and then a person.
+#[test]
+fn a_paysera_that_forgot_the_transaction_leaves_the_sale_unknown_never_not_charged() {
+    let mut rig = rig(3000, &[]);
+    rig.r
+        .arm(json!({"path": "/rest/v1/spot/7/order", "kind": "timeout", "after": false}));
+    let pending = send_in_thread(
+        &rig.d,
+        json!({"action": "pay", "request_id": "ps-forgot", "amount": 1000}),
+    );
+    wait_until("the order request is on its way", || {
+        rig.r.requests()["/rest/v1/spot/7/order"].as_u64() == Some(1)
+    });
+    rig.d.kill9();
+    assert_eq!(pending.join().unwrap(), None);
+    let (state, addr) = (rig.r.state.clone(), rig.r.addr().to_owned());
+    rig.r.kill();
+    std::fs::remove_file(&state).unwrap();
+    rig.r = Replica::start_at(&state, &addr, "paysera", KEY, &[("client_id", "till-test")]);
+    rig.d.restart();
+    let v = rig
+        .d
+        .await_result("ps-forgot", Duration::from_secs(20), |v| {
+            v["reason"] == "contradiction"
+        });
+    assert_eq!(v["error_type"], "unknown_result_error", "{v}");
+    // Checked again (the revoke, which can never charge, is what finds nothing): the answer
+    // does not turn into "not charged".
+    wait_until("the reconciler asked Paysera again", || {
+        let r = rig.r.requests();
+        r.as_object()
+            .unwrap()
+            .iter()
+            .any(|(p, n)| p.starts_with("/rest/v1/transaction/") && n.as_u64() >= Some(2))
+    });
+    let again = rig
+        .d
+        .request(json!({"action": "get_result", "request_id": "ps-forgot"}));
+    assert_eq!(again["reason"], "contradiction", "{again}");
     rig.finish();
 }
