@@ -7,12 +7,12 @@ use super::flow::approved;
 use super::{refused, unknown, unknown_after, Paysera};
 use crate::provider::{Failure, Operation, Outcome};
 
-fn invalid(msg: String) -> Outcome {
-    Outcome::Failed(Failure::new("invalid_request", msg))
+fn invalid(msg: String) -> Failure {
+    Failure::new("invalid_request", msg)
 }
 
 /// The primary sale's transaction key, or the refusal naming the field.
-fn primary_key(op: &Operation) -> Result<(String, String), Outcome> {
+fn primary_key(op: &Operation) -> Result<(String, String), Failure> {
     let Some(primary) = &op.primary else {
         return Err(invalid("primary_transaction: is required".into()));
     };
@@ -60,7 +60,7 @@ impl Paysera {
     pub(super) async fn cancel(&self, op: &Operation) -> Outcome {
         let (key, sale) = match primary_key(op) {
             Ok(k) => k,
-            Err(refusal) => return refusal,
+            Err(refusal) => return Outcome::Failed(refusal),
         };
         match self.client.revoke(&key).await {
             Ok(_) => cancelled(&key),
@@ -79,7 +79,7 @@ impl Paysera {
     pub(super) async fn cancel_status(&self, op: &Operation) -> Outcome {
         let (key, sale) = match primary_key(op) {
             Ok(k) => k,
-            Err(refusal) => return refusal,
+            Err(refusal) => return Outcome::Failed(refusal),
         };
         match self.client.transaction(&key).await {
             Ok(s) if s == "revoked" || s == "rejected" => cancelled(&key),

@@ -22,7 +22,7 @@ pub(super) enum Released {
     /// Paysera has no such transaction (its answer).
     Missing(String),
     /// No clear answer: the outcome to give meanwhile (unknown).
-    Unclear(Outcome),
+    Unclear(Box<Outcome>),
 }
 
 impl Paysera {
@@ -41,12 +41,12 @@ impl Paysera {
         match self.client.transaction(key).await {
             Ok(s) if s == "revoked" || s == "rejected" => Released::Gone,
             Ok(s) if s == "confirmed" => Released::Confirmed,
-            Ok(s) => Released::Unclear(unknown_after(
+            Ok(s) => Released::Unclear(Box::new(unknown_after(
                 &format!("{what} (Paysera shows the payment {s})"),
                 &err,
-            )),
+            ))),
             Err(e) if e.is("not_found") => Released::Missing(e.to_string()),
-            Err(_) => Released::Unclear(unknown_after(what, &err)),
+            Err(_) => Released::Unclear(Box::new(unknown_after(what, &err))),
         }
     }
 
@@ -68,7 +68,7 @@ impl Paysera {
                      through Paysera."
                 ),
             )),
-            Released::Unclear(outcome) => outcome,
+            Released::Unclear(outcome) => *outcome,
         }
     }
 }
