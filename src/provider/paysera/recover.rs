@@ -81,35 +81,28 @@ impl Paysera {
 
     async fn settle_order(&self, op: &Operation, order: &Order) -> Outcome {
         let window_s = self.window.as_secs();
-        match order.status.as_str() {
-            "confirmed" => approved("approved", order, None),
-            "reserved" if op.progress.get(NOTE_CONFIRM).is_some() => {
-                // A confirm was sent once (its answer lost): never again. While the window
-                // lasts it may still land; after it, the reservation is revoked (or found
-                // confirmed by the revoke's read).
-                if self.window_open(op) {
-                    unknown(
-                        "The confirm of the reserved payment was sent; Paysera does not show it \
-                         confirmed yet",
-                        format!("order {} is reserved", order.id),
-                    )
+        let confirm_sent = op.progress.get(NOTE_CONFIRM).is_some();
+        match step(&order.status, confirm_sent, self.window_open(op)) {
+            Step::Approve => approved("approved", order, None),
+            Step::Confirm => self.confirm(op, order, None).await,
+            Step::Wait => unknown(
+                if confirm_sent {
+                    "The confirm of the reserved payment was sent; Paysera does not show it \
+                     confirmed yet"
                 } else {
-                    self.end_unpaid(order, confirm_not_taken(window_s), None)
-                        .await
-                }
-            }
-            // The customer paid within the sale's window: finish it (a confirm, once).
-            "reserved" if self.window_open(op) => self.confirm(op, order, None).await,
-            "reserved" => {
-                self.end_unpaid(order, approved_too_late(window_s), None)
-                    .await
-            }
-            "closed" => self.end_unpaid(order, closed(order), None).await,
-            _ if !self.window_open(op) => self.end_unpaid(order, expired(window_s), None).await,
-            _ => unknown(
-                "The customer has not paid yet",
+                    "The customer has not paid yet"
+                },
                 format!("order {} is {}", order.id, order.status),
             ),
+            Step::Release(why) => {
+                let failure = match why {
+                    Why::Closed => closed(order),
+                    Why::Expired => expired(window_s),
+                    Why::TooLate => approved_too_late(window_s),
+                    Why::ConfirmNotTaken => confirm_not_taken(window_s),
+                };
+                self.end_unpaid(order, failure, None).await
+            }
         }
     }
 
@@ -131,7 +124,51 @@ impl Paysera {
     }
 }
 
+/// What a status check does with the order it read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Step {
+    Approve,
+    /// Send the one confirm (its intent journaled first).
+    Confirm,
+    /// Unknown for now: ask again later.
+    Wait,
+    /// Revoke; not charged, for this reason, once Paysera has answered (`release.rs`).
+    Release(Why),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Why {
+    Closed,
+    Expired,
+    TooLate,
+    ConfirmNotTaken,
+}
+
+/// The rule of a status check, from the order's `status`, whether a confirm was ever sent for
+/// it, and whether the sale's window is certainly still open. A reservation is confirmed only
+/// within the window and only if no confirm was ever sent; after the window it is revoked.
+pub(super) fn step(status: &str, confirm_sent: bool, window_open: bool) -> Step {
+    match (status, confirm_sent, window_open) {
+        ("confirmed", _, _) => Step::Approve,
+        // A confirm was sent once (its answer lost): never again. While the window lasts it
+        // may still land; after it, the reservation is revoked (or found confirmed by the
+        // revoke's read).
+        ("reserved", true, true) => Step::Wait,
+        ("reserved", true, false) => Step::Release(Why::ConfirmNotTaken),
+        // The customer paid within the sale's window: finish it.
+        ("reserved", false, true) => Step::Confirm,
+        ("reserved", false, false) => Step::Release(Why::TooLate),
+        ("closed", _, _) => Step::Release(Why::Closed),
+        (_, _, false) => Step::Release(Why::Expired),
+        (_, _, true) => Step::Wait,
+    }
+}
+
 /// What the evidence note says was seen.
 pub(super) fn created(key: &str) -> String {
     format!("Paysera created transaction {key}")
 }
+
+#[cfg(test)]
+#[path = "rule_tests.rs"]
+mod rule_tests;

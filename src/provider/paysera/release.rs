@@ -7,7 +7,7 @@
 //! ([`Outcome::NotFound`], weighed by the engine against the journaled evidence); anything
 //! else stays unknown for the reconciler, which comes back here. It never confirms.
 
-use super::client::Order;
+use super::client::{ApiError, Order};
 use super::flow::approved;
 use super::{unknown_after, Paysera};
 use crate::provider::{Failure, Outcome};
@@ -37,17 +37,7 @@ impl Paysera {
         if err.is("not_found") {
             return Released::Missing(err.to_string());
         }
-        let what = "Revoking the Paysera payment got no clear answer";
-        match self.client.transaction(key).await {
-            Ok(s) if s == "revoked" || s == "rejected" => Released::Gone,
-            Ok(s) if s == "confirmed" => Released::Confirmed,
-            Ok(s) => Released::Unclear(Box::new(unknown_after(
-                &format!("{what} (Paysera shows the payment {s})"),
-                &err,
-            ))),
-            Err(e) if e.is("not_found") => Released::Missing(e.to_string()),
-            Err(_) => Released::Unclear(Box::new(unknown_after(what, &err))),
-        }
+        read_after_revoke(&err, self.client.transaction(key).await)
     }
 
     /// Ends a sale that must end not charged: `failure` once `order`'s transaction can never
@@ -58,18 +48,46 @@ impl Paysera {
         failure: Failure,
         qr: Option<&str>,
     ) -> Outcome {
-        match self.release(&order.transaction_key).await {
-            Released::Gone => Outcome::Failed(failure),
-            Released::Confirmed => approved("approved", order, qr),
-            Released::Missing(why) => Outcome::NotFound(Failure::new(
-                &failure.reason,
-                format!(
-                    "Paysera has no record of this sale's payment ({why}). Nothing was charged \
-                     through Paysera."
-                ),
-            )),
-            Released::Unclear(outcome) => *outcome,
-        }
+        let released = self.release(&order.transaction_key).await;
+        conclude(released, failure, || approved("approved", order, qr))
+    }
+}
+
+/// What a revoke's answer makes of a sale that must end not charged: `failure` only when the
+/// transaction can never be paid; the charge when it shows confirmed; absence as
+/// [`Outcome::NotFound`]; else unknown.
+pub(super) fn conclude(
+    released: Released,
+    failure: Failure,
+    charged: impl FnOnce() -> Outcome,
+) -> Outcome {
+    match released {
+        Released::Gone => Outcome::Failed(failure),
+        Released::Confirmed => charged(),
+        Released::Missing(why) => Outcome::NotFound(Failure::new(
+            &failure.reason,
+            format!(
+                "Paysera has no record of this sale's payment ({why}). Nothing was charged \
+                 through Paysera."
+            ),
+        )),
+        Released::Unclear(outcome) => *outcome,
+    }
+}
+
+/// What a revoke that was refused or went unanswered (`err`, not `not_found`) leaves, from the
+/// read of the transaction that follows it.
+pub(super) fn read_after_revoke(err: &ApiError, read: Result<String, ApiError>) -> Released {
+    let what = "Revoking the Paysera payment got no clear answer";
+    match read {
+        Ok(s) if s == "revoked" || s == "rejected" => Released::Gone,
+        Ok(s) if s == "confirmed" => Released::Confirmed,
+        Ok(s) => Released::Unclear(Box::new(unknown_after(
+            &format!("{what} (Paysera shows the payment {s})"),
+            err,
+        ))),
+        Err(e) if e.is("not_found") => Released::Missing(e.to_string()),
+        Err(_) => Released::Unclear(Box::new(unknown_after(what, err))),
     }
 }
 
