@@ -149,9 +149,11 @@ fn a_cancels_status_check_reads_the_transaction_and_never_revokes_again() {
 /// transaction) finds nothing to reserve.
 #[test]
 fn a_sale_closed_by_the_next_sales_spot_close_revokes_its_transaction() {
+    // The customer's 6 s leave the restart and the next sale's spot close room on a loaded
+    // machine; the 20 s window keeps the cut-off sale open meanwhile.
     let mut rig = rig(
-        10_000,
-        &[("reserve_after_ms", "4000"), ("reserve_closed", "yes")],
+        20_000,
+        &[("reserve_after_ms", "6000"), ("reserve_closed", "yes")],
     );
     let pending = send_in_thread(
         &rig.d,
@@ -162,7 +164,7 @@ fn a_sale_closed_by_the_next_sales_spot_close_revokes_its_transaction() {
     assert_eq!(pending.join().unwrap(), None);
     rig.d.restart();
     // The next sale closes the spot (the cut-off order is pending) and is approved after its
-    // own 4 s: by then the late customer's moment for the cut-off order has passed too.
+    // own 6 s: by then the late customer's moment for the cut-off order has passed too.
     approved(&rig.pay("ps-next", 1300));
     assert_eq!(rig.order("ps-cut")["status"], "closed");
     let v = rig.settled("ps-cut");
