@@ -41,7 +41,7 @@ fn paysera_refuses_a_counter_a_day_behind_as_clock_skew_and_nothing_is_charged()
 }
 
 #[test]
-fn paysera_refusing_a_stale_ts_mid_sale_leaves_it_unknown_then_it_completes() {
+fn paysera_refusing_a_stale_ts_mid_sale_leaves_it_unknown_then_it_ends() {
     let dir = tempfile::tempdir().unwrap();
     let clock = SteppedClock::new(dir.path(), "clock-offset");
     let (k, v) = clock.env();
@@ -77,11 +77,13 @@ fn paysera_refusing_a_stale_ts_mid_sale_leaves_it_unknown_then_it_completes() {
         .d
         .request(json!({"action": "get_result", "request_id": "mid-1"}));
     assert_eq!(again["error_type"], "unknown_result_error", "{again}");
-    // The clock is set right: the reserved payment is confirmed, once.
+    // The clock is set right: the reservation is found only now, after the sale's 2 s
+    // deadline (the POS was told "unknown"): it is revoked, never confirmed late.
     clock.offset(0);
     let last = rig.settled("mid-1");
-    approved(&last);
-    assert_eq!(rig.calls("mid-1"), (1, 1));
+    failed(&last, "expired");
+    assert_eq!(rig.calls("mid-1"), (1, 0));
+    assert_eq!(rig.transaction("mid-1")["status"], "revoked");
     rig.finish();
 }
 

@@ -132,3 +132,50 @@ fn kill9_loop_phonepe_status_blind_never_answers_not_charged_for_a_charged_sale(
     assert_eq!(r.changed, 0, "answers changed (seed {seed}): {}", r.line());
     assert_eq!(r.unknown, 0, "left unknown (seed {seed}): {}", r.line());
 }
+
+/// Issue 16 item 3, Paysera: a customer who approves at random moments (often after the sale's
+/// deadline, and even after its order was closed) while the daemon is killed and restarted.
+/// At the end, from the replica's ledger: 0 transactions left reserved, 0 confirmed for a sale
+/// answered not charged (the loop's `lost`), 0 double, every operation final or
+/// `manual_check`.
+#[test]
+#[allow(clippy::disallowed_methods)] // the wall clock only seeds the RNG here
+fn kill9_loop_paysera_late_customer_leaves_no_money_reserved() {
+    let seed = env_number("KILL_LOOP_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    });
+    let kills = env_number("KILL_LOOP_KILLS").unwrap_or(50) as usize;
+    let mut rig = paysera::start_late();
+    let r = run(&mut rig, kills, &mut Rng::new(seed ^ 0x16));
+    println!("{} (seed {seed}, late customer)", r.line());
+    for p in &r.problems {
+        println!("  {p}");
+    }
+    let reserved = rig.left_reserved();
+    assert!(
+        reserved.is_empty(),
+        "{} transactions left reserved (seed {seed}): {reserved:?}",
+        reserved.len()
+    );
+    assert!(r.kills >= kills, "{}", r.line());
+    assert_eq!(r.double, 0, "double charges (seed {seed}): {}", r.line());
+    assert_eq!(
+        r.lost,
+        0,
+        "lost or charged-but-not-charged (seed {seed}): {}",
+        r.line()
+    );
+    assert_eq!(r.changed, 0, "answers changed (seed {seed}): {}", r.line());
+    let not_manual: Vec<_> = r
+        .unknown_why
+        .iter()
+        .filter(|u| !u.contains("needs a person"))
+        .collect();
+    assert!(
+        not_manual.is_empty(),
+        "left unknown (seed {seed}): {not_manual:?}"
+    );
+}

@@ -4,10 +4,17 @@
 //! as `confirmed` (a reservation not confirmed is not a charge); it names its sale in the
 //! payment's description (`Sale <request_id>`) and its operation in `parameters.order_id`.
 //! No refunds: Paysera documents none for a confirmed transaction.
+//!
+//! [`start_late`] is the phase of issue 16 item 3: a customer who approves at a random moment
+//! 100-3100 ms after the order is made (`reserve_spread_ms`), so often after the sale's 2 s
+//! deadline, and who approves a transaction whose order was closed (`reserve_closed`), while
+//! the daemon is killed and restarted. [`Paysera::left_reserved`] then reads the replica's
+//! ledger once the customer's last moment has passed: every reservation must have been
+//! confirmed (a charge, counted by the loop) or revoked.
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::kill_loop::{disarm, Charge, Kind, Rig, Rng};
 use crate::common::paysera::{rig_with, Rig as PayseraRig, Setup};
@@ -21,6 +28,36 @@ pub fn start() -> Paysera {
         replica_options: &[("reserve_after_ms", "150")],
         ..Default::default()
     }))
+}
+
+/// The customer's moments in [`start_late`]: `reserve_after_ms` + 0..=`reserve_spread_ms`.
+const LATE_AFTER_MS: u64 = 100;
+const LATE_SPREAD_MS: u64 = 3000;
+
+pub fn start_late() -> Paysera {
+    let after = LATE_AFTER_MS.to_string();
+    let spread = LATE_SPREAD_MS.to_string();
+    Paysera(rig_with(Setup {
+        window_ms: 2000,
+        replica_options: &[
+            ("reserve_after_ms", &after),
+            ("reserve_spread_ms", &spread),
+            ("reserve_closed", "yes"),
+        ],
+        // An outcome that stays unknown is flagged for a person within the loop's settling.
+        top: "[daemon]\nmanual_check_after_ms = 20000",
+        ..Default::default()
+    }))
+}
+
+impl Paysera {
+    /// Transactions the replica holds as reserved once every order's customer has had their
+    /// moment (money a customer would see held for nothing).
+    pub fn left_reserved(&self) -> Vec<Value> {
+        std::thread::sleep(Duration::from_millis(LATE_AFTER_MS + LATE_SPREAD_MS + 500));
+        let ledger = self.0.r.get("/_replica/ledger");
+        ledger["reserved"].as_array().cloned().unwrap_or_default()
+    }
 }
 
 impl Rig for Paysera {
@@ -94,6 +131,8 @@ impl Rig for Paysera {
     }
 
     fn settle_limit(&self) -> Duration {
+        // The window (3 s, or 2 s in the late phase), then the reconciler's revoke; 30 s leaves
+        // room for a loaded machine.
         Duration::from_secs(30)
     }
 }

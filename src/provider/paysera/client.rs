@@ -2,7 +2,7 @@
 //! parsed into the Paysera POS document's shapes ([`Spot`] with `place_info.location_id` and
 //! its orders, [`Order`] with `transaction_key` at its top level, ids as integers or strings),
 //! error bodies into [`ApiError`]. Only the document's calls plus the transaction create,
-//! confirm and revoke it names without showing (docs/providers.md, "What the documents leave open"). It decides nothing about
+//! read, confirm and revoke it names without showing (docs/providers.md, "What the documents leave open"). It decides nothing about
 //! money (that is `mod.rs`), never retries, and never logs or formats the MAC key or the
 //! `Authorization` header.
 //!
@@ -300,6 +300,21 @@ impl Client {
     pub async fn confirm(&self, transaction_key: &str) -> Result<Value, ApiError> {
         let path = format!("/rest/v1/transaction/{}/confirm", escape(transaction_key));
         self.call(Method::PUT, &path, None).await
+    }
+
+    /// `GET /rest/v1/transaction/{key}`: the transaction's `status` (new, reserved, confirmed,
+    /// revoked, rejected, ...). Reads only.
+    pub async fn transaction(&self, transaction_key: &str) -> Result<String, ApiError> {
+        let path = format!("/rest/v1/transaction/{}", escape(transaction_key));
+        let v = self.call(Method::GET, &path, None).await?;
+        v["status"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::Garbled {
+                status: 200,
+                detail: "a transaction without status".into(),
+            })
     }
 
     /// `DELETE /rest/v1/transaction/{key}`: revokes a transaction that is not confirmed, so it

@@ -1,15 +1,20 @@
-//! The Paysera sale flow (see `mod.rs` for the why): read the spot, create the transaction,
-//! note its key, put it at the spot as an order, wait for the customer, confirm, close the
-//! spot. Each money-moving call (order create, confirm) is sent at most once per call of `pay`;
-//! when its answer is lost the order is *read* to learn what happened, and what cannot be
-//! learned within the bound is answered `Unknown` for the reconciler.
+//! The Paysera sale flow (see `mod.rs` for the why): read the spot, note when the sale began,
+//! create the transaction, note its key (evidence), put it at the spot as an order, wait for
+//! the customer, confirm, close the spot. Each money-moving call (order create, confirm) is sent
+//! at most once; the confirm's intent is journaled before it is sent, so no later check sends
+//! it again. When an answer is lost the order is *read* to learn what happened, and what cannot
+//! be learned within the bound is answered `Unknown` for the reconciler. Every way a sale ends
+//! "not charged" goes through `release.rs`, which revokes the transaction first.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
 use super::client::{ApiError, Order, Spot};
-use super::{refused, unknown, unknown_after, Paysera, NOTE_KEY, NOTE_ORDER};
+use super::deadline::{self, NOTE_STARTED};
+use super::recover::created;
+use super::release::{approved_too_late, expired};
+use super::{refused, unknown, unknown_after, Paysera, NOTE_CONFIRM, NOTE_KEY, NOTE_ORDER};
 use crate::device::screen::Shown;
 use crate::provider::{Approval, Failure, Operation, Outcome};
 
@@ -41,16 +46,24 @@ pub(super) fn approved(status: &str, order: &Order, qr: Option<&str>) -> Outcome
 }
 
 /// An order closed before it was confirmed: the document's "canceled or paid by other means".
-/// Nothing was charged through Paysera.
+/// Given only once its transaction is revoked: nothing was charged through Paysera.
 pub(super) fn closed(order: &Order) -> Failure {
     Failure::new(
         "declined",
         format!(
             "Paysera closed order {} before it was paid (the payment was rejected, revoked or \
-             cancelled at Paysera). Nothing was charged through Paysera; ask for another way to \
-             pay.",
+             cancelled at Paysera, or the spot was closed); its payment is revoked. Nothing was \
+             charged through Paysera; ask for another way to pay.",
             order.id
         ),
+    )
+}
+
+/// The journal could not keep what it must before the next step: nothing was charged.
+fn journal_failed(what: &str, e: &str) -> Failure {
+    Failure::new(
+        "journal_unavailable",
+        format!("{what} could not be recorded ({e}); the Paysera payment was revoked. Nothing was charged."),
     )
 }
 
@@ -84,6 +97,7 @@ impl Paysera {
 
     pub(super) async fn pay(&self, op: &Operation) -> Outcome {
         let deadline = Instant::now() + self.window;
+        let started = deadline::started_now();
         let Ok(_one_customer) = self.spot_busy.try_lock() else {
             return Outcome::Failed(Failure::new(
                 "spot_busy",
@@ -110,20 +124,35 @@ impl Paysera {
                 return Outcome::Failed(refused(&e));
             }
         }
+        // When the sale began, on the boot clock: after a restart it tells whether the sale's
+        // window is certainly still open (`deadline.rs`). Without it, it counts as over.
+        if let Some(started) = started {
+            if let Err(e) = op.progress.record(NOTE_STARTED, started).await {
+                return Outcome::Failed(Failure::new(
+                    "journal_unavailable",
+                    format!("The sale could not be recorded ({e}). Nothing was charged."),
+                ));
+            }
+        }
         // A transaction that no order carries cannot be paid: its failure is final.
         let key = match self.client.create_transaction(&transaction_body(op)).await {
             Ok(key) => key,
             Err(e) => return Outcome::Failed(refused(&e)),
         };
+        let bare = Order {
+            id: String::new(),
+            status: String::new(),
+            transaction_key: key.clone(),
+        };
         if let Err(e) = op.progress.record(NOTE_KEY, json!(key)).await {
-            self.revoke_quietly(&key).await;
-            return Outcome::Failed(Failure::new(
-                "journal_unavailable",
-                format!(
-                    "The Paysera transaction could not be recorded ({e}); it was withdrawn \
-                     before the customer saw it. Nothing was charged."
-                ),
-            ));
+            // No order carries it yet; withdrawn before the customer could see it.
+            let failure = journal_failed("The Paysera transaction", &e);
+            return self.end_unpaid(&bare, failure, None).await;
+        }
+        // The transaction exists at Paysera: evidence, durable before anything acts on it.
+        if let Err(e) = op.progress.witness(&created(&key)).await {
+            let failure = journal_failed("The Paysera transaction as evidence", &e);
+            return self.end_unpaid(&bare, failure, None).await;
         }
         let order = match self.client.create_order(&self.spot_id, &key).await {
             Ok(order) => order,
@@ -135,10 +164,8 @@ impl Paysera {
                     Err(outcome) => return outcome,
                 }
             }
-            Err(e) => {
-                self.revoke_quietly(&key).await;
-                return Outcome::Failed(refused(&e));
-            }
+            // Refused: no order carries it. Revoked before the refusal is final.
+            Err(e) => return self.end_unpaid(&bare, refused(&e), None).await,
         };
         if let Err(e) = op.progress.record(NOTE_ORDER, json!(order.id)).await {
             // Recovery still finds the order in the spot's list by the key.
@@ -160,14 +187,6 @@ impl Paysera {
     pub(super) async fn close_spot(&self) {
         if let Err(e) = self.client.close_spot(&self.spot_id).await {
             log::warn!(provider = "paysera"; "closing spot {}: {e}", self.spot_id);
-        }
-    }
-
-    /// Withdraws a transaction that no order will carry. Best effort: a transaction that no
-    /// order carries cannot be paid anyway.
-    async fn revoke_quietly(&self, key: &str) {
-        if let Err(e) = self.client.revoke(key).await {
-            log::warn!(provider = "paysera"; "withdrawing an unused Paysera transaction: {e}");
         }
     }
 
@@ -195,8 +214,8 @@ impl Paysera {
         Err(unknown("The order was sent but its answer was lost", last))
     }
 
-    /// Polls the order until the customer reserves (then confirms), it closes, or the window
-    /// ends (then revokes).
+    /// Polls the order until the customer reserves within the window (then confirms), it
+    /// closes, or the window ends (then revokes, a reservation seen too late included).
     async fn wait_and_confirm(
         &self,
         op: &Operation,
@@ -206,14 +225,21 @@ impl Paysera {
     ) -> Outcome {
         loop {
             match order.status.as_str() {
-                "reserved" => return self.confirm(&order, Some(qr)).await,
+                "reserved" if Instant::now() < deadline => {
+                    return self.confirm(op, &order, Some(qr)).await
+                }
+                "reserved" => {
+                    let late = approved_too_late(self.window.as_secs());
+                    return self.end_unpaid(&order, late, Some(qr)).await;
+                }
                 "confirmed" => return approved("approved", &order, Some(qr)),
-                "closed" => return Outcome::Failed(closed(&order)),
+                "closed" => return self.end_unpaid(&order, closed(&order), Some(qr)).await,
                 _ => {}
             }
             let now = Instant::now();
             if now >= deadline {
-                return self.expire(&order, Some(qr)).await;
+                let failure = expired(self.window.as_secs());
+                return self.end_unpaid(&order, failure, Some(qr)).await;
             }
             tokio::time::sleep(self.poll_interval().min(deadline - now)).await;
             match self.client.order(&order.id).await {
@@ -225,40 +251,35 @@ impl Paysera {
         }
     }
 
-    /// Confirms a reserved order: the commit point. Sent once; if its answer is lost the order
-    /// is read, never confirmed again here.
-    pub(super) async fn confirm(&self, order: &Order, qr: Option<&str>) -> Outcome {
+    /// Confirms a reserved order: the commit point. Sent at most once per transaction ever:
+    /// its intent is journaled first (`NOTE_CONFIRM`), and a sale whose note is there is never
+    /// confirmed again, here or by a status check. If its answer is lost the order is read.
+    pub(super) async fn confirm(&self, op: &Operation, order: &Order, qr: Option<&str>) -> Outcome {
+        if op.progress.get(NOTE_CONFIRM).is_some() {
+            return unknown(
+                "A confirm was already sent for this payment",
+                format!("order {} is {}", order.id, order.status),
+            );
+        }
+        if let Err(e) = op
+            .progress
+            .record(NOTE_CONFIRM, json!(order.transaction_key))
+            .await
+        {
+            // Without the note "once ever" cannot be kept: release the reservation instead.
+            let failure = journal_failed("The confirm of the Paysera payment", &e);
+            return self.end_unpaid(order, failure, qr).await;
+        }
         let err = match self.client.confirm(&order.transaction_key).await {
             Ok(_) => return approved("approved", order, qr),
             Err(e) => e,
         };
         match self.client.order(&order.id).await {
             Ok(o) if o.status == "confirmed" => approved("approved", &o, qr),
-            Ok(o) if o.status == "closed" => Outcome::Failed(closed(&o)),
+            Ok(o) if o.status == "closed" => self.end_unpaid(&o, closed(&o), qr).await,
             Ok(_) | Err(_) => {
                 unknown_after("Confirming the reserved payment got no clear answer", &err)
             }
-        }
-    }
-
-    /// The customer did not pay in time: revoke, so the order can no longer be paid.
-    pub(super) async fn expire(&self, order: &Order, qr: Option<&str>) -> Outcome {
-        match self.client.revoke(&order.transaction_key).await {
-            Ok(_) => Outcome::Failed(Failure::new(
-                "expired",
-                format!(
-                    "The customer did not pay within {} s; the Paysera payment was revoked. \
-                     Nothing was charged.",
-                    self.window.as_secs()
-                ),
-            )),
-            // Refused (the customer reserved at the last moment) or unanswered: read.
-            Err(e) => match self.client.order(&order.id).await {
-                Ok(o) if o.status == "reserved" => self.confirm(&o, qr).await,
-                Ok(o) if o.status == "confirmed" => approved("approved", &o, qr),
-                Ok(o) if o.status == "closed" => Outcome::Failed(closed(&o)),
-                _ => unknown_after("Revoking the unpaid payment got no clear answer", &e),
-            },
         }
     }
 }

@@ -1,48 +1,60 @@
 //! The Paysera provider: scan-and-pay at a POS spot, as the Paysera POS document
 //! (seeds/000_0c09e6fa46f88a7e.txt) describes it. It owns the sale flow and the answers to what
 //! became of a sale; `client.rs` owns the signed HTTP calls. It must not re-send the
-//! money-moving calls (order create, confirm) on its own, touch the journal (it hands the
-//! engine progress notes instead), or put the MAC key anywhere but into a signature.
+//! money-moving calls (order create, confirm: never twice per transaction, across restarts),
+//! confirm a reservation after the sale's deadline, answer "not charged" while a transaction
+//! could still be paid, touch the journal (it hands the engine progress notes instead), or put
+//! the MAC key anywhere but into a signature.
 //!
 //! Flow of a pay, one at a time per spot (the commit point is the confirm):
 //! 1. `GET /rest/v1/spot/{spot_id}`: the spot code the customer scans, `PAYSERA*` +
 //!    `place_info.location_id` + `:` + `identifier` (or `spot_code` from the config when the
 //!    place info has no location id). A spot still showing a pending order of an earlier sale is
 //!    closed first (`PUT /spot/{id}/close`), so this customer never sees it.
-//! 2. `POST /rest/v1/transaction` with one payment (price, currency, description, and
+//! 2. When the sale began, on the boot clock (`deadline.rs`), is a progress note: after a
+//!    restart it tells whether the customer's window is certainly still open.
+//! 3. `POST /rest/v1/transaction` with one payment (price, currency, description, and
 //!    `parameters.order_id` = the operation's backend_id). A transaction nobody has put at the
 //!    spot cannot be paid, so a lost answer here is final: nothing was charged.
-//! 3. Its `transaction_key` is handed to the engine as a progress note and is durable in the
-//!    journal before anything else happens.
-//! 4. `POST /rest/v1/spot/{spot_id}/order` with `{"transaction_key": key}`. A lost answer is
+//! 4. Its `transaction_key` is a progress note, then witnessed as evidence (the transaction
+//!    exists at Paysera), both durable before anything else happens.
+//! 5. `POST /rest/v1/spot/{spot_id}/order` with `{"transaction_key": key}`. A lost answer is
 //!    found again by reading the spot's orders and matching the key. The order id becomes a
-//!    second note, so the order can be read by id even after the spot is closed.
-//! 5. Poll `GET /rest/v1/order/{id}` until `reserved`, then `PUT /rest/v1/transaction/{key}/
-//!    confirm`: approved, provider_reference = the transaction key. `closed` before that: not
-//!    charged. No payment within `timeout_ms`: revoke (`DELETE /rest/v1/transaction/{key}`),
-//!    `expired`.
-//! 6. Every finished sale closes the spot (`PUT /rest/v1/spot/{id}/close`), so the next customer
+//!    note, so the order can be read by id even after the spot is closed.
+//! 6. Poll `GET /rest/v1/order/{id}`. `reserved` within the window: the intent to confirm is
+//!    journaled (`paysera_confirm_sent`), then `PUT /rest/v1/transaction/{key}/confirm`, once
+//!    ever: approved, provider_reference = the transaction key. Reserved too late, `closed`, or
+//!    no payment within `timeout_ms`: the transaction is revoked (`release.rs`), and only when
+//!    Paysera has answered the revoke is the sale final not charged (`expired`, `declined`).
+//! 7. Every finished sale closes the spot (`PUT /rest/v1/spot/{id}/close`), so the next customer
 //!    never sees or pays an earlier order.
 //!
 //! Recovery ([`Provider::status`]) uses only the journaled notes: no transaction key, nothing can
-//! have been charged (`not_processed`); a key, the order is read (by its noted id, else found in
-//! the spot's orders). Confirmed: approved. Reserved: it confirms — the customer paid, the sale
-//! was meant, and a confirm cannot charge twice (a second one is refused `invalid_state`).
-//! Pending past the window: revoke, `expired`. A key the spot does not list and no order id:
-//! the transaction is revoked, so it can never be paid, then `not_processed`. An operation from
-//! before backend ids existed ([`legacy_key`]) cannot be looked up by documented calls: it stays
-//! unknown for an operator to settle.
+//! have been charged (absence: [`Outcome::NotFound`], weighed by the engine); a key, the order is
+//! read (by its noted id, else found in the spot's orders). Confirmed: approved. Reserved while
+//! the sale's window is certainly open and no confirm was ever sent: confirm (once). Reserved
+//! with a confirm already sent: unknown while the window lasts, then revoked. Reserved after
+//! the deadline, or when the deadline cannot be placed (another boot): revoked, never confirmed
+//! late (the POS was told "unknown" and may have taken another tender). Pending past the
+//! window, closed, or no order to be found: revoked. A revoke answered OK (or a transaction
+//! read `revoked`/`rejected`) is a positive answer: the transaction can never be paid, so "not
+//! charged" stands even after evidence; a transaction Paysera does not know is absence
+//! (`NotFound`); anything else stays unknown. An operation from before backend ids existed
+//! ([`legacy_key`]) cannot be looked up by documented calls: it stays unknown for an operator.
 //!
 //! Test amounts (replica): `..51` the customer never pays (expired); `..52` the reservation is
 //! rejected (the order closes: declined). Refund: the document offers no refund of a confirmed
 //! transaction (revoke works only before confirm), so the capability table says no; cancel
-//! revokes the transaction of the primary sale and answers `already_completed` for a confirmed
-//! one.
+//! (`cancel.rs`) revokes the transaction of the primary sale once and answers
+//! `already_completed` for a confirmed one; its status check reads the transaction.
 
 /// Public for the fuzz targets (fuzz/): [`client::read_reply`] and the answer shapes.
+mod cancel;
 pub mod client;
+mod deadline;
 mod flow;
 mod recover;
+mod release;
 
 use std::time::Duration;
 
@@ -156,6 +168,8 @@ pub fn legacy_key(request_id: &str) -> String {
 /// The progress notes this provider journals (see [`crate::provider::Progress`]).
 const NOTE_KEY: &str = "paysera_transaction_key";
 const NOTE_ORDER: &str = "paysera_order_id";
+/// Written before the one confirm of a transaction is sent: no confirm is ever sent again.
+const NOTE_CONFIRM: &str = "paysera_confirm_sent";
 
 /// A refused call as the cashier's answer (the backend said no; nothing moved).
 fn refused(e: &ApiError) -> Failure {
@@ -260,7 +274,7 @@ impl Provider for Paysera {
                 let outcome = self.pay_status(op).await;
                 self.settled(op, outcome)
             }
-            OpKind::Cancel => self.cancel(op).await,
+            OpKind::Cancel => self.cancel_status(op).await,
             OpKind::Refund | OpKind::CloseShift => not_supported(op.kind),
         }
     }

@@ -1,29 +1,28 @@
-//! What became of a Paysera sale, from the journaled progress notes only (see `mod.rs`), and
-//! the cancel. Status checks read; the only calls they make besides reads finish what the
-//! sale itself would have finished: confirm a reserved order, revoke an unpaid one, close the
-//! spot when no sale is running there.
+//! What became of a Paysera sale, from the journaled progress notes only (see `mod.rs`). Status
+//! checks read; the only calls they make besides reads finish what the sale itself would have
+//! finished, each at most as the sale would: confirm a reserved order while the sale's window
+//! is certainly open and no confirm was ever sent for it, revoke (`release.rs`) whatever must
+//! end not charged, close the spot when no sale is running there. They never confirm late and
+//! never confirm twice.
 
 use serde_json::Value;
 
-use super::client::{text, ApiError, Order};
+use super::client::{text, Order};
+use super::deadline::{self, NOTE_STARTED};
 use super::flow::{approved, closed};
-use super::{legacy_key, refused, unknown, unknown_after, Paysera, NOTE_KEY, NOTE_ORDER};
+use super::release::{approved_too_late, confirm_not_taken, expired};
+use super::{legacy_key, unknown, unknown_after, Paysera, NOTE_CONFIRM, NOTE_KEY, NOTE_ORDER};
 use crate::provider::{Failure, Operation, Outcome};
 
-fn not_processed(detail: &str) -> Outcome {
-    Outcome::Failed(Failure::new(
-        "not_processed",
-        format!("{detail}: nothing was charged. Start a new sale with a new request_id."),
-    ))
-}
-
 impl Paysera {
-    /// Whether the customer's window for `op` has passed, on the monotonic clock: since the
-    /// sale began in this process, or after a restart since this process started (later).
-    /// Never from `created_at`: a wall clock stepped forward would revoke a sale the customer
-    /// is still paying.
-    fn window_over(&self, op: &Operation) -> bool {
-        self.sent.at_least(&op.request_id) >= self.window
+    /// Whether the customer's window for `op` is certainly still open: its start is placed on
+    /// the boot clock (`deadline.rs`) less than the window ago, and this process has not been
+    /// waiting on it for longer than the window ([`crate::clock::SendTimes`], a lower bound).
+    /// A start that cannot be placed counts as past the deadline.
+    pub(super) fn window_open(&self, op: &Operation) -> bool {
+        let placed = deadline::since(op.progress.get(NOTE_STARTED));
+        placed.is_some_and(|ago| ago < self.window)
+            && self.sent.at_least(&op.request_id) < self.window
     }
 
     pub(super) async fn pay_status(&self, op: &Operation) -> Outcome {
@@ -39,14 +38,28 @@ impl Paysera {
             );
         }
         let Some(key) = op.progress.get(NOTE_KEY).and_then(Value::as_str) else {
-            return not_processed("No Paysera transaction was recorded for this sale");
+            // Absence: no transaction was ever noted, so none can be at the spot.
+            return Outcome::NotFound(Failure::new(
+                "not_processed",
+                "No Paysera transaction was recorded for this sale: nothing was charged. Start \
+                 a new sale with a new request_id.",
+            ));
         };
         let Some(_checking) = self.begin_check(key) else {
             return unknown("Another check of this sale is running", "try again shortly");
         };
+        if op.progress.evidence().is_none() {
+            // Journaled by a version that did not witness the key: the key is evidence.
+            if let Err(e) = op.progress.witness(&created(key)).await {
+                log::warn!(request_id = op.request_id.as_str(), provider = "paysera";
+                    "could not record the Paysera transaction as evidence: {e}");
+            }
+        }
         let order = match op.progress.get(NOTE_ORDER).and_then(text) {
             Some(id) => match self.client.order(&id).await {
                 Ok(order) => order,
+                // The order is gone: make sure its transaction can never be paid.
+                Err(e) if e.is("not_found") => return self.withdraw(key).await,
                 Err(e) => return unknown_after("Reading the Paysera order failed", &e),
             },
             None => match self.client.spot(&self.spot_id).await {
@@ -67,87 +80,95 @@ impl Paysera {
     }
 
     async fn settle_order(&self, op: &Operation, order: &Order) -> Outcome {
-        match order.status.as_str() {
-            "confirmed" => approved("approved", order, None),
-            // The customer paid and the sale was meant: finish it (see mod.rs).
-            "reserved" => self.confirm(order, None).await,
-            "closed" => Outcome::Failed(closed(order)),
-            _ if self.window_over(op) => self.expire(order, None).await,
-            _ => unknown(
-                "The customer has not paid yet",
+        let window_s = self.window.as_secs();
+        let confirm_sent = op.progress.get(NOTE_CONFIRM).is_some();
+        match step(&order.status, confirm_sent, self.window_open(op)) {
+            Step::Approve => approved("approved", order, None),
+            Step::Confirm => self.confirm(op, order, None).await,
+            Step::Wait => unknown(
+                if confirm_sent {
+                    "The confirm of the reserved payment was sent; Paysera does not show it \
+                     confirmed yet"
+                } else {
+                    "The customer has not paid yet"
+                },
                 format!("order {} is {}", order.id, order.status),
             ),
-        }
-    }
-
-    /// The transaction is noted but the spot shows no order for it: the order was never
-    /// created, or the spot was closed since (which closes pending orders). Revoking makes
-    /// sure it can never be paid; only then is the sale final.
-    async fn withdraw(&self, key: &str) -> Outcome {
-        match self.client.revoke(key).await {
-            Ok(_) => not_processed(
-                "The sale never reached the customer at the Paysera spot; its transaction is revoked",
-            ),
-            Err(e) => unknown_after(
-                "The spot shows no order for this sale and its transaction could not be revoked",
-                &e,
-            ),
-        }
-    }
-
-    /// Cancel = revoke the primary sale's transaction (its provider_reference). The same call
-    /// answers a status check: revoking twice has the effect of once, and can never charge.
-    pub(super) async fn cancel(&self, op: &Operation) -> Outcome {
-        let invalid = |msg: String| Outcome::Failed(Failure::new("invalid_request", msg));
-        let Some(primary) = &op.primary else {
-            return invalid("primary_transaction: is required".into());
-        };
-        let Some(key) = primary
-            .provider_reference
-            .as_deref()
-            .filter(|k| !k.is_empty())
-        else {
-            return invalid(
-                "primary_transaction: needs provider_reference (the Paysera transaction key)"
-                    .into(),
-            );
-        };
-        if op.amount != Some(primary.amount) {
-            return invalid(format!(
-                "amount: a Paysera cancel reverses the whole sale ({})",
-                primary.amount
-            ));
-        }
-        let sale = primary.request_id.as_deref().unwrap_or(key);
-        match self.client.revoke(key).await {
-            Ok(_) => approved(
-                "cancelled",
-                &Order {
-                    id: String::new(),
-                    status: "closed".into(),
-                    transaction_key: key.to_owned(),
-                },
-                None,
-            ),
-            Err(ApiError::Refused { error, .. }) if error == "invalid_state" => {
-                Outcome::Failed(already_completed(sale))
+            Step::Release(why) => {
+                let failure = match why {
+                    Why::Closed => closed(order),
+                    Why::Expired => expired(window_s),
+                    Why::TooLate => approved_too_late(window_s),
+                    Why::ConfirmNotTaken => confirm_not_taken(window_s),
+                };
+                self.end_unpaid(order, failure, None).await
             }
-            Err(ApiError::Refused { error, .. }) if error == "not_found" => invalid(format!(
-                "primary_transaction: Paysera has no transaction {key}"
-            )),
-            Err(e) if e.maybe_acted() => unknown("The cancel got no clear answer", e),
-            Err(e) => Outcome::Failed(refused(&e)),
         }
+    }
+
+    /// The transaction is noted but no order for it can be read: never created, or the spot
+    /// was closed since (which closes pending orders). Revoking makes sure it can never be
+    /// paid; only then is the sale final.
+    async fn withdraw(&self, key: &str) -> Outcome {
+        let order = Order {
+            id: String::new(),
+            status: String::new(),
+            transaction_key: key.to_owned(),
+        };
+        let failure = Failure::new(
+            "not_processed",
+            "The sale never reached the customer at the Paysera spot; its transaction is \
+             revoked: nothing was charged. Start a new sale with a new request_id.",
+        );
+        self.end_unpaid(&order, failure, None).await
     }
 }
 
-fn already_completed(sale: &str) -> Failure {
-    Failure::new(
-        "already_completed",
-        format!(
-            "Sale {sale} is already paid (confirmed at Paysera) and can no longer be \
-             cancelled. Paysera offers no refund through posbridge: return the money from the \
-             Paysera merchant account."
-        ),
-    )
+/// What a status check does with the order it read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Step {
+    Approve,
+    /// Send the one confirm (its intent journaled first).
+    Confirm,
+    /// Unknown for now: ask again later.
+    Wait,
+    /// Revoke; not charged, for this reason, once Paysera has answered (`release.rs`).
+    Release(Why),
 }
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Why {
+    Closed,
+    Expired,
+    TooLate,
+    ConfirmNotTaken,
+}
+
+/// The rule of a status check, from the order's `status`, whether a confirm was ever sent for
+/// it, and whether the sale's window is certainly still open. A reservation is confirmed only
+/// within the window and only if no confirm was ever sent; after the window it is revoked.
+pub(super) fn step(status: &str, confirm_sent: bool, window_open: bool) -> Step {
+    match (status, confirm_sent, window_open) {
+        ("confirmed", _, _) => Step::Approve,
+        // A confirm was sent once (its answer lost): never again. While the window lasts it
+        // may still land; after it, the reservation is revoked (or found confirmed by the
+        // revoke's read).
+        ("reserved", true, true) => Step::Wait,
+        ("reserved", true, false) => Step::Release(Why::ConfirmNotTaken),
+        // The customer paid within the sale's window: finish it.
+        ("reserved", false, true) => Step::Confirm,
+        ("reserved", false, false) => Step::Release(Why::TooLate),
+        ("closed", _, _) => Step::Release(Why::Closed),
+        (_, _, false) => Step::Release(Why::Expired),
+        (_, _, true) => Step::Wait,
+    }
+}
+
+/// What the evidence note says was seen.
+pub(super) fn created(key: &str) -> String {
+    format!("Paysera created transaction {key}")
+}
+
+#[cfg(test)]
+#[path = "rule_tests.rs"]
+mod rule_tests;

@@ -10,9 +10,13 @@
 //! (`orders.rs`): `POST /rest/v1/spot/{id}/order` and `PUT /rest/v1/order/{id}` with either
 //! body the document shows (`{"transaction_key": ..}` or `{"transaction": {..}}`), `GET|DELETE
 //! /rest/v1/order/{id}`, `POST /rest/v1/transaction`, `PUT /rest/v1/transaction/{key}/confirm`,
-//! `DELETE /rest/v1/transaction/{key}` (revoke). There is no order search: the document has
-//! none. `GET /_replica/state` shows everything, with the money-moving calls counted per
-//! transaction (`order_creates`, `confirms`) and the closes per spot.
+//! `GET /rest/v1/transaction/{key}` (read), `DELETE /rest/v1/transaction/{key}` (revoke).
+//! There is no order search: the document has none. `GET /_replica/state` shows everything,
+//! with the money-moving calls counted per transaction (`order_creates`, `confirms`,
+//! `revokes`) and the closes per spot; `GET /_replica/ledger` lists the transactions by status
+//! (`new`, `reserved`, `confirmed`, `revoked`, `rejected`), each with its key, its sale
+//! (`description`) and its operation (`parameters.order_id`): what a test counts at the end
+//! (money left reserved, confirmed for a sale answered not charged).
 //!
 //! Every integer spot id exists, identifier `spot-{id}`, at `location_id` (option, default
 //! 1001) carried in `place_info` (option `place_location=none` leaves it out, as the document's
@@ -22,8 +26,19 @@
 //! The customer is simulated lazily from the clock (so it survives restarts): a pending order
 //! is reserved `reserve_after_ms` (default 300) after it was created, except amounts ending in
 //! `51` (never paid: it stays pending until revoked or closed) and `52` (the reservation is
-//! rejected: the order closes). Options: `reserve_after_ms`, `client_id` (when set, the MAC
-//! id must match), `location_id`, `place_location`, `max_skew_s` (default 300).
+//! rejected: the order closes). The customer's hostile moves the document allows, each off
+//! unless set:
+//! - `reserve_spread_ms=N`: a customer who approves at a random moment: each order is
+//!   reserved `reserve_after_ms` + a number 0..=N drawn from its transaction key (so the same
+//!   order gets the same moment after a replica restart). With N beyond the daemon's window the
+//!   customer approves after the sale's deadline whenever nothing revoked the transaction first.
+//! - `reserve_closed=yes`: a customer whose app still shows the transaction approves it after
+//!   its order was closed by a spot close or an order removal: the document's "closed" order
+//!   says nothing of its transaction, which is still `new` and is reserved at the same moment
+//!   (the order stays closed). Only a revoke stops it.
+//!
+//! Other options: `client_id` (when set, the MAC id must match), `location_id`,
+//! `place_location`, `max_skew_s` (default 300).
 
 // A refusal is the axum `Response` Paysera would send; boxing it buys nothing in test equipment.
 #![allow(clippy::result_large_err)]
@@ -86,9 +101,11 @@ struct Transaction {
     status: String,
     payments: Vec<Value>,
     order: Option<u64>,
-    /// Money-moving calls: orders created carrying this transaction, confirms.
+    /// Money-moving calls: orders created carrying this transaction, confirms, revokes.
     order_creates: u32,
     confirms: u32,
+    #[serde(default)]
+    revokes: u32,
 }
 
 impl Transaction {
@@ -112,38 +129,86 @@ impl Order {
     }
 }
 
+/// How the simulated customer behaves (the module doc's options).
+#[derive(Clone, Copy)]
+struct Customer {
+    reserve_after_ms: u64,
+    reserve_spread_ms: u64,
+    reserve_closed: bool,
+}
+
+impl Customer {
+    /// When the customer approves the order carrying `key`, after the order was made.
+    fn delay_ms(&self, key: &str) -> u64 {
+        let drawn = key
+            .get(..16)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+        self.reserve_after_ms + drawn % (self.reserve_spread_ms + 1)
+    }
+}
+
 impl PayseraState {
-    /// The simulated customer, evaluated from the clock for every open order.
-    fn advance(&mut self, now_ms: u64, reserve_after_ms: u64) {
+    /// The simulated customer, evaluated from the clock for every open order (and, when the
+    /// customer approves late, for closed orders whose transaction is still `new`).
+    fn advance(&mut self, now_ms: u64, c: Customer) {
         for o in self.orders.values_mut() {
-            if o.status != "pending" || now_ms < o.created_ms + reserve_after_ms {
+            let open = o.status == "pending";
+            if !(open || c.reserve_closed && o.status == "closed") {
+                continue;
+            }
+            if now_ms < o.created_ms + c.delay_ms(&o.transaction_key) {
                 continue;
             }
             let Some(t) = self.transactions.get_mut(&o.transaction_key) else {
                 continue;
             };
-            if t.status != "new" {
+            if t.status != "new" || t.order != Some(o.id) {
                 continue;
             }
             match t.price() % 100 {
                 51 => {}
                 52 => {
                     t.status = "rejected".into();
-                    o.close();
+                    if open {
+                        o.close();
+                    }
                 }
                 _ => {
                     t.status = "reserved".into();
-                    o.status = "reserved".into();
+                    if open {
+                        o.status = "reserved".into();
+                    }
                 }
             }
         }
+    }
+
+    /// The transactions by status, each with its key, sale and operation.
+    fn ledger(&self) -> Value {
+        let mut by: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for s in ["new", "reserved", "confirmed", "revoked", "rejected"] {
+            by.insert(s.into(), Vec::new());
+        }
+        for t in self.transactions.values() {
+            let p = t.payments.first().cloned().unwrap_or_default();
+            by.entry(t.status.clone()).or_default().push(json!({
+                "key": t.key,
+                "sale": p["description"],
+                "order_id": p["parameters"]["order_id"],
+                "order": t.order,
+                "confirms": t.confirms,
+                "revokes": t.revokes,
+            }));
+        }
+        json!(by)
     }
 }
 
 struct Replica {
     store: Store<PayseraState>,
     verifier: Verifier,
-    reserve_after_ms: u64,
+    customer: Customer,
     location_id: u64,
     place_location: bool,
 }
@@ -154,7 +219,7 @@ impl Replica {
     /// Runs `f` on the state after the customer has had their turn, saving any change.
     fn update<R>(&self, f: impl FnOnce(&mut PayseraState) -> R) -> R {
         self.store.update(|s| {
-            s.advance(now_ms(), self.reserve_after_ms);
+            s.advance(now_ms(), self.customer);
             f(s)
         })
     }
@@ -213,7 +278,15 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
             opts.options.get("client_id").cloned(),
             num("max_skew_s", 300)?,
         ),
-        reserve_after_ms: num("reserve_after_ms", 300)?,
+        customer: Customer {
+            reserve_after_ms: num("reserve_after_ms", 300)?,
+            reserve_spread_ms: num("reserve_spread_ms", 0)?,
+            reserve_closed: match opts.options.get("reserve_closed").map(String::as_str) {
+                None | Some("no") => false,
+                Some("yes") => true,
+                Some(v) => anyhow::bail!("--option reserve_closed={v}: yes or no"),
+            },
+        },
         location_id: num("location_id", 1001)?,
         place_location: opts.options.get("place_location").map(String::as_str) != Some("none"),
     });
@@ -233,10 +306,11 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
         .route("/rest/v1/transaction/{key}/confirm", put(orders::confirm))
         .route(
             "/rest/v1/transaction/{key}",
-            axum::routing::delete(orders::revoke),
+            get(orders::read_transaction).delete(orders::revoke),
         )
         .layer(middleware::from_fn_with_state(replica.clone(), verify))
         .route("/_replica/state", get(state))
+        .route("/_replica/ledger", get(ledger))
         .with_state(replica))
 }
 
@@ -290,6 +364,10 @@ fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Response> {
 
 async fn state(State(r): Shared) -> Json<Value> {
     Json(r.update(|s| serde_json::to_value(&*s).unwrap_or_default()))
+}
+
+async fn ledger(State(r): Shared) -> Json<Value> {
+    Json(r.update(|s| s.ledger()))
 }
 
 #[cfg(test)]

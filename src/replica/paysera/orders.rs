@@ -84,6 +84,7 @@ fn new_transaction(t: &Map<String, Value>) -> Result<Transaction, Response> {
         order: None,
         order_creates: 0,
         confirms: 0,
+        revokes: 0,
     })
 }
 
@@ -276,21 +277,32 @@ pub async fn confirm(State(r): Shared, Path(key): Path<String>) -> Response {
     })
 }
 
+/// `GET /rest/v1/transaction/{key}`: the transaction and its status (new, reserved,
+/// confirmed, revoked, rejected). Reads only.
+pub async fn read_transaction(State(r): Shared, Path(key): Path<String>) -> Response {
+    r.update(|s| match s.transactions.get(&key) {
+        Some(t) => Json(transaction_json(t)).into_response(),
+        None => not_found("transaction"),
+    })
+}
+
 /// Revoke: a transaction not confirmed can never be paid afterwards; its order closes.
 pub async fn revoke(State(r): Shared, Path(key): Path<String>) -> Response {
     r.update(|s| {
         let Some(t) = s.transactions.get_mut(&key) else {
             return not_found("transaction");
         };
+        t.revokes += 1;
         match t.status.as_str() {
             "new" | "reserved" => t.status = "revoked".into(),
             "revoked" | "rejected" => {}
             other => return invalid_state(format!("transaction {key} is {other}")),
         }
         let (order, json) = (t.order, transaction_json(t));
+        // An order already closed keeps the moment it closed.
         if s.orders
             .get(&order.unwrap_or(0))
-            .is_some_and(|o| o.status != "confirmed")
+            .is_some_and(|o| o.status != "confirmed" && o.status != "closed")
         {
             set_order(s, order, "closed");
         }

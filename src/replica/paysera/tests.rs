@@ -228,3 +228,87 @@ async fn the_place_info_may_leave_the_location_out_as_the_documents_example_does
     assert!(spot["place_info"].get("location_id").is_none(), "{spot}");
     assert_eq!(spot["identifier"], "spot-7");
 }
+
+/// A transaction put on a new order at spot 7; (key, order id).
+async fn sale(r: &Running) -> (String, u64) {
+    let (_, t) = r
+        .call(Method::POST, "/rest/v1/transaction", Some(PAYMENT))
+        .await;
+    let key = t["transaction_key"].as_str().unwrap().to_owned();
+    let body = format!("{{\"transaction_key\": \"{key}\"}}");
+    let (_, o) = r
+        .call(Method::POST, "/rest/v1/spot/7/order", Some(&body))
+        .await;
+    (key, o["id"].as_u64().unwrap())
+}
+
+async fn ledger(r: &Running) -> Value {
+    reqwest::get(format!("{}/_replica/ledger", r.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_late_customer_reserves_a_closed_orders_transaction_until_it_is_revoked() {
+    let r = start(&[("reserve_after_ms", "200"), ("reserve_closed", "yes")]).await;
+    let (kept, _) = sale(&r).await;
+    let (revoked, _) = sale(&r).await;
+    // The merchant closes the spot: both orders close, their transactions are still new.
+    r.call(Method::PUT, "/rest/v1/spot/7/close", None).await;
+    let (st, gone) = r
+        .call(
+            Method::DELETE,
+            &format!("/rest/v1/transaction/{revoked}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, gone["status"].as_str()),
+        (200, Some("revoked")),
+        "{gone}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (st, t) = r
+        .call(Method::GET, &format!("/rest/v1/transaction/{kept}"), None)
+        .await;
+    assert_eq!((st, t["status"].as_str()), (200, Some("reserved")), "{t}");
+    let l = ledger(&r).await;
+    assert_eq!(l["reserved"][0]["key"], kept.as_str(), "{l}");
+    assert_eq!(l["reserved"][0]["order_id"], "P1", "{l}");
+    assert_eq!(l["revoked"][0]["key"], revoked.as_str(), "{l}");
+    assert_eq!(l["revoked"][0]["revokes"], 1, "{l}");
+    let (st, _) = r.call(Method::GET, "/rest/v1/transaction/nope", None).await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test]
+async fn a_spread_customer_approves_each_order_at_its_own_moment_and_never_a_closed_one() {
+    let r = start(&[("reserve_after_ms", "0"), ("reserve_spread_ms", "400")]).await;
+    let mut orders = Vec::new();
+    for _ in 0..6 {
+        orders.push(sale(&r).await);
+    }
+    // Without reserve_closed a closed order's transaction is never reserved.
+    r.call(Method::PUT, "/rest/v1/spot/7/close", None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let l = ledger(&r).await;
+    let reserved = l["reserved"].as_array().unwrap().len();
+    let new = l["new"].as_array().unwrap().len();
+    assert_eq!(reserved + new, 6, "{l}");
+    for (key, id) in &orders {
+        let (_, o) = r
+            .call(Method::GET, &format!("/rest/v1/order/{id}"), None)
+            .await;
+        let (_, t) = r
+            .call(Method::GET, &format!("/rest/v1/transaction/{key}"), None)
+            .await;
+        match o["status"].as_str() {
+            Some("reserved") => assert_eq!(t["status"], "reserved"),
+            Some("closed") => assert_eq!(t["status"], "new"),
+            other => panic!("order {id} is {other:?}"),
+        }
+    }
+}
