@@ -1,5 +1,6 @@
 //! The emulator's state file (`--state FILE`): its serial number, the card reader's last 500
-//! results, its charge counter and the open shift. Written atomically (temp file, fsync,
+//! results (`--keep-results`), their numbering (link protocol version 3: the result store's id
+//! and the next operation number), its charge counter and the open shift. Written atomically (temp file, fsync,
 //! rename, fsync of the directory), so a kill -9 leaves the old state or the new, never half.
 
 use std::collections::VecDeque;
@@ -10,7 +11,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Results a reader keeps, like the Lifepay QPOS reader (docs/link-protocol.md §9).
+/// Results a reader keeps, like the Lifepay QPOS reader (docs/link-protocol.md §9); tests
+/// make it smaller with `--keep-results`.
 pub const KEEP_RESULTS: usize = 500;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -28,12 +30,60 @@ pub struct State {
     pub shift_cancel_count: u32,
     pub shift_cancel_total: u64,
     pub results: VecDeque<Stored>,
+    /// The id of this result store (version 3's RESULT_WINDOW): random, never 0, made with
+    /// the state file, so a fresh state file is a reader that lost its memory of results.
+    pub store: u64,
+    /// The number the next stored operation gets; numbers only grow.
+    pub next: u64,
+}
+
+impl State {
+    /// Gives a state from before result numbering (or a fresh one) its store id, and its
+    /// results numbers in the order they are kept.
+    pub fn number_results(&mut self) {
+        if self.store != 0 {
+            return;
+        }
+        self.store = loop {
+            let id = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap());
+            if id != 0 {
+                break id;
+            }
+        };
+        for r in self.results.iter_mut() {
+            r.number = self.next;
+            self.next += 1;
+        }
+    }
+
+    /// Keeps `result` as the newest, numbered, and evicts the oldest beyond `keep`.
+    pub fn keep(&mut self, mut result: Stored, keep: usize) {
+        result.number = self.next;
+        self.next += 1;
+        self.results.push_back(result);
+        self.evict(keep);
+    }
+
+    /// Drops the oldest results until at most `keep` are left.
+    pub fn evict(&mut self, keep: usize) {
+        while self.results.len() > keep {
+            self.results.pop_front();
+        }
+    }
+
+    /// The number of the oldest result held (`next` when none is).
+    pub fn oldest(&self) -> u64 {
+        self.results.front().map_or(self.next, |r| r.number)
+    }
 }
 
 /// One finished operation, as the reader answers it again on GET_RESULT or a repeated start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
     pub request_id: String,
+    /// The operation's number in this result store (version 3).
+    #[serde(default)]
+    pub number: u64,
     /// `sale`, `refund`, `cancel`.
     pub operation: String,
     pub amount: u64,
