@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::link::{Message, ResultWindow, SaleResult, ShiftTotals};
+use super::link::{Message, PaymentRequest, ResultWindow, SaleResult, ShiftTotals};
 use super::session::{what, LinkError, Session};
 
 /// What the reader said about one request.
@@ -106,6 +106,21 @@ impl CardReader {
             _ => unreachable!("CardReader::start is only called with a START_* message"),
         };
         self.exchange(msg, wait, acked, pick_answer(&id)).await
+    }
+
+    /// Charges `req.amount` ([`CardReader::start`] with nothing to do on the ACK).
+    pub async fn sale(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
+        self.start(Message::StartSale(req), wait, no_hook).await
+    }
+
+    /// Refunds (part of) an earlier sale; `req.primary_reference` is the sale's RRN.
+    pub async fn refund(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
+        self.start(Message::StartRefund(req), wait, no_hook).await
+    }
+
+    /// Cancels (voids) an earlier sale in full.
+    pub async fn cancel(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
+        self.start(Message::StartCancel(req), wait, no_hook).await
     }
 
     /// Version 3: the numbers of the results the reader still holds, and of its next

@@ -305,8 +305,13 @@ impl Provider for Lifepay {
             }
             Ok(Answer::NotFound) => recovery::not_found(&reader, op).await,
             Ok(Answer::InProgress | Answer::Busy { .. } | Answer::Duplicate) => {
-                if let Ok(seen @ (Answer::InProgress | Answer::Duplicate)) = &answer {
-                    let what = format!("the card reader answered {seen:?} to GET_RESULT");
+                let seen = match &answer {
+                    Ok(Answer::InProgress) => Some("IN_PROGRESS"),
+                    Ok(Answer::Duplicate) => Some("DUPLICATE"),
+                    _ => None,
+                };
+                if let Some(seen) = seen {
+                    let what = format!("the card reader answered {seen} to GET_RESULT");
                     recovery::witness(op, &what).await;
                 }
                 Outcome::Unknown(Failure::new(
