@@ -39,6 +39,9 @@ const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// A status check waits less: `get_result` bounds its on-demand check to 2 s.
 const STATUS_CONNECT_WAIT: Duration = Duration::from_millis(500);
 const STATUS_WAIT: Duration = Duration::from_secs(1);
+/// How long the result window before a start may take: room for the link's retransmissions
+/// (4 × 1 s on BLE), since a sale is refused when it does not come.
+const WINDOW_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Lifepay {
     devices: Arc<DeviceManager>,
@@ -328,7 +331,7 @@ impl Provider for Lifepay {
 /// A link that fails here fails before anything was sent; a reader that refuses the question
 /// is treated as one without a window.
 async fn record_window(reader: &CardReader, op: &Operation) -> Result<(), Outcome> {
-    let window = match reader.result_window(STATUS_WAIT).await {
+    let window = match reader.result_window(WINDOW_WAIT).await {
         Ok(Some(window)) => window,
         Ok(None) => return Ok(()),
         Err(ReaderError::Link(LinkError::Refused { reason, .. })) => {
