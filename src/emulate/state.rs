@@ -189,3 +189,62 @@ fn format_serial(hash: &[u8]) -> String {
     let hex: String = hash[..4].iter().map(|b| format!("{b:02X}")).collect();
     format!("EMU{hex}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(id: &str) -> Stored {
+        Stored {
+            request_id: id.into(),
+            number: 0,
+            operation: "sale".into(),
+            amount: 100,
+            currency: "RUB".into(),
+            outcome: "approved".into(),
+            rrn: None,
+            approval_code: None,
+            masked_pan: None,
+            scheme: None,
+            message: "Approved".into(),
+            at: String::new(),
+            login: None,
+            password_sha256: None,
+            details: None,
+        }
+    }
+
+    #[test]
+    fn a_state_from_before_numbering_is_numbered_in_order_and_evicts_oldest_first() {
+        // A state file written before result windows: no store, no next, no numbers.
+        let mut old = serde_json::to_value(State {
+            results: ["a", "b", "c"].into_iter().map(stored).collect(),
+            ..State::default()
+        })
+        .unwrap();
+        for key in ["store", "next"] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        for r in old["results"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("number");
+        }
+        let mut state: State = serde_json::from_value(old).unwrap();
+        state.number_results();
+        assert_ne!(state.store, 0);
+        let numbers: Vec<u64> = state.results.iter().map(|r| r.number).collect();
+        assert_eq!((numbers, state.next, state.oldest()), (vec![0, 1, 2], 3, 0));
+        let store = state.store;
+        state.number_results();
+        assert_eq!(state.store, store, "numbered once");
+        state.keep(stored("d"), 2);
+        let kept: Vec<(&str, u64)> = state
+            .results
+            .iter()
+            .map(|r| (r.request_id.as_str(), r.number))
+            .collect();
+        assert_eq!(kept, [("c", 2), ("d", 3)]);
+        assert_eq!((state.oldest(), state.next), (2, 4));
+        state.evict(0);
+        assert_eq!(state.oldest(), state.next, "nothing held: oldest is next");
+    }
+}
