@@ -163,7 +163,9 @@ impl Firmware for CardReader {
             Message::GetResultWindow => {
                 let inner = self.lock();
                 if inner.version < 3 {
-                    return log::info!("GET_RESULT_WINDOW in a version {} session", inner.version);
+                    // An older reader has no window: it says nothing (the host never asks).
+                    log::info!("GET_RESULT_WINDOW in a version {} session", inner.version);
+                    return;
                 }
                 let window = ResultWindow {
                     store: inner.state.store,
