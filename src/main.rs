@@ -110,6 +110,7 @@ fn run(cli: Cli) -> Result<i32> {
                 seed: a.noise_seed,
                 serial: a.serial,
                 protocol_version: a.protocol_version,
+                keep_results: a.keep_results,
             })?;
             Ok(exit::OK)
         }

@@ -332,7 +332,7 @@ async fn a_version_1_host_gets_version_1_frames() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(device_hello.unwrap().protocol_version, 2);
+    assert_eq!(device_hello.unwrap().protocol_version, 3);
     let v1_sale = sale("v1-sale", 2500);
     let mut answers = Vec::new();
     for msg in [
@@ -400,4 +400,53 @@ fn an_idle_host_on_the_pty_costs_the_emulator_no_cpu() {
         let got = done(r.sale(sale("idle-1", 100), WAIT).await.unwrap());
         assert_eq!(got.outcome, Outcome::Approved);
     });
+}
+
+/// Link protocol version 3: the emulated reader numbers what it stores, keeps only
+/// `--keep-results` of them (the oldest go first), and says so in RESULT_WINDOW; a fresh state
+/// file is another result store. A version 2 session has no window.
+#[tokio::test]
+async fn the_reader_reports_its_result_window_and_evicts_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut emu = Emulator::start(
+        "card-reader",
+        dir.path(),
+        "reader",
+        &["--keep-results", "2"],
+    );
+    let first = reader(&emu.link).await;
+    let before = first.result_window(WAIT).await.unwrap().unwrap();
+    assert_eq!((before.oldest, before.next), (0, 0), "{before:?}");
+    for id in ["win-a", "win-b", "win-c"] {
+        done(first.sale(sale(id, 100), WAIT).await.unwrap());
+    }
+    let after = first.result_window(WAIT).await.unwrap().unwrap();
+    assert_eq!(after.store, before.store);
+    assert_eq!((after.oldest, after.next), (1, 3), "{after:?}");
+    assert_eq!(
+        first.get_result("win-a", WAIT).await.unwrap(),
+        Answer::NotFound,
+        "the oldest was evicted"
+    );
+    assert_eq!(
+        done(first.get_result("win-b", WAIT).await.unwrap()).request_id,
+        "win-b"
+    );
+    drop(first);
+    emu.kill9();
+    std::fs::remove_file(&emu.state).unwrap();
+    emu.restart();
+    let fresh = reader(&emu.link).await;
+    let window = fresh.result_window(WAIT).await.unwrap().unwrap();
+    assert_ne!(
+        window.store, before.store,
+        "a fresh memory is another store"
+    );
+    drop(fresh);
+    emu.kill9();
+    emu.extra = vec!["--protocol-version".into(), "2".into()];
+    emu.restart();
+    let old = reader(&emu.link).await;
+    assert_eq!(old.session().version(), 2);
+    assert_eq!(old.result_window(WAIT).await.unwrap(), None);
 }

@@ -8,7 +8,8 @@ use posbridge::device::link;
 
 use link::{
     encode, Credentials, Currency, Decoder, Frame, Hello, Message, NakReason, Outcome,
-    PaymentRequest, Role, SaleDetails, SaleResult, ShiftTotals, BUFFER_CAPACITY, MAX_FRAME_LEN,
+    PaymentRequest, ResultWindow, Role, SaleDetails, SaleResult, ShiftTotals, BUFFER_CAPACITY,
+    MAX_FRAME_LEN,
 };
 use proptest::prelude::*;
 
@@ -99,6 +100,15 @@ fn sale_result() -> impl Strategy<Value = SaleResult> {
         )
 }
 
+/// A version 3 result window that keeps its rules (store not 0, oldest at most next).
+fn result_window() -> impl Strategy<Value = ResultWindow> {
+    (1..=u64::MAX, any::<u64>(), any::<u64>()).prop_map(|(store, a, b)| ResultWindow {
+        store,
+        oldest: a.min(b),
+        next: a.max(b),
+    })
+}
+
 fn message() -> impl Strategy<Value = Message> {
     let nak_reason = prop_oneof![
         Just(NakReason::BadCrc),
@@ -149,6 +159,8 @@ fn message() -> impl Strategy<Value = Message> {
                 cancel_total: t.5,
             })
         }),
+        Just(Message::GetResultWindow),
+        result_window().prop_map(Message::ResultWindow),
         "\\PC{1,250}".prop_map(|payload| Message::ShowQr { payload }),
         (any::<u64>(), currency())
             .prop_map(|(amount, currency)| Message::ShowAmount { amount, currency }),
@@ -205,7 +217,7 @@ proptest! {
 
     #[test]
     fn accepted_payloads_are_canonical(
-        kind in prop_oneof![0x01u8..=0x04, 0x10u8..=0x19, 0x20u8..=0x23, any::<u8>()],
+        kind in prop_oneof![0x01u8..=0x04, 0x10u8..=0x1D, 0x20u8..=0x23, any::<u8>()],
         payload in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
         // Whatever a peer sends, what we accept re-encodes to exactly the same bytes: no two
@@ -213,6 +225,23 @@ proptest! {
         if let Ok(msg) = Message::decode(kind, &payload) {
             prop_assert_eq!(msg.kind(), kind);
             prop_assert_eq!(msg.encode_payload(), Ok(payload));
+        }
+    }
+
+    #[test]
+    fn a_result_window_is_accepted_exactly_when_it_keeps_its_rules(
+        store in prop_oneof![Just(0u64), any::<u64>()],
+        oldest in any::<u64>(),
+        next in any::<u64>(),
+    ) {
+        // Version 3: a reader can only report a window a host can compare against: a store
+        // id (never 0) and oldest at most next. Anything else is malformed, never guessed at.
+        let payload: Vec<u8> = [store, oldest, next].iter().flat_map(|n| n.to_le_bytes()).collect();
+        let got = Message::decode(link::kind::RESULT_WINDOW, &payload);
+        let keeps_rules = store != 0 && oldest <= next;
+        prop_assert_eq!(got.is_ok(), keeps_rules, "{:?}", got);
+        if let Ok(Message::ResultWindow(w)) = got {
+            prop_assert_eq!((w.store, w.oldest, w.next), (store, oldest, next));
         }
     }
 

@@ -11,6 +11,7 @@
 //! - `messages`: the typed [`Message`] enum, message type numbers, payload dispatch.
 //! - `fields`: structured payload parts (HELLO, payment request, result) and their validation.
 //! - `details`: the version 2 additions (a payment request's LIFE POS details, shift totals).
+//! - `window`: the version 3 addition (the card reader's result window).
 //! - `dedup`: [`DuplicateFilter`], so a retransmitted frame is acknowledged but not delivered twice.
 //!
 //! Frame layout (all integers little-endian):
@@ -36,12 +37,15 @@ mod dedup;
 mod details;
 mod fields;
 mod messages;
+mod window;
 mod wire;
 
 #[cfg(test)]
 mod golden;
 #[cfg(test)]
 mod golden_v2;
+#[cfg(test)]
+mod golden_v3;
 
 pub use decoder::{DecodeError, Decoder, DecoderStats, Feed, BUFFER_CAPACITY};
 pub use dedup::{Delivery, DuplicateFilter};
@@ -50,6 +54,7 @@ pub use fields::{
     Credentials, Currency, Hello, NakReason, Outcome, PaymentRequest, Role, SaleResult,
 };
 pub use messages::{kind, Message};
+pub use window::ResultWindow;
 pub use wire::PayloadError;
 
 use std::fmt;

@@ -1,16 +1,19 @@
 //! The card-reader role over a link session (docs/link-protocol.md §9): sale, refund, cancel,
-//! get_result and close_shift, each answered with a typed result. It owns matching answers to
-//! the request they belong to (by the id the reader got: the operation's backend id) and one
-//! operation at a time per reader; it must not retry a money-moving start on its own: after a
-//! lost link, or a DUPLICATE answer, the caller asks `get_result`.
+//! get_result, close_shift and (version 3) the reader's result window, each answered with a
+//! typed result. It owns matching answers to the request they belong to (by the id the reader
+//! got: the operation's backend id) and one operation at a time per reader; it tells the
+//! caller the moment the reader acknowledged a start (the reader has the request), before its
+//! answer. It must not retry a money-moving start on its own: after a lost link, or a
+//! DUPLICATE answer, the caller asks `get_result`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::link::{Message, PaymentRequest, SaleResult, ShiftTotals};
+use super::link::{Message, PaymentRequest, ResultWindow, SaleResult, ShiftTotals};
 use super::session::{what, LinkError, Session};
 
 /// What the reader said about one request.
@@ -22,7 +25,9 @@ pub enum Answer {
     InProgress,
     /// Another operation (`running`) is under way; nothing was started.
     Busy { running: String },
-    /// The reader never started this request_id (or evicted it): nothing was charged.
+    /// The reader does not hold a result for this request_id: it never received it, or it
+    /// evicted or lost the result. Which one only the result window (version 3) and what the
+    /// host recorded before the start can tell (`provider::lifepay`).
     NotFound,
     /// Version 2: the reader already had this id and did nothing now. Never this request's
     /// answer: ask `get_result` by the same id.
@@ -80,22 +85,55 @@ impl CardReader {
         &self.session
     }
 
-    /// Charges `req.amount`; waits up to `wait` for the card holder and the acquirer.
+    /// Starts a sale (`Message::StartSale`), refund (`StartRefund`, `primary_reference` the
+    /// sale's RRN) or cancel (`StartCancel`) and waits up to `wait` for the card holder and the
+    /// acquirer. `acked` runs once the reader has acknowledged the start at the link level
+    /// (it has the request, §5), before its answer is awaited.
+    pub async fn start<A, F>(
+        &self,
+        msg: Message,
+        wait: Duration,
+        acked: A,
+    ) -> Result<Answer, ReaderError>
+    where
+        A: FnOnce() -> F,
+        F: Future<Output = ()>,
+    {
+        let id = match &msg {
+            Message::StartSale(r) | Message::StartRefund(r) | Message::StartCancel(r) => {
+                r.request_id.clone()
+            }
+            _ => unreachable!("CardReader::start is only called with a START_* message"),
+        };
+        self.exchange(msg, wait, acked, pick_answer(&id)).await
+    }
+
+    /// Charges `req.amount` ([`CardReader::start`] with nothing to do on the ACK).
     pub async fn sale(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
-        let id = req.request_id.clone();
-        self.operation(Message::StartSale(req), &id, wait).await
+        self.start(Message::StartSale(req), wait, no_hook).await
     }
 
     /// Refunds (part of) an earlier sale; `req.primary_reference` is the sale's RRN.
     pub async fn refund(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
-        let id = req.request_id.clone();
-        self.operation(Message::StartRefund(req), &id, wait).await
+        self.start(Message::StartRefund(req), wait, no_hook).await
     }
 
     /// Cancels (voids) an earlier sale in full.
     pub async fn cancel(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
-        let id = req.request_id.clone();
-        self.operation(Message::StartCancel(req), &id, wait).await
+        self.start(Message::StartCancel(req), wait, no_hook).await
+    }
+
+    /// Version 3: the numbers of the results the reader still holds, and of its next
+    /// operation. `None` from a reader whose session runs at version 1 or 2 (it has no window).
+    pub async fn result_window(&self, wait: Duration) -> Result<Option<ResultWindow>, ReaderError> {
+        if self.session.version() < 3 {
+            return Ok(None);
+        }
+        self.exchange(Message::GetResultWindow, wait, no_hook, |msg| match msg {
+            Message::ResultWindow(w) => Some(Some(*w)),
+            _ => None,
+        })
+        .await
     }
 
     /// Asks what became of `request_id` (reconciliation). Never moves money.
@@ -107,11 +145,12 @@ impl CardReader {
         let msg = Message::GetResult {
             request_id: request_id.to_owned(),
         };
-        self.operation(msg, request_id, wait).await
+        self.exchange(msg, wait, no_hook, pick_answer(request_id))
+            .await
     }
 
     pub async fn close_shift(&self, wait: Duration) -> Result<ShiftAnswer, ReaderError> {
-        self.exchange(Message::CloseShift, wait, |msg| match msg {
+        self.exchange(Message::CloseShift, wait, no_hook, |msg| match msg {
             Message::ShiftSummary { count, total } => Some(ShiftAnswer::Closed {
                 count: *count,
                 total: *total,
@@ -125,33 +164,20 @@ impl CardReader {
         .await
     }
 
-    async fn operation(
-        &self,
-        msg: Message,
-        id: &str,
-        wait: Duration,
-    ) -> Result<Answer, ReaderError> {
-        self.exchange(msg, wait, |answer| match answer {
-            Message::SaleResult(r) if r.request_id == id => Some(Answer::Done(r.clone())),
-            Message::InProgress { request_id } if request_id == id => Some(Answer::InProgress),
-            Message::ResultNotFound { request_id } if request_id == id => Some(Answer::NotFound),
-            Message::Duplicate { request_id } if request_id == id => Some(Answer::Duplicate),
-            Message::Busy { request_id } => Some(Answer::Busy {
-                running: request_id.clone(),
-            }),
-            _ => None,
-        })
-        .await
-    }
-
-    /// Sends `msg` and waits for the first answer `pick` recognises; anything else that
-    /// arrives meanwhile (a late answer to an abandoned request) is logged and dropped.
-    async fn exchange<T>(
+    /// Sends `msg`, runs `acked` once the reader acknowledged it, and waits for the first
+    /// answer `pick` recognises; anything else that arrives meanwhile (a late answer to an
+    /// abandoned request) is logged and dropped.
+    async fn exchange<T, A, F>(
         &self,
         msg: Message,
         wait: Duration,
+        acked: A,
         pick: impl Fn(&Message) -> Option<T>,
-    ) -> Result<T, ReaderError> {
+    ) -> Result<T, ReaderError>
+    where
+        A: FnOnce() -> F,
+        F: Future<Output = ()>,
+    {
         let _one = self.one_at_a_time.lock().await;
         let name = what(&msg);
         let deadline = Instant::now() + wait;
@@ -166,6 +192,7 @@ impl CardReader {
         tokio::time::timeout_at(deadline, self.session.send(msg))
             .await
             .map_err(|_| timeout.clone())??;
+        acked().await;
         loop {
             let answer = tokio::time::timeout_at(deadline, self.session.recv())
                 .await
@@ -180,3 +207,20 @@ impl CardReader {
         }
     }
 }
+
+/// The answers about the operation the reader knows as `id`.
+fn pick_answer(id: &str) -> impl Fn(&Message) -> Option<Answer> + '_ {
+    move |answer| match answer {
+        Message::SaleResult(r) if r.request_id == id => Some(Answer::Done(r.clone())),
+        Message::InProgress { request_id } if request_id == id => Some(Answer::InProgress),
+        Message::ResultNotFound { request_id } if request_id == id => Some(Answer::NotFound),
+        Message::Duplicate { request_id } if request_id == id => Some(Answer::Duplicate),
+        Message::Busy { request_id } => Some(Answer::Busy {
+            running: request_id.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Nothing to do when the reader acknowledged.
+async fn no_hook() {}

@@ -2,7 +2,10 @@
 //! Lifepay QPOS reader: it keeps its last 500 results by id, and a start with an id it already
 //! has is a duplicate request: DUPLICATE to a version 2 host (which then asks GET_RESULT), the
 //! stored result to a version 1 host, IN_PROGRESS while that id runs; never a second charge.
-//! Another start while one runs gets BUSY. Test amounts: ending in 51 declined, ending in 93
+//! Another start while one runs gets BUSY. Each stored result is numbered, and a version 3 host
+//! asking GET_RESULT_WINDOW learns which numbers it still holds, in which result store (a
+//! fresh state file is a new store); `--keep-results N` makes it keep fewer than 500, so a test
+//! can have a result evicted. Test amounts: ending in 51 declined, ending in 93
 //! takes 3 s, anything else approved after a short delay. CLOSE_SHIFT reports sales, refunds
 //! and cancels (SHIFT_TOTALS; a version 1 host gets SHIFT_SUMMARY of sales). The charge is written
 //! to the state file *before* the delay, as a real reader's acquirer commits before the
@@ -16,9 +19,11 @@ use std::time::Duration;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
-use super::state::{State, Store, Stored, StoredDetails, KEEP_RESULTS};
+use super::state::{State, Store, Stored, StoredDetails};
 use super::{reply, Firmware};
-use crate::device::link::{Message, Outcome, PaymentRequest, SaleResult, ShiftTotals};
+use crate::device::link::{
+    Message, Outcome, PaymentRequest, ResultWindow, SaleResult, ShiftTotals,
+};
 use crate::device::session::Sender;
 
 /// How long an ordinary operation takes (card tap, PIN, acquirer).
@@ -39,14 +44,23 @@ struct Inner {
     /// HELLO) and this reader's own.
     version: u8,
     own_version: u8,
+    /// How many results it keeps (500 unless `--keep-results`).
+    keep: usize,
 }
 
 impl CardReader {
-    pub fn open(store: Option<Store>, own_version: u8) -> Result<CardReader> {
-        let state = match &store {
+    pub fn open(store: Option<Store>, own_version: u8, keep: usize) -> Result<CardReader> {
+        let mut state = match &store {
             Some(s) => s.load()?,
             None => State::default(),
         };
+        // A state from before numbering gets it; one holding more than `keep` is cut to it
+        // (the oldest go), as a reader whose memory shrank would.
+        state.number_results();
+        state.evict(keep);
+        if let Some(s) = &store {
+            s.save(&state)?;
+        }
         Ok(CardReader {
             store,
             inner: Mutex::new(Inner {
@@ -54,6 +68,7 @@ impl CardReader {
                 running: None,
                 version: 1,
                 own_version,
+                keep,
             }),
         })
     }
@@ -104,10 +119,8 @@ impl CardReader {
             *count += 1;
             *total += req.amount;
         }
-        inner.state.results.push_back(stored.clone());
-        while inner.state.results.len() > KEEP_RESULTS {
-            inner.state.results.pop_front();
-        }
+        let keep = inner.keep;
+        inner.state.keep(stored.clone(), keep);
         // Committed before the answer, like an acquirer: see the module docs.
         self.save(&inner.state);
         inner.running = Some(id.clone());
@@ -146,6 +159,20 @@ impl Firmware for CardReader {
                     Message::ResultNotFound { request_id }
                 };
                 reply(&link, answer);
+            }
+            Message::GetResultWindow => {
+                let inner = self.lock();
+                if inner.version < 3 {
+                    // An older reader has no window: it says nothing (the host never asks).
+                    log::info!("GET_RESULT_WINDOW in a version {} session", inner.version);
+                    return;
+                }
+                let window = ResultWindow {
+                    store: inner.state.store,
+                    oldest: inner.state.oldest(),
+                    next: inner.state.next,
+                };
+                reply(&link, Message::ResultWindow(window));
             }
             Message::CloseShift => {
                 let mut inner = self.lock();
@@ -226,6 +253,8 @@ fn decide(operation: &str, req: &PaymentRequest, state: &State) -> Stored {
     let approved = outcome == "approved";
     Stored {
         request_id: req.request_id.clone(),
+        number: 0, // given by State::keep
+
         operation: operation.into(),
         amount: req.amount,
         currency: req.currency.as_str().into(),

@@ -22,6 +22,8 @@ use crate::device::link::{Hello, Message, Role};
 use crate::device::session::{self, DeviceLink, Noise, Sender, PROTOCOL_VERSION};
 use crate::device::transport::{ByteStream, Connection};
 
+pub use state::KEEP_RESULTS;
+
 pub const MODEL: &str = "posbridge-emu";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +41,8 @@ pub struct Options {
     pub serial: Option<String>,
     /// The link protocol version announced in HELLO (a version 1 reader answers as one).
     pub protocol_version: u8,
+    /// How many results a card reader keeps (`--keep-results`; 500 like the Lifepay QPOS).
+    pub keep_results: usize,
 }
 
 /// What one emulated device does with the host's messages.
@@ -80,6 +84,7 @@ async fn serve(opts: Options) -> Result<()> {
         Kind::CardReader => Arc::new(card_reader::CardReader::open(
             store,
             opts.protocol_version.min(PROTOCOL_VERSION),
+            opts.keep_results,
         )?),
         Kind::DqrDisplay => Arc::new(dqr_display::DqrDisplay),
     };

@@ -1,5 +1,6 @@
 //! The emulator's state file (`--state FILE`): its serial number, the card reader's last 500
-//! results, its charge counter and the open shift. Written atomically (temp file, fsync,
+//! results (`--keep-results`), their numbering (link protocol version 3: the result store's id
+//! and the next operation number), its charge counter and the open shift. Written atomically (temp file, fsync,
 //! rename, fsync of the directory), so a kill -9 leaves the old state or the new, never half.
 
 use std::collections::VecDeque;
@@ -10,7 +11,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Results a reader keeps, like the Lifepay QPOS reader (docs/link-protocol.md §9).
+/// Results a reader keeps, like the Lifepay QPOS reader (docs/link-protocol.md §9); tests
+/// make it smaller with `--keep-results`.
 pub const KEEP_RESULTS: usize = 500;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -28,12 +30,60 @@ pub struct State {
     pub shift_cancel_count: u32,
     pub shift_cancel_total: u64,
     pub results: VecDeque<Stored>,
+    /// The id of this result store (version 3's RESULT_WINDOW): random, never 0, made with
+    /// the state file, so a fresh state file is a reader that lost its memory of results.
+    pub store: u64,
+    /// The number the next stored operation gets; numbers only grow.
+    pub next: u64,
+}
+
+impl State {
+    /// Gives a state from before result numbering (or a fresh one) its store id, and its
+    /// results numbers in the order they are kept.
+    pub fn number_results(&mut self) {
+        if self.store != 0 {
+            return;
+        }
+        self.store = loop {
+            let id = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap());
+            if id != 0 {
+                break id;
+            }
+        };
+        for r in self.results.iter_mut() {
+            r.number = self.next;
+            self.next += 1;
+        }
+    }
+
+    /// Keeps `result` as the newest, numbered, and evicts the oldest beyond `keep`.
+    pub fn keep(&mut self, mut result: Stored, keep: usize) {
+        result.number = self.next;
+        self.next += 1;
+        self.results.push_back(result);
+        self.evict(keep);
+    }
+
+    /// Drops the oldest results until at most `keep` are left.
+    pub fn evict(&mut self, keep: usize) {
+        while self.results.len() > keep {
+            self.results.pop_front();
+        }
+    }
+
+    /// The number of the oldest result held (`next` when none is).
+    pub fn oldest(&self) -> u64 {
+        self.results.front().map_or(self.next, |r| r.number)
+    }
 }
 
 /// One finished operation, as the reader answers it again on GET_RESULT or a repeated start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
     pub request_id: String,
+    /// The operation's number in this result store (version 3).
+    #[serde(default)]
+    pub number: u64,
     /// `sale`, `refund`, `cancel`.
     pub operation: String,
     pub amount: u64,
@@ -138,4 +188,63 @@ pub fn serial_for_link(link: &Path) -> String {
 fn format_serial(hash: &[u8]) -> String {
     let hex: String = hash[..4].iter().map(|b| format!("{b:02X}")).collect();
     format!("EMU{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(id: &str) -> Stored {
+        Stored {
+            request_id: id.into(),
+            number: 0,
+            operation: "sale".into(),
+            amount: 100,
+            currency: "RUB".into(),
+            outcome: "approved".into(),
+            rrn: None,
+            approval_code: None,
+            masked_pan: None,
+            scheme: None,
+            message: "Approved".into(),
+            at: String::new(),
+            login: None,
+            password_sha256: None,
+            details: None,
+        }
+    }
+
+    #[test]
+    fn a_state_from_before_numbering_is_numbered_in_order_and_evicts_oldest_first() {
+        // A state file written before result windows: no store, no next, no numbers.
+        let mut old = serde_json::to_value(State {
+            results: ["a", "b", "c"].into_iter().map(stored).collect(),
+            ..State::default()
+        })
+        .unwrap();
+        for key in ["store", "next"] {
+            old.as_object_mut().unwrap().remove(key);
+        }
+        for r in old["results"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("number");
+        }
+        let mut state: State = serde_json::from_value(old).unwrap();
+        state.number_results();
+        assert_ne!(state.store, 0);
+        let numbers: Vec<u64> = state.results.iter().map(|r| r.number).collect();
+        assert_eq!((numbers, state.next, state.oldest()), (vec![0, 1, 2], 3, 0));
+        let store = state.store;
+        state.number_results();
+        assert_eq!(state.store, store, "numbered once");
+        state.keep(stored("d"), 2);
+        let kept: Vec<(&str, u64)> = state
+            .results
+            .iter()
+            .map(|r| (r.request_id.as_str(), r.number))
+            .collect();
+        assert_eq!(kept, [("c", 2), ("d", 3)]);
+        assert_eq!((state.oldest(), state.next), (2, 4));
+        state.evict(0);
+        assert_eq!(state.oldest(), state.next, "nothing held: oldest is next");
+    }
 }

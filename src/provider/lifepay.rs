@@ -6,22 +6,26 @@
 //! never logged; the LIFE POS details (`email`, `phone`, `sign_on_screen`, `recipient_inn`,
 //! `metadata`) travel in the version 2 details block. `status` asks the reader GET_RESULT by
 //! the same id once it is connected again: a sale cut off by a lost link is reconciled, never
-//! started again, and a DUPLICATE answer is never taken as the outcome. Like every provider
-//! it never touches the journal; the device manager owns the link.
+//! started again, and a DUPLICATE answer is never taken as the outcome. What showed that the
+//! reader has the operation is witnessed before it is acted on, and a RESULT_NOT_FOUND is read
+//! against the reader's result window (`recovery`). Like every provider it never touches the
+//! journal itself (notes go through `Operation::progress`); the device manager owns the link.
+
+mod answers;
+mod recovery;
+
+use answers::{busy, finished, link_failed, log_answer, shift_closed, unavailable};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{json, Map, Value};
 
-use super::{Approval, Card, Failure, OpKind, Operation, Outcome, Provider};
+use super::{Failure, OpKind, Operation, Outcome, Provider};
 use crate::config::LifepayConfig;
-use crate::device::link::{
-    self, Credentials, Currency, PaymentRequest, SaleDetails, SaleResult, ShiftTotals,
-};
+use crate::device::link::{Credentials, Currency, Message, PaymentRequest, SaleDetails};
 use crate::device::manager::DeviceManager;
-use crate::device::reader::{Answer, CardReader, ReaderError, ShiftAnswer};
+use crate::device::reader::{Answer, CardReader, ReaderError};
 use crate::device::session::LinkError;
 use crate::secret::Secret;
 
@@ -35,6 +39,9 @@ const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// A status check waits less: `get_result` bounds its on-demand check to 2 s.
 const STATUS_CONNECT_WAIT: Duration = Duration::from_millis(500);
 const STATUS_WAIT: Duration = Duration::from_secs(1);
+/// How long the result window before a start may take: room for the link's retransmissions
+/// (4 × 1 s on BLE), since a sale is refused when it does not come.
+const WINDOW_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Lifepay {
     devices: Arc<DeviceManager>,
@@ -152,8 +159,12 @@ impl Lifepay {
     async fn after_duplicate(&self, reader: &CardReader, op: &Operation) -> Outcome {
         log::warn!(request_id = op.request_id.as_str(), provider = "lifepay";
             "the card reader already had id {}; asking GET_RESULT", reader_id(op));
+        recovery::witness(op, "the card reader answered DUPLICATE (it has this id)").await;
         match reader.get_result(reader_id(op), STATUS_WAIT).await {
-            Ok(Answer::Done(r)) => finished(op, r),
+            Ok(Answer::Done(r)) => {
+                recovery::witness(op, "the card reader answered its stored result").await;
+                finished(op, r)
+            }
             _ => Outcome::Unknown(Failure::new(
                 "duplicate",
                 "The card reader said it already had this operation and did not say how it \
@@ -176,104 +187,6 @@ pub fn reader_id(op: &Operation) -> &str {
 /// What versions before the per-operation backend id sent the reader: the POS's request_id.
 pub fn legacy_reader_id(op: &Operation) -> &str {
     &op.request_id
-}
-
-/// The closed shift in the API's words. A version 1 reader reports approved sales only, so
-/// refunds, cancels and the net are then unknown (null), never guessed as zero.
-fn shift_closed(op: &Operation, answer: ShiftAnswer) -> Outcome {
-    let (pay, refund, cancel, net) = match answer {
-        ShiftAnswer::Totals(ShiftTotals {
-            pay_count,
-            pay_total,
-            refund_count,
-            refund_total,
-            cancel_count,
-            cancel_total,
-        }) => (
-            json!({"count": pay_count, "total": pay_total}),
-            json!({"count": refund_count, "total": refund_total}),
-            json!({"count": cancel_count, "total": cancel_total}),
-            json!(pay_total as i128 - refund_total as i128 - cancel_total as i128),
-        ),
-        ShiftAnswer::Closed { count, total } => (
-            json!({"count": count, "total": total}),
-            Value::Null,
-            Value::Null,
-            Value::Null,
-        ),
-        ShiftAnswer::Busy { running } => return Outcome::Failed(busy(&running)),
-    };
-    Outcome::ShiftClosed(json!({
-        "operation": "close_shift",
-        "provider": "lifepay",
-        "status": "closed",
-        "currency": op.currency,
-        "pay": pay,
-        "refund": refund,
-        "cancel": cancel,
-        "net": net,
-    }))
-}
-
-fn unavailable(message: String) -> Failure {
-    Failure::new("device_unavailable", message)
-}
-
-/// A finished reader answer in the API's words.
-fn finished(op: &Operation, r: SaleResult) -> Outcome {
-    match r.outcome {
-        link::Outcome::Approved => {
-            let mut extra = Map::new();
-            extra.insert("reader_message".into(), json!(r.message));
-            Outcome::Approved(Approval {
-                status: match op.kind {
-                    OpKind::Refund => "refunded",
-                    OpKind::Cancel => "cancelled",
-                    _ => "approved",
-                }
-                .into(),
-                provider_reference: r.rrn.clone(),
-                rrn: r.rrn,
-                approval_code: r.approval_code,
-                card: r.masked_pan.map(|pan| Card {
-                    masked_pan: super::mask_pan(&pan),
-                    scheme: r.scheme,
-                }),
-                charged_amount: None,
-                extra,
-            })
-        }
-        link::Outcome::Declined => Outcome::Failed(Failure::new("declined", r.message)),
-        link::Outcome::Error => Outcome::Failed(Failure::new(
-            "provider_error",
-            format!("The card reader could not complete it: {}", r.message),
-        )),
-    }
-}
-
-/// What a failed exchange means: before the reader could have started anything it is a final
-/// failure; after a start may have reached it, the outcome is unknown.
-fn link_failed(e: ReaderError) -> Outcome {
-    match e {
-        ReaderError::Link(LinkError::Encode(err)) => {
-            Outcome::Failed(Failure::new("invalid_request", err.to_string()))
-        }
-        ReaderError::Link(LinkError::Refused { what, reason }) => Outcome::Failed(Failure::new(
-            "provider_error",
-            format!("The card reader refused {what} ({reason:?}); nothing was started."),
-        )),
-        ReaderError::Link(e) => Outcome::Unknown(Failure::new(
-            "link_lost",
-            format!(
-                "The link to the card reader was lost during the operation ({e}); its outcome \
-                 is checked with the reader once it is back. Ask again with get_result."
-            ),
-        )),
-        ReaderError::Timeout { .. } => Outcome::Unknown(Failure::new(
-            "timeout",
-            format!("{e}; the outcome is checked with the reader. Ask again with get_result."),
-        )),
-    }
 }
 
 #[async_trait]
@@ -328,23 +241,39 @@ impl Provider for Lifepay {
                 ),
             ));
         }
+        // Version 3: where the reader's numbering stands before the start, journaled, so a
+        // later RESULT_NOT_FOUND can tell "never received" from "evicted" (`recovery`).
+        if let Err(outcome) = record_window(&reader, op).await {
+            return outcome;
+        }
         // DEVICE ties the sale's story (`journalctl REQUEST_ID=...`) to the reader that ran it.
         log::info!(request_id = op.request_id.as_str(), provider = "lifepay",
             action = op.kind.as_str(), device = reader.id();
             "sent to the card reader {} as {}", reader.id(), reader_id(op));
-        let answer = match op.kind {
-            OpKind::Refund => reader.refund(req, wait).await,
-            OpKind::Cancel => reader.cancel(req, wait).await,
-            _ => reader.sale(req, wait).await,
+        let (msg, name) = match op.kind {
+            OpKind::Refund => (Message::StartRefund(req), "START_REFUND"),
+            OpKind::Cancel => (Message::StartCancel(req), "START_CANCEL"),
+            _ => (Message::StartSale(req), "START_SALE"),
         };
+        // The reader's link ACK of the start means it has the request (docs/providers.md).
+        let acked = format!("the card reader acknowledged {name}");
+        let answer = reader
+            .start(msg, wait, || recovery::witness(op, &acked))
+            .await;
         log_answer(op, &reader, "answered", &answer);
         match answer {
-            Ok(Answer::Done(r)) => finished(op, r),
+            Ok(Answer::Done(r)) => {
+                recovery::witness(op, "the card reader answered its stored result").await;
+                finished(op, r)
+            }
             Ok(Answer::Busy { running }) => Outcome::Failed(busy(&running)),
-            Ok(Answer::InProgress) => Outcome::Unknown(Failure::new(
-                "in_progress",
-                "The card reader is still running this request; ask again with get_result.",
-            )),
+            Ok(Answer::InProgress) => {
+                recovery::witness(op, "the card reader answered IN_PROGRESS").await;
+                Outcome::Unknown(Failure::new(
+                    "in_progress",
+                    "The card reader is still running this request; ask again with get_result.",
+                ))
+            }
             Ok(Answer::NotFound) => Outcome::Unknown(Failure::new(
                 "timeout",
                 "The card reader did not say what became of this request; it is being checked.",
@@ -377,14 +306,22 @@ impl Provider for Lifepay {
         };
         let answer = reader.get_result(reader_id(op), STATUS_WAIT).await;
         log_answer(op, &reader, "asked about it (GET_RESULT)", &answer);
-        match answer {
-            Ok(Answer::Done(r)) => finished(op, r),
-            Ok(Answer::NotFound) => Outcome::NotFound(Failure::new(
-                "not_processed",
-                "The card reader never started this operation: nothing was charged. \
-                 Start a new sale with a new request_id.",
-            )),
+        match &answer {
+            Ok(Answer::Done(r)) => {
+                recovery::witness(op, "the card reader answered its stored result").await;
+                finished(op, r.clone())
+            }
+            Ok(Answer::NotFound) => recovery::not_found(&reader, op).await,
             Ok(Answer::InProgress | Answer::Busy { .. } | Answer::Duplicate) => {
+                let seen = match &answer {
+                    Ok(Answer::InProgress) => Some("IN_PROGRESS"),
+                    Ok(Answer::Duplicate) => Some("DUPLICATE"),
+                    _ => None,
+                };
+                if let Some(seen) = seen {
+                    let what = format!("the card reader answered {seen} to GET_RESULT");
+                    recovery::witness(op, &what).await;
+                }
                 Outcome::Unknown(Failure::new(
                     "in_progress",
                     "The card reader is still running it; ask again shortly.",
@@ -395,37 +332,40 @@ impl Provider for Lifepay {
     }
 }
 
-/// One entry per exchange with the reader, with the DEVICE field. Only the outcome and the
-/// reader's message (card numbers in it masked): the card itself is in the answer, not here.
-fn log_answer(
-    op: &Operation,
-    reader: &CardReader,
-    what: &str,
-    answer: &Result<Answer, ReaderError>,
-) {
-    let said = match answer {
-        Ok(Answer::Done(r)) => format!("{:?}: {}", r.outcome, super::mask_card_numbers(&r.message)),
-        Ok(other) => format!("{other:?}"),
-        Err(e) => format!("no answer: {e}"),
+/// Version 3: journals the reader's result window before a start ([`recovery::NOTE_WINDOW`]).
+/// A link that fails here fails before anything was sent; a reader that refuses the question
+/// is treated as one without a window.
+async fn record_window(reader: &CardReader, op: &Operation) -> Result<(), Outcome> {
+    let window = match reader.result_window(WINDOW_WAIT).await {
+        Ok(Some(window)) => window,
+        Ok(None) => return Ok(()),
+        Err(ReaderError::Link(LinkError::Refused { reason, .. })) => {
+            log::warn!(request_id = op.request_id.as_str(), provider = "lifepay";
+                "the card reader refused GET_RESULT_WINDOW ({reason:?}); a result it later \
+                 does not find is read as from a reader without one");
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(Outcome::Failed(unavailable(format!(
+                "The card reader did not answer before the {} was sent ({e}). Nothing was \
+                 sent or charged.",
+                op.kind.as_str()
+            ))))
+        }
     };
-    let level = if answer.is_ok() {
-        log::Level::Info
-    } else {
-        log::Level::Warn
-    };
-    log::log!(level, request_id = op.request_id.as_str(), provider = "lifepay",
-        action = op.kind.as_str(), device = reader.id();
-        "the card reader {} {what}: {said}", reader.id());
-}
-
-fn busy(running: &str) -> Failure {
-    Failure::new(
-        "device_busy",
-        format!(
-            "The card reader is busy with another operation ({running}); nothing was charged. \
-             Try again when it is done."
-        ),
-    )
+    let note = recovery::window_note(&window);
+    op.progress
+        .record(recovery::NOTE_WINDOW, note)
+        .await
+        .map_err(|e| {
+            Outcome::Failed(Failure::new(
+                "journal_unavailable",
+                format!(
+                    "The card reader's result window could not be recorded ({e}). Nothing \
+                     was sent or charged."
+                ),
+            ))
+        })
 }
 
 #[cfg(test)]

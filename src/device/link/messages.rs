@@ -7,6 +7,7 @@ use super::details::ShiftTotals;
 use super::fields::{
     check_request_id, Currency, Hello, NakReason, PaymentRequest, Role, SaleResult,
 };
+use super::window::ResultWindow;
 use super::wire::{Reader, Writer};
 use super::{Flags, Frame, PayloadError};
 
@@ -31,6 +32,10 @@ pub mod kind {
     pub const DUPLICATE: u8 = 0x1A;
     /// Version 2.
     pub const SHIFT_TOTALS: u8 = 0x1B;
+    /// Version 3.
+    pub const GET_RESULT_WINDOW: u8 = 0x1C;
+    /// Version 3.
+    pub const RESULT_WINDOW: u8 = 0x1D;
     pub const SHOW_QR: u8 = 0x20;
     pub const SHOW_AMOUNT: u8 = 0x21;
     pub const SHOW_STATUS: u8 = 0x22;
@@ -73,6 +78,11 @@ pub enum Message {
     Duplicate { request_id: String },
     /// Reader -> host (version 2): the closed shift's totals of sales, refunds and cancels.
     ShiftTotals(ShiftTotals),
+    /// Host -> reader (version 3): which results do you still hold?
+    GetResultWindow,
+    /// Reader -> host (version 3): the numbers of the results it still holds and of the next
+    /// operation, in which result store ([`ResultWindow`]).
+    ResultWindow(ResultWindow),
     /// Host -> display: show a QR code encoding `payload`.
     ShowQr { payload: String },
     /// Host -> display: show an amount to pay.
@@ -103,6 +113,8 @@ impl Message {
             Message::ShiftSummary { .. } => kind::SHIFT_SUMMARY,
             Message::Duplicate { .. } => kind::DUPLICATE,
             Message::ShiftTotals(_) => kind::SHIFT_TOTALS,
+            Message::GetResultWindow => kind::GET_RESULT_WINDOW,
+            Message::ResultWindow(_) => kind::RESULT_WINDOW,
             Message::ShowQr { .. } => kind::SHOW_QR,
             Message::ShowAmount { .. } => kind::SHOW_AMOUNT,
             Message::ShowStatus { .. } => kind::SHOW_STATUS,
@@ -165,6 +177,7 @@ impl Message {
                 w.u64(*total);
             }
             Message::ShiftTotals(t) => t.encode(&mut w),
+            Message::ResultWindow(window) => window.encode(&mut w)?,
             Message::ShowQr { payload } => {
                 check_qr_payload(payload)?;
                 w.str16("payload", payload)?;
@@ -174,7 +187,10 @@ impl Message {
                 w.bytes(currency.as_bytes());
             }
             Message::ShowStatus { text } => w.str16("text", text)?,
-            Message::KeepAlive | Message::CloseShift | Message::Clear => {}
+            Message::KeepAlive
+            | Message::CloseShift
+            | Message::GetResultWindow
+            | Message::Clear => {}
         }
         let payload = w.finish();
         if payload.len() > super::MAX_PAYLOAD {
@@ -221,6 +237,8 @@ impl Message {
             },
             kind::SHIFT_TOTALS => Message::ShiftTotals(ShiftTotals::decode(&mut r)?),
             kind::CLOSE_SHIFT => Message::CloseShift,
+            kind::GET_RESULT_WINDOW => Message::GetResultWindow,
+            kind::RESULT_WINDOW => Message::ResultWindow(ResultWindow::decode(&mut r)?),
             kind::SHIFT_SUMMARY => Message::ShiftSummary {
                 count: r.u32("count")?,
                 total: r.u64("total")?,

@@ -74,3 +74,100 @@ async fn the_request_s_credentials_and_details_go_to_a_version_2_reader() {
     let refused = lp.request(&op("P3", fields), 1).unwrap_err();
     assert_eq!(refused.reason, "not_supported");
 }
+
+/// A card reader as docs/link-protocol.md §9 (version 3) describes it: operations numbered
+/// from a counter, the oldest evicted beyond `keep`, and a new result store (random id, any
+/// counter) whenever it loses its memory.
+#[derive(Debug, Clone)]
+struct ModelReader {
+    store: u64,
+    next: u64,
+    held: std::collections::VecDeque<(u64, bool)>, // (number, is it our operation?)
+    keep: usize,
+}
+
+impl ModelReader {
+    fn receive(&mut self, ours: bool) {
+        self.held.push_back((self.next, ours));
+        self.next += 1;
+        while self.held.len() > self.keep {
+            self.held.pop_front();
+        }
+    }
+
+    fn window(&self) -> crate::device::link::ResultWindow {
+        crate::device::link::ResultWindow {
+            store: self.store,
+            oldest: self.held.front().map_or(self.next, |h| h.0),
+            next: self.next,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Other,
+    Wipe(u64),
+}
+
+fn events(most: usize) -> impl proptest::strategy::Strategy<Value = Vec<Event>> {
+    use proptest::prelude::*;
+    proptest::collection::vec(
+        prop_oneof![12 => Just(Event::Other), 1 => (0u64..6).prop_map(Event::Wipe)],
+        0..most,
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    /// The window reading never says "never received" about an operation the reader did
+    /// receive (whatever it evicted or forgot since), and does say it when the reader kept
+    /// its memory and evicted nothing it held when the START was sent.
+    #[test]
+    fn a_result_window_never_calls_a_received_operation_never_received(
+        keep in 0usize..6,
+        start in 0u64..4,
+        before in events(40),
+        between in 0usize..4,
+        received in proptest::bool::ANY,
+        after in events(8),
+    ) {
+        let mut stores = 1u64;
+        let mut reader = ModelReader { store: 1, next: start, held: Default::default(), keep };
+        let mut apply = |reader: &mut ModelReader, e: &Event| match e {
+            Event::Other => reader.receive(false),
+            // A new memory whose counter starts anywhere, also where the old one stood.
+            Event::Wipe(offset) => {
+                stores += 1;
+                *reader = ModelReader { store: stores, next: start + offset, held: Default::default(), keep };
+            }
+        };
+        for e in &before {
+            apply(&mut reader, e);
+        }
+        let sent = (reader.store, reader.next); // recorded before the START
+        for _ in 0..between {
+            reader.receive(false); // another host's operations, or refunds, in between
+        }
+        if received {
+            reader.receive(true);
+        }
+        let mut wiped = false;
+        for e in &after {
+            wiped |= matches!(e, Event::Wipe(_));
+            apply(&mut reader, e);
+        }
+        if reader.held.iter().any(|h| h.1) {
+            return Ok(()); // found: no RESULT_NOT_FOUND to read
+        }
+        let verdict = super::recovery::verdict(&op("P1", json!({})), sent, reader.window());
+        if received {
+            proptest::prop_assert!(
+                matches!(&verdict, Outcome::Unknown(f) if f.reason == "manual_check"),
+                "{verdict:?}"
+            );
+        } else if !wiped && reader.window().oldest <= sent.1 {
+            proptest::prop_assert!(matches!(verdict, Outcome::NotFound(_)), "{verdict:?}");
+        }
+    }
+}
