@@ -157,3 +157,53 @@ fn resolve_is_refused_for_a_final_or_unknown_id_and_for_bad_input() {
     let out = r.d.cli(&["resolve", "x", "--note", "y"]);
     assert_ne!(out.status.code(), Some(0));
 }
+
+/// Issue 16: an outcome still unknown past `daemon.manual_check_after_ms` is named for a
+/// person in `status`, `results`, the metrics and `doctor`, and a resolve clears it.
+#[test]
+fn an_outcome_unknown_past_the_bound_is_named_for_a_person_everywhere_until_resolved() {
+    let r = rig("[daemon]\nmanual_check_after_ms = 0\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    unknown_pay(&r, "mc-1");
+    let v = r.d.await_result("mc-1", Duration::from_secs(20), |v| {
+        v["reason"] == "manual_check"
+    });
+    assert_eq!(v["error_type"], "unknown_result_error", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("posbridge resolve mc-1"),
+        "{v}"
+    );
+    let status = r.d.request(json!({"action": "status"}));
+    assert_eq!(status["data"]["manual_check"], json!(["mc-1"]), "{status}");
+    assert_eq!(status["data"]["journal"]["manual_check"], 1, "{status}");
+    let results = r.d.request(json!({"action": "results", "limit": 5}));
+    assert_eq!(
+        results["data"]["results"][0]["response"]["reason"], "manual_check",
+        "{results}"
+    );
+    let addr = common::scrape::metrics_addr(&r.d);
+    let page = common::scrape::scrape(addr);
+    assert_eq!(page.value("posbridge_operations_manual_check", &[]), 1.0);
+    let out = r.d.cli(&["doctor", "--json", "--timeout", "3"]);
+    let report = json_of(&out);
+    let check = common::doctor_check(&report, "journal.manual_check");
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("mc-1"),
+        "{check}"
+    );
+    assert!(
+        check["fix"].as_str().unwrap().contains("posbridge resolve"),
+        "{check}"
+    );
+
+    let out =
+        r.d.cli(&["resolve", "mc-1", "--not-charged", "--note", "portal: none"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let status = r.d.request(json!({"action": "status"}));
+    assert_eq!(status["data"]["manual_check"], json!([]), "{status}");
+    let page = common::scrape::scrape(addr);
+    assert_eq!(page.value("posbridge_operations_manual_check", &[]), 0.0);
+}
