@@ -135,20 +135,7 @@ print(s.makefile().readline(), end="")
         .output()
         .expect("run setpriv");
     let a = answer(&out);
-    let keys: Vec<&str> = a.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "code",
-            "request_id",
-            "metadata",
-            "action",
-            "error_type",
-            "message",
-            "log"
-        ],
-        "{a}"
-    );
+    assert_eq!(common::keys_of(&a), common::CONTRACT_ERROR_KEYS, "{a}");
     assert_eq!(a["request_id"], "in-1", "{a}");
     assert_eq!(
         a["action"], "ru.lifepay.checkout.payment_terminal.transaction.pay",

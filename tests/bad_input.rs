@@ -317,20 +317,7 @@ fn connections_beyond_max_connections_all_running_operations_get_busy_and_are_cl
             (c, id)
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let in_flight = || -> i64 {
-        let conn = rusqlite::Connection::open(d.state.join("journal.sqlite")).unwrap();
-        conn.query_row(
-            "SELECT count(*) FROM operations WHERE state = 'in_flight'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0)
-    };
-    while in_flight() < 2 {
-        assert!(Instant::now() < deadline, "the two sales never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    d.wait_in_flight(2, "the two sales");
     let mut third = d.client();
     let v = parse(&third.read_line().expect("a busy answer without asking"));
     assert_eq!(v["code"], 1, "{v}");

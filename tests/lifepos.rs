@@ -26,9 +26,7 @@ fn rig(dir: &Path, serial: &str, password: &str) -> (Emulator, Daemon) {
     (emu, d)
 }
 
-fn keys(v: &Value) -> Vec<&str> {
-    v.as_object().unwrap().keys().map(String::as_str).collect()
-}
+use common::keys_of as keys;
 
 /// The contract's `data`: a string holding the serialized transaction.
 fn data_of(answer: &Value) -> Value {
@@ -90,19 +88,7 @@ fn contract_names_get_the_contract_shape_and_short_names_keep_v1() {
     // An error: error_type, message and log; no `reason`, no `data`.
     let declined = d.request(json!({"action": PAY, "request_id": "c-3", "amount": 2551,
         "provider": "lifepay"}));
-    assert_eq!(
-        keys(&declined),
-        [
-            "code",
-            "request_id",
-            "metadata",
-            "action",
-            "error_type",
-            "message",
-            "log"
-        ],
-        "{declined}"
-    );
+    assert_eq!(keys(&declined), common::CONTRACT_ERROR_KEYS, "{declined}");
     assert_ne!(declined["code"], 0);
     assert_eq!(declined["error_type"], "default_error");
     assert!(
@@ -132,19 +118,7 @@ fn a_contract_refusal_still_carries_a_request_id_and_the_action() {
         ),
     ] {
         let r = d.request(request.clone());
-        assert_eq!(
-            keys(&r),
-            [
-                "code",
-                "request_id",
-                "metadata",
-                "action",
-                "error_type",
-                "message",
-                "log"
-            ],
-            "{request} -> {r}"
-        );
+        assert_eq!(keys(&r), common::CONTRACT_ERROR_KEYS, "{request} -> {r}");
         assert_eq!(r["action"], request["action"]);
         assert_eq!(r["error_type"], "default_error");
         assert!(r["message"].as_str().unwrap().contains(field), "{r}");
@@ -231,19 +205,7 @@ fn contract_fields_reach_the_reader_and_the_password_is_never_written() {
 
 /// The contract's error shape, with the request_id and action the request sent.
 fn assert_contract_refusal(r: &Value, request_id: &str, reason: &str) {
-    assert_eq!(
-        keys(r),
-        [
-            "code",
-            "request_id",
-            "metadata",
-            "action",
-            "error_type",
-            "message",
-            "log"
-        ],
-        "{r}"
-    );
+    assert_eq!(keys(r), common::CONTRACT_ERROR_KEYS, "{r}");
     assert_eq!(r["request_id"], request_id, "{r}");
     assert_eq!(r["action"], PAY, "{r}");
     assert_eq!(r["error_type"], "default_error", "{r}");
@@ -297,23 +259,7 @@ fn busy_named_the_contract_way_is_refused_in_the_contract_shape() {
         .as_bytes(),
     );
     // Until the slow sale has begun, the one connection is idle and a newcomer takes it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let in_flight = || -> i64 {
-        let conn = rusqlite::Connection::open(d.state.join("journal.sqlite")).unwrap();
-        conn.query_row(
-            "SELECT count(*) FROM operations WHERE state = 'in_flight'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0)
-    };
-    while in_flight() < 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the slow sale never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    d.wait_in_flight(1, "the slow sale");
     let mut c = d.client();
     c.send_raw(
         format!(

@@ -21,6 +21,22 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_posbridge");
 
+/// The fields of a LIFE POS contract error answer, in wire order (seed document 003).
+pub const CONTRACT_ERROR_KEYS: [&str; 7] = [
+    "code",
+    "request_id",
+    "metadata",
+    "action",
+    "error_type",
+    "message",
+    "log",
+];
+
+/// The keys of a JSON object answer, in order.
+pub fn keys_of(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
 pub struct Daemon {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
@@ -197,6 +213,25 @@ impl Daemon {
                 return answer;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `n` operations are running (in flight in the journal, read from its file:
+    /// a request over the socket could be refused while every connection is busy).
+    pub fn wait_in_flight(&self, n: i64, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let in_flight = || -> i64 {
+            let conn = rusqlite::Connection::open(self.state.join("journal.sqlite")).unwrap();
+            conn.query_row(
+                "SELECT count(*) FROM operations WHERE state = 'in_flight'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+        };
+        while in_flight() < n {
+            assert!(Instant::now() < deadline, "{what} never started");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
