@@ -112,6 +112,16 @@ impl Rig {
             .await_result(id, limit, |a| a["error_type"] != "unknown_result_error")
     }
 
+    /// `answer` (to `id`) when it is final, else what get_result answers once it is (or
+    /// after `limit`).
+    fn final_of(&self, id: &str, answer: Value, limit: Duration) -> Value {
+        if answer["error_type"] == "unknown_result_error" {
+            self.settled(id, limit)
+        } else {
+            answer
+        }
+    }
+
     fn assert_no_secret(&self) {
         let log = self.d.log();
         assert!(!log.contains(KEY), "the key is in the daemon log");

@@ -84,11 +84,7 @@ fn create_order_success_with_status_0_or_1_is_never_a_charge_on_its_own() {
     let t = rig(&[]);
     // Status 0, the terminal then declines: declined, though create_order said SUCCESS twice.
     let declined = t.pay("early-0", 1062);
-    let declined = if declined["error_type"] == "unknown_result_error" {
-        t.settled("early-0", Duration::from_secs(20))
-    } else {
-        declined
-    };
+    let declined = t.final_of("early-0", declined, Duration::from_secs(20));
     assert_error(&declined, "default_error", "declined");
     assert!(
         declined["message"]
@@ -100,11 +96,7 @@ fn create_order_success_with_status_0_or_1_is_never_a_charge_on_its_own() {
     // Status 1, the terminal then pays: approved only by what query_order shows.
     let queries = t.r.requests()["/v1/query_order"].as_u64().unwrap_or(0);
     let paid = t.pay("early-1", 1061);
-    let paid = if paid["error_type"] == "unknown_result_error" {
-        t.settled("early-1", Duration::from_secs(20))
-    } else {
-        paid
-    };
+    let paid = t.final_of("early-1", paid, Duration::from_secs(20));
     assert_approved(&paid);
     assert!(t.r.requests()["/v1/query_order"].as_u64().unwrap() > queries);
     assert_eq!(t.charges("early-0") + t.charges("early-1"), 2);
@@ -137,11 +129,7 @@ fn a_query_order_answer_with_the_order_at_the_top_level_settles_the_sale() {
     // The flat shape with a decline is read too.
     t.r.arm(json!({"path": "/v1/create_order", "kind": "drop", "after": true}));
     let b = t.pay("flat-2", 1051);
-    let last = if b["error_type"] == "unknown_result_error" {
-        t.settled("flat-2", Duration::from_secs(20))
-    } else {
-        b
-    };
+    let last = t.final_of("flat-2", b, Duration::from_secs(20));
     assert_error(&last, "default_error", "declined");
     t.assert_no_secret();
 }

@@ -52,11 +52,7 @@ fn no_such_order_is_final_only_a_window_after_the_create_order_wait() {
     t.r.arm(json!({"path": "/v1/create_order", "kind": "timeout", "after": false}));
     let started = Instant::now();
     let a = t.pay("nf-1", 1000);
-    let last = if a["error_type"] == "unknown_result_error" {
-        t.settled("nf-1", Duration::from_secs(10))
-    } else {
-        a
-    };
+    let last = t.final_of("nf-1", a, Duration::from_secs(10));
     let elapsed = started.elapsed();
     assert_error(&last, "default_error", "not_processed");
     eprintln!("not_processed after {elapsed:?}");
