@@ -1,7 +1,8 @@
 //! A loopback replica of the Paysera POS API, written from the Paysera POS document
 //! (seeds/000_0c09e6fa46f88a7e.txt) and, for the transaction calls the document leaves to the
 //! rest of the Wallet API, from the public Wallet API pages (docs/providers.md, "What the documents leave open" lists
-//! each such reading). Every `/rest/v1/` request must carry a valid MAC (`auth.rs`); errors are
+//! each such reading). Every `/rest/v1/` request must carry a valid MAC (`auth.rs`, the replica's
+//! own check written from the documents, sharing no code with the client's signer); errors are
 //! Paysera's JSON `{error, error_description}`. State lives in a [`Store`], so it outlives
 //! restarts. It is test equipment: it must never stand in for Paysera outside tests and demos.
 //!
@@ -277,6 +278,8 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
             secret,
             opts.options.get("client_id").cloned(),
             num("max_skew_s", 300)?,
+            // The replica speaks plain HTTP: a Host without a port means 80.
+            80,
         ),
         customer: Customer {
             reserve_after_ms: num("reserve_after_ms", 300)?,
