@@ -46,7 +46,7 @@ fn an_acknowledged_sale_that_query_order_cannot_find_stays_unknown_across_a_kill
     // IOT Pay's status path sees the order again: it was paid.
     let (state, addr) = (t.r.state.clone(), t.r.addr().to_owned());
     t.r.kill();
-    t.r = Replica::start_at(&state, &addr, "iotpay", KEY, &[]);
+    t.r = Replica::start_at(&state, &addr, "iotpay", KEY, &with_mch(&[]));
     let last = t.settled("blind-1", Duration::from_secs(60));
     assert_approved(&last);
     assert_eq!(last["data"]["amount"], 1061, "{last}");
