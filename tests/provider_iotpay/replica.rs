@@ -174,7 +174,10 @@ fn the_replica_refuses_a_merchant_id_iot_pay_never_assigned() {
     let state = r.state();
     assert_eq!(state["orders"], json!({}), "nothing was created: {state}");
     // The known merchant is served.
-    assert_eq!(post(&r, "create_order", sample(), KEY)["resCode"], "SUCCESS");
+    assert_eq!(
+        post(&r, "create_order", sample(), KEY)["resCode"],
+        "SUCCESS"
+    );
 }
 
 #[test]

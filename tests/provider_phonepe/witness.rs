@@ -191,14 +191,11 @@ fn the_replica_checks_x_verify_by_the_documents_formula_not_by_the_clients_code(
     //  "timeAllowedForHandoverToTerminalSeconds":60,"integrationMappingType":"ONE_TO_ONE"}
     const OWN_SALT: &str = "witness-own-salt-91ad";
     const B64: &str = "eyJtZXJjaGFudElkIjoiTUVSQ0hBTlRVQVQiLCJzdG9yZUlkIjoiTVMyNDAzMjEyMDA0MDQ2OTk4MjA0MjAxIiwib3JkZXJJZCI6InRlc3RvcmRlcjEiLCJ0ZXJtaW5hbElkIjoiTVNUMjQwNTMwMTIxMzA5MDg1NzE2MzU2NSIsIm1lcmNoYW50VHJhbnNhY3Rpb25JZCI6Im93bl9zYWx0XzEiLCJhbW91bnQiOjIwMCwicGF5bWVudE1vZGVzIjpbIkNBUkQiLCJEUVIiXSwic29sdXRpb25UeXBlIjoiRURDIiwidGltZUFsbG93ZWRGb3JIYW5kb3ZlclRvVGVybWluYWxTZWNvbmRzIjo2MCwiaW50ZWdyYXRpb25NYXBwaW5nVHlwZSI6Ik9ORV9UT19PTkUifQ==";
-    const INIT_OK: &str =
-        "d86d79cdb1155c6e2fa2fa33cf8fbde5681bc0b465bd21e5c2c9ccd5261be22a###2";
+    const INIT_OK: &str = "d86d79cdb1155c6e2fa2fa33cf8fbde5681bc0b465bd21e5c2c9ccd5261be22a###2";
     // The same with the path appended twice (B64 + INIT + INIT + salt): a broken client signer.
-    const INIT_TWICE: &str =
-        "f2c51143b04c68b33b72569464e656526933c3020676e979810f7e2b418555c9###2";
+    const INIT_TWICE: &str = "f2c51143b04c68b33b72569464e656526933c3020676e979810f7e2b418555c9###2";
     const STATUS: &str = "/v1/payment/MERCHANTUAT/own_salt_1/status";
-    const STATUS_OK: &str =
-        "350041841d35776a66433ba2ecb6ecc42adee97c2bac90140c127e15b8f4b561###2";
+    const STATUS_OK: &str = "350041841d35776a66433ba2ecb6ecc42adee97c2bac90140c127e15b8f4b561###2";
     const STATUS_TWICE: &str =
         "f0350145d34bf4aba072929a5c12a8b8d205dbb5049bb3ec111014cddd16d936###2";
 
@@ -218,7 +215,12 @@ fn the_replica_checks_x_verify_by_the_documents_formula_not_by_the_clients_code(
     assert_eq!(raw(&r, INIT, Some(B64), INIT_OK), "SUCCESS");
     // Under the UAT prefix the signed path is still the bare api path (the document's samples).
     assert_eq!(
-        raw(&r, &format!("/enterprise-sandbox{INIT}"), Some(B64), INIT_OK),
+        raw(
+            &r,
+            &format!("/enterprise-sandbox{INIT}"),
+            Some(B64),
+            INIT_OK
+        ),
         "DUPLICATE_TRANSACTION_ID"
     );
     assert_eq!(raw(&r, STATUS, None, STATUS_TWICE), "UNAUTHORIZED");

@@ -426,10 +426,15 @@ async fn on_a_damaged_line_acknowledged_messages_arrive_exactly_once_in_order() 
         delivered += got_device.len() + got_host.len();
         damaged_total += damaged.load(std::sync::atomic::Ordering::Relaxed);
     }
-    eprintln!("{links_up} of 12 links up, {delivered} of 600 delivered, {damaged_total} reads damaged");
+    eprintln!(
+        "{links_up} of 12 links up, {delivered} of 600 delivered, {damaged_total} reads damaged"
+    );
     assert!(links_up >= MIN_LINKS_UP, "{links_up} of 12 links came up");
     assert!(delivered >= MIN_DELIVERED, "{delivered} messages delivered");
-    assert!(damaged_total >= MIN_DAMAGED, "{damaged_total} reads damaged");
+    assert!(
+        damaged_total >= MIN_DAMAGED,
+        "{damaged_total} reads damaged"
+    );
 }
 
 fn check_exactly_once(seed: u64, sent: &[(Message, bool)], got: &[Message]) {

@@ -72,7 +72,12 @@ mod tests {
         assert!(!x_verify_ok(&format!("{INIT_HEX}###"), &init, SALT, 2));
         assert!(!x_verify_ok(INIT_HEX, &init, SALT, 2));
         assert!(!x_verify_ok(&format!("{INIT_HEX}###2"), &init, "salt", 2));
-        assert!(!x_verify_ok(&format!("{}###2", &INIT_HEX[1..]), &init, SALT, 2));
+        assert!(!x_verify_ok(
+            &format!("{}###2", &INIT_HEX[1..]),
+            &init,
+            SALT,
+            2
+        ));
         // The status hash does not sign an init, nor the init hash a status.
         assert!(!x_verify_ok(&format!("{STATUS_HEX}###2"), &init, SALT, 2));
         let status = ["/v1/payment/M1/T1/status"];

@@ -167,7 +167,11 @@ impl Report {
                 self.line()
             );
         }
-        assert!(self.recovered >= 1, "nothing was recovered: {}", self.line());
+        assert!(
+            self.recovered >= 1,
+            "nothing was recovered: {}",
+            self.line()
+        );
     }
 
     pub fn line(&self) -> String {
