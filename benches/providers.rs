@@ -55,7 +55,7 @@ const BACKENDS: &[Backend] = &[
         name: "iotpay",
         currency: "CAD",
         secret: "bench-iotpay-key-41c9",
-        options: &[("terminal_ms", "0")],
+        options: &[("terminal_ms", "0"), ("mch_id", "10000701")],
     },
     Backend {
         name: "paysera",

@@ -114,7 +114,7 @@ fn doctor_says_by_how_much_the_clock_is_off_each_backend() {
         "127.0.0.1:0",
         "iotpay",
         "k",
-        &[],
+        &[("mch_id", "1")],
         &[(k, &v)],
     );
     let key = dir.path().join("iotpay.key");

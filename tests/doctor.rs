@@ -59,7 +59,7 @@ fn iotpay_config(base_url: &str, key_file: &Path) -> String {
 #[test]
 fn a_good_setup_has_no_failure_and_names_every_check() {
     let dir = tempfile::tempdir().unwrap();
-    let replica = Replica::start(dir.path(), "iotpay", KEY, &[]);
+    let replica = Replica::start(dir.path(), "iotpay", KEY, &[("mch_id", "10000701")]);
     let key_file = dir.path().join("iotpay.key");
     std::fs::write(&key_file, KEY).unwrap();
     let d = Daemon::start_with(

@@ -238,7 +238,16 @@ async fn with_20_percent_noise_20_sales_complete_each_charged_once() {
     assert_eq!(emu.state_json()["charges"], 20, "one charge per sale");
     let log = emu.log_text();
     assert!(log.contains("noise 20% with seed 20261123"), "{log}");
-    eprintln!("20 noisy sales done; {lost} links lost on the way");
+    // The line really was noisy: the emulator logs each frame it damaged. A noise option that
+    // did nothing passed this test before.
+    let damaged = log.matches("noise: damaged a frame").count();
+    let garbage = log.matches("garbage bytes before a frame").count();
+    eprintln!(
+        "20 noisy sales done; {damaged} frames damaged, {garbage} bursts of garbage, \
+         {lost} links lost on the way"
+    );
+    assert!(damaged >= 10, "only {damaged} frames damaged: {log}");
+    assert!(garbage >= 5, "only {garbage} bursts of garbage: {log}");
 }
 
 #[tokio::test]

@@ -92,6 +92,7 @@ fn kill9_loop_over_all_four_providers_loses_nothing_and_charges_nothing_twice() 
         assert_eq!(r.lost, 0, "lost sales (seed {seed}): {}", r.line());
         assert_eq!(r.changed, 0, "answers changed (seed {seed}): {}", r.line());
         assert_eq!(r.unknown, 0, "left unknown (seed {seed}): {}", r.line());
+        r.assert_hits();
     }
 }
 
@@ -131,6 +132,7 @@ fn kill9_loop_phonepe_status_blind_never_answers_not_charged_for_a_charged_sale(
     );
     assert_eq!(r.changed, 0, "answers changed (seed {seed}): {}", r.line());
     assert_eq!(r.unknown, 0, "left unknown (seed {seed}): {}", r.line());
+    r.assert_hits();
 }
 
 /// Issue 16 item 3, Paysera: a customer who approves at random moments (often after the sale's

@@ -15,6 +15,18 @@ use serde_json::{json, Value};
 
 const KEY: &str = "iotpay-test-key-5f1c0e";
 
+/// The merchant id the daemon is configured with and the replica knows (IOT Pay assigns it).
+const MCH: &str = "10000701";
+
+/// `options` with the replica's `mch_id` set to [`MCH`] unless they name one.
+fn with_mch<'a>(options: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = options.to_vec();
+    if !options.iter().any(|(k, _)| *k == "mch_id") {
+        all.push(("mch_id", MCH));
+    }
+    all
+}
+
 struct Rig {
     d: Daemon,
     r: Replica,
@@ -32,7 +44,7 @@ fn rig_with(key: &str, options: &[(&str, &str)], extra: &str) -> Rig {
 /// As [`rig_with`], with `top` (TOML before the provider section, e.g. `[journal]`).
 fn rig_full(key: &str, options: &[(&str, &str)], top: &str, extra: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let r = Replica::start(dir.path(), "iotpay", KEY, options);
+    let r = Replica::start(dir.path(), "iotpay", KEY, &with_mch(options));
     let d = Daemon::start_with(Some(&config(&r.url, dir.path(), key, top, extra)), &[]);
     Rig { d, r, _dir: dir }
 }

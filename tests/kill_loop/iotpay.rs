@@ -30,7 +30,11 @@ pub fn start() -> IotPay {
         dir.path(),
         "iotpay",
         KEY,
-        &[("terminal_ms", "150"), ("slow_ms", "900")],
+        &[
+            ("terminal_ms", "150"),
+            ("slow_ms", "900"),
+            ("mch_id", "10000701"),
+        ],
     );
     let key_file = dir.path().join("iotpay.key");
     std::fs::write(&key_file, KEY).unwrap();

@@ -253,7 +253,7 @@ fn a_bad_response_signature_is_never_approved() {
     let addr = t.r.addr().to_owned();
     let state = t.r.state.clone();
     t.r.kill();
-    t.r = Replica::start_at(&state, &addr, "iotpay", KEY, &[]);
+    t.r = Replica::start_at(&state, &addr, "iotpay", KEY, &with_mch(&[]));
     let last = t.settled("forged", Duration::from_secs(10));
     assert_approved(&last);
     assert_eq!(t.charges("forged"), 1);

@@ -49,7 +49,12 @@ fn refused(a: &Value, why: &str) {
 #[test]
 fn the_replica_accepts_the_documents_forms_and_refuses_what_it_refuses() {
     let dir = tempfile::tempdir().unwrap();
-    let r = Replica::start(dir.path(), "iotpay", KEY, &[("terminal_ms", "0")]);
+    let r = Replica::start(
+        dir.path(),
+        "iotpay",
+        KEY,
+        &[("terminal_ms", "0"), ("mch_id", "10000576")],
+    );
     // The document's own request, and its result shape.
     let first = post(&r, "create_order", sample(), KEY);
     assert_eq!(first["retCode"], "SUCCESS", "{first}");
@@ -142,4 +147,64 @@ fn refused_query(a: &Value) {
     assert_eq!(a["resCode"], "FAIL", "{a}");
     assert!(a["retMsg"].as_str().unwrap().contains("not exist"), "{a}");
     iotpay_verify(a.as_object().unwrap(), KEY).unwrap();
+}
+
+#[test]
+fn the_replica_refuses_a_merchant_id_iot_pay_never_assigned() {
+    // The document: mchId is the "merchant id assigned by IOTPay". The replica knows one
+    // merchant (option mch_id, required) and refuses any other, correctly signed or not.
+    let dir = tempfile::tempdir().unwrap();
+    let r = Replica::start(
+        dir.path(),
+        "iotpay",
+        KEY,
+        &[("terminal_ms", "0"), ("mch_id", "10000576")],
+    );
+    for mch in ["10000701", "1", "100005760"] {
+        let mut p = sample();
+        p.insert("mchId".into(), json!(mch));
+        p.insert("mchOrderNo".into(), json!(format!("M{mch}")));
+        refused(&post(&r, "create_order", p, KEY), "mchId does not exist");
+        let q = json!({"mchId": mch, "mchOrderNo": format!("M{mch}")});
+        refused(
+            &post(&r, "query_order", q.as_object().unwrap().clone(), KEY),
+            "mchId does not exist",
+        );
+    }
+    let state = r.state();
+    assert_eq!(state["orders"], json!({}), "nothing was created: {state}");
+    // The known merchant is served.
+    assert_eq!(
+        post(&r, "create_order", sample(), KEY)["resCode"],
+        "SUCCESS"
+    );
+}
+
+#[test]
+fn the_replica_will_not_start_without_knowing_its_merchant() {
+    // Before, a replica not given mch_id took any mchId, so a daemon configured with a merchant
+    // id IOT Pay never assigned (tests/clock.rs had mch_id = "1") was served as if it were right.
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(super::common::BIN)
+        .args(["replica", "iotpay", "--listen", "127.0.0.1:0", "--state"])
+        .arg(dir.path().join("state.json"))
+        .env("POSBRIDGE_REPLICA_SECRET", KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    // A replica that starts prints "listening on ..." and keeps the pipe open: read one line.
+    let mut byte = [0u8; 1];
+    let mut stdout = child.stdout.take().unwrap();
+    while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+        out.push(byte[0] as char);
+    }
+    let _ = child.kill();
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let _ = child.wait();
+    assert!(!out.starts_with("listening"), "it started: {out}");
+    assert!(err.contains("mch_id"), "{err}");
 }

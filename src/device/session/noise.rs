@@ -1,6 +1,7 @@
 //! Test noise for the emulator's transmit path (`posbridge emulate --noise`): garbage between
 //! frames and a share of frames with one bit flipped. Seeded, so a failing run can be repeated.
-//! Only the device side of a link ever uses it.
+//! Only the device side of a link ever uses it. Each damage it does is logged (info, "noise:
+//! ..."), so a test can count the damage its line really took instead of trusting the percent.
 
 /// The noise generator (xorshift64*, no dependency).
 pub(crate) struct Noise {
@@ -30,12 +31,16 @@ impl Noise {
             for _ in 0..self.next() % 8 {
                 out.push(self.next() as u8);
             }
+            if !out.is_empty() {
+                log::info!("noise: {} garbage bytes before a frame", out.len());
+            }
         }
         let start = out.len();
         out.extend_from_slice(frame);
         if self.next() % 100 < u64::from(self.percent) {
             let at = start + (self.next() as usize % frame.len());
             out[at] ^= 1 << (self.next() % 8);
+            log::info!("noise: damaged a frame (one bit flipped)");
         }
         out
     }

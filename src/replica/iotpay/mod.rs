@@ -24,7 +24,10 @@
 //! receipt `extra` the document shows. The terminal takes option `terminal_ms` (default 300)
 //! on its own task, so a caller that hangs up does not stop it. Options that act like a real
 //! network or backend would:
-//! - `mch_id`: the only merchant id known (default: any).
+//! - `mch_id` (required): the merchant id IOT Pay assigned with the key. The document's mchId
+//!   is "merchant id assigned by IOTPay": a backend knows its merchants and finds the key by
+//!   this id, so a request under any other id is refused "mchId does not exist" before its
+//!   sign is looked at (no merchant, no key to check it with).
 //! - `resend_create=N`: the first N create_orders are charged, but the answer is the one a
 //!   resent copy gets: "mchOrderNo already exists" (a proxy that retried the POST).
 //! - `create_shapeless=N`: the first N create_orders are charged and answered with both codes
@@ -96,7 +99,7 @@ struct Replica {
     store: Store<IotState>,
     key: String,
     response_key: String,
-    mch_id: Option<String>,
+    mch_id: String,
     terminal: Duration,
     slow: Duration,
     resend_create: AtomicU32,
@@ -134,7 +137,9 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
             .cloned()
             .unwrap_or(key.clone()),
         key,
-        mch_id: opts.options.get("mch_id").cloned(),
+        mch_id: opts.options.get("mch_id").cloned().context(
+            "the iotpay replica needs option mch_id (the merchant id IOT Pay assigned with the key)",
+        )?,
         terminal: Duration::from_millis(number("terminal_ms", 300)?),
         slow: Duration::from_millis(number("slow_ms", 5000)?),
         resend_create: count("resend_create")?,
@@ -174,14 +179,12 @@ impl Replica {
     fn params(&self, body: &[u8], table: &[check::Field]) -> Result<Map<String, Value>, Answer> {
         let p = parse_form(body).map_err(|m| self.refuse(&m))?;
         check::fields(&p, table).map_err(|m| self.refuse(&m))?;
+        if p.get("mchId").and_then(Value::as_str) != Some(self.mch_id.as_str()) {
+            return Err(self.refuse("mchId does not exist"));
+        }
         check::sign_shape(&p).map_err(|m| self.refuse(&m))?;
         if !sign::verifies(&p, &self.key) {
             return Err(self.refuse("signature fail"));
-        }
-        if let Some(known) = &self.mch_id {
-            if p.get("mchId").and_then(Value::as_str) != Some(known.as_str()) {
-                return Err(self.refuse("mchId does not exist"));
-            }
         }
         Ok(p)
     }

@@ -1,8 +1,9 @@
 //! Loopback replica of PhonePe's offline API (UAT-like paths, at the root and under
 //! `/enterprise-sandbox`): init as the init document (seeds/001_206d3d9ac737255e.txt) has it,
 //! and status, cancel, backToSource as shared/providers.md has them (the document does not
-//! cover those). Every call is `X-VERIFY`-checked (over the path without the
-//! `/enterprise-sandbox` prefix) and answered UNAUTHORIZED "checksum verification failed" when
+//! cover those). Every call is `X-VERIFY`-checked by the replica's own code written from the
+//! document (`verify.rs`, not the client's), over the path without the
+//! `/enterprise-sandbox` prefix, and answered UNAUTHORIZED "checksum verification failed" when
 //! it does not match. An init is checked field by field (`checks.rs`: types, characters,
 //! mandatory fields, every documented refusal code); a merchantTransactionId seen before is
 //! answered DUPLICATE_TRANSACTION_ID. State (`ledger.rs`) lives in the `--state` file and is
@@ -28,6 +29,7 @@
 mod blind;
 mod checks;
 mod ledger;
+mod verify;
 
 use std::sync::Arc;
 
@@ -40,7 +42,6 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use serde_json::{json, Value};
 
 use super::{Options, Store};
-use crate::provider::sign;
 use crate::secret::Secret;
 use checks::{answer, bad, check_init, check_refund, text, txn_id_of, unauthorized, valid_txn_id};
 use checks::{Refusal, Setup};
@@ -140,15 +141,15 @@ pub fn router(opts: &Options) -> anyhow::Result<Router> {
 impl Replica {
     /// Checks `X-VERIFY` = sha256(parts... + salt) + "###" + salt_index.
     fn verified(&self, headers: &HeaderMap, body_b64: Option<&str>, path: &str) -> bool {
-        let want = match body_b64 {
-            Some(b) => sign::phonepe_x_verify(b, path, self.salt.expose(), self.salt_index),
-            None => sign::phonepe_x_verify_path(path, self.salt.expose(), self.salt_index),
-        };
         let got = headers
             .get("x-verify")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        got.trim().eq_ignore_ascii_case(&want)
+        let parts: &[&str] = match body_b64 {
+            Some(b) => &[b, path],
+            None => &[path],
+        };
+        verify::x_verify_ok(got, parts, self.salt.expose(), self.salt_index)
     }
 
     /// The base64 `request` of a body, checked and decoded, or the answer refusing it.

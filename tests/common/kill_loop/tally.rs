@@ -38,6 +38,22 @@ pub fn is_unknown(a: &Value) -> bool {
     a["error_type"] == "unknown_result_error"
 }
 
+/// The journal's state of `request_id` (`in_flight`, `unknown`, `final`), `None` if it was
+/// never journaled. Read while the daemon is down (right after a kill).
+pub fn journal_state(state: &Path, request_id: &str) -> Option<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        state.join("journal.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the journal read-only");
+    conn.query_row(
+        "SELECT state FROM operations WHERE request_id = ?1",
+        [request_id],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
 /// The backend id of every operation in the daemon's journal, mapped to its request_id.
 pub fn journal_backend_ids(state: &Path) -> HashMap<String, String> {
     let conn = rusqlite::Connection::open_with_flags(
