@@ -31,12 +31,18 @@ pub fn start() -> PhonePe {
 /// The "status blind" phase (issue 16): the replica's status API finds each sale once (so the
 /// client has seen it), then does not find it for the next 45 checks (about 4.5 s at 100 ms,
 /// past the 4.1 s after which a "not found" without evidence would be believed), then finds it
-/// again. The operation bound is 6 s (5.7 s of checks), so a sale followed to its end meets the
+/// again. The customer pays 300 ms after the init, so the one check that finds a sale finds it
+/// pending: every charged sale meets the blindness (at 150 ms most were already paid at that
+/// check and never did, and a provider that kept no evidence lost only about 2 of them). The operation bound is 6 s (5.7 s of checks), so a sale followed to its end meets the
 /// blindness past its window within the request. 0 of them may be answered "not charged".
 /// The settle limit leaves room for the contradiction backoff (up to 6.4 s between checks).
 pub fn start_blind() -> PhonePe {
     start_with(
-        &[("status_blind", "45"), ("status_blind_after", "1")],
+        &[
+            ("status_blind", "45"),
+            ("status_blind_after", "1"),
+            ("pay_after_ms", "300"),
+        ],
         6000,
         Duration::from_secs(90),
     )
@@ -49,6 +55,7 @@ fn start_with(extra: &[(&str, &str)], timeout_ms: u64, settle: Duration) -> Phon
         ("refund_after_ms", "150"),
         ("init_delay_ms", "40"),
     ];
+    options.retain(|(k, _)| extra.iter().all(|(e, _)| e != k));
     options.extend_from_slice(extra);
     let replica = Replica::start(dir.path(), "phonepe", SALT, &options);
     let salt = dir.path().join("salt_key");
