@@ -40,7 +40,7 @@ fn reader(dir: &Path) -> Emulator {
     let cashier = write_secret(dir, "reader-cashier.password", CASHIER);
     let shop = format!("shop-17:{}", shop.display());
     let cashier = format!("cashier-5:{}", cashier.display());
-    let emu = Emulator::start(
+    Emulator::start(
         "card-reader",
         dir,
         "reader",
@@ -52,8 +52,7 @@ fn reader(dir: &Path) -> Emulator {
             "--account",
             &cashier,
         ],
-    );
-    emu
+    )
 }
 
 fn paired(dir: &Path, emu: &Emulator, password: &str) -> Daemon {
