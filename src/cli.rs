@@ -151,6 +151,12 @@ pub struct EmulateArgs {
     /// file when it starts); fewer than 500 lets a test see a result evicted.
     #[arg(long, default_value_t = crate::emulate::KEEP_RESULTS, value_name = "N")]
     pub keep_results: usize,
+    /// A Lifepay account the card reader accepts, LOGIN:PASSWORD_FILE (the password read from
+    /// the file as the daemon reads `password_file`); repeat for more. A start whose login and
+    /// password match none is refused (SALE_RESULT error, nothing charged). Without any, the
+    /// reader accepts every login and password, and says so when it starts.
+    #[arg(long = "account", value_name = "LOGIN:PASSWORD_FILE")]
+    pub accounts: Vec<String>,
 }
 
 #[derive(Debug, Args)]

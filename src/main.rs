@@ -111,6 +111,7 @@ fn run(cli: Cli) -> Result<i32> {
                 serial: a.serial,
                 protocol_version: a.protocol_version,
                 keep_results: a.keep_results,
+                accounts: a.accounts,
             })?;
             Ok(exit::OK)
         }

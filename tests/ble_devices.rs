@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::bluez::MockBluez;
 use common::emulator::Emulator;
-use common::{json_of, lifepay_daemon, Daemon};
+use common::{json_of, lifepay_account, lifepay_daemon, Daemon};
 use serde_json::{json, Value};
 
 const ADDR: &str = "C0:FF:EE:00:00:42";
@@ -19,7 +19,13 @@ const ADDR: &str = "C0:FF:EE:00:00:42";
 /// Mock BlueZ, an emulated reader behind NUS device ADDR, and a daemon with lifepay.
 fn rig(dir: &Path, serial: &str) -> (MockBluez, Emulator, Daemon) {
     let bluez = MockBluez::start();
-    let emu = Emulator::start("card-reader", dir, "reader", &["--serial", serial]);
+    let account = lifepay_account(dir, "ble-s3cret");
+    let emu = Emulator::start(
+        "card-reader",
+        dir,
+        "reader",
+        &["--serial", serial, "--account", &account],
+    );
     bluez.add_nus_device(ADDR, "posbridge-emu", -48, &emu.link, 23);
     let d = lifepay_daemon(dir, "ble-s3cret");
     (bluez, emu, d)

@@ -10,10 +10,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::emulator::Emulator;
-use common::{json_of, lifepay_daemon, Daemon};
+use common::{json_of, lifepay_account, lifepay_daemon, Daemon};
+
+const PASSWORD: &str = "s3cret-pass";
 
 fn daemon(rig: &Path) -> Daemon {
-    lifepay_daemon(rig, "s3cret-pass")
+    lifepay_daemon(rig, PASSWORD)
+}
+
+/// The reader's `--account`: it accepts only the daemon's configured login and password.
+fn account(rig: &Path) -> String {
+    lifepay_account(rig, PASSWORD)
 }
 
 fn pair(d: &Daemon, emu: &Emulator) {
@@ -24,7 +31,12 @@ fn pair(d: &Daemon, emu: &Emulator) {
 #[test]
 fn approve_decline_refund_and_close_shift_on_the_reader() {
     let rig = tempfile::tempdir().unwrap();
-    let emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP1"]);
+    let emu = Emulator::start(
+        "card-reader",
+        rig.path(),
+        "reader",
+        &["--serial", "LP1", "--account", &account(rig.path())],
+    );
     let d = daemon(rig.path());
     pair(&d, &emu);
 
@@ -104,7 +116,12 @@ fn cut_mid_sale(
 #[test]
 fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
     let rig = tempfile::tempdir().unwrap();
-    let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP2"]);
+    let mut emu = Emulator::start(
+        "card-reader",
+        rig.path(),
+        "reader",
+        &["--serial", "LP2", "--account", &account(rig.path())],
+    );
     let d = daemon(rig.path());
     pair(&d, &emu);
 
@@ -131,7 +148,12 @@ fn reader_lost_mid_sale_is_unknown_then_reconciled_with_one_charge() {
 #[test]
 fn the_log_of_a_reader_sale_and_its_reconciliation_names_the_device() {
     let rig = tempfile::tempdir().unwrap();
-    let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP9"]);
+    let mut emu = Emulator::start(
+        "card-reader",
+        rig.path(),
+        "reader",
+        &["--serial", "LP9", "--account", &account(rig.path())],
+    );
     let d = daemon(rig.path());
     pair(&d, &emu);
     cut_mid_sale(&d, &mut emu, "lp-dev");
@@ -183,7 +205,12 @@ fn without_a_paired_reader_nothing_is_charged_and_the_cashier_is_told() {
 #[test]
 fn the_reader_knows_each_operation_by_its_backend_id_never_the_request_id() {
     let rig = tempfile::tempdir().unwrap();
-    let emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP4"]);
+    let emu = Emulator::start(
+        "card-reader",
+        rig.path(),
+        "reader",
+        &["--serial", "LP4", "--account", &account(rig.path())],
+    );
     let d = daemon(rig.path());
     pair(&d, &emu);
     let (code, ok) = d.lifepay_pay("till3-0042", 2500);
@@ -208,9 +235,14 @@ fn the_reader_knows_each_operation_by_its_backend_id_never_the_request_id() {
 #[test]
 fn the_reader_route_defaults_to_roubles() {
     let rig = tempfile::tempdir().unwrap();
-    let emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP5"]);
+    let emu = Emulator::start(
+        "card-reader",
+        rig.path(),
+        "reader",
+        &["--serial", "LP5", "--account", &account(rig.path())],
+    );
+    // The same file (and password) the reader's --account was given.
     let file = rig.path().join("lifepay.password");
-    std::fs::write(&file, "pw\n").unwrap();
     let d = Daemon::start_with(
         Some(&format!(
             "[providers.lifepay]\nlogin = \"shop-17\"\npassword_file = \"{}\"\n",
@@ -241,7 +273,12 @@ fn the_reader_route_defaults_to_roubles() {
 #[test]
 fn close_shift_counts_sales_refunds_and_cancels() {
     let rig = tempfile::tempdir().unwrap();
-    let emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP6"]);
+    let emu = Emulator::start(
+        "card-reader",
+        rig.path(),
+        "reader",
+        &["--serial", "LP6", "--account", &account(rig.path())],
+    );
     let d = daemon(rig.path());
     pair(&d, &emu);
     assert_eq!(d.lifepay_pay("cs-a", 2500).0, Some(0));
@@ -299,7 +336,12 @@ fn close_shift_counts_sales_refunds_and_cancels() {
 #[test]
 fn a_different_reader_at_the_paired_address_never_settles_a_cut_sale() {
     let rig = tempfile::tempdir().unwrap();
-    let mut emu = Emulator::start("card-reader", rig.path(), "reader", &["--serial", "LP8"]);
+    let mut emu = Emulator::start(
+        "card-reader",
+        rig.path(),
+        "reader",
+        &["--serial", "LP8", "--account", &account(rig.path())],
+    );
     let d = daemon(rig.path());
     pair(&d, &emu);
     let paying = d.cli_in_thread(&[
@@ -348,7 +390,14 @@ fn a_version_1_reader_gets_version_1_frames_and_what_it_cannot_carry_is_refused(
         "card-reader",
         rig.path(),
         "reader",
-        &["--serial", "LP10", "--protocol-version", "1"],
+        &[
+            "--serial",
+            "LP10",
+            "--protocol-version",
+            "1",
+            "--account",
+            &account(rig.path()),
+        ],
     );
     let d = daemon(rig.path());
     pair(&d, &emu);

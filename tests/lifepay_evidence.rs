@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use common::emulator::Emulator;
-use common::{json_of, lifepay_daemon, Daemon};
+use common::{json_of, lifepay_account, lifepay_daemon, Daemon};
 
 /// The operation as the daemon journaled it (its intent with its progress notes).
 fn journaled(d: &Daemon, request_id: &str) -> Value {
@@ -46,7 +46,14 @@ fn acknowledged_then_cut(
         "card-reader",
         rig,
         "reader",
-        &["--serial", serial, "--protocol-version", version],
+        &[
+            "--serial",
+            serial,
+            "--protocol-version",
+            version,
+            "--account",
+            &lifepay_account(rig, "pw-evidence"),
+        ],
     );
     let d = lifepay_daemon(rig, "pw-evidence");
     let out = d.cli(&["pair", &emu.address(), "--role", "card-reader", "--json"]);

@@ -12,14 +12,32 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use common::emulator::Emulator;
-use common::{lifepay_daemon, Daemon};
+use common::{lifepay_account, lifepay_daemon, Daemon};
 
 const PAY: &str = "ru.lifepay.checkout.payment_terminal.transaction.pay";
 const REFUND: &str = "ru.lifepay.checkout.payment_terminal.transaction.refund";
 const GET_RESULT: &str = "ru.lifepay.checkout.payment_terminal.transaction.get_result";
 
+/// The cashier's own login and password, sent per request (LIFE POS `login`/`password`).
+const CASHIER_PW: &str = "Pw-cashier-Zx81q";
+
+/// The reader accepts the configured shop-17 and the per-request cashier-5, nothing else.
 fn rig(dir: &Path, serial: &str, password: &str) -> (Emulator, Daemon) {
-    let emu = Emulator::start("card-reader", dir, "reader", &["--serial", serial]);
+    let cashier = dir.join("cashier.password");
+    std::fs::write(&cashier, CASHIER_PW).unwrap();
+    let emu = Emulator::start(
+        "card-reader",
+        dir,
+        "reader",
+        &[
+            "--serial",
+            serial,
+            "--account",
+            &lifepay_account(dir, password),
+            "--account",
+            &format!("cashier-5:{}", cashier.display()),
+        ],
+    );
     let d = lifepay_daemon(dir, password);
     let out = d.cli(&["pair", &emu.address(), "--role", "card-reader", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
@@ -146,7 +164,7 @@ fn a_contract_refusal_still_carries_a_request_id_and_the_action() {
 
 #[test]
 fn contract_fields_reach_the_reader_and_the_password_is_never_written() {
-    const PW: &str = "Pw-cashier-Zx81q";
+    const PW: &str = CASHIER_PW;
     let dir = tempfile::tempdir().unwrap();
     let (emu, d) = rig(dir.path(), "LC3", "configured-pw-77");
     let paid = d.request(json!({"action": PAY, "request_id": "f-1", "amount": 1500,

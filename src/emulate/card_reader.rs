@@ -10,7 +10,9 @@
 //! and cancels (SHIFT_TOTALS; a version 1 host gets SHIFT_SUMMARY of sales). The charge is written
 //! to the state file *before* the delay, as a real reader's acquirer commits before the
 //! receipt prints: a reader killed mid-sale still knows the sale after a restart. Only masked
-//! card numbers exist here.
+//! card numbers exist here. Given `--account LOGIN:PASSWORD_FILE`, it signs each operation in
+//! as a Lifepay QPOS does and refuses credentials that match no account (`accounts`: a stored
+//! SALE_RESULT error, nothing charged); without, it accepts any.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,7 @@ use std::time::Duration;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
+use super::accounts::Accounts;
 use super::state::{State, Store, Stored, StoredDetails};
 use super::{reply, Firmware};
 use crate::device::link::{
@@ -33,6 +36,7 @@ const SLOW: Duration = Duration::from_secs(3);
 
 pub struct CardReader {
     store: Option<Store>,
+    accounts: Accounts,
     inner: Mutex<Inner>,
 }
 
@@ -49,7 +53,12 @@ struct Inner {
 }
 
 impl CardReader {
-    pub fn open(store: Option<Store>, own_version: u8, keep: usize) -> Result<CardReader> {
+    pub fn open(
+        store: Option<Store>,
+        accounts: Accounts,
+        own_version: u8,
+        keep: usize,
+    ) -> Result<CardReader> {
         let mut state = match &store {
             Some(s) => s.load()?,
             None => State::default(),
@@ -63,6 +72,7 @@ impl CardReader {
         }
         Ok(CardReader {
             store,
+            accounts,
             inner: Mutex::new(Inner {
                 state,
                 running: None,
@@ -107,7 +117,17 @@ impl CardReader {
                 },
             );
         }
-        let stored = decide(operation, &req, &inner.state);
+        let stored = match self.accounts.check(req.credentials.as_ref()) {
+            Ok(()) => decide(operation, &req, &inner.state),
+            Err(why) => {
+                let login = req
+                    .credentials
+                    .as_ref()
+                    .map_or("(none)", |c| c.login.as_str());
+                log::warn!("{id}: {operation} refused, login {login}: {why}");
+                refused(operation, &req, why)
+            }
+        };
         if stored.outcome == "approved" {
             let state = &mut inner.state;
             state.charges += 1;
@@ -266,20 +286,54 @@ fn decide(operation: &str, req: &PaymentRequest, state: &State) -> Stored {
         message,
         at: crate::clock::now_rfc3339(),
         login: req.credentials.as_ref().map(|c| c.login.clone()),
-        password_sha256: req.credentials.as_ref().map(|c| {
-            Sha256::digest(c.password.as_bytes())[..4]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        }),
-        details: req.details.as_ref().map(|d| StoredDetails {
-            sign_on_screen: d.sign_on_screen,
-            email: d.email.clone(),
-            phone: d.phone.clone(),
-            recipient_inn: d.recipient_inn.clone(),
-            metadata: d.metadata.clone(),
-        }),
+        password_sha256: fingerprint(req),
+        details: details(req),
     }
+}
+
+/// The stored answer to credentials Lifepay refused: the reader never read a card, so no
+/// RRN, approval or card number; outcome error (not "declined": no issuer said anything, and
+/// another card would fare no better). Stored and numbered like any operation it accepted, so
+/// GET_RESULT after a lost link answers the same refusal.
+fn refused(operation: &str, req: &PaymentRequest, why: &str) -> Stored {
+    Stored {
+        request_id: req.request_id.clone(),
+        number: 0, // given by State::keep
+        operation: operation.into(),
+        amount: req.amount,
+        currency: req.currency.as_str().into(),
+        outcome: "error".into(),
+        rrn: None,
+        approval_code: None,
+        masked_pan: None,
+        scheme: None,
+        message: why.into(),
+        at: crate::clock::now_rfc3339(),
+        login: req.credentials.as_ref().map(|c| c.login.clone()),
+        password_sha256: fingerprint(req),
+        details: details(req),
+    }
+}
+
+/// The first 4 bytes of the password's SHA-256, hex: enough for a test to tell which password
+/// arrived, never the password.
+fn fingerprint(req: &PaymentRequest) -> Option<String> {
+    req.credentials.as_ref().map(|c| {
+        Sha256::digest(c.password.as_bytes())[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    })
+}
+
+fn details(req: &PaymentRequest) -> Option<StoredDetails> {
+    req.details.as_ref().map(|d| StoredDetails {
+        sign_on_screen: d.sign_on_screen,
+        email: d.email.clone(),
+        phone: d.phone.clone(),
+        recipient_inn: d.recipient_inn.clone(),
+        metadata: d.metadata.clone(),
+    })
 }
 
 fn to_result(s: &Stored) -> SaleResult {

@@ -4,6 +4,7 @@
 //! link loop and the state file; what each device does is in `card_reader` and `dqr_display`.
 //! It must never be reachable from the daemon: it only speaks the protocol from the far side.
 
+mod accounts;
 mod card_reader;
 mod dqr_display;
 mod pty;
@@ -43,6 +44,8 @@ pub struct Options {
     pub protocol_version: u8,
     /// How many results a card reader keeps (`--keep-results`; 500 like the Lifepay QPOS).
     pub keep_results: usize,
+    /// `--account LOGIN:PASSWORD_FILE`: the Lifepay accounts a card reader accepts (none: any).
+    pub accounts: Vec<String>,
 }
 
 /// What one emulated device does with the host's messages.
@@ -80,9 +83,27 @@ async fn serve(opts: Options) -> Result<()> {
         firmware: env!("CARGO_PKG_VERSION").into(),
         serial: serial.clone(),
     };
+    let accounts = accounts::Accounts::parse(&opts.accounts)?;
+    if opts.kind == Kind::DqrDisplay && !accounts.is_open() {
+        bail!("--account: a DQR display signs nothing in; only a card-reader takes accounts");
+    }
+    let accepts_any = opts.kind == Kind::CardReader && accounts.is_open();
+    let sign_in = match opts.kind {
+        Kind::DqrDisplay => String::new(),
+        Kind::CardReader if accounts.is_open() => {
+            "; accepts ANY login and password (no --account given: a demo reader, it proves \
+             nothing about credentials)"
+                .into()
+        }
+        Kind::CardReader => format!(
+            "; accepts only the Lifepay logins {} with their --account passwords",
+            accounts.logins().join(", ")
+        ),
+    };
     let firmware: Arc<dyn Firmware> = match opts.kind {
         Kind::CardReader => Arc::new(card_reader::CardReader::open(
             store,
+            accounts,
             opts.protocol_version.min(PROTOCOL_VERSION),
             opts.keep_results,
         )?),
@@ -99,8 +120,15 @@ async fn serve(opts: Options) -> Result<()> {
     // the next host and hide its hang-ups from us.
     drop(host_end);
     link_at(Path::new(&host_path), &opts.pty)?;
-    log::info!(
-        "{} {} (serial {serial}) on {host_path}, linked at {}",
+    // One line, loud (warn) when the reader accepts any credentials.
+    let level = if accepts_any {
+        log::Level::Warn
+    } else {
+        log::Level::Info
+    };
+    log::log!(
+        level,
+        "{} {} (serial {serial}) on {host_path}, linked at {}{sign_in}",
         MODEL,
         session::role_name(role),
         opts.pty.display()

@@ -355,6 +355,16 @@ pub fn json_of(out: &Output) -> Value {
     })
 }
 
+/// `shop-17:FILE` for `posbridge emulate card-reader --account`: the reader then accepts only
+/// the login and password that `lifepay_daemon(dir, password)` is configured with (the same
+/// file), so every approved sale also proves the configured password reached the reader.
+#[allow(dead_code)]
+pub fn lifepay_account(dir: &Path, password: &str) -> String {
+    let file = dir.join("lifepay.password");
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    format!("shop-17:{}", file.display())
+}
+
 /// A daemon with `[providers.lifepay]` (login shop-17, INR), its password in a file in `dir`.
 #[allow(dead_code)]
 pub fn lifepay_daemon(dir: &Path, password: &str) -> Daemon {

@@ -7,6 +7,9 @@ mkdir -p /run/ble
 /opt/bumble/bin/python /job/parts/ble-reader.py --pty /run/ble/link > /run/ble/reader.log 2>&1 &
 echo $! > /run/ble/reader.pid
 for _ in $(seq 3000); do [ -x /usr/bin/posbridge ] && break; sleep 0.1; done
+# The reader accepts only the login and password parts/ble.sh configures (shop-17,
+# vm-ble-s3cret): a sale it approves proves the configured password reached it.
+(umask 077 && printf 'vm-ble-s3cret\n' > /run/ble/account.password)
 posbridge emulate card-reader --pty /run/ble/link --state /run/ble/state.json --serial BLEVM1 \
-    > /dev/null 2> /run/ble/emulator.log &
+    --account shop-17:/run/ble/account.password > /dev/null 2> /run/ble/emulator.log &
 echo $! > /run/ble/emulator.pid

@@ -109,7 +109,7 @@ kill -USR1 "$(cat /run/ble/reader.pid)"
 if broken forget; then
     kill "$(cat /run/ble/emulator.pid)"; sleep 0.3; rm -f /run/ble/state.json
     posbridge emulate card-reader --pty /run/ble/link --state /run/ble/state.json --serial BLEVM1 \
-        > /dev/null 2>> /run/ble/emulator.log &
+        --account shop-17:/run/ble/account.password > /dev/null 2>> /run/ble/emulator.log &
     echo $! > /run/ble/emulator.pid
 fi
 wait "$paying"; rc=$(cat /run/ble/drop.rc)

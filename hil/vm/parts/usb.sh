@@ -71,7 +71,8 @@ check usb.systemd-tag "$tags; $unit $(systemctl is-active "$unit")" \
 # The config and the credential are put back at the end: later parts (BLE) configure their own.
 cp /etc/posbridge/posbridge.toml /run/usb-posbridge.toml.before
 install -d -m 0700 /etc/credstore
-(umask 077 && echo "vm-lifepay-$RANDOM$RANDOM" > /etc/credstore/password)
+# The password hil/vm/run made for the emulated reader's --account: the reader refuses others.
+install -m 0600 "$U/lifepay.password" /etc/credstore/password
 cat >> /etc/posbridge/posbridge.toml <<'CONF'
 
 # hil/vm part 3: the card reader paired over USB serial.

@@ -150,6 +150,14 @@ impl Message {
         match self {
             Message::Ack { seq } => w.u8(*seq),
             Message::Nak { seq, reason } => {
+                // `Other(1)` would go out as 1 and come back as BadCrc: one meaning per code,
+                // so decode(encode(m)) == m holds for every message the encoder accepts.
+                if NakReason::from_code(reason.code()) != *reason {
+                    return Err(PayloadError::Invalid {
+                        field: "reason",
+                        reason: "Other carries a code that has a name of its own (1 to 5)",
+                    });
+                }
                 w.u8(*seq);
                 w.u8(reason.code());
             }
