@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::common::emulator::Emulator;
 use crate::common::kill_loop::{Charge, Kind, Rig, Rng};
-use crate::common::{lifepay_daemon, Daemon};
+use crate::common::{lifepay_account, lifepay_daemon, Daemon};
 
 pub struct Lifepay {
     d: Daemon,
@@ -22,7 +22,14 @@ pub struct Lifepay {
 
 pub fn start() -> Lifepay {
     let dir = tempfile::tempdir().unwrap();
-    let reader = Emulator::start("card-reader", dir.path(), "reader", &["--serial", "KL1"]);
+    // The reader knows the shop's account: a sale the daemon signs wrongly is refused.
+    let account = lifepay_account(dir.path(), "kill-loop-pass");
+    let reader = Emulator::start(
+        "card-reader",
+        dir.path(),
+        "reader",
+        &["--serial", "KL1", "--account", &account],
+    );
     let d = lifepay_daemon(dir.path(), "kill-loop-pass");
     let out = d.cli(&["pair", &reader.address(), "--role", "card-reader", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
