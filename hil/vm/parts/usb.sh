@@ -72,6 +72,8 @@ check usb.systemd-tag "$tags; $unit $(systemctl is-active "$unit")" \
 cp /etc/posbridge/posbridge.toml /run/usb-posbridge.toml.before
 install -d -m 0700 /etc/credstore
 (umask 077 && echo "vm-lifepay-$RANDOM$RANDOM" > /etc/credstore/password)
+# Every secret the rig uses is listed for parts/secrets.sh (this one is deleted at the part's end).
+echo "usb.lifepay-password $(cat /etc/credstore/password)" >> /job/secrets
 cat >> /etc/posbridge/posbridge.toml <<'CONF'
 
 # hil/vm part 3: the card reader paired over USB serial.
