@@ -16,7 +16,7 @@ if broken log-secret; then   # control: a secret the rig used (parts set them in
     echo "vm control run: the secret $s in the journal" | systemd-cat -t vm-control
 fi
 if ! wait_for 120 systemctl is-active -q posbridge.service; then
-    echo "$boot: posbridge.service not active 120 s into the job: $(systemctl show -P ActiveState,SubState,Result posbridge.service | tr '\n' ' ')" > /job/not-selling
+    echo "$boot: posbridge.service not active 120 s into the job: $(systemctl show -p ActiveState,SubState,Result posbridge.service | tr '\n' ' ')" > /job/not-selling
     exit 1
 fi
 echo "$boot $(systemctl show -P StatusText posbridge.service)" >> /job/boots

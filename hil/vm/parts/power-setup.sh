@@ -52,4 +52,11 @@ if broken refuse-after-restart; then
     sed -i 's#^base_url = "http://10.0.2.2:[0-9]*"#base_url = "http://10.0.2.2:9"#' /etc/posbridge/posbridge.toml
     echo "control run: every sale after this boot is refused (base_url port 9)"
 fi
+if broken no-start-after-restart; then
+    # Control: from its next start on the service never becomes active (a drop-in whose
+    # ExecStartPre fails): each cut boot must then count as one that never sold, with the reason.
+    mkdir -p /etc/systemd/system/posbridge.service.d
+    printf '[Service]\nExecStartPre=/bin/false\n' > /etc/systemd/system/posbridge.service.d/vm-no-start.conf
+    echo "control run: the service does not start after this boot"
+fi
 true
