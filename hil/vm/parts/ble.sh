@@ -25,6 +25,7 @@ status_of() { grep -o '"status":"[a-z_]*"' "$1" | head -1 | cut -d'"' -f4; }
 # over a private link (a bonded BLE reader). The config is put back at the end.
 cp /etc/posbridge/posbridge.toml /run/ble/posbridge.toml.before
 printf 'vm-ble-s3cret\n' > /etc/posbridge/lifepay.password
+echo "ble.lifepay-password vm-ble-s3cret" >> /job/secrets   # for parts/secrets.sh (never in /etc/credstore)
 chown root:posbridge /etc/posbridge/lifepay.password; chmod 0640 /etc/posbridge/lifepay.password
 cat >> /etc/posbridge/posbridge.toml <<'CONF'
 

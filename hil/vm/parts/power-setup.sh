@@ -8,7 +8,7 @@ mkdir -p /etc/systemd/network
 printf '[Match]\nName=eth0\n[Network]\nAddress=10.0.2.15/24\nGateway=10.0.2.2\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' > /etc/systemd/network/10-eth0.network
 systemctl enable --now systemd-networkd > /dev/null 2>&1
 install -d -m 0700 /etc/credstore
-install -m 0600 /job/salt_key /etc/credstore/salt_key
+install -m 0600 /job/salt_key /etc/credstore/salt_key   # the host lists it in /job/secrets
 port=$(cat /job/replica_port)
 broken replica-port && port=9   # control: the config names a port nothing listens on
 sed -i 's/^default_provider = .*/default_provider = "phonepe"/' /etc/posbridge/posbridge.toml
@@ -46,4 +46,17 @@ check power.setup "first PhonePe sale through the host replica: rc=$rc in $(sinc
     bash -c "[ $rc = 0 ] && echo '$out' | grep -q '\"status\":\"approved\"'"
 [ $rc = 0 ] && echo "SENT pc-setup-1" >> /job/acks && echo "ACK pc-setup-1" >> /job/acks
 bash /job/parts/secrets.sh supervise
+if broken refuse-after-restart; then
+    # Control: the config the daemon reads at its next start names a port nothing listens on, so
+    # from the first cut boot on it refuses every sale (boot 1's set-up sale was approved).
+    sed -i 's#^base_url = "http://10.0.2.2:[0-9]*"#base_url = "http://10.0.2.2:9"#' /etc/posbridge/posbridge.toml
+    echo "control run: every sale after this boot is refused (base_url port 9)"
+fi
+if broken no-start-after-restart; then
+    # Control: from its next start on the service never becomes active (a drop-in whose
+    # ExecStartPre fails): each cut boot must then count as one that never sold, with the reason.
+    mkdir -p /etc/systemd/system/posbridge.service.d
+    printf '[Service]\nExecStartPre=/bin/false\n' > /etc/systemd/system/posbridge.service.d/vm-no-start.conf
+    echo "control run: the service does not start after this boot"
+fi
 true

@@ -73,6 +73,8 @@ cp /etc/posbridge/posbridge.toml /run/usb-posbridge.toml.before
 install -d -m 0700 /etc/credstore
 # The password hil/vm/run made for the emulated reader's --account: the reader refuses others.
 install -m 0600 "$U/lifepay.password" /etc/credstore/password
+# Every secret the rig uses is listed for parts/secrets.sh (this one is deleted at the part's end).
+echo "usb.lifepay-password $(cat /etc/credstore/password)" >> /job/secrets
 cat >> /etc/posbridge/posbridge.toml <<'CONF'
 
 # hil/vm part 3: the card reader paired over USB serial.
