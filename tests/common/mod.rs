@@ -93,6 +93,19 @@ impl Daemon {
             .join("")
     }
 
+    /// The log once it contains `needle` (a line written after the socket already answers,
+    /// such as start-up's summary), or as it is after `limit`.
+    pub fn log_with(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The command that starts the daemon on this test's paths (not yet spawned).
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
