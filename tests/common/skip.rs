@@ -1,7 +1,7 @@
 //! Tests that need something this machine may not have (root, a mount, a tool). On CI
 //! (`CI=true`, as `.ci/run` is run) a missing capability FAILS the test: CI has every one, and a
 //! skip there would pass having checked nothing. Elsewhere the test is skipped, loudly: a
-//! `SKIPPED` line on stderr, which nextest prints at the end of the run for the test binaries
+//! `SKIPPED` line on stderr, which nextest prints as each such test passes, for the test binaries
 //! that can skip (`.config/nextest.toml`).
 
 /// Whether this run is CI's.
