@@ -235,6 +235,18 @@ fn print_data(id: &str, data: &Value) {
             journal["unknown"],
             journal["path"].as_str().unwrap_or("")
         );
+        let manual: Vec<&str> = data["manual_check"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !manual.is_empty() {
+            println!(
+                "  MANUAL CHECK {} (look each up, then `posbridge resolve ID --charged|--not-charged`)",
+                manual.join(" ")
+            );
+        }
         for p in data["providers"].as_array().into_iter().flatten() {
             println!(
                 "  provider    {} ({})",

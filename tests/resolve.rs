@@ -177,6 +177,8 @@ fn an_outcome_unknown_past_the_bound_is_named_for_a_person_everywhere_until_reso
     );
     let status = r.d.request(json!({"action": "status"}));
     assert_eq!(status["data"]["manual_check"], json!(["mc-1"]), "{status}");
+    let shown = String::from_utf8_lossy(&r.d.cli(&["status"]).stdout).into_owned();
+    assert!(shown.contains("MANUAL CHECK mc-1"), "{shown}");
     assert_eq!(status["data"]["journal"]["manual_check"], 1, "{status}");
     let results = r.d.request(json!({"action": "results", "limit": 5}));
     assert_eq!(
