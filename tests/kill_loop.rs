@@ -22,6 +22,17 @@ use std::time::Instant;
 
 use common::kill_loop::{run, Report, Rig, Rng};
 
+/// `KILL_LOOP_SEED`, else one from the wall clock (which only seeds the RNG here).
+#[allow(clippy::disallowed_methods)]
+fn seed() -> u64 {
+    env_number("KILL_LOOP_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    })
+}
+
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
         v.parse()
@@ -44,15 +55,9 @@ fn spawn(
 }
 
 #[test]
-#[allow(clippy::disallowed_methods)] // the wall clock only seeds the RNG here
 fn kill9_loop_over_all_four_providers_loses_nothing_and_charges_nothing_twice() {
     let began = Instant::now();
-    let seed = env_number("KILL_LOOP_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    });
+    let seed = seed();
     let kills = env_number("KILL_LOOP_KILLS").unwrap_or(50) as usize;
     println!(
         "kill-loop seed {seed} (repeat with KILL_LOOP_SEED={seed}), {kills} kills per provider"
@@ -103,14 +108,8 @@ fn kill9_loop_over_all_four_providers_loses_nothing_and_charges_nothing_twice() 
 /// evidence a kill cut off before its journal write is the gap no client can close (bounded
 /// below). `KILL_LOOP_BLIND_KILLS` (default 20).
 #[test]
-#[allow(clippy::disallowed_methods)] // the wall clock only seeds the RNG here
 fn kill9_loop_phonepe_status_blind_never_answers_not_charged_for_a_charged_sale() {
-    let seed = env_number("KILL_LOOP_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    });
+    let seed = seed();
     let kills = env_number("KILL_LOOP_BLIND_KILLS").unwrap_or(20) as usize;
     println!(
         "kill-loop status-blind seed {seed} (repeat with KILL_LOOP_SEED={seed}), {kills} kills"
@@ -179,14 +178,8 @@ fn kill_loop_evidence(journal: &std::path::Path, id: &str) -> Option<bool> {
 /// answered not charged (the loop's `lost`), 0 double, every operation final or
 /// `manual_check`.
 #[test]
-#[allow(clippy::disallowed_methods)] // the wall clock only seeds the RNG here
 fn kill9_loop_paysera_late_customer_leaves_no_money_reserved() {
-    let seed = env_number("KILL_LOOP_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    });
+    let seed = seed();
     let kills = env_number("KILL_LOOP_KILLS").unwrap_or(50) as usize;
     let mut rig = paysera::start_late();
     let r = run(&mut rig, kills, &mut Rng::new(seed ^ 0x16));
