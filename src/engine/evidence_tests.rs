@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use proptest::prelude::*;
 use serde_json::Value;
 
+use super::tests::ask;
 use super::*;
-use crate::api::protocol::parse_request;
 use crate::journal::Batching;
 use crate::provider::Approval;
 
@@ -95,19 +95,19 @@ struct Rig {
 }
 
 fn rig(execute_says: Vec<Said>, status_says: Vec<Said>) -> Rig {
+    rig_with(Arc::new(Backend {
+        execute_says,
+        status_says: Mutex::new(status_says),
+    }))
+}
+
+/// A journal and an engine with `provider` (the default one).
+fn rig_with(provider: Arc<dyn Provider>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let journal =
         Arc::new(Journal::open(&dir.path().join("j.sqlite"), 50, Batching::default()).unwrap());
-    let backend = Arc::new(Backend {
-        execute_says,
-        status_says: Mutex::new(status_says),
-    });
-    let (engine, _queue) = Engine::new(
-        journal.clone(),
-        vec![backend],
-        "phonepe".into(),
-        TaskTracker::new(),
-    );
+    let name = provider.name().to_owned();
+    let (engine, _queue) = Engine::new(journal.clone(), vec![provider], name, TaskTracker::new());
     Rig {
         _dir: dir,
         journal,
@@ -117,11 +117,8 @@ fn rig(execute_says: Vec<Said>, status_says: Vec<Said>) -> Rig {
 
 impl Rig {
     async fn pay(&self, id: &str) -> Value {
-        let req = parse_request(
-            format!(r#"{{"action":"pay","request_id":"{id}","amount":100}}"#).as_bytes(),
-        )
-        .unwrap();
-        serde_json::from_str(&self.engine.handle(req).await).unwrap()
+        let line = format!(r#"{{"action":"pay","request_id":"{id}","amount":100}}"#);
+        ask(&self.engine, &line).await
     }
 
     /// Status checks until final or `checks` have run; the answer get_result then gives.
@@ -304,17 +301,10 @@ impl Provider for Unaskable {
 
 #[tokio::test]
 async fn an_outcome_get_result_can_never_settle_is_a_default_error_kept_open_for_a_person() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal =
-        Arc::new(Journal::open(&dir.path().join("j.sqlite"), 50, Batching::default()).unwrap());
-    let (engine, _queue) = Engine::new(
-        journal.clone(),
-        vec![Arc::new(Unaskable)],
-        "iotpay".into(),
-        TaskTracker::new(),
-    );
-    let req = parse_request(br#"{"action":"pay","request_id":"u1","amount":5}"#).unwrap();
-    let v: Value = serde_json::from_str(&engine.handle(req).await).unwrap();
+    let Rig {
+        journal, engine, ..
+    } = &rig_with(Arc::new(Unaskable));
+    let v = ask(engine, r#"{"action":"pay","request_id":"u1","amount":5}"#).await;
     assert_eq!(v["error_type"], "default_error", "{v}");
     assert_eq!(v["reason"], "manual_check", "{v}");
     assert!(
@@ -326,8 +316,7 @@ async fn an_outcome_get_result_can_never_settle_is_a_default_error_kept_open_for
     );
     assert_eq!(journal.get("u1").unwrap().unwrap().state, State::Unknown);
     // get_result answers the same, and the operation stays open.
-    let req = parse_request(br#"{"action":"get_result","request_id":"u1"}"#).unwrap();
-    let again: Value = serde_json::from_str(&engine.handle(req).await).unwrap();
+    let again = ask(engine, r#"{"action":"get_result","request_id":"u1"}"#).await;
     assert_eq!(again, v);
     // Interrupted by a restart: the same shape, not unknown_result_error.
     let intent = crate::journal::Intent {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::tests::ask;
 use super::*;
-use crate::api::protocol::parse_request;
 use crate::journal::Batching;
 use crate::provider::Approval;
 
@@ -75,8 +75,7 @@ async fn a_progress_note_is_durable_before_the_provider_goes_on_and_reaches_stat
         "paysera".into(),
         TaskTracker::new(),
     );
-    let req = parse_request(br#"{"action":"pay","request_id":"n1","amount":5}"#).unwrap();
-    let first: Value = serde_json::from_str(&engine.handle(req).await).unwrap();
+    let first = ask(&engine, r#"{"action":"pay","request_id":"n1","amount":5}"#).await;
     assert_eq!(first["error_type"], "unknown_result_error", "{first}");
     assert_eq!(*provider.seen_in_journal.lock().unwrap(), Some(true));
 

@@ -107,7 +107,8 @@ fn setup(
     }
 }
 
-async fn ask(engine: &Arc<Engine>, line: &str) -> Value {
+/// One request line through the engine, as the API hands it over; its answer.
+pub(super) async fn ask(engine: &Arc<Engine>, line: &str) -> Value {
     let req = parse_request(line.as_bytes()).expect("valid request");
     serde_json::from_str(&engine.handle(req).await).unwrap()
 }
