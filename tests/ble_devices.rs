@@ -96,16 +96,7 @@ fn ble_device_side_disconnect_mid_sale_is_reconciled_with_one_charge() {
     pair(&d);
 
     // Amount ..93 takes 3 s on the reader; the radio link drops once the charge is under way.
-    let paying = d.cli_in_thread(&[
-        "pay",
-        "--provider",
-        "lifepay",
-        "--amount",
-        "4093",
-        "--request-id",
-        "ble-cut",
-        "--json",
-    ]);
+    let paying = d.slow_reader_sale_in_thread("ble-cut");
     emu.wait_started(&d.backend_id("ble-cut"));
     bluez.disconnect_from_device(ADDR);
     let out = paying.join().unwrap();

@@ -63,21 +63,12 @@ fn refused_start(d: &Daemon) -> String {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the daemon started on a damaged journal:\n{}",
-                std::fs::read_to_string(&log).unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::exit_within(
+        &mut child,
+        Duration::from_secs(20),
+        &log,
+        "on a damaged journal",
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!status.success(), "{status}: {text}");
     text

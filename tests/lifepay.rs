@@ -95,16 +95,7 @@ fn cut_mid_sale(
     emu: &mut Emulator,
     request_id: &str,
 ) -> (String, std::process::Output) {
-    let paying = d.cli_in_thread(&[
-        "pay",
-        "--provider",
-        "lifepay",
-        "--amount",
-        "4093",
-        "--request-id",
-        request_id,
-        "--json",
-    ]);
+    let paying = d.slow_reader_sale_in_thread(request_id);
     let reader_id = d.backend_id(request_id);
     emu.wait_started(&reader_id);
     emu.kill9();
@@ -344,16 +335,7 @@ fn a_different_reader_at_the_paired_address_never_settles_a_cut_sale() {
     );
     let d = daemon(rig.path());
     pair(&d, &emu);
-    let paying = d.cli_in_thread(&[
-        "pay",
-        "--provider",
-        "lifepay",
-        "--amount",
-        "4093",
-        "--request-id",
-        "lp-swap",
-        "--json",
-    ]);
+    let paying = d.slow_reader_sale_in_thread("lp-swap");
     emu.wait_started(&d.backend_id("lp-swap"));
     emu.kill9();
     assert_eq!(paying.join().unwrap().status.code(), Some(3));

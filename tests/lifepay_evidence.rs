@@ -58,16 +58,7 @@ fn acknowledged_then_cut(
     let d = lifepay_daemon(rig, "pw-evidence");
     let out = d.cli(&["pair", &emu.address(), "--role", "card-reader", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
-    let paying = d.cli_in_thread(&[
-        "pay",
-        "--provider",
-        "lifepay",
-        "--amount",
-        "4093",
-        "--request-id",
-        request_id,
-        "--json",
-    ]);
+    let paying = d.slow_reader_sale_in_thread(request_id);
     let reader_id = d.backend_id(request_id);
     emu.wait_started(&reader_id);
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -21,6 +21,31 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_posbridge");
 
+/// Waits for `child` (a daemon expected to refuse to start) to exit within `limit`; kills it
+/// and fails, showing `log`, when it is still running then (`what`: why it should have exited).
+pub fn exit_within(
+    child: &mut Child,
+    limit: Duration,
+    log: &Path,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the daemon started {what}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The fields of a LIFE POS contract error answer, in wire order (seed document 003).
 pub const CONTRACT_ERROR_KEYS: [&str; 7] = [
     "code",
@@ -277,6 +302,21 @@ impl Daemon {
 
     /// Runs the CLI with `args` in a thread (a POS waiting for its answer meanwhile).
     #[allow(dead_code)]
+    /// `posbridge pay --provider lifepay --amount 4093 --request-id ID --json` on its own
+    /// thread: the emulated reader takes 3 s over amounts ending 93, time to cut the link.
+    pub fn slow_reader_sale_in_thread(&self, request_id: &str) -> std::thread::JoinHandle<Output> {
+        self.cli_in_thread(&[
+            "pay",
+            "--provider",
+            "lifepay",
+            "--amount",
+            "4093",
+            "--request-id",
+            request_id,
+            "--json",
+        ])
+    }
+
     pub fn cli_in_thread(&self, args: &[&str]) -> std::thread::JoinHandle<Output> {
         let socket = self.socket.clone();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();

@@ -155,21 +155,12 @@ fn daemon_refuses(dir: &std::path::Path, config: &std::path::Path) -> (Option<i3
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the daemon started on a refused config:\n{}",
-                std::fs::read_to_string(&log).unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::exit_within(
+        &mut child,
+        Duration::from_secs(60),
+        &log,
+        "on a refused config",
+    );
     (status.code(), std::fs::read_to_string(&log).unwrap())
 }
 

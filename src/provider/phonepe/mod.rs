@@ -25,7 +25,7 @@ mod codes;
 mod follow;
 mod wire;
 
-pub use wire::{legacy_transaction_id, map_order_id};
+pub use wire::map_order_id;
 
 use std::time::Duration;
 
