@@ -154,3 +154,58 @@ async fn duplicate_then_get_result() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_answer_naming_our_own_sale_is_in_progress_never_not_charged() {
+    tokio::time::timeout(std::time::Duration::from_secs(90), busy_with_our_own_sale())
+        .await
+        .expect("the scripted exchange finished");
+}
+
+/// A reader that answers BUSY naming the very sale it was sent is running that sale: the
+/// answer is "in progress", not "busy with another operation; nothing was charged".
+async fn busy_with_our_own_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("reader");
+    let mut reader = plug(&link);
+    let d = lifepay_daemon(dir.path(), "pw-busy");
+    let pairing = d.cli_in_thread(&[
+        "pair",
+        &format!("serial:{}", link.display()),
+        "--role",
+        "card-reader",
+        "--json",
+    ]);
+    let paired = tokio::task::spawn_blocking(move || pairing.join().unwrap());
+    tokio::pin!(paired);
+    let out = tokio::select! {
+        out = &mut paired => out.unwrap(),
+        msg = reader.next() => panic!("unexpected {msg:?} while pairing"),
+    };
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    let paying = d.cli_in_thread(&[
+        "pay",
+        "--provider",
+        "lifepay",
+        "--amount",
+        "2500",
+        "--request-id",
+        "busy-own",
+        "--json",
+    ]);
+    let Message::StartSale(start) = reader.next().await else {
+        panic!("expected START_SALE")
+    };
+    reader
+        .dev
+        .send(&Message::Busy {
+            request_id: start.request_id.clone(),
+        })
+        .await;
+    let out = tokio::task::spawn_blocking(move || paying.join().unwrap())
+        .await
+        .unwrap();
+    let r = json_of(&out);
+    assert_eq!(r["error_type"], "unknown_result_error", "{r}");
+    assert_eq!(r["reason"], "in_progress", "{r}");
+}

@@ -266,6 +266,15 @@ impl Provider for Lifepay {
                 recovery::witness(op, "the card reader answered its stored result").await;
                 finished(op, r)
             }
+            // BUSY naming this very sale: the reader is running it (a START that crossed its
+            // own earlier copy), never "busy with another operation; nothing charged".
+            Ok(Answer::Busy { running }) if running == reader_id(op) => {
+                recovery::witness(op, "the card reader answered BUSY with this sale").await;
+                Outcome::Unknown(Failure::new(
+                    "in_progress",
+                    "The card reader is running this request; ask again with get_result.",
+                ))
+            }
             Ok(Answer::Busy { running }) => Outcome::Failed(busy(&running)),
             Ok(Answer::InProgress) => {
                 recovery::witness(op, "the card reader answered IN_PROGRESS").await;
