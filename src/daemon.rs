@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::device::manager::DeviceManager;
 use crate::device::screen::{DisplayScreen, Screen};
 use crate::engine::{reconcile, Engine};
-use crate::exporter::{self, http::Listener as MetricsListener};
+use crate::exporter::{self, endpoint};
 use crate::journal::{Batching, Journal};
 use crate::metrics::Watchdog;
 use crate::{paths, systemd};
@@ -151,10 +151,10 @@ async fn start_metrics(
         Ok(None) => return Ok(()),
         Err(why) => bail!("metrics.listen: {why}"),
     };
-    match MetricsListener::bind(&listen).await {
+    match endpoint::Listener::bind(&listen).await {
         Ok((listener, at)) => {
             log::info!("metrics on {at}");
-            tokio::spawn(exporter::http::serve(listener, Arc::new(sources), shutdown));
+            tokio::spawn(endpoint::serve(listener, Arc::new(sources), shutdown));
         }
         Err(e) => log::error!("metrics are off: {e:#}; sales are served as usual"),
     }

@@ -157,7 +157,8 @@ fn a_unix_socket_endpoint_serves_the_same_page() {
     );
     let mut s = UnixStream::connect(&sock).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let answer = exchange(&mut s, b"GET /metrics HTTP/1.0\r\n\r\n");
+    // HTTP/1.1 (it was 1.0 before hyper): hyper answers a 1.0 request in 1.0 (see below).
+    let answer = exchange(&mut s, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert_eq!(Scrape::parse(body).value(SIM_PAY, &sim("approved")), 1.0);
@@ -320,4 +321,105 @@ fn config_check_refuses_a_lan_address_naming_the_key_and_why() {
     let out = common::config_check(&file);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("metrics on 127.0.0.1:9464"));
+}
+
+/// What replaced the unit test of the hand-written parser's `route`: the same cases, through a
+/// real TCP connection, with the exact bytes of each refusal (status, headers, body).
+#[test]
+fn only_get_and_head_of_metrics_are_served_and_refusals_are_short_and_exact() {
+    let d = metrics_daemon("");
+    let addr = metrics_addr(&d);
+    let ask = |request: &[u8]| exchange(&mut tcp(addr), request);
+    let refused = |status: &str, allow: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+             Connection: close\r\n{allow}\r\n{body}",
+            body.len()
+        )
+    };
+    let not_found = refused("404 Not Found", "", "the metrics are at /metrics\n");
+    let not_allowed = refused(
+        "405 Method Not Allowed",
+        "Allow: GET, HEAD\r\n",
+        "only GET /metrics\n",
+    );
+    assert_eq!(ask(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), not_found);
+    assert_eq!(ask(b"GET /metricsx HTTP/1.1\r\n\r\n"), not_found);
+    assert_eq!(ask(b"POST /metrics HTTP/1.1\r\n\r\n"), not_allowed);
+    assert_eq!(ask(b"DELETE /admin HTTP/1.1\r\n\r\n"), not_allowed);
+    for garbage in [
+        &b"\x00\xff garbage\r\n\r\n"[..],
+        b"GET /metrics SMTP/1.0\r\n\r\n",
+        b"GET  /metrics HTTP/1.1\r\n\r\n",
+    ] {
+        let answer = ask(garbage);
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{answer}"
+        );
+    }
+
+    // HEAD (a query string is ignored): the head of the page, no body.
+    let head = ask(b"HEAD /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (fields, body) = head.split_once("\r\n\r\n").unwrap();
+    assert_eq!(body, "", "{head}");
+    let length: usize = fields
+        .split("\r\nContent-Length: ")
+        .nth(1)
+        .and_then(|rest| rest.split("\r\n").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no Content-Length in {fields}"));
+    assert!(length > 1000, "the page's length, not 0: {fields}");
+    assert_eq!(
+        fields,
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+             Content-Length: {length}\r\nConnection: close"
+        )
+    );
+    // GET: the same head, and as many bytes of body as it says.
+    let get = ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (fields, body) = get.split_once("\r\n\r\n").unwrap();
+    assert!(fields.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: "), "{fields}");
+    assert!(
+        fields.ends_with(&format!("{}\r\nConnection: close", body.len())),
+        "{fields}"
+    );
+    assert!(
+        body.starts_with("# HELP posbridge_build_info "),
+        "{body:.200}"
+    );
+
+    // A request hyper cannot parse, or a head over 8 KiB: hyper's own short answer, the reason
+    // in the status line and no body (the hand-written parser sent a line of text).
+    let refused_by_hyper = |status: &str| {
+        format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    };
+    assert_eq!(
+        ask(b"GET /metrics\r\n\r\n"),
+        refused_by_hyper("400 Bad Request")
+    );
+    let mut long = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    // One field of 9 KiB: under hyper's own limit of 100 fields, over ours of 8 KiB.
+    long.extend(
+        b"X-Pad: "
+            .iter()
+            .chain(&[b'a'; 9 * 1024])
+            .chain(b"\r\n\r\n"),
+    );
+    assert_eq!(
+        ask(&long),
+        refused_by_hyper("431 Request Header Fields Too Large")
+    );
+    // Not origin form (`*`, `http://host/metrics`): refused as before hyper.
+    let not_http = refused("400 Bad Request", "", "not an HTTP request; GET /metrics\n");
+    assert_eq!(ask(b"GET http://x/metrics HTTP/1.1\r\n\r\n"), not_http);
+    assert_eq!(ask(b"OPTIONS * HTTP/1.1\r\n\r\n"), not_http);
+    // An HTTP/1.0 request is answered in HTTP/1.0: hyper always answers a 1.0 client in its
+    // own version (the hand-written parser said HTTP/1.1); the rest of the head is the same.
+    let old = ask(b"GET /metrics HTTP/1.0\r\n\r\n");
+    assert!(
+        old.starts_with("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4"),
+        "{old:.200}"
+    );
 }

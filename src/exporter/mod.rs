@@ -1,12 +1,14 @@
 //! The metrics page: what an operator of many counters scrapes with Prometheus.
 //!
-//! Served beside the API socket (`http.rs`), off unless `[metrics] listen` is set. A scrape
-//! reads the engine's counters, the journal (unknown outcomes, commit latency, whether it
-//! writes), the device manager (each paired device's link) and the main loop's watchdog state;
-//! it never writes and never waits for a sale. Like the API, it sits on top: it may read the
-//! engine, the journal and the devices, and nothing below points back at it.
+//! Served beside the API socket (`endpoint.rs`, its HTTP/1 by hyper), off unless
+//! `[metrics] listen` is set. A scrape reads the engine's counters, the journal (unknown
+//! outcomes, commit latency, whether it writes), the device manager (each paired device's link)
+//! and the main loop's watchdog state, and only what they expose for reading. It must never
+//! move money (it starts, settles and resolves no operation), never write the journal, never
+//! talk to a backend or a device, and never wait for a sale. Like the API, it sits on top: it
+//! may read the engine, the journal and the devices, and nothing below points back at it.
 
-pub mod http;
+pub mod endpoint;
 
 use std::sync::Arc;
 

@@ -1,15 +1,24 @@
-//! Just enough HTTP/1.x for a scraper: `GET /metrics` (or `HEAD`), one answer, close.
+//! The metrics endpoint's sockets: binds `[metrics] listen` and answers `GET /metrics` (or
+//! `HEAD`) with the page, one answer per connection, then closes. hyper reads and writes the
+//! HTTP/1; this file sets its limits and says which requests get the page.
 //!
 //! The endpoint is for a local agent, but whatever connects may be hostile or stalled, and the
 //! daemon's sales matter more than its figures: a few connections at once (more are closed at
 //! once), a request head of at most 8 KiB, and 5 s for a whole exchange. Anything but
-//! `GET /metrics` gets a short 400, 404, 405 or 431.
+//! `GET /metrics` gets a short 400, 404, 405 or 431. It must not parse HTTP by hand (hyper
+//! does), serve anything but the page, or hold a sale up.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
@@ -25,7 +34,7 @@ const MAX_HEAD: usize = 8 * 1024;
 /// Time for one whole exchange: read the request, write the answer.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+const PAGE_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub enum Listener {
     Tcp(TcpListener),
@@ -135,124 +144,22 @@ async fn accept(listener: &Listener) -> std::io::Result<Stream> {
     }
 }
 
-/// What a request head asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Route {
-    /// The page; `head_only` for HEAD.
-    Metrics { head_only: bool },
-    Refused {
-        status: u16,
-        reason: &'static str,
-        message: &'static str,
-    },
-}
-
-const BAD_REQUEST: Route = Route::Refused {
-    status: 400,
-    reason: "Bad Request",
-    message: "not an HTTP request; GET /metrics\n",
-};
-
-/// Routes a request head (request line and headers, without the body).
-pub fn route(head: &[u8]) -> Route {
-    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
-    let Ok(line) = std::str::from_utf8(&head[..line_end]) else {
-        return BAD_REQUEST;
-    };
-    let mut parts = line.trim_end_matches('\r').split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return BAD_REQUEST;
-    };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
-        return BAD_REQUEST;
-    }
-    let head_only = match method {
-        "GET" => false,
-        "HEAD" => true,
-        _ => {
-            return Route::Refused {
-                status: 405,
-                reason: "Method Not Allowed",
-                message: "only GET /metrics\n",
-            }
-        }
-    };
-    let path = target.split('?').next().unwrap_or(target);
-    if path != "/metrics" {
-        return Route::Refused {
-            status: 404,
-            reason: "Not Found",
-            message: "the metrics are at /metrics\n",
-        };
-    }
-    Route::Metrics { head_only }
-}
-
-/// Reads the request head: up to the blank line, at most `MAX_HEAD` bytes.
-async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            // Closed before the blank line: answer what came, if anything did.
-            return Ok((!buf.is_empty()).then_some(buf));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
-            return Ok(Some(buf));
-        }
-        if buf.len() > MAX_HEAD {
-            return Ok(None);
-        }
-    }
-}
-
-async fn exchange(
-    mut stream: impl AsyncRead + AsyncWrite + Unpin,
-    sources: &Sources,
-) -> std::io::Result<()> {
-    let route = match read_head(&mut stream).await? {
-        Some(head) => route(&head),
-        None => Route::Refused {
-            status: 431,
-            reason: "Request Header Fields Too Large",
-            message: "request head over 8 KiB\n",
-        },
-    };
-    let (status, reason, content_type, body, head_only, allow) = match route {
-        Route::Metrics { head_only } => {
-            (200, "OK", CONTENT_TYPE, sources.render(), head_only, false)
-        }
-        Route::Refused {
-            status,
-            reason,
-            message,
-        } => (
-            status,
-            reason,
-            "text/plain; charset=utf-8",
-            message.to_owned(),
-            false,
-            status == 405,
-        ),
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n",
-        body.len()
-    );
-    if allow {
-        out.push_str("Allow: GET, HEAD\r\n");
-    }
-    out.push_str("\r\n");
-    if !head_only {
-        out.push_str(&body);
-    }
-    stream.write_all(out.as_bytes()).await?;
-    stream.shutdown().await?;
+/// One connection: one request read by hyper, one answer, then a lingering close.
+async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin, sources: &Sources) {
+    let service = hyper::service::service_fn(|request: Request<Incoming>| {
+        let answer = answer(&request, sources);
+        async move { Ok::<_, std::convert::Infallible>(answer) }
+    });
+    // hyper answers what it cannot parse itself: 400, or 431 for a head over `MAX_HEAD`.
+    let _ = http1::Builder::new()
+        .keep_alive(false)
+        .half_close(true)
+        .max_header_size(MAX_HEAD)
+        .title_case_headers(true)
+        .auto_date_header(false)
+        .serve_connection(TokioIo::new(&mut stream), service)
+        .await;
+    let _ = stream.shutdown().await;
     // A lingering close: closing with unread request bytes (a refused, over-long head) would
     // send a reset that can overtake the answer. Read a little until the client closes.
     let mut sink = [0u8; 4096];
@@ -266,33 +173,43 @@ async fn exchange(
         }
     })
     .await;
-    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_get_and_head_of_metrics_are_served() {
-        assert_eq!(
-            route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Route::Metrics { head_only: false }
+/// The page for GET or HEAD of `/metrics` (hyper leaves out the body of a HEAD answer); a
+/// short refusal for anything else.
+fn answer(request: &Request<Incoming>, sources: &Sources) -> Response<Body> {
+    let uri = request.uri();
+    // Origin form only (`/metrics`), as before hyper: not `*` nor `http://host/metrics`.
+    if uri.authority().is_some() || !uri.path().starts_with('/') {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "not an HTTP request; GET /metrics\n",
         );
-        assert_eq!(
-            route(b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n"),
-            Route::Metrics { head_only: true }
-        );
-        let status = |head: &[u8]| match route(head) {
-            Route::Refused { status, .. } => status,
-            Route::Metrics { .. } => 200,
-        };
-        assert_eq!(status(b"POST /metrics HTTP/1.1\r\n\r\n"), 405);
-        assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), 404);
-        assert_eq!(status(b"GET /metricsx HTTP/1.1\r\n\r\n"), 404);
-        assert_eq!(status(b"\x00\xff garbage\r\n\r\n"), 400);
-        assert_eq!(status(b"GET /metrics\r\n\r\n"), 400);
-        assert_eq!(status(b"GET /metrics SMTP/1.0\r\n\r\n"), 400);
-        assert_eq!(status(b"GET  /metrics HTTP/1.1\r\n\r\n"), 400);
     }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut refused = refusal(StatusCode::METHOD_NOT_ALLOWED, "only GET /metrics\n");
+        let allow = HeaderValue::from_static("GET, HEAD");
+        refused.headers_mut().insert(ALLOW, allow);
+        return refused;
+    }
+    if uri.path() != "/metrics" {
+        return refusal(StatusCode::NOT_FOUND, "the metrics are at /metrics\n");
+    }
+    text(StatusCode::OK, PAGE_TYPE, sources.render())
+}
+
+fn refusal(status: StatusCode, message: &'static str) -> Response<Body> {
+    text(status, "text/plain; charset=utf-8", message.to_owned())
+}
+
+/// An answer with the fields in the order the endpoint has always sent them.
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let length = HeaderValue::from(body.len());
+    let mut answer = Response::new(Body::from(body));
+    *answer.status_mut() = status;
+    let fields = answer.headers_mut();
+    fields.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    fields.insert(CONTENT_LENGTH, length);
+    fields.insert(CONNECTION, HeaderValue::from_static("close"));
+    answer
 }
