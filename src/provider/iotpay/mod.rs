@@ -1,12 +1,13 @@
 //! The `iotpay` provider: card sales on a PAX terminal driven from IOT Pay's cloud (channel
 //! CC_PAX), and refunds, as IOT Pay's "POS Semi-Integration" document describes them. It owns
 //! the order of calls and what each answer means for the sale; the wire format is `wire.rs`,
-//! the reading of an answer `answer.rs`, what the cashier is told `says.rs`, the receipt
-//! `receipt.rs`, refunds `refund.rs`, the doctor's signed probe `probe.rs`. It must never send
-//! create_order twice for one operation (after a lost answer it only asks query_order), never
-//! re-send refund_order, never believe an answer whose `sign` does not verify, never act on
-//! an answer that shows the order before it is journaled as evidence, never read a refusal's
-//! words for what became of the sale, and never log the key or a card number.
+//! the reading of an answer `answer.rs` (single values: `fields.rs`), what the cashier is told
+//! `says.rs`, the receipt `receipt.rs`, refunds `refund.rs`, the doctor's signed probe
+//! `probe.rs`. It must never send create_order twice for one operation (after a lost answer it
+//! only asks query_order), never re-send refund_order, never believe an answer whose `sign`
+//! does not verify, never act on an answer that shows the order before it is journaled as
+//! evidence, never read a refusal's words for what became of the sale, and never log the key
+//! or a card number.
 //!
 //! Evidence: a verified create_order or query_order answer that carries our order (payOrder,
 //! or a query_order answer with the order at its top level naming our mchOrderNo), whatever
@@ -41,6 +42,7 @@
 /// Public for the fuzz targets (fuzz/): answer reading and signature checking as the provider
 /// itself does them.
 pub mod answer;
+mod fields;
 mod probe;
 mod receipt;
 mod refund;
