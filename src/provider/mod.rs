@@ -235,6 +235,9 @@ pub struct Approval {
     /// (a tip, cashback or a surcharge added at the terminal): the answer's `charged_amount`,
     /// beside `amount`, which stays what the POS asked for (`engine::answer`).
     pub charged_amount: Option<u64>,
+    /// The operation's own id at its backend, when the answer carries it (`data.backend_id`):
+    /// what the POS hands back as `primary_transaction.backend_id` to refund or cancel it.
+    pub backend_id: Option<String>,
     /// Provider-specific fields kept in the transaction (never secrets, never a full PAN).
     pub extra: Map<String, Value>,
 }

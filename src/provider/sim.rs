@@ -292,6 +292,7 @@ impl Sim {
                 scheme: Some(scheme.into()),
             }),
             charged_amount: None,
+            backend_id: None,
             extra: Default::default(),
         }
     }

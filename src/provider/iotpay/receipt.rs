@@ -152,6 +152,7 @@ pub fn approval(order: &Map<String, Value>, extra: &Map<String, Value>) -> Appro
         approval_code: text(extra, "authNum").map(plain),
         card,
         charged_amount: charged(order, extra),
+        backend_id: None,
         extra: kept,
     }
 }
