@@ -52,6 +52,12 @@ fn approve_decline_refund_and_close_shift_on_the_reader() {
     assert!(data["approval_code"].is_string());
     assert_eq!(data["card"]["masked_pan"], "411111******1111");
     assert_eq!(data["card"]["scheme"], "VISA");
+    // The order of `data` is part of the answer (tests/golden.rs covers the sim only).
+    assert_eq!(
+        common::keys_of(data),
+        common::approved_keys("currency provider_reference rrn approval_code card reader_message"),
+        "{ok}"
+    );
 
     let (code, no) = d.lifepay_pay("lp-no", 2551);
     assert_eq!(code, Some(1));

@@ -25,6 +25,12 @@ fn pay_is_confirmed_after_the_customer_reserves_and_the_spot_is_closed() {
     );
     assert_eq!(v["data"]["qr_payload"], "PAYSERA*1001:spot-7", "{v}");
     assert_eq!(v["data"]["currency"], "EUR", "{v}");
+    // The order of `data` is part of the answer (tests/golden.rs covers the sim only).
+    assert_eq!(
+        common::keys_of(&v["data"]),
+        common::approved_keys("currency provider_reference paysera_order_id qr_payload"),
+        "{v}"
+    );
     let t = rig.transaction("ps-ok");
     assert_eq!(t["payments"][0]["price"], 1299, "{t}");
     // The operation's own backend id is the transaction's merchant reference.

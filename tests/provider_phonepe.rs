@@ -199,6 +199,15 @@ fn a_sale_is_approved_with_rrn_and_masked_card_after_one_init() {
     let txn = s.txn("sale-1");
     assert_eq!(s.txn_ids("sale-1"), [data["backend_id"].as_str().unwrap()]);
     assert_eq!(data["merchant_transaction_id"], data["backend_id"]);
+    // The order of `data` is part of the answer (tests/golden.rs covers the sim only).
+    assert_eq!(
+        common::keys_of(data),
+        common::approved_keys(
+            "currency provider_reference rrn card backend_id \
+             merchant_transaction_id phonepe_amount payment_mode"
+        ),
+        "{a}"
+    );
     assert_eq!(data["provider_reference"], txn["phonepe_id"]);
     assert_eq!(data["rrn"], txn["reference_number"]);
     let last4 = txn["card"]["last4Digits"].as_str().unwrap();

@@ -80,6 +80,12 @@ fn an_operator_settles_an_unknown_sale_as_charged_and_get_result_answers_it_from
     // The id the pay was sent under, for a later refund (`primary_transaction.backend_id`).
     let backend_id = v["data"]["backend_id"].as_str().expect("backend_id");
     assert!(backend_id.len() == 29 && backend_id.starts_with('P'), "{v}");
+    // The order of `data` is part of the answer: the operator's record, then the id.
+    assert_eq!(
+        common::keys_of(&v["data"]),
+        common::approved_keys("currency resolution backend_id"),
+        "{v}"
+    );
 
     let again =
         r.d.request(json!({"action": "get_result", "request_id": "till3-0042"}));

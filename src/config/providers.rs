@@ -1,5 +1,6 @@
 //! The `[providers.*]` sections: one typed struct per backend, with its embedded defaults.
-//! Checked as a whole by `Config::validate` (config.rs); read by each provider's constructor.
+//! Checked by `checks.rs` (called from `Config::validate`); read by each provider's
+//! constructor. The config knows the sections' keys, never what a provider does with them.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,33 @@ pub struct ProvidersConfig {
     pub iotpay: Option<IotPayConfig>,
     pub paysera: Option<PayseraConfig>,
     pub lifepay: Option<LifepayConfig>,
+}
+
+impl ProvidersConfig {
+    /// The sections a file may hold, `[providers.<name>]`: one per provider, in the order the
+    /// provider registry lists them (`provider::registry` checks that they agree).
+    pub const SECTIONS: &'static [&'static str] =
+        &["sim", "phonepe", "iotpay", "paysera", "lifepay"];
+
+    /// Whether the section of `provider` is there (`sim` always is: it has defaults).
+    pub fn configured(&self, provider: &str) -> bool {
+        match provider {
+            "sim" => true,
+            "phonepe" => self.phonepe.is_some(),
+            "iotpay" => self.iotpay.is_some(),
+            "paysera" => self.paysera.is_some(),
+            "lifepay" => self.lifepay.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Whether any section holds a secret itself rather than naming its file.
+    pub(super) fn has_inline_secret(&self) -> bool {
+        self.phonepe.as_ref().is_some_and(|c| c.salt_key.is_some())
+            || self.iotpay.as_ref().is_some_and(|c| c.key.is_some())
+            || self.paysera.as_ref().is_some_and(|c| c.mac_key.is_some())
+            || self.lifepay.as_ref().is_some_and(|c| c.password.is_some())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -79,7 +107,7 @@ pub struct IotPayConfig {
     /// (nothing charged). Default 60000, IOT Pay's "last one minute at least"; lower only in
     /// tests.
     pub not_found_final_ms: Option<u64>,
-    /// Removed: kept only to refuse it with a message that says why (see `validate`).
+    /// Removed: kept only to refuse it with a message that says why (see `checks.rs`).
     /// `"manual"` (what posbridge always does now) is still accepted.
     pub refund_recheck: Option<String>,
 }

@@ -55,7 +55,13 @@ pub fn build(op: &Operation, outcome: Outcome, askable: bool) -> (State, Respons
                     json!({"request_id": p.request_id, "provider_reference": p.provider_reference}),
                 );
             }
-            for (k, v) in extra {
+            // `backend_id` comes first among the extras, after only an operator's `resolution`
+            // (resolve.rs): where it stood when it was one of them.
+            let resolution = extra
+                .get("resolution")
+                .map(|r| ("resolution".into(), r.clone()));
+            let backend_id = a.backend_id.map(|b| ("backend_id".to_owned(), json!(b)));
+            for (k, v) in resolution.into_iter().chain(backend_id).chain(extra) {
                 data.entry(k).or_insert(v);
             }
             data.insert("created_at".into(), json!(op.created_at));

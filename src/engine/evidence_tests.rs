@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::tests::ask;
 use super::*;
 use crate::journal::Batching;
-use crate::provider::Approval;
+use crate::provider::{Approval, Common};
 
 /// What a backend answers, in the order the provider sees it.
 #[derive(Clone, Debug)]
@@ -53,18 +53,14 @@ async fn verdict(op: &Operation, said: &Said) -> Option<Outcome> {
 
 #[async_trait]
 impl Provider for Backend {
-    fn name(&self) -> &'static str {
-        "phonepe"
-    }
-    fn default_currency(&self) -> &str {
-        "INR"
-    }
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
-    }
-    fn status_schedule(&self) -> &[Duration] {
-        const SCHEDULE: &[Duration] = &[Duration::from_millis(10)];
-        SCHEDULE
+    fn common(&self) -> &Common {
+        static COMMON: Common = Common::fixed(
+            "phonepe",
+            "INR",
+            Duration::from_secs(5),
+            &[Duration::from_millis(10)],
+        );
+        &COMMON
     }
     async fn execute(&self, op: &Operation) -> Outcome {
         for said in &self.execute_says {
@@ -275,18 +271,14 @@ struct Unaskable;
 
 #[async_trait]
 impl Provider for Unaskable {
-    fn name(&self) -> &'static str {
-        "iotpay"
-    }
-    fn default_currency(&self) -> &str {
-        "USD"
-    }
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
-    }
-    fn status_schedule(&self) -> &[Duration] {
-        const SCHEDULE: &[Duration] = &[Duration::from_millis(10)];
-        SCHEDULE
+    fn common(&self) -> &Common {
+        static COMMON: Common = Common::fixed(
+            "iotpay",
+            "USD",
+            Duration::from_secs(5),
+            &[Duration::from_millis(10)],
+        );
+        &COMMON
     }
     fn status_can_settle(&self, _kind: provider::OpKind) -> bool {
         false

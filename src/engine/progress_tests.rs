@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::tests::ask;
 use super::*;
 use crate::journal::Batching;
-use crate::provider::Approval;
+use crate::provider::{Approval, Common};
 
 /// Records `backend_key` as a note, checks the journal already holds it, then answers
 /// unknown; its status check approves only when the note comes back.
@@ -23,18 +23,14 @@ struct Noting {
 
 #[async_trait]
 impl Provider for Noting {
-    fn name(&self) -> &'static str {
-        "paysera"
-    }
-    fn default_currency(&self) -> &str {
-        "EUR"
-    }
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
-    }
-    fn status_schedule(&self) -> &[Duration] {
-        const SCHEDULE: &[Duration] = &[Duration::from_millis(20)];
-        SCHEDULE
+    fn common(&self) -> &Common {
+        static COMMON: Common = Common::fixed(
+            "paysera",
+            "EUR",
+            Duration::from_secs(5),
+            &[Duration::from_millis(20)],
+        );
+        &COMMON
     }
     async fn execute(&self, op: &Operation) -> Outcome {
         op.progress

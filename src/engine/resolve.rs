@@ -59,13 +59,8 @@ fn outcome(op: &Operation, decision: Decision, record: Value) -> Outcome {
                 _ => "approved",
             }
             .into(),
-            extra: [("resolution".to_owned(), record)]
-                .into_iter()
-                .chain(
-                    (!op.backend_id.is_empty())
-                        .then(|| ("backend_id".to_owned(), json!(op.backend_id))),
-                )
-                .collect(),
+            backend_id: (!op.backend_id.is_empty()).then(|| op.backend_id.clone()),
+            extra: [("resolution".to_owned(), record)].into_iter().collect(),
             ..Approval::default()
         }),
         (Decision::NotCharged, _) => Outcome::Failed(Failure::new(

@@ -12,7 +12,7 @@ use crate::api::protocol::parse_request;
 use crate::clock::now_rfc3339;
 use crate::device::screen::RecordingScreen;
 use crate::journal::Batching;
-use crate::provider::{Approval, Capabilities};
+use crate::provider::{Approval, Common};
 
 /// A provider whose behaviour each test scripts.
 struct Scripted {
@@ -23,21 +23,14 @@ struct Scripted {
 
 #[async_trait]
 impl Provider for Scripted {
-    fn name(&self) -> &'static str {
-        "phonepe"
-    }
-    fn capabilities(&self) -> Capabilities {
-        provider::known("phonepe").unwrap()
-    }
-    fn default_currency(&self) -> &str {
-        "INR"
-    }
-    fn timeout(&self) -> Duration {
-        Duration::from_millis(200)
-    }
-    fn status_schedule(&self) -> &[Duration] {
-        const SCHEDULE: &[Duration] = &[Duration::from_millis(20)];
-        SCHEDULE
+    fn common(&self) -> &Common {
+        static COMMON: Common = Common::fixed(
+            "phonepe",
+            "INR",
+            Duration::from_millis(200),
+            &[Duration::from_millis(20)],
+        );
+        &COMMON
     }
     async fn execute(&self, _op: &Operation) -> Outcome {
         self.executed.fetch_add(1, Ordering::SeqCst);
@@ -261,18 +254,14 @@ struct SlowStatus {
 
 #[async_trait]
 impl Provider for SlowStatus {
-    fn name(&self) -> &'static str {
-        "paysera"
-    }
-    fn default_currency(&self) -> &str {
-        "EUR"
-    }
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(5)
-    }
-    fn status_schedule(&self) -> &[Duration] {
-        const SCHEDULE: &[Duration] = &[Duration::from_millis(1)];
-        SCHEDULE
+    fn common(&self) -> &Common {
+        static COMMON: Common = Common::fixed(
+            "paysera",
+            "EUR",
+            Duration::from_secs(5),
+            &[Duration::from_millis(1)],
+        );
+        &COMMON
     }
     async fn execute(&self, _op: &Operation) -> Outcome {
         Outcome::Unknown(Failure::new("timeout", "lost"))

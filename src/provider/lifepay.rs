@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::common::{self, Common};
 use super::{Failure, OpKind, Operation, Outcome, Provider};
 use crate::config::LifepayConfig;
 use crate::device::link::{Credentials, Currency, Message, PaymentRequest, SaleDetails};
@@ -43,14 +44,15 @@ const STATUS_WAIT: Duration = Duration::from_secs(1);
 /// (4 × 1 s on BLE), since a sale is refused when it does not come.
 const WINDOW_WAIT: Duration = Duration::from_secs(5);
 
+/// The name in the API and the config (`[providers.lifepay]`).
+pub const NAME: &str = "lifepay";
+
 pub struct Lifepay {
     devices: Arc<DeviceManager>,
     reader: Option<String>,
     login: String,
     password: Secret,
-    currency: String,
-    timeout: Duration,
-    schedule: Vec<Duration>,
+    common: Common,
 }
 
 impl Lifepay {
@@ -66,25 +68,22 @@ impl Lifepay {
             reader: cfg.reader.clone(),
             login: cfg.login.clone(),
             password,
-            currency: cfg
-                .currency
-                .clone()
-                .unwrap_or_else(|| DEFAULT_CURRENCY.into()),
-            timeout: Duration::from_millis(cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
-            schedule: cfg
-                .status_poll_ms
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SCHEDULE_MS.to_vec())
-                .into_iter()
-                .map(Duration::from_millis)
-                .collect(),
+            common: Common::new(
+                NAME,
+                cfg.currency.as_deref().unwrap_or(DEFAULT_CURRENCY),
+                Duration::from_millis(cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+                common::schedule(cfg.status_poll_ms.as_ref(), || {
+                    common::millis(&DEFAULT_SCHEDULE_MS)
+                }),
+            ),
         })
     }
 
     /// How long the reader may take: a little less than the engine's limit, so the reader's
     /// own timeout answers first (with a clearer message).
     fn reader_wait(&self) -> Duration {
-        self.timeout
+        self.common
+            .timeout
             .saturating_sub(Duration::from_secs(2))
             .max(Duration::from_secs(1))
     }
@@ -191,20 +190,8 @@ pub fn legacy_reader_id(op: &Operation) -> &str {
 
 #[async_trait]
 impl Provider for Lifepay {
-    fn name(&self) -> &'static str {
-        "lifepay"
-    }
-
-    fn default_currency(&self) -> &str {
-        &self.currency
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn status_schedule(&self) -> &[Duration] {
-        &self.schedule
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     async fn execute(&self, op: &Operation) -> Outcome {

@@ -1,16 +1,21 @@
-//! Payment backends behind one trait, and the capability table that says what each supports.
+//! Payment backends behind one trait. The registry (`registry.rs`) lists them: each one's
+//! name, what it supports, and how it is built from its config section. What every provider
+//! has (name, currency, timeout, status schedule) is one [`Common`] (`common.rs`); each
+//! provider keeps only what is its own. Providers read their typed section from `config`.
 //!
 //! A provider only talks to its backend: it is handed an [`Operation`] and says what happened
 //! ([`Outcome`]), or, asked later with [`Provider::status`], what the backend knows about it.
 //! Providers never touch the journal and never retry a money-moving call on their own; the
 //! engine decides what is durable and what needs reconciling.
 
+pub mod common;
 pub mod http;
 pub mod iotpay;
 pub mod lifepay;
 pub mod paysera;
 pub mod phonepe;
 pub mod progress;
+pub mod registry;
 pub mod sign;
 pub mod sim;
 
@@ -20,7 +25,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use common::Common;
 pub use progress::{NoteFuture, NoteSink, Progress};
+pub use registry::{from_config, known};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,50 +68,6 @@ impl Capabilities {
             OpKind::CloseShift => self.close_shift,
         }
     }
-}
-
-const ALL: Capabilities = Capabilities {
-    pay: true,
-    refund: true,
-    cancel: true,
-    close_shift: true,
-};
-
-/// The capability table (docs/api.md repeats it for POS developers).
-pub const CAPABILITIES: &[(&str, Capabilities)] = &[
-    ("sim", ALL),
-    (
-        "phonepe",
-        Capabilities {
-            close_shift: false,
-            ..ALL
-        },
-    ),
-    (
-        "iotpay",
-        Capabilities {
-            cancel: false,
-            close_shift: false,
-            ..ALL
-        },
-    ),
-    (
-        "paysera",
-        Capabilities {
-            refund: false, // providers.md: no refund of a confirmed transaction (paysera/mod.rs)
-            close_shift: false,
-            ..ALL
-        },
-    ),
-    ("lifepay", ALL),
-];
-
-/// Every provider name the API accepts.
-pub fn known(name: &str) -> Option<Capabilities> {
-    CAPABILITIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, c)| *c)
 }
 
 /// `metadata`: the POS's own key/value pairs, echoed back unchanged and stored with the
@@ -272,6 +235,9 @@ pub struct Approval {
     /// (a tip, cashback or a surcharge added at the terminal): the answer's `charged_amount`,
     /// beside `amount`, which stays what the POS asked for (`engine::answer`).
     pub charged_amount: Option<u64>,
+    /// The operation's own id at its backend, when the answer carries it (`data.backend_id`):
+    /// what the POS hands back as `primary_transaction.backend_id` to refund or cancel it.
+    pub backend_id: Option<String>,
     /// Provider-specific fields kept in the transaction (never secrets, never a full PAN).
     pub extra: Map<String, Value>,
 }
@@ -311,55 +277,28 @@ pub enum Outcome {
     NotFound(Failure),
 }
 
-/// Every provider the configuration asks for, ready to use. Fails (naming the key) when one
-/// cannot be set up, e.g. a secret that cannot be read.
-pub fn from_config(
-    config: &crate::config::Config,
-    state_dir: &std::path::Path,
-    devices: &std::sync::Arc<crate::device::manager::DeviceManager>,
-    screen: &std::sync::Arc<dyn crate::device::screen::Screen>,
-) -> anyhow::Result<Vec<std::sync::Arc<dyn Provider>>> {
-    use anyhow::Context;
-    let sim =
-        sim::Sim::open(state_dir, &config.providers.sim).context("cannot open the sim backend")?;
-    let mut list: Vec<std::sync::Arc<dyn Provider>> = vec![std::sync::Arc::new(sim)];
-    if let Some(c) = &config.providers.iotpay {
-        list.push(std::sync::Arc::new(
-            iotpay::IotPay::new(c).context("cannot set up [providers.iotpay]")?,
-        ));
-    }
-    if let Some(c) = &config.providers.paysera {
-        list.push(std::sync::Arc::new(
-            paysera::Paysera::new(c)
-                .context("cannot set up [providers.paysera]")?
-                .with_screen(screen.clone()),
-        ));
-    }
-    if let Some(c) = &config.providers.phonepe {
-        list.push(std::sync::Arc::new(
-            phonepe::PhonePe::new(c).context("cannot set up [providers.phonepe]")?,
-        ));
-    }
-    if let Some(c) = &config.providers.lifepay {
-        list.push(std::sync::Arc::new(
-            lifepay::Lifepay::new(c, devices.clone())
-                .context("cannot set up [providers.lifepay]")?,
-        ));
-    }
-    Ok(list)
-}
-
 #[async_trait]
 pub trait Provider: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn capabilities(&self) -> Capabilities {
-        known(self.name()).expect("every provider is in the capability table")
+    /// What every provider has (name, currency, timeout, status schedule); the four
+    /// accessors below read it.
+    fn common(&self) -> &Common;
+    fn name(&self) -> &'static str {
+        self.common().name
     }
-    fn default_currency(&self) -> &str;
+    fn capabilities(&self) -> Capabilities {
+        known(self.name()).expect("every provider is in the registry")
+    }
+    fn default_currency(&self) -> &str {
+        &self.common().currency
+    }
     /// How long the request path waits for `execute` before the outcome counts as unknown.
-    fn timeout(&self) -> Duration;
+    fn timeout(&self) -> Duration {
+        self.common().timeout
+    }
     /// Intervals between status checks of an unknown outcome; the last one repeats.
-    fn status_schedule(&self) -> &[Duration];
+    fn status_schedule(&self) -> &[Duration] {
+        &self.common().schedule
+    }
     /// Carries the operation out. Called at most once per request_id, ever.
     async fn execute(&self, op: &Operation) -> Outcome;
     /// Asks the backend what became of `op`. Never moves money.
@@ -407,13 +346,5 @@ mod tests {
             mask_card_numbers("card 4111111111111111, order 12345"),
             "card 411111******1111, order 12345"
         );
-    }
-
-    #[test]
-    fn capability_table_answers_for_every_provider() {
-        assert!(known("sim").unwrap().supports(OpKind::CloseShift));
-        assert!(!known("iotpay").unwrap().supports(OpKind::Cancel));
-        assert!(!known("phonepe").unwrap().supports(OpKind::CloseShift));
-        assert!(known("visa").is_none());
     }
 }

@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::common::{self, Common};
 use super::{Approval, Card, Failure, OpKind, Operation, Outcome, Provider};
 use crate::clock::now_rfc3339;
 use crate::config::SimConfig;
@@ -27,12 +28,13 @@ pub const LEDGER_FILE: &str = "sim-backend.sqlite";
 /// Longest `params.delay_ms` accepted.
 pub const MAX_DELAY_MS: u64 = 600_000;
 
+/// The name in the API and the config (`[providers.sim]`).
+pub const NAME: &str = "sim";
+
 pub struct Sim {
     ledger: Mutex<Connection>,
     reversals: Mutex<()>,
-    currency: String,
-    timeout: Duration,
-    schedule: Vec<Duration>,
+    common: Common,
 }
 
 const LEDGER_SCHEMA: &str = "
@@ -81,13 +83,12 @@ impl Sim {
         Ok(Sim {
             ledger: Mutex::new(conn),
             reversals: Mutex::new(()),
-            currency: cfg.currency.clone(),
-            timeout: Duration::from_millis(cfg.timeout_ms),
-            schedule: cfg
-                .status_poll_ms
-                .iter()
-                .map(|ms| Duration::from_millis(*ms))
-                .collect(),
+            common: Common::new(
+                NAME,
+                cfg.currency.clone(),
+                Duration::from_millis(cfg.timeout_ms),
+                common::millis(&cfg.status_poll_ms),
+            ),
         })
     }
 
@@ -291,6 +292,7 @@ impl Sim {
                 scheme: Some(scheme.into()),
             }),
             charged_amount: None,
+            backend_id: None,
             extra: Default::default(),
         }
     }
@@ -328,20 +330,8 @@ fn declined() -> Failure {
 
 #[async_trait]
 impl Provider for Sim {
-    fn name(&self) -> &'static str {
-        "sim"
-    }
-
-    fn default_currency(&self) -> &str {
-        &self.currency
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn status_schedule(&self) -> &[Duration] {
-        &self.schedule
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     async fn execute(&self, op: &Operation) -> Outcome {

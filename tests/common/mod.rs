@@ -62,6 +62,17 @@ pub fn keys_of(v: &Value) -> Vec<&str> {
     v.as_object().unwrap().keys().map(String::as_str).collect()
 }
 
+/// The keys of an approved answer's `data`, in order: the five every one starts with, then
+/// `own` (space-separated, from `charged_amount` or `currency` on), then the two stamps.
+pub fn approved_keys(own: &str) -> Vec<&str> {
+    let head = ["request_id", "operation", "provider", "status", "amount"];
+    let tail = ["created_at", "completed_at"];
+    head.into_iter()
+        .chain(own.split_whitespace())
+        .chain(tail)
+        .collect()
+}
+
 pub struct Daemon {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,

@@ -105,6 +105,14 @@ fn a_paid_sale_carries_the_receipt_and_what_was_charged() {
         );
     }
     assert_eq!(receipt["cardNum"], "************1166");
+    // The order of `data` is part of the answer (tests/golden.rs covers the sim only).
+    assert_eq!(
+        crate::common::keys_of(&sale["data"]),
+        crate::common::approved_keys(
+            "charged_amount currency provider_reference approval_code card mch_order_no receipt"
+        ),
+        "{sale}"
+    );
     assert!(receipt.get("expireDate").is_none(), "{sale}");
     // The expiry date (the terminal sends "1022") is nowhere in the answer.
     assert!(!sale.to_string().contains("\"1022\""), "{sale}");

@@ -6,6 +6,7 @@
 
 use serde_json::{Map, Value};
 
+use super::fields::{as_text, integer, plain, text};
 use super::receipt;
 use crate::provider::{Approval, Failure};
 
@@ -17,7 +18,9 @@ pub enum Call {
     Query,
 }
 
-/// What a verified create_order or query_order answer says about our order.
+/// What a verified create_order or query_order answer says about our order. Short-lived, one
+/// at a time: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub enum Reading {
     Paid(Approval),
@@ -242,35 +245,4 @@ pub fn is_sign_error(why: &str) -> bool {
 pub fn is_merchant_error(why: &str) -> bool {
     let w = why.to_ascii_lowercase();
     w.contains("mchid") || w.contains("mch_id") || w.contains("merchant")
-}
-
-pub(super) fn text<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    map.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-pub(super) fn as_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A status or amount that may come as a number or a numeric string (the document's request
-/// sample sends `"amount": "1"`).
-pub(super) fn integer(v: &Value) -> Option<i64> {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-}
-
-/// Backend text for a cashier or a receipt: printable, bounded.
-pub(super) fn plain(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect::<String>()
-        .trim()
-        .to_owned()
 }

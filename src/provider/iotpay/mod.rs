@@ -1,12 +1,13 @@
 //! The `iotpay` provider: card sales on a PAX terminal driven from IOT Pay's cloud (channel
 //! CC_PAX), and refunds, as IOT Pay's "POS Semi-Integration" document describes them. It owns
 //! the order of calls and what each answer means for the sale; the wire format is `wire.rs`,
-//! the reading of an answer `answer.rs`, what the cashier is told `says.rs`, the receipt
-//! `receipt.rs`, refunds `refund.rs`, the doctor's signed probe `probe.rs`. It must never send
-//! create_order twice for one operation (after a lost answer it only asks query_order), never
-//! re-send refund_order, never believe an answer whose `sign` does not verify, never act on
-//! an answer that shows the order before it is journaled as evidence, never read a refusal's
-//! words for what became of the sale, and never log the key or a card number.
+//! the reading of an answer `answer.rs` (single values: `fields.rs`), what the cashier is told
+//! `says.rs`, the receipt `receipt.rs`, refunds `refund.rs`, the doctor's signed probe
+//! `probe.rs`. It must never send create_order twice for one operation (after a lost answer it
+//! only asks query_order), never re-send refund_order, never believe an answer whose `sign`
+//! does not verify, never act on an answer that shows the order before it is journaled as
+//! evidence, never read a refusal's words for what became of the sale, and never log the key
+//! or a card number.
 //!
 //! Evidence: a verified create_order or query_order answer that carries our order (payOrder,
 //! or a query_order answer with the order at its top level naming our mchOrderNo), whatever
@@ -41,6 +42,7 @@
 /// Public for the fuzz targets (fuzz/): answer reading and signature checking as the provider
 /// itself does them.
 pub mod answer;
+mod fields;
 mod probe;
 mod receipt;
 mod refund;
@@ -62,6 +64,7 @@ use self::answer::{Call, Reading};
 use self::refund::refund_unknown;
 use self::says::{not_processed, rejected, unverified};
 use self::wire::Merchant;
+use super::common::{self, Common};
 use super::http::{Http, HttpError};
 use super::{Failure, OpKind, Operation, Outcome, Provider};
 use crate::config::IotPayConfig;
@@ -102,17 +105,19 @@ struct Watch {
     seen: bool,
 }
 
+/// The name in the API and the config (`[providers.iotpay]`).
+pub const NAME: &str = "iotpay";
+
 pub struct IotPay {
     merchant: Merchant,
-    currency: String,
+    /// Its timeout: the create_order wait, then the check window after a lost answer.
+    common: Common,
     /// For create_order: waits for the customer at the terminal.
     terminal: Http,
     /// For query_order and refund_order.
     quick: Http,
     query_timeout: Duration,
     pay_timeout: Duration,
-    timeout: Duration,
-    schedule: Vec<Duration>,
     not_found_final: Duration,
     /// By mchOrderNo, while the order's outcome is unknown.
     watch: Mutex<HashMap<String, Watch>>,
@@ -131,14 +136,11 @@ impl IotPay {
         )?;
         let pay_timeout = Duration::from_millis(cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
         let query_timeout = pay_timeout.min(QUERY_TIMEOUT);
-        let schedule = match &cfg.status_poll_ms {
-            Some(list) => list.iter().map(|ms| Duration::from_millis(*ms)).collect(),
-            None => {
-                let mut s = vec![Duration::from_secs(2); 30];
-                s.extend([5, 10, 30, 60].map(Duration::from_secs));
-                s
-            }
-        };
+        let schedule = common::schedule(cfg.status_poll_ms.as_ref(), || {
+            let mut s = vec![Duration::from_secs(2); 30];
+            s.extend([5, 10, 30, 60].map(Duration::from_secs));
+            s
+        });
         let not_found_final = cfg.not_found_final_ms.unwrap_or(DEFAULT_NOT_FOUND_FINAL_MS);
         if not_found_final < DEFAULT_NOT_FOUND_FINAL_MS {
             log::warn!("providers.iotpay.not_found_final_ms = {not_found_final} is under IOT Pay's minute: a sale may be called \"not charged\" too early; use it for tests only");
@@ -150,13 +152,16 @@ impl IotPay {
                 channel_id: cfg.channel_id.clone(),
                 key,
             },
-            currency: cfg.currency.clone(),
+            common: Common::new(
+                NAME,
+                cfg.currency.clone(),
+                pay_timeout + pay_timeout.min(MAX_CHECK_WINDOW),
+                schedule,
+            ),
             terminal: Http::new("IOT Pay", &cfg.base_url, pay_timeout)?,
             quick: Http::new("IOT Pay", &cfg.base_url, query_timeout)?,
             query_timeout,
             pay_timeout,
-            timeout: pay_timeout + pay_timeout.min(MAX_CHECK_WINDOW),
-            schedule,
             not_found_final: Duration::from_millis(not_found_final),
             watch: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -283,14 +288,15 @@ impl IotPay {
 
     /// After a lost create_order answer: query_order on the schedule while `timeout()` allows.
     async fn settle_in_time(&self, op: &Operation, started: Instant, lost: Failure) -> Outcome {
-        let deadline = started + self.timeout.saturating_sub(MARGIN);
+        let deadline = started + self.common.timeout.saturating_sub(MARGIN);
         let mut attempt = 0;
         loop {
             let outcome = self.query(op).await;
             if !matches!(outcome, Outcome::Unknown(_)) {
                 return outcome;
             }
-            let wait = self.schedule[attempt.min(self.schedule.len() - 1)];
+            let schedule = &self.common.schedule;
+            let wait = schedule[attempt.min(schedule.len() - 1)];
             attempt += 1;
             if Instant::now() + wait + self.query_timeout > deadline {
                 return Outcome::Unknown(lost);
@@ -397,20 +403,8 @@ impl IotPay {
 
 #[async_trait]
 impl Provider for IotPay {
-    fn name(&self) -> &'static str {
-        "iotpay"
-    }
-
-    fn default_currency(&self) -> &str {
-        &self.currency
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn status_schedule(&self) -> &[Duration] {
-        &self.schedule
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     async fn execute(&self, op: &Operation) -> Outcome {

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::answer::{as_text, integer, plain, text};
+use super::fields::{as_text, integer, plain, text};
 use crate::provider::{mask_pan, Approval, Card};
 
 /// The keys of payOrder.extra a receipt uses, in the document's order ("Useful card
@@ -152,6 +152,7 @@ pub fn approval(order: &Map<String, Value>, extra: &Map<String, Value>) -> Appro
         approval_code: text(extra, "authNum").map(plain),
         card,
         charged_amount: charged(order, extra),
+        backend_id: None,
         extra: kept,
     }
 }

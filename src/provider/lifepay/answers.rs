@@ -72,6 +72,7 @@ pub(super) fn finished(op: &Operation, r: SaleResult) -> Outcome {
                     scheme: r.scheme,
                 }),
                 charged_amount: None,
+                backend_id: None,
                 extra,
             })
         }

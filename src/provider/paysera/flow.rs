@@ -89,7 +89,8 @@ impl Paysera {
     }
 
     pub(super) fn poll_interval(&self) -> Duration {
-        self.schedule
+        self.common
+            .schedule
             .first()
             .copied()
             .unwrap_or(Duration::from_secs(1))

@@ -61,6 +61,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
+use super::common::{self, Common};
 use super::{Failure, OpKind, Operation, Outcome, Provider};
 use crate::config::PayseraConfig;
 use client::{ApiError, Client};
@@ -69,15 +70,17 @@ use client::{ApiError, Client};
 const DEFAULT_WINDOW_MS: u64 = 120_000;
 const DEFAULT_SCHEDULE_MS: &[u64] = &[1_000, 2_000, 5_000, 15_000, 60_000];
 
+/// The name in the API and the config (`[providers.paysera]`).
+pub const NAME: &str = "paysera";
+
 pub struct Paysera {
     client: Client,
     spot_id: String,
-    currency: String,
+    /// Its timeout is the engine's bound on the whole execute: the window, then room to
+    /// revoke.
+    common: Common,
     /// How long the customer has to pay, from the start of the sale.
     window: Duration,
-    /// The engine's bound on the whole execute: the window, then room to revoke.
-    timeout: Duration,
-    schedule: Vec<Duration>,
     /// `spot_code` from the config, for a spot whose place info has no location id.
     spot_code: Option<String>,
     /// Held for a whole sale, and by recovery while it closes the spot: one customer at a
@@ -132,22 +135,20 @@ impl Paysera {
         let window = Duration::from_millis(cfg.timeout_ms.unwrap_or(DEFAULT_WINDOW_MS));
         // One HTTP call may take a quarter of the window, between 1 and 10 s.
         let request_timeout = (window / 4).clamp(Duration::from_secs(1), Duration::from_secs(10));
-        let schedule = cfg
-            .status_poll_ms
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SCHEDULE_MS.to_vec())
-            .into_iter()
-            .map(Duration::from_millis)
-            .collect();
         Ok(Paysera {
             client: Client::new(&cfg.base_url, &cfg.client_id, mac_key, request_timeout)?,
             spot_id: cfg.spot_id.clone(),
-            currency: cfg.currency.clone(),
+            common: Common::new(
+                NAME,
+                cfg.currency.clone(),
+                // Room after the window for the revoke, a read, a last-moment confirm, its
+                // read-back and the spot close.
+                window + request_timeout * 6,
+                common::schedule(cfg.status_poll_ms.as_ref(), || {
+                    common::millis(DEFAULT_SCHEDULE_MS)
+                }),
+            ),
             window,
-            // Room after the window for the revoke, a read, a last-moment confirm, its read-back
-            // and the spot close.
-            timeout: window + request_timeout * 6,
-            schedule,
             spot_code: cfg.spot_code.clone(),
             spot_busy: tokio::sync::Mutex::new(()),
             screen: std::sync::Arc::new(crate::device::screen::NoScreen),
@@ -240,20 +241,8 @@ fn unknown(what: &str, e: impl std::fmt::Display) -> Outcome {
 
 #[async_trait]
 impl Provider for Paysera {
-    fn name(&self) -> &'static str {
-        "paysera"
-    }
-
-    fn default_currency(&self) -> &str {
-        &self.currency
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn status_schedule(&self) -> &[Duration] {
-        &self.schedule
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     async fn execute(&self, op: &Operation) -> Outcome {

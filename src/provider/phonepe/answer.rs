@@ -93,7 +93,9 @@ pub fn classify_sent(kind: OpKind, a: &Answer) -> Sent {
     }
 }
 
-/// What a status answer says about a pay or refund.
+/// What a status answer says about a pay or refund. Short-lived, one at a time: its size
+/// does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Status {
     Success(Approval),
@@ -170,9 +172,8 @@ pub fn classify_status(op: &Operation, id: &str, a: &Answer) -> Status {
 
 fn approval(op: &Operation, id: &str, a: &Answer) -> Approval {
     let mut extra = Map::new();
-    // Our id, for a refund or cancel of this sale (`primary_transaction.backend_id`) and for
-    // an operator searching PhonePe's dashboard.
-    extra.insert("backend_id".into(), json!(id));
+    // Our id, for an operator searching PhonePe's dashboard (and as `backend_id` below, for a
+    // refund or cancel of this sale: `primary_transaction.backend_id`).
     extra.insert("merchant_transaction_id".into(), json!(id));
     let theirs = a.data.get("amount").and_then(Value::as_u64);
     if let (Some(theirs), Some(ours)) = (theirs, op.amount) {
@@ -200,6 +201,7 @@ fn approval(op: &Operation, id: &str, a: &Answer) -> Approval {
             .or_else(|| a.data_str("approvalCode")),
         card: card(&a.data),
         charged_amount: None,
+        backend_id: Some(id.to_owned()),
         extra,
     }
 }

@@ -78,7 +78,8 @@ impl PhonePe {
         let mut last = String::from("PhonePe has not answered with a final status yet");
         let mut not_found = false;
         for attempt in 0.. {
-            let wait = self.schedule[attempt.min(self.schedule.len() - 1)];
+            let schedule = &self.common.schedule;
+            let wait = schedule[attempt.min(schedule.len() - 1)];
             if Instant::now() + wait > bound {
                 break;
             }

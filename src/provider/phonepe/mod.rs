@@ -34,6 +34,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use super::common::{self, Common};
 use super::http::{Http, HttpError, Reply};
 use super::{sign, Failure, OpKind, Operation, Outcome, Provider};
 use crate::config::PhonePeConfig;
@@ -61,6 +62,9 @@ const DQR_MARGIN: Duration = Duration::from_secs(15);
 /// reconciler.
 const REFUND_BOUND: Duration = Duration::from_secs(120);
 
+/// The name in the API and the config (`[providers.phonepe]`).
+pub const NAME: &str = "phonepe";
+
 pub struct PhonePe {
     http: Http,
     salt_key: Secret,
@@ -68,9 +72,8 @@ pub struct PhonePe {
     ids: Ids,
     provider_id: Option<String>,
     solution: String,
-    timeout: Duration,
+    common: Common,
     request_timeout: Duration,
-    schedule: Vec<Duration>,
     /// When each open operation's money-moving call was sent, step-proof (src/clock.rs).
     sent: crate::clock::SendTimes,
 }
@@ -107,12 +110,13 @@ impl PhonePe {
             },
             provider_id: cfg.provider_id.clone(),
             solution: cfg.solution_type.clone(),
-            timeout: Duration::from_millis(cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+            common: Common::new(
+                NAME,
+                "INR",
+                Duration::from_millis(cfg.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+                common::schedule(cfg.status_poll_ms.as_ref(), published_schedule),
+            ),
             request_timeout,
-            schedule: match &cfg.status_poll_ms {
-                Some(list) => list.iter().map(|ms| Duration::from_millis(*ms)).collect(),
-                None => published_schedule(),
-            },
             sent: crate::clock::SendTimes::new(),
         })
     }
@@ -170,7 +174,7 @@ impl PhonePe {
             OpKind::Pay => wire::window(&self.solution, op).unwrap_or_default(),
             _ => Duration::ZERO,
         };
-        self.request_timeout * 2 + window + self.schedule[0]
+        self.request_timeout * 2 + window + self.common.schedule[0]
     }
 
     /// "Not found" is final (nothing charged) only once [`Self::alive_for`] has passed since
@@ -195,7 +199,7 @@ impl PhonePe {
 
     fn bound(&self, started: Instant, window: Duration) -> Instant {
         // Stop a little before the engine's limit, so the answer says what we last saw.
-        let limit = self.timeout.saturating_sub(self.timeout / 20);
+        let limit = (self.common.timeout).saturating_sub(self.common.timeout / 20);
         started + limit.min(window)
     }
 
@@ -229,20 +233,8 @@ impl PhonePe {
 
 #[async_trait]
 impl Provider for PhonePe {
-    fn name(&self) -> &'static str {
-        "phonepe"
-    }
-
-    fn default_currency(&self) -> &str {
-        "INR"
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    fn status_schedule(&self) -> &[Duration] {
-        &self.schedule
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     async fn execute(&self, op: &Operation) -> Outcome {

@@ -265,7 +265,8 @@ fn a_paid_status_gives_rrn_reference_and_a_masked_card_only() {
     assert_eq!(ap.status, "approved");
     assert_eq!(ap.provider_reference.as_deref(), Some("T2411"));
     assert_eq!(ap.rrn.as_deref(), Some("431234567890"));
-    assert_eq!(ap.extra["backend_id"], "Ps1");
+    assert_eq!(ap.backend_id.as_deref(), Some("Ps1"));
+    assert!(ap.extra.get("backend_id").is_none());
     assert!(ap.extra.get("phonepe_amount").is_none());
     let card = ap.card.unwrap();
     assert_eq!(card.masked_pan, "411111******1111");
