@@ -232,7 +232,7 @@ pub fn state_dir(cx: &Context) -> Vec<Check> {
 
 /// `journal`: the SQLite file opened read-only and `PRAGMA integrity_check`ed.
 pub fn journal(cx: &Context) -> Check {
-    let path = cx.state_dir.join(crate::daemon::JOURNAL_FILE);
+    let path = crate::journal::place::path(&cx.state_dir);
     let shown = path.display();
     if !path.exists() {
         return Check::warn(

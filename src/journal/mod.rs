@@ -7,6 +7,7 @@
 //! about providers or the socket API, and never decides outcomes — the engine does.
 
 pub mod health;
+pub mod place;
 pub mod salvage;
 mod writer;
 

@@ -2,7 +2,7 @@
 //!
 //! The daemon refuses to start on a journal that is torn, has flipped bits, or is not a
 //! posbridge journal at all: starting empty would forget outcomes still unknown. These commands
-//! (run with the daemon stopped; they take its state-directory lock) say what is wrong, and
+//! (run with the daemon stopped; they take the journal's lock, as the daemon does) say what is wrong, and
 //! salvage moves the damaged files aside under a timestamped name, copies every row that can
 //! still be read into a fresh journal, unknown and in-flight outcomes first, and says what it
 //! kept and what it could not read. The daemon then starts on the fresh journal and reconciles
@@ -70,7 +70,7 @@ pub struct Checked {
 /// Checks `state_dir`'s journal read-only: full integrity check, shape, and its counts
 /// (entries, unknown, in flight).
 pub fn check(state_dir: &Path) -> anyhow::Result<Checked> {
-    let path = state_dir.join(crate::daemon::JOURNAL_FILE);
+    let path = super::place::path(state_dir);
     anyhow::ensure!(path.exists(), "{} does not exist", path.display());
     let verdict = (|| {
         torn(&path)?;
@@ -224,8 +224,8 @@ pub struct Salvaged {
 /// every readable row. The daemon must be stopped: takes its lock.
 pub fn salvage(state_dir: &Path) -> anyhow::Result<Salvaged> {
     use anyhow::Context;
-    let _lock = crate::daemon::lock(state_dir)?;
-    let path = state_dir.join(crate::daemon::JOURNAL_FILE);
+    let _lock = super::place::lock(state_dir)?;
+    let path = super::place::path(state_dir);
     anyhow::ensure!(path.exists(), "{} does not exist", path.display());
     let (mut rows, errors) = read_rows(&path);
     rows.sort_by_key(|r| (r.state == "final", r.seq));
@@ -321,11 +321,11 @@ pub fn check_command(state_dir: &Path) -> anyhow::Result<i32> {
 
 /// `posbridge journal salvage`: prints what was kept and what was lost.
 pub fn salvage_command(state_dir: &Path) -> anyhow::Result<i32> {
-    let lock = crate::daemon::lock(state_dir)?;
+    let lock = super::place::lock(state_dir)?;
     if let Ok((entries, ..)) = check(state_dir)?.verdict {
         println!(
             "{}: intact ({entries} entries); nothing to salvage, nothing moved",
-            state_dir.join(crate::daemon::JOURNAL_FILE).display()
+            super::place::path(state_dir).display()
         );
         return Ok(0);
     }
@@ -357,7 +357,7 @@ pub fn salvage_command(state_dir: &Path) -> anyhow::Result<i32> {
     println!(
         "fresh journal: {}; start posbridge: it reconciles the kept unknown outcomes. Check \
          sales made around the damage in the backends' portals.",
-        state_dir.join(crate::daemon::JOURNAL_FILE).display()
+        super::place::path(state_dir).display()
     );
     Ok(0)
 }
