@@ -1,6 +1,7 @@
 //! `posbridge daemon`: start-up order, task wiring, the main loop and shutdown.
 //!
-//! Order matters: configuration, state-dir lock, journal open and integrity check, recovery
+//! Order matters: configuration, state-dir lock (the journal's), journal open, integrity check
+//! and schema version (older migrated, newer refused untouched), recovery
 //! (every interrupted operation becomes "outcome unknown" and is queued for reconciliation),
 //! then the socket, and only then READY. On SIGTERM: STOPPING, stop accepting, let running
 //! operations finish (bounded by `daemon.shutdown_timeout_ms`), exit 0. Whatever is still

@@ -155,6 +155,12 @@ pub struct Journal {
     commits: Arc<CommitStats>,
 }
 
+/// Pages written to the WAL before it is checkpointed into the database (SQLite's default).
+pub const WAL_CHECKPOINT_PAGES: i64 = 1000;
+/// What the WAL is cut back to once checkpointed: just above its normal high mark (1000 frames
+/// of a 4 KiB page and its 24-byte header), so it is never truncated and regrown in normal use.
+pub const WAL_LIMIT_BYTES: i64 = 4 << 20;
+
 impl Journal {
     /// Opens (creating if needed) the journal at `path`, checks its integrity and starts the
     /// writer. Keeps the newest `capacity` entries; unresolved ones are never evicted.
@@ -194,6 +200,13 @@ impl Journal {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        // The WAL's bound (docs/operations.md, "The journal file"): checkpointed back into the
+        // database every WAL_CHECKPOINT_PAGES, and cut back to WAL_LIMIT_BYTES when it restarts
+        // should a long read ever have held a checkpoint back.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_LIMIT_BYTES)
             .map_err(open_err)?;
         match schema::bring_up(&mut conn, path).map_err(open_err)? {
             Ok(schema::BroughtUp::Migrated { from }) => log::info!(
