@@ -141,6 +141,26 @@ fn a_journal_from_a_newer_posbridge_is_refused_naming_both_versions_and_left_unt
         String::from_utf8_lossy(&salvage.stdout).contains("nothing to salvage"),
         "{salvage:?}"
     );
+    let doctor = d.cli(&[
+        "doctor",
+        "--json",
+        "--timeout",
+        "3",
+        "--config",
+        "/dev/null",
+        "--state-dir",
+        state,
+    ]);
+    let report = common::json_of(&doctor);
+    let check = common::doctor_check(&report, "journal");
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("journal schema {newer}")),
+        "{check}"
+    );
     let after: Vec<_> = journal_files(&d.state)
         .into_iter()
         // A reader of a WAL journal may leave its shared-memory index (-shm, never data) and an

@@ -248,6 +248,17 @@ pub fn journal(cx: &Context) -> Check {
             "run doctor as root or as the posbridge user",
         );
     }
+    // A newer posbridge's journal: the daemon refuses it and salvage must not rewrite it.
+    if let Ok(Err(newer)) = crate::journal::schema::refuse_newer(&path) {
+        return Check::fail(
+            "journal",
+            format!(
+                "{shown}: written by a newer posbridge (journal schema {})",
+                newer.found
+            ),
+            newer.to_string(),
+        );
+    }
     let fix = format!(
         "stop posbridge (`systemctl stop posbridge`), then `posbridge journal salvage \
          --state-dir {}` (moves it aside, keeps every readable row), start posbridge, and check \
