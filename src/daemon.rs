@@ -1,15 +1,14 @@
 //! `posbridge daemon`: start-up order, task wiring, the main loop and shutdown.
 //!
-//! Order matters: configuration, state-dir lock, journal open and integrity check, recovery
+//! Order matters: configuration, state-dir lock (the journal's), journal open, integrity check
+//! and schema version (older migrated, newer refused untouched), recovery
 //! (every interrupted operation becomes "outcome unknown" and is queued for reconciliation),
 //! then the socket, and only then READY. On SIGTERM: STOPPING, stop accepting, let running
 //! operations finish (bounded by `daemon.shutdown_timeout_ms`), exit 0. Whatever is still
 //! running then stays in the journal as in flight and is reconciled at the next start.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +24,9 @@ use crate::device::manager::DeviceManager;
 use crate::device::screen::{DisplayScreen, Screen};
 use crate::engine::{reconcile, Engine};
 use crate::exporter::{self, endpoint};
-use crate::journal::{Batching, Journal};
+use crate::journal::{self, Batching, Journal};
 use crate::metrics::Watchdog;
 use crate::{paths, systemd};
-
-pub const JOURNAL_FILE: &str = "journal.sqlite";
 
 pub struct Options {
     pub config: Option<PathBuf>,
@@ -50,7 +47,7 @@ pub fn run(opts: Options) -> Result<()> {
     let state_dir = paths::state_dir(opts.state_dir);
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
-    let _lock = lock(&state_dir)?;
+    let _lock = journal::place::lock(&state_dir)?;
     if let Some(file) = crate::clock::seam_in_use() {
         log::warn!(
             "{} is set ({}): the wall clock is offset for a test; never set it on a counter",
@@ -76,20 +73,6 @@ pub fn run(opts: Options) -> Result<()> {
 enum Listen {
     Path(PathBuf),
     Activated(std::os::unix::net::UnixListener),
-}
-
-/// One daemon per state directory: a second one would reconcile the same operations twice.
-pub fn lock(state_dir: &Path) -> Result<File> {
-    let path = state_dir.join("daemon.lock");
-    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        bail!(
-            "another posbridge daemon is already using the state directory {}",
-            state_dir.display()
-        );
-    }
-    Ok(file)
 }
 
 fn bind(listen: Listen) -> Result<(UnixListener, Option<PathBuf>)> {
@@ -166,7 +149,7 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
     // clean one, not SIGTERM's default action.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    let journal_path = state_dir.join(JOURNAL_FILE);
+    let journal_path = journal::place::path(&state_dir);
     let journal = Arc::new(Journal::open(
         &journal_path,
         config.journal.capacity,

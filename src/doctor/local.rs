@@ -232,7 +232,7 @@ pub fn state_dir(cx: &Context) -> Vec<Check> {
 
 /// `journal`: the SQLite file opened read-only and `PRAGMA integrity_check`ed.
 pub fn journal(cx: &Context) -> Check {
-    let path = cx.state_dir.join(crate::daemon::JOURNAL_FILE);
+    let path = crate::journal::place::path(&cx.state_dir);
     let shown = path.display();
     if !path.exists() {
         return Check::warn(
@@ -246,6 +246,17 @@ pub fn journal(cx: &Context) -> Check {
             "journal",
             format!("cannot read {shown}: {e}"),
             "run doctor as root or as the posbridge user",
+        );
+    }
+    // A newer posbridge's journal: the daemon refuses it and salvage must not rewrite it.
+    if let Ok(Err(newer)) = crate::journal::schema::refuse_newer(&path) {
+        return Check::fail(
+            "journal",
+            format!(
+                "{shown}: written by a newer posbridge (journal schema {})",
+                newer.found
+            ),
+            newer.to_string(),
         );
     }
     let fix = format!(

@@ -5,9 +5,15 @@
 //! in one transaction (group commit: one fsync for many concurrent operations). Reads use their
 //! own connection and never wait for a commit. The journal stores opaque JSON; it knows nothing
 //! about providers or the socket API, and never decides outcomes — the engine does.
+//!
+//! At open, before anything else writes, the file is brought to this binary's schema version
+//! (`schema`: migrations in one transaction); a journal from a newer posbridge is refused and
+//! left exactly as it was.
 
 pub mod health;
+pub mod place;
 pub mod salvage;
+pub mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +61,9 @@ pub enum JournalError {
     )]
     Corrupt { path: PathBuf, detail: String },
     /// The write was not made durable (disk full, I/O error): nothing of it counts.
+    /// Written by a newer posbridge: refused, and left exactly as it was.
+    #[error("{0}")]
+    Newer(schema::Newer),
     #[error("journal write failed: {0}")]
     Write(String),
     #[error("journal read failed: {0}")]
@@ -146,23 +155,11 @@ pub struct Journal {
     commits: Arc<CommitStats>,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS operations (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id  TEXT NOT NULL UNIQUE,
-    action      TEXT NOT NULL,
-    provider    TEXT NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('in_flight', 'unknown', 'final')),
-    operation   TEXT NOT NULL,
-    response    TEXT,
-    final_order INTEGER,
-    created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS operations_final_order ON operations(final_order)
-    WHERE state = 'final';
-CREATE INDEX IF NOT EXISTS operations_unresolved ON operations(state) WHERE state != 'final';
-";
+/// Pages written to the WAL before it is checkpointed into the database (SQLite's default).
+pub const WAL_CHECKPOINT_PAGES: i64 = 1000;
+/// What the WAL is cut back to once checkpointed: just above its normal high mark (1000 frames
+/// of a 4 KiB page and its 24-byte header), so it is never truncated and regrown in normal use.
+pub const WAL_LIMIT_BYTES: i64 = 4 << 20;
 
 impl Journal {
     /// Opens (creating if needed) the journal at `path`, checks its integrity and starts the
@@ -186,7 +183,11 @@ impl Journal {
                 detail,
             });
         }
-        let conn = Connection::open(path).map_err(open_err)?;
+        // Before anything can write to it: a newer posbridge's journal is refused untouched.
+        schema::refuse_newer(path)
+            .map_err(open_err)?
+            .map_err(JournalError::Newer)?;
+        let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
         // Checked before anything is written to it (even the WAL switch writes the header).
@@ -200,7 +201,22 @@ impl Journal {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        // The WAL's bound (docs/operations.md, "The journal file"): checkpointed back into the
+        // database every WAL_CHECKPOINT_PAGES, and cut back to WAL_LIMIT_BYTES when it restarts
+        // should a long read ever have held a checkpoint back.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_LIMIT_BYTES)
+            .map_err(open_err)?;
+        match schema::bring_up(&mut conn, path).map_err(open_err)? {
+            Ok(schema::BroughtUp::Migrated { from }) => log::info!(
+                "journal {} brought from schema {from} to {}",
+                path.display(),
+                schema::VERSION
+            ),
+            Ok(_) => {}
+            Err(newer) => return Err(JournalError::Newer(newer)),
+        }
 
         let reader = Connection::open_with_flags(
             path,

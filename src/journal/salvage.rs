@@ -1,12 +1,13 @@
 //! `posbridge journal check` and `posbridge journal salvage`: a damaged journal, offline.
 //!
-//! The daemon refuses to start on a journal that is torn, has flipped bits, or is not a
-//! posbridge journal at all: starting empty would forget outcomes still unknown. These commands
-//! (run with the daemon stopped; they take its state-directory lock) say what is wrong, and
-//! salvage moves the damaged files aside under a timestamped name, copies every row that can
-//! still be read into a fresh journal, unknown and in-flight outcomes first, and says what it
-//! kept and what it could not read. The daemon then starts on the fresh journal and reconciles
-//! the kept unknown outcomes. This module never decides an outcome and never deletes a file.
+//! The daemon refuses to start on a journal that is torn, has flipped bits, or is not a posbridge
+//! journal at all: starting empty would forget outcomes still unknown. These commands (run with the
+//! daemon stopped; they take the journal's lock, as the daemon does) say what is wrong, and salvage
+//! moves the damaged files aside under a timestamped name, copies every row that can still be read
+//! into a fresh journal, unknown and in-flight outcomes first, and says what it kept and what it
+//! could not read. The daemon then starts on the fresh journal and reconciles the kept unknown
+//! outcomes. This module never decides an outcome and never deletes a file, and it never rewrites
+//! a journal written by a newer posbridge (its layout is not this binary's).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -70,7 +71,7 @@ pub struct Checked {
 /// Checks `state_dir`'s journal read-only: full integrity check, shape, and its counts
 /// (entries, unknown, in flight).
 pub fn check(state_dir: &Path) -> anyhow::Result<Checked> {
-    let path = state_dir.join(crate::daemon::JOURNAL_FILE);
+    let path = super::place::path(state_dir);
     anyhow::ensure!(path.exists(), "{} does not exist", path.display());
     let verdict = (|| {
         torn(&path)?;
@@ -224,9 +225,14 @@ pub struct Salvaged {
 /// every readable row. The daemon must be stopped: takes its lock.
 pub fn salvage(state_dir: &Path) -> anyhow::Result<Salvaged> {
     use anyhow::Context;
-    let _lock = crate::daemon::lock(state_dir)?;
-    let path = state_dir.join(crate::daemon::JOURNAL_FILE);
+    let _lock = super::place::lock(state_dir)?;
+    let path = super::place::path(state_dir);
     anyhow::ensure!(path.exists(), "{} does not exist", path.display());
+    // A newer posbridge's journal is not rewritten in this binary's layout (a version that
+    // cannot be read is damage: salvage goes on).
+    if let Ok(Err(newer)) = super::schema::refuse_newer(&path) {
+        anyhow::bail!(newer);
+    }
     let (mut rows, errors) = read_rows(&path);
     rows.sort_by_key(|r| (r.state == "final", r.seq));
 
@@ -250,7 +256,9 @@ pub fn salvage(state_dir: &Path) -> anyhow::Result<Salvaged> {
         .with_context(|| format!("cannot create a fresh journal {}", path.display()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch(super::SCHEMA)?;
+    if let Err(newer) = super::schema::bring_up(&mut conn, &path)? {
+        anyhow::bail!(newer); // cannot be: the file was just created
+    }
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare(&format!(
@@ -321,11 +329,11 @@ pub fn check_command(state_dir: &Path) -> anyhow::Result<i32> {
 
 /// `posbridge journal salvage`: prints what was kept and what was lost.
 pub fn salvage_command(state_dir: &Path) -> anyhow::Result<i32> {
-    let lock = crate::daemon::lock(state_dir)?;
+    let lock = super::place::lock(state_dir)?;
     if let Ok((entries, ..)) = check(state_dir)?.verdict {
         println!(
             "{}: intact ({entries} entries); nothing to salvage, nothing moved",
-            state_dir.join(crate::daemon::JOURNAL_FILE).display()
+            super::place::path(state_dir).display()
         );
         return Ok(0);
     }
@@ -357,7 +365,7 @@ pub fn salvage_command(state_dir: &Path) -> anyhow::Result<i32> {
     println!(
         "fresh journal: {}; start posbridge: it reconciles the kept unknown outcomes. Check \
          sales made around the damage in the backends' portals.",
-        state_dir.join(crate::daemon::JOURNAL_FILE).display()
+        super::place::path(state_dir).display()
     );
     Ok(0)
 }
