@@ -16,6 +16,7 @@ pub mod doctor;
 #[allow(clippy::disallowed_methods)]
 pub mod emulate;
 pub mod engine;
+pub mod exchange;
 pub mod exporter;
 pub mod generate;
 pub mod journal;

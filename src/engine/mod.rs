@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::api::protocol::{Action, ErrorType, Metadata, Request, Response};
 use crate::device::screen::{NoScreen, Screen, Shown};
+use crate::exchange::{Action, Answer, ErrorKind, Metadata, Request};
 use crate::journal::{Begin, Entry, Intent, Journal, State};
 use crate::provider::{self, Failure, OpKind, Operation, Outcome, Provider};
 pub use stats::Stats;
@@ -69,8 +69,9 @@ impl Drop for Running<'_> {
     }
 }
 
-fn error(id: &str, metadata: &Metadata, t: ErrorType, reason: &str, msg: String) -> String {
-    Response::error(Some(id.to_owned()), metadata.clone(), t, reason, msg).to_line()
+/// A refusal of the request `id` (accepted with `metadata`).
+fn error(id: &str, metadata: &Metadata, t: ErrorKind, reason: &str, msg: String) -> Answer {
+    Answer::refused(Some(id.to_owned()), metadata.clone(), t, reason, msg)
 }
 
 impl Engine {
@@ -160,13 +161,13 @@ impl Engine {
                 "The daemon stopped while this operation was running; its outcome is being \
                  checked with the provider. Ask again with get_result.",
             );
-            let line = match serde_json::from_str::<Operation>(&entry.operation) {
+            let answer = match serde_json::from_str::<Operation>(&entry.operation) {
                 Ok(op) if !self.askable(&op) => {
                     let f = answer::not_askable(&op, interrupted);
                     error(
                         &id,
                         &metadata,
-                        ErrorType::DefaultError,
+                        ErrorKind::DefaultError,
                         &f.reason,
                         f.message,
                     )
@@ -174,13 +175,13 @@ impl Engine {
                 _ => error(
                     &id,
                     &metadata,
-                    ErrorType::UnknownResultError,
+                    ErrorKind::UnknownResultError,
                     &interrupted.reason,
                     interrupted.message,
                 ),
             };
             self.journal
-                .settle(&entry.request_id, State::Unknown, line)
+                .settle(&entry.request_id, State::Unknown, &answer)
                 .await?;
             log::warn!(request_id = entry.request_id.as_str(), provider = entry.provider.as_str(),
                 action = entry.action.as_str();
@@ -194,8 +195,8 @@ impl Engine {
         Ok((interrupted.len(), unknown.len()))
     }
 
-    /// Answers one valid request with one response line.
-    pub async fn handle(self: &Arc<Self>, req: Request) -> String {
+    /// Answers one valid request.
+    pub async fn handle(self: &Arc<Self>, req: Request) -> Answer {
         match req.action {
             Action::GetResult => {
                 let id = req.request_id.unwrap_or_default();
@@ -209,25 +210,24 @@ impl Engine {
             // The API hands these to the device manager (the engine does not own devices), or,
             // for resolve, to `Engine::resolve` with the peer who asked.
             Action::Devices | Action::Pair | Action::Unpair | Action::Scan | Action::Resolve => {
-                Response::error(
+                Answer::refused(
                     req.request_id,
                     req.metadata,
-                    ErrorType::DefaultError,
+                    ErrorKind::DefaultError,
                     "not_supported",
                     format!(
                         "{} is answered by the API handler (devices, or an operator's word)",
                         req.action.as_str()
                     ),
                 )
-                .to_line()
             }
         }
     }
 
-    async fn operate(self: &Arc<Self>, req: Request) -> String {
+    async fn operate(self: &Arc<Self>, req: Request) -> Answer {
         let op = match self.accept(req) {
             Ok(op) => op,
-            Err(line) => return line,
+            Err(refused) => return refused,
         };
         let intent = Intent {
             request_id: op.request_id.clone(),
@@ -242,7 +242,7 @@ impl Engine {
                 return error(
                     &op.request_id,
                     &op.metadata,
-                    ErrorType::DuplicateRequestError,
+                    ErrorKind::DuplicateRequestError,
                     "duplicate_request",
                     format!(
                         "request_id {} was already used; ask get_result for its answer.",
@@ -255,7 +255,7 @@ impl Engine {
                 return error(
                     &op.request_id,
                     &op.metadata,
-                    ErrorType::DefaultError,
+                    ErrorKind::DefaultError,
                     "journal_unavailable",
                     format!(
                         "The operation was not started: the result journal could not be \
@@ -273,7 +273,7 @@ impl Engine {
             .tasks
             .spawn(async move { engine.execute(task_op).await });
         match task.await {
-            Ok(line) => line,
+            Ok(answer) => answer,
             Err(join) => {
                 log::error!(request_id = op.request_id.as_str(); "operation task failed: {join}");
                 let failure = Failure::new(
@@ -285,7 +285,7 @@ impl Engine {
         }
     }
 
-    async fn execute(&self, mut op: Operation) -> String {
+    async fn execute(&self, mut op: Operation) -> Answer {
         let _running = Running::new(&self.running);
         op.progress.attach(self.note_sink(&op));
         let provider = self.providers[op.provider.as_str()].clone();
@@ -348,32 +348,27 @@ impl Engine {
     }
 
     /// Records `outcome` and returns the answer the journal holds for `op` afterwards.
-    async fn settle(&self, op: &Operation, outcome: Outcome) -> String {
+    async fn settle(&self, op: &Operation, outcome: Outcome) -> Answer {
         let outcome = self.weigh(op, outcome);
         let label = stats::label(&outcome);
-        let (state, response) = answer::build(op, outcome, self.askable(op));
-        let line = response.to_line();
+        let (state, answer) = answer::build(op, outcome, self.askable(op));
         let ids = (
             op.request_id.as_str(),
             op.provider.as_str(),
             op.kind.as_str(),
         );
-        match self
-            .journal
-            .settle(&op.request_id, state, line.clone())
-            .await
-        {
+        match self.journal.settle(&op.request_id, state, &answer).await {
             Ok(true) => {
                 if state == State::Final {
                     self.witnessed.forget(ids.0);
                 }
                 self.stats.recorded(ids.1, ids.2, label);
                 log::info!(request_id = ids.0, provider = ids.1, action = ids.2;
-                    "{} {}: {}", ids.2, ids.0, answer::summary(&response));
+                    "{} {}: {}", ids.2, ids.0, answer.summary());
                 if state == State::Unknown {
                     let _ = self.reconcile.send(op.request_id.clone());
                 }
-                line
+                answer
             }
             // Someone else (reconciliation) stored the final answer first: that one stands.
             Ok(false) => match self.journal.get(&op.request_id) {
@@ -381,7 +376,7 @@ impl Engine {
                     response: Some(stored),
                     ..
                 })) => stored,
-                _ => line,
+                _ => answer,
             },
             Err(e) => {
                 log::error!(request_id = ids.0, provider = ids.1, action = ids.2;
@@ -390,7 +385,7 @@ impl Engine {
                 error(
                     &op.request_id,
                     &op.metadata,
-                    ErrorType::UnknownResultError,
+                    ErrorKind::UnknownResultError,
                     "journal_unavailable",
                     format!(
                         "The outcome could not be recorded ({e}); it will be checked with the \
@@ -430,7 +425,7 @@ impl Engine {
     }
 
     /// One status check of an unknown outcome. `Some(answer)` once the outcome is final.
-    pub async fn reconcile_once(&self, entry: &Entry) -> Option<String> {
+    pub async fn reconcile_once(&self, entry: &Entry) -> Option<Answer> {
         let id = entry.request_id.as_str();
         self.one_at_a_time(id, async {
             // Another check may have settled it while this one waited.
@@ -447,7 +442,7 @@ impl Engine {
         .await
     }
 
-    async fn check_status(&self, entry: &Entry) -> Option<String> {
+    async fn check_status(&self, entry: &Entry) -> Option<Answer> {
         let mut op: Operation = serde_json::from_str(&entry.operation).ok()?;
         // What a status answer shows (a pending transaction) is evidence too.
         op.progress.attach(self.note_sink(&op));

@@ -20,6 +20,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::exchange::Metadata;
+
 pub use progress::{NoteFuture, NoteSink, Progress};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -106,11 +108,6 @@ pub fn known(name: &str) -> Option<Capabilities> {
         .find(|(n, _)| *n == name)
         .map(|(_, c)| *c)
 }
-
-/// `metadata`: the POS's own key/value pairs, echoed back unchanged and stored with the
-/// result. Defined here, with [`Operation`] that carries it, so providers need nothing from the
-/// API layer; `api::protocol` re-exports it.
-pub type Metadata = std::collections::BTreeMap<String, String>;
 
 /// The reversed pay, as the POS handed it back (`primary_transaction`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
