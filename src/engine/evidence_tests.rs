@@ -13,6 +13,7 @@ use super::tests::ask;
 use super::*;
 use crate::journal::Batching;
 use crate::provider::Approval;
+use crate::provider::{self, Outcome};
 
 /// What a backend answers, in the order the provider sees it.
 #[derive(Clone, Debug)]

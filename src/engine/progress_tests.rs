@@ -12,6 +12,7 @@ use super::tests::ask;
 use super::*;
 use crate::journal::Batching;
 use crate::provider::Approval;
+use crate::provider::Outcome;
 
 /// Records `backend_key` as a note, checks the journal already holds it, then answers
 /// unknown; its status check approves only when the note comes back.

@@ -10,7 +10,10 @@ use serde_json::Value;
 use super::*;
 use crate::clock::now_rfc3339;
 use crate::device::screen::RecordingScreen;
+use crate::device::screen::Shown;
 use crate::journal::Batching;
+use crate::journal::Intent;
+use crate::provider::{self, OpKind, Outcome};
 use crate::provider::{Approval, Capabilities};
 
 /// A provider whose behaviour each test scripts.
