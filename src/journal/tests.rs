@@ -291,3 +291,23 @@ async fn a_file_cut_short_is_refused_naming_the_salvage_command() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_stored_answer_that_cannot_be_read_reads_as_an_unknown_outcome_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(&dir, 10);
+    j.begin(intent("a")).await.unwrap();
+    j.settle("a", State::Final, &ans("f")).await.unwrap();
+    // Damaged by hand, behind the journal's back.
+    let raw = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+    raw.execute(
+        "UPDATE operations SET response = '{not json' WHERE request_id = 'a'",
+        [],
+    )
+    .unwrap();
+    let answer = j.get("a").unwrap().unwrap().response.unwrap();
+    assert_eq!(answer.kind(), Some(ErrorKind::UnknownResultError));
+    assert_eq!(answer.reason(), Some("answer_unreadable"));
+    // The other readers go on: the listing still has it.
+    assert_eq!(j.recent(10).unwrap().len(), 1);
+}
