@@ -1,10 +1,10 @@
 //! The read-only answers: get_result (with an on-demand status check of an unknown outcome),
 //! status and results. Nothing here moves money.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{answer, error, stored_identity, Engine, GET_RESULT_CHECK};
-use crate::exchange::{Answer, ErrorKind, Metadata};
+use crate::exchange::{Answer, ErrorKind, JournalStatus, Metadata, ProviderStatus, Status};
 use crate::journal::{Entry, State};
 use crate::provider::OpKind;
 
@@ -62,12 +62,12 @@ impl Engine {
 
     pub(super) fn status(&self, request_id: Option<String>, metadata: Metadata) -> Answer {
         let counts = self.journal.counts().unwrap_or_default();
-        let mut providers: Vec<Value> = self
+        let mut providers: Vec<ProviderStatus> = self
             .providers
             .values()
             .map(|p| {
                 let caps = p.capabilities();
-                let ops: Vec<&str> = [
+                let operations = [
                     OpKind::Pay,
                     OpKind::Refund,
                     OpKind::Cancel,
@@ -75,32 +75,40 @@ impl Engine {
                 ]
                 .into_iter()
                 .filter(|k| caps.supports(*k))
-                .map(OpKind::as_str)
+                .map(|k| k.as_str().to_owned())
                 .collect();
-                json!({"name": p.name(), "currency": p.default_currency(), "operations": ops})
+                ProviderStatus {
+                    name: p.name().to_owned(),
+                    currency: p.default_currency().to_owned(),
+                    operations,
+                }
             })
             .collect();
-        providers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        let data = json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_s": self.started.elapsed().as_secs(),
-            "default_provider": self.default_provider,
-            "providers": providers,
-            "running": self.running(),
-            "journal": {
-                "path": self.journal.path(),
-                "capacity": self.journal.capacity(),
-                "entries": counts.total,
-                "in_flight": counts.in_flight,
-                "unknown": counts.unknown,
+        providers.sort_by(|a, b| a.name.cmp(&b.name));
+        let manual_check = self.manual_checks();
+        let mut health = Value::Object(Map::new());
+        crate::journal::health::add_to_status(&self.journal, &mut health);
+        let status = Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_s: self.started.elapsed().as_secs(),
+            default_provider: self.default_provider.clone(),
+            providers,
+            running: self.running(),
+            journal: JournalStatus {
+                path: self.journal.path().to_owned(),
+                capacity: self.journal.capacity(),
+                entries: counts.total,
+                in_flight: counts.in_flight,
+                unknown: counts.unknown,
+                manual_check: manual_check.len(),
+                health: match health {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
             },
-        });
-        let mut data = data;
-        let manual = self.manual_checks();
-        data["journal"]["manual_check"] = json!(manual.len());
-        data["manual_check"] = json!(manual);
-        crate::journal::health::add_to_status(&self.journal, &mut data["journal"]);
-        Answer::done(request_id, metadata, data)
+            manual_check,
+        };
+        Answer::done(request_id, metadata, status)
     }
 
     pub(super) fn results(

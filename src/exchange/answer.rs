@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::Metadata;
+use super::{Metadata, Status};
 
 /// Why a request was refused, as the POS tells the cases apart (`error_type` on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,11 +72,12 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// The `data` of a done answer: an approved money movement, typed, or content that is open
-/// by nature (a shift summary, the status page, a listing, the devices).
+/// The `data` of a done answer: an approved money movement or the status, typed, or content
+/// that is open by nature (a shift summary, a listing, the devices, a scan).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Data {
     Transaction(Box<Transaction>),
+    Status(Box<Status>),
     Open(Value),
 }
 
@@ -168,6 +169,7 @@ impl Data {
     pub fn to_value(&self) -> Value {
         match self {
             Data::Transaction(t) => serde_json::to_value(t).unwrap_or(Value::Null),
+            Data::Status(s) => serde_json::to_value(s).unwrap_or(Value::Null),
             Data::Open(v) => v.clone(),
         }
     }
@@ -176,6 +178,7 @@ impl Data {
     pub fn status(&self) -> Option<&str> {
         match self {
             Data::Transaction(t) => Some(&t.status),
+            Data::Status(_) => None,
             Data::Open(v) => v.get("status").and_then(Value::as_str),
         }
     }
@@ -193,10 +196,17 @@ impl From<Transaction> for Data {
     }
 }
 
+impl From<Status> for Data {
+    fn from(s: Status) -> Data {
+        Data::Status(Box::new(s))
+    }
+}
+
 impl Serialize for Data {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Data::Transaction(t) => t.serialize(s),
+            Data::Status(status) => status.serialize(s),
             Data::Open(v) => v.serialize(s),
         }
     }

@@ -13,10 +13,12 @@
 mod action;
 mod answer;
 mod request;
+mod status;
 
 pub use action::Action;
 pub use answer::{Answer, Body, Data, ErrorKind, PrimaryRef, Refusal, Transaction};
 pub use request::{Request, Resolution};
+pub use status::{JournalStatus, ProviderStatus, Status};
 
 /// `metadata`: the POS's own key/value pairs, echoed back unchanged and stored with the
 /// result (and with the operation that carries it).

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::exchange::{JournalStatus, ProviderStatus};
 
 /// What posbridge 05f1b36 (before these types) answered to get_result.
 const OLD_ANSWERS: &str = include_str!("../../../tests/fixtures/journals/v0.1.0-05f1b36.answers");
@@ -96,4 +97,37 @@ fn a_refusal_writes_code_type_reason_and_message_and_no_log() {
         assert_eq!(back, a);
         assert_eq!(a.summary(), format!("{} (why)", kind.as_str()));
     }
+}
+
+#[test]
+fn the_status_in_types_writes_the_v1_status_data_in_its_order() {
+    let health = json!({"writable": true, "last_error": null, "stopped": null, "free_bytes": 7});
+    let status = Status {
+        version: "0.1.0".into(),
+        uptime_s: 3,
+        default_provider: "sim".into(),
+        providers: vec![ProviderStatus {
+            name: "sim".into(),
+            currency: "INR".into(),
+            operations: vec!["pay".into(), "close_shift".into()],
+        }],
+        running: 0,
+        journal: JournalStatus {
+            path: "/s/journal.sqlite".into(),
+            capacity: 500,
+            entries: 9,
+            in_flight: 0,
+            unknown: 1,
+            manual_check: 1,
+            health: health.as_object().unwrap().clone(),
+        },
+        manual_check: vec!["u1".into()],
+    };
+    let answer = Answer::done(Some("g".into()), Metadata::new(), status);
+    // As tests/golden/answers.txt recorded it before these types (uptime and free bytes
+    // unmasked here).
+    assert_eq!(
+        serde_json::to_string(&answer).unwrap(),
+        r#"{"code":0,"request_id":"g","metadata":{},"data":{"version":"0.1.0","uptime_s":3,"default_provider":"sim","providers":[{"name":"sim","currency":"INR","operations":["pay","close_shift"]}],"running":0,"journal":{"path":"/s/journal.sqlite","capacity":500,"entries":9,"in_flight":0,"unknown":1,"manual_check":1,"writable":true,"last_error":null,"stopped":null,"free_bytes":7},"manual_check":["u1"]}}"#
+    );
 }
