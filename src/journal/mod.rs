@@ -3,10 +3,10 @@
 //! SQLite in WAL mode with `synchronous=FULL`: a write is acknowledged only after it is on disk.
 //! One writer thread owns the write connection and commits whatever writes are queued together
 //! in one transaction (group commit: one fsync for many concurrent operations). Reads use their
-//! own connection and never wait for a commit. The journal stores the operation as opaque JSON and
-//! the answer as the exchange's [`Answer`] (written in its serde form, the v1 answer object,
-//! so journals of every version read alike); it knows nothing about providers or the socket
-//! API, and never decides outcomes — the engine does.
+//! own connection and never wait for a commit. The journal stores the operation as opaque
+//! JSON and the answer as the exchange's [`Answer`] (written in its serde form, the v1 answer
+//! object, so journals of every version read alike); it knows nothing about providers or the
+//! socket API, and never decides outcomes — the engine does.
 
 pub mod health;
 pub mod salvage;
@@ -386,16 +386,17 @@ const SELECT_ENTRY: &str = "SELECT seq, request_id, action, provider, state, ope
     created_at, updated_at FROM operations";
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    let request_id: String = r.get(1)?;
     Ok(Entry {
         seq: r.get(0)?,
-        request_id: r.get(1)?,
         action: r.get(2)?,
         provider: r.get(3)?,
         state: State::parse(&r.get::<_, String>(4)?)?,
         operation: r.get(5)?,
         response: r
             .get::<_, Option<String>>(6)?
-            .map(|stored| stored_answer(&stored)),
+            .map(|stored| stored_answer(&request_id, &stored)),
+        request_id,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
     })
@@ -403,10 +404,10 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
 
 /// The answer stored as `stored`. One that cannot be read (the row was damaged or edited by
 /// hand) is not guessed at: it reads as an unknown outcome, for a person to check.
-fn stored_answer(stored: &str) -> Answer {
+fn stored_answer(request_id: &str, stored: &str) -> Answer {
     serde_json::from_str(stored).unwrap_or_else(|e| {
         Answer::refused(
-            None,
+            Some(request_id.to_owned()),
             Default::default(),
             ErrorKind::UnknownResultError,
             "answer_unreadable",

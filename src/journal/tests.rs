@@ -308,6 +308,7 @@ async fn a_stored_answer_that_cannot_be_read_reads_as_an_unknown_outcome_not_an_
     let answer = j.get("a").unwrap().unwrap().response.unwrap();
     assert_eq!(answer.kind(), Some(ErrorKind::UnknownResultError));
     assert_eq!(answer.reason(), Some("answer_unreadable"));
+    assert_eq!(answer.request_id.as_deref(), Some("a"));
     // The other readers go on: the listing still has it.
     assert_eq!(j.recent(10).unwrap().len(), 1);
 }
