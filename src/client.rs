@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Map, Value};
 
-use crate::api::protocol::{ErrorType, Response};
 use crate::cli::{ClientArgs, OperationArgs};
+use crate::exchange::{Answer, Body, ErrorKind};
 
 /// Exit codes (README: "Exit codes").
 pub mod exit {
@@ -23,7 +23,7 @@ pub mod exit {
     pub const LOCAL: i32 = 4;
 }
 
-pub fn request(args: &ClientArgs, req: &Value) -> Result<Response> {
+pub fn request(args: &ClientArgs, req: &Value) -> Result<Answer> {
     let path = crate::paths::client_socket(args.socket.clone(), None);
     let raw = round_trip(&path, req, Duration::from_secs(args.timeout))?;
     serde_json::from_str(&raw)
@@ -97,30 +97,35 @@ pub fn operation(action: &str, op: &OperationArgs) -> Map<String, Value> {
     req
 }
 
-/// Prints `resp` and returns the exit code it means.
-pub fn report(args: &ClientArgs, resp: &Response) -> i32 {
+/// Prints `answer` and returns the exit code it means.
+pub fn report(args: &ClientArgs, answer: &Answer) -> i32 {
     if args.json {
-        println!("{}", resp.to_line());
+        println!(
+            "{}",
+            serde_json::to_string(answer).expect("an answer always serializes")
+        );
     } else {
-        print_human(resp);
+        print_human(answer);
     }
-    match (resp.code, resp.error_type) {
-        (0, _) => exit::OK,
-        (_, Some(ErrorType::UnknownResultError)) => exit::UNKNOWN,
-        _ => exit::FAILED,
+    match answer.kind() {
+        None => exit::OK,
+        Some(ErrorKind::UnknownResultError) => exit::UNKNOWN,
+        Some(_) => exit::FAILED,
     }
 }
 
-fn print_human(resp: &Response) {
-    let id = resp.request_id.as_deref().unwrap_or("-");
-    if let Some(data) = &resp.data {
-        print_data(id, data);
-        return;
-    }
-    let reason = resp.reason.as_deref().unwrap_or("error");
-    let message = resp.message.as_deref().unwrap_or("");
-    match resp.error_type {
-        Some(ErrorType::UnknownResultError) => {
+fn print_human(answer: &Answer) {
+    let id = answer.request_id.as_deref().unwrap_or("-");
+    let r = match &answer.body {
+        Body::Done(data) => {
+            print_data(id, &data.to_value());
+            return;
+        }
+        Body::Refused(r) => r,
+    };
+    let (reason, message) = (r.reason.as_str(), r.message.as_str());
+    match r.kind {
+        ErrorKind::UnknownResultError => {
             println!("outcome unknown ({reason}): {message}");
             println!("  ask again: posbridge get-result {id}");
         }

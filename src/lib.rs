@@ -1,8 +1,9 @@
 //! posbridge: the payment daemon for a shop's counter device.
 //!
 //! Data flows top-down: [`api`] (the socket) -> [`engine`] (intent, execute, outcome,
-//! reconcile) -> [`journal`] (durable results) + [`provider`] (backends). Providers never touch
-//! the journal; the API never talks to a provider.
+//! reconcile) -> [`journal`] (durable results) + [`provider`] (backends), all speaking the
+//! typed request and answer of [`exchange`] at the bottom. Providers never touch the journal;
+//! the API never talks to a provider; only the API reads and writes request and answer lines.
 
 pub mod api;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod doctor;
 #[allow(clippy::disallowed_methods)]
 pub mod emulate;
 pub mod engine;
+pub mod exchange;
 pub mod exporter;
 pub mod generate;
 pub mod journal;

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use posbridge::cli::{Cli, Command, ConfigCommand, GenerateCommand, JournalCommand, ReverseArgs};
 use posbridge::client::{self, exit};
+use posbridge::exchange::Body;
 use posbridge::{config::Config, daemon, systemd};
 
 fn main() -> ExitCode {
@@ -151,11 +152,11 @@ fn reverse(action: &str, a: ReverseArgs) -> Result<i32> {
                 &a.op.client,
                 &json!({"action": "get_result", "request_id": id}),
             )?;
-            match original.data {
-                Some(data) if original.code == 0 => data,
-                _ => anyhow::bail!(
+            match original.body {
+                Body::Done(data) => data.to_value(),
+                Body::Refused(r) => anyhow::bail!(
                     "cannot {action}: the pay {id} has no successful result ({})",
-                    original.message.unwrap_or_else(|| "no data".into())
+                    r.message
                 ),
             }
         }

@@ -1,4 +1,4 @@
-//! Fuzzes the socket's request line parser (`api::protocol::parse_request`), the first thing
+//! Fuzzes the socket's request line parser (`api::protocol::parse`), the first thing
 //! every byte a POS sends meets. Invariants: no panic; an accepted request obeys the contract
 //! (request_id syntax, amount in range) and, written back as JSON, parses again, to the same
 //! request when it holds no non-integer number;
@@ -10,15 +10,20 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use posbridge::api::protocol::{
-    LIFEPOS_FIELDS, MAX_AMOUNT, Request, Response, parse_request, valid_request_id,
+    LIFEPOS_FIELDS, MAX_AMOUNT, Parsed, Request, Shape, parse, valid_request_id,
 };
+use posbridge::api::render::render;
+use posbridge::exchange::Answer;
 use serde_json::{Map, Value, json};
 
 /// The request as a POS would write it: every field the parser kept, nothing else.
-fn to_json(r: &Request) -> Value {
+fn to_json(r: &Request, shape: &Shape) -> Value {
     let mut o = Map::new();
     // The LIFE POS name as sent, when the request used one (it decides the answer's shape).
-    let action = r.lifepos_action.clone().unwrap_or_else(|| r.action.as_str().to_owned());
+    let action = match shape {
+        Shape::LifePos { action, .. } => action.clone(),
+        Shape::V1 => r.action.as_str().to_owned(),
+    };
     o.insert("action".into(), json!(action));
     let mut put = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
@@ -57,7 +62,8 @@ fn to_json(r: &Request) -> Value {
 }
 
 fuzz_target!(|data: &[u8]| {
-    match parse_request(data) {
+    let Parsed { request, shape } = parse(data);
+    match request {
         Ok(request) => {
             if let Some(id) = &request.request_id {
                 assert!(valid_request_id(id), "accepted request_id {id:?}");
@@ -68,14 +74,16 @@ fuzz_target!(|data: &[u8]| {
                     "accepted amount {amount}"
                 );
             }
-            let line = to_json(&request).to_string();
+            let line = to_json(&request, &shape).to_string();
             assert!(!line.contains('\n'));
-            let again = parse_request(line.as_bytes()).unwrap_or_else(|r| {
+            let again = parse(line.as_bytes());
+            assert_eq!(again.shape, shape, "re-serialised request answers in another shape");
+            let again = again.request.unwrap_or_else(|r| {
                 panic!("re-serialised request refused: {} ({line})", r.message)
             });
             // serde_json's default float parsing may move a non-integer number by one ulp on
             // the way back; such a request is only required to parse again.
-            if !common::has_float(&to_json(&request)) {
+            if !common::has_float(&to_json(&request, &shape)) {
                 assert_eq!(again, request, "re-serialised request differs: {line}");
             }
         }
@@ -84,11 +92,11 @@ fuzz_target!(|data: &[u8]| {
             if let Some(id) = &rejection.request_id {
                 assert!(valid_request_id(id), "echoed request_id {id:?}");
             }
-            let line = rejection.into_response().to_line();
+            let line = render(&rejection.into_answer(), &Shape::V1);
             assert!(!line.contains('\n'), "a response must be one line: {line}");
-            let back: Response = serde_json::from_str(&line).expect("the response is JSON");
-            assert_eq!(back.code, 1);
-            assert_eq!(back.reason.as_deref(), Some("invalid_request"));
+            let back: Answer = serde_json::from_str(&line).expect("the response is JSON");
+            assert_eq!(back.code(), 1);
+            assert_eq!(back.reason(), Some("invalid_request"));
         }
     }
 });

@@ -1,20 +1,22 @@
-//! One request line in, one response line out.
+//! One request line in, one answer line out.
 //!
-//! Parses with `protocol`, hands valid requests to the engine (operations and results) or the
-//! device manager (devices, pair, unpair, scan), and turns everything else into an
-//! `invalid_request` answer. A request named the LIFE POS way gets its answer turned into the
-//! contract's shape here, at the edge ([`protocol::contract_line`]): the engine and the
-//! journal only ever hold the v1 answer. Never talks to a provider or the journal directly.
+//! Reads the line with `protocol::parse` (the request and the shape to answer in), hands
+//! valid requests to the engine (operations and results) or the device manager (devices,
+//! pair, unpair, scan), and turns everything else into an `invalid_request` answer; the
+//! answer is written by `render`, in the shape the request asked for. Never talks to a
+//! provider or the journal directly, and never writes an answer's shape itself.
 
 use std::sync::Arc;
 
 use serde_json::json;
 
 use super::access::Peer;
-use super::protocol::{self, Action, ErrorType, Request, Response};
+use super::protocol::{self, Action, Request};
+use super::render;
 use crate::device::manager::{DeviceError, DeviceManager};
 use crate::engine::resolve::Decision;
 use crate::engine::Engine;
+use crate::exchange::{Answer, ErrorKind};
 
 pub async fn answer(
     engine: &Arc<Engine>,
@@ -22,56 +24,50 @@ pub async fn answer(
     peer: &Peer,
     line: &[u8],
 ) -> String {
-    let (answer, lifepos_action, sent_id) = v1_answer(engine, devices, peer, line).await;
-    match lifepos_action {
-        Some(action) => protocol::contract_line(&answer, &action, sent_id.as_deref()),
-        None => answer,
-    }
+    let parsed = protocol::parse(line);
+    let answer = match parsed.request {
+        Ok(req) => typed_answer(engine, devices, peer, req).await,
+        Err(rejection) => {
+            log::debug!("refused a request: {}", rejection.message);
+            rejection.into_answer()
+        }
+    };
+    render::render(&answer, &parsed.shape)
 }
 
-/// The v1 answer line, the LIFE POS action name when the request used one, and the
-/// request_id as sent when the request was refused (for the contract's echo, valid or not).
-async fn v1_answer(
+/// The answer to a valid request.
+async fn typed_answer(
     engine: &Arc<Engine>,
     devices: &Arc<DeviceManager>,
     peer: &Peer,
-    line: &[u8],
-) -> (String, Option<String>, Option<String>) {
-    let parsed = protocol::parse_request(line);
-    let (lifepos_action, sent_id) = match &parsed {
-        Ok(req) => (req.lifepos_action.clone(), None),
-        Err(rejection) => (
-            rejection.lifepos_action.clone(),
-            protocol::peek(line).request_id,
-        ),
-    };
-    let answer = match parsed {
-        Ok(req) if req.action.needs_admin() && !peer.operate => {
+    req: Request,
+) -> Answer {
+    match req {
+        req if req.action.needs_admin() && !peer.operate => {
             log::warn!(
                 "refused {} from uid {}: not in api.admin_groups",
                 req.action.as_str(),
                 peer.uid
             );
-            Response::error(
+            Answer::refused(
                 req.request_id,
                 req.metadata,
-                ErrorType::DefaultError,
+                ErrorKind::DefaultError,
                 "unauthorized",
                 format!(
                     "this user may not run {}: it needs a group listed in api.admin_groups",
                     req.action.as_str()
                 ),
             )
-            .to_line()
         }
-        Ok(req) if req.action.is_device_action() => device_action(devices, req).await,
-        Ok(Request {
+        req if req.action.is_device_action() => device_action(devices, req).await,
+        Request {
             action: Action::Resolve,
             request_id: Some(id),
             metadata,
             resolution: Some(r),
             ..
-        }) => {
+        } => {
             let decision = if r.charged {
                 Decision::Charged
             } else {
@@ -81,16 +77,11 @@ async fn v1_answer(
                 .resolve(&id, &metadata, decision, &r.note, &peer.describe())
                 .await
         }
-        Ok(req) => engine.handle(req).await,
-        Err(rejection) => {
-            log::debug!("refused a request: {}", rejection.message);
-            rejection.into_response().to_line()
-        }
-    };
-    (answer, lifepos_action, sent_id)
+        req => engine.handle(req).await,
+    }
 }
 
-async fn device_action(devices: &DeviceManager, req: Request) -> String {
+async fn device_action(devices: &DeviceManager, req: Request) -> Answer {
     let answer = match req.action {
         Action::Devices => Ok(json!({"devices": devices.list()})),
         Action::Pair => {
@@ -102,82 +93,18 @@ async fn device_action(devices: &DeviceManager, req: Request) -> String {
         _ => devices.unpair(req.id.as_deref().unwrap_or_default()).await,
     };
     match answer {
-        Ok(data) => Response::ok(req.request_id, req.metadata, data).to_line(),
+        Ok(data) => Answer::done(req.request_id, req.metadata, data),
         Err(DeviceError {
             reason, message, ..
         }) => {
             log::warn!("{} refused: {message}", req.action.as_str());
-            Response::error(
+            Answer::refused(
                 req.request_id,
                 req.metadata,
-                ErrorType::DefaultError,
+                ErrorKind::DefaultError,
                 reason,
                 message,
             )
-            .to_line()
         }
     }
-}
-
-/// A refusal made before a request could be parsed, in the shape the request asked for: the
-/// LIFE POS contract's when its action (read from `line` by `protocol::peek`, which may be
-/// only the start of the line, or empty) is one of the contract's, with its request_id echoed
-/// as sent; else v1.
-fn in_asked_shape(v1: String, line: &[u8]) -> String {
-    let peeked = protocol::peek(line);
-    match peeked
-        .action
-        .filter(|a| a.starts_with(protocol::LIFEPAY_PREFIX))
-    {
-        Some(action) => protocol::contract_line(&v1, &action, peeked.request_id.as_deref()),
-        None => v1,
-    }
-}
-
-/// The answer to a line longer than [`protocol::MAX_LINE`] (`start`: its first bytes); the
-/// connection then closes.
-pub fn too_long(start: &[u8]) -> String {
-    in_asked_shape(too_long_v1(), start)
-}
-
-fn too_long_v1() -> String {
-    Response::error(
-        None,
-        Default::default(),
-        ErrorType::DefaultError,
-        "invalid_request",
-        format!(
-            "the request line is longer than {} bytes; this connection will be closed",
-            protocol::MAX_LINE
-        ),
-    )
-    .to_line()
-}
-
-/// The one answer a peer outside `api.allowed_groups` gets before it is disconnected
-/// (`first`: what arrived of its first request, maybe nothing).
-pub fn unauthorized(uid: u32, first: &[u8]) -> String {
-    let v1 = Response::error(
-        None,
-        Default::default(),
-        ErrorType::DefaultError,
-        "unauthorized",
-        format!("user {uid} may not use posbridge: add it to a group listed in api.allowed_groups"),
-    )
-    .to_line();
-    in_asked_shape(v1, first)
-}
-
-/// The answer to a connection beyond `api.max_connections`; it then closes (`first`: what
-/// arrived of its first request, maybe nothing).
-pub fn busy(limit: usize, first: &[u8]) -> String {
-    let v1 = Response::error(
-        None,
-        Default::default(),
-        ErrorType::DefaultError,
-        "busy",
-        format!("posbridge is serving its limit of {limit} connections; try again shortly"),
-    )
-    .to_line();
-    in_asked_shape(v1, first)
 }

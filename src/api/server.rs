@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use super::access::{Access, Peer};
 use super::lines::{Frame, Lines};
-use super::{handler, protocol};
+use super::{handler, protocol, render};
 use crate::device::manager::DeviceManager;
 use crate::engine::Engine;
 
@@ -149,7 +149,7 @@ impl Server {
                 self.tasks.spawn(async move {
                     let mut stream = stream;
                     let first = first_line(&mut stream).await;
-                    let _ = write_line(&mut stream, &handler::unauthorized(peer.uid, &first)).await;
+                    let _ = write_line(&mut stream, &render::unauthorized(peer.uid, &first)).await;
                 });
                 continue;
             }
@@ -168,7 +168,7 @@ impl Server {
                 self.tasks.spawn(async move {
                     let mut stream = stream;
                     let first = first_line(&mut stream).await;
-                    let _ = write_line(&mut stream, &handler::busy(limit, &first)).await;
+                    let _ = write_line(&mut stream, &render::busy(limit, &first)).await;
                 });
                 continue;
             };
@@ -250,7 +250,7 @@ async fn serve(
             None => return,
             Some(Ok(Frame::Line(line))) => line,
             Some(Ok(Frame::TooLong(start))) => {
-                let _ = write_line(&mut write, &handler::too_long(&start)).await;
+                let _ = write_line(&mut write, &render::too_long(&start)).await;
                 return;
             }
             Some(Err(e)) => {

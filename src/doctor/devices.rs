@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::{Check, Context};
 use crate::cli::ClientArgs;
+use crate::exchange::Body;
 
 const RULES: [&str; 3] = [
     "/etc/udev/rules.d/70-posbridge.rules",
@@ -27,18 +28,17 @@ pub fn ask(socket: &Path, timeout: Duration) -> Result<Vec<Value>, String> {
     };
     let resp = crate::client::request(&args, &json!({"action": "devices"}))
         .map_err(|e| format!("{e:#}"))?;
-    if resp.code == 0 {
-        let data = resp.data.unwrap_or(Value::Null);
-        return Ok(data["devices"].as_array().cloned().unwrap_or_default());
-    }
-    if resp.reason.as_deref() == Some("invalid_request") {
+    let refusal = match resp.body {
+        Body::Done(data) => {
+            let data = data.to_value();
+            return Ok(data["devices"].as_array().cloned().unwrap_or_default());
+        }
+        Body::Refused(r) => r,
+    };
+    if refusal.reason == "invalid_request" {
         return Err("unsupported".into());
     }
-    Err(format!(
-        "{}: {}",
-        resp.reason.unwrap_or_default(),
-        resp.message.unwrap_or_default()
-    ))
+    Err(format!("{}: {}", refusal.reason, refusal.message))
 }
 
 pub fn checks(cx: &Context) -> Vec<Check> {

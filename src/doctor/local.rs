@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::{Check, Context};
 use crate::cli::ClientArgs;
 use crate::config::Config;
+use crate::exchange::{Answer, Body};
 
 /// Free space below this fails the disk check: a journal commit may fail any moment.
 const DISK_FAIL_BYTES: u64 = 10 * 1024 * 1024;
@@ -61,8 +62,11 @@ pub fn socket(
         timeout: timeout.as_secs().max(1),
     };
     let status = match crate::client::request(&args, &json!({"action": "status"})) {
-        Ok(resp) if resp.code == 0 => {
-            let data = resp.data.unwrap_or(Value::Null);
+        Ok(Answer {
+            body: Body::Done(data),
+            ..
+        }) => {
+            let data = data.to_value();
             checks.push(Check::ok(
                 "socket",
                 format!(
@@ -75,8 +79,11 @@ pub fn socket(
             ));
             Some(data)
         }
-        Ok(resp) => {
-            let reason = resp.reason.unwrap_or_default();
+        Ok(Answer {
+            body: Body::Refused(refusal),
+            ..
+        }) => {
+            let reason = refusal.reason;
             let fix = if reason == "unauthorized" {
                 "run doctor as root, or as a member of a group in api.allowed_groups".to_owned()
             } else {
@@ -87,7 +94,7 @@ pub fn socket(
                 format!(
                     "{} refused status: {reason}: {}",
                     path.display(),
-                    resp.message.unwrap_or_default()
+                    refusal.message
                 ),
                 fix,
             ));

@@ -5,24 +5,23 @@
 use serde_json::Value;
 
 use super::Engine;
-use crate::api::protocol::{Action, ErrorType, Request, Response};
 use crate::clock::now_rfc3339;
+use crate::exchange::{Action, Answer, ErrorKind, Request};
 use crate::provider::{self, OpKind, Operation, Primary};
 
 impl Engine {
     /// Checks a money-moving request and builds its operation, or answers why not.
-    pub(super) fn accept(&self, req: Request) -> Result<Operation, String> {
+    pub(super) fn accept(&self, req: Request) -> Result<Operation, Answer> {
         // A refusal echoes the request_id as sent (or none): an id is generated only for an
         // operation that is accepted, since only those are journaled.
         let refuse = |reason: &str, msg: String| {
-            Response::error(
+            Answer::refused(
                 req.request_id.clone(),
                 req.metadata.clone(),
-                ErrorType::DefaultError,
+                ErrorKind::DefaultError,
                 reason,
                 msg,
             )
-            .to_line()
         };
         let invalid = |msg: String| refuse("invalid_request", msg);
         let kind = match req.action {

@@ -111,7 +111,7 @@ impl Engine {
                 action = op.kind.as_str();
                 "{} {} needs a manual check: {}", op.kind.as_str(), op.request_id, f.message);
         }
-        let line = super::error(
+        let answer = super::error(
             &op.request_id,
             &op.metadata,
             super::answer::unknown_type(self.askable(op)),
@@ -120,7 +120,7 @@ impl Engine {
         );
         if let Err(e) = self
             .journal
-            .settle(&op.request_id, State::Unknown, line)
+            .settle(&op.request_id, State::Unknown, &answer)
             .await
         {
             log::warn!(request_id = op.request_id.as_str();
@@ -158,8 +158,7 @@ impl Engine {
 
 /// The `reason` of the answer stored for `entry`.
 pub(super) fn stored_reason(entry: &Entry) -> Option<String> {
-    let stored: Value = serde_json::from_str(entry.response.as_deref()?).ok()?;
-    stored["reason"].as_str().map(str::to_owned)
+    entry.response.as_ref()?.reason().map(str::to_owned)
 }
 
 fn shown(evidence: &Value) -> String {

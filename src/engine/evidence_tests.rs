@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::tests::ask;
 use super::*;
 use crate::journal::Batching;
+use crate::provider::{self, Outcome};
 use crate::provider::{Approval, Common};
 
 /// What a backend answers, in the order the provider sees it.
@@ -113,8 +114,7 @@ fn rig_with(provider: Arc<dyn Provider>) -> Rig {
 
 impl Rig {
     async fn pay(&self, id: &str) -> Value {
-        let line = format!(r#"{{"action":"pay","request_id":"{id}","amount":100}}"#);
-        ask(&self.engine, &line).await
+        ask(&self.engine, Request::new(Action::Pay).id(id).amount(100)).await
     }
 
     /// Status checks until final or `checks` have run; the answer get_result then gives.
@@ -127,7 +127,7 @@ impl Rig {
             self.engine.reconcile_once(&entry).await;
         }
         let entry = self.journal.get(id).unwrap().unwrap();
-        serde_json::from_str(entry.response.as_deref().unwrap()).unwrap()
+        serde_json::to_value(entry.response.unwrap()).unwrap()
     }
 }
 
@@ -196,7 +196,7 @@ async fn a_contradiction_older_than_the_bound_becomes_a_manual_check_and_stays_o
         "{v}"
     );
     assert_eq!(r.engine.manual_checks(), vec!["e".to_owned()]);
-    let status: Value = serde_json::from_str(&r.engine.status(None, Default::default())).unwrap();
+    let status: Value = serde_json::to_value(r.engine.status(None, Default::default())).unwrap();
     assert_eq!(status["data"]["manual_check"], serde_json::json!(["e"]));
     assert_eq!(status["data"]["journal"]["manual_check"], 1);
     let entry = r.journal.get("e").unwrap().unwrap();
@@ -296,7 +296,7 @@ async fn an_outcome_get_result_can_never_settle_is_a_default_error_kept_open_for
     let Rig {
         journal, engine, ..
     } = &rig_with(Arc::new(Unaskable));
-    let v = ask(engine, r#"{"action":"pay","request_id":"u1","amount":5}"#).await;
+    let v = ask(engine, Request::new(Action::Pay).id("u1").amount(5)).await;
     assert_eq!(v["error_type"], "default_error", "{v}");
     assert_eq!(v["reason"], "manual_check", "{v}");
     assert!(
@@ -308,7 +308,7 @@ async fn an_outcome_get_result_can_never_settle_is_a_default_error_kept_open_for
     );
     assert_eq!(journal.get("u1").unwrap().unwrap().state, State::Unknown);
     // get_result answers the same, and the operation stays open.
-    let again = ask(engine, r#"{"action":"get_result","request_id":"u1"}"#).await;
+    let again = ask(engine, Request::new(Action::GetResult).id("u1")).await;
     assert_eq!(again, v);
     // Interrupted by a restart: the same shape, not unknown_result_error.
     let intent = crate::journal::Intent {
@@ -324,7 +324,7 @@ async fn an_outcome_get_result_can_never_settle_is_a_default_error_kept_open_for
     journal.begin(intent).await.unwrap();
     engine.recover().await.unwrap();
     let stored: Value =
-        serde_json::from_str(&journal.get("u2").unwrap().unwrap().response.unwrap()).unwrap();
+        serde_json::to_value(journal.get("u2").unwrap().unwrap().response.unwrap()).unwrap();
     assert_eq!(stored["error_type"], "default_error", "{stored}");
     assert_eq!(stored["reason"], "manual_check", "{stored}");
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::tests::ask;
 use super::*;
 use crate::journal::Batching;
+use crate::provider::Outcome;
 use crate::provider::{Approval, Common};
 
 /// Records `backend_key` as a note, checks the journal already holds it, then answers
@@ -71,14 +72,14 @@ async fn a_progress_note_is_durable_before_the_provider_goes_on_and_reaches_stat
         "paysera".into(),
         TaskTracker::new(),
     );
-    let first = ask(&engine, r#"{"action":"pay","request_id":"n1","amount":5}"#).await;
+    let first = ask(&engine, Request::new(Action::Pay).id("n1").amount(5)).await;
     assert_eq!(first["error_type"], "unknown_result_error", "{first}");
     assert_eq!(*provider.seen_in_journal.lock().unwrap(), Some(true));
 
     // The status check (as after a restart: the operation is read back from the journal).
     let entry = journal.get("n1").unwrap().unwrap();
-    let line = engine.reconcile_once(&entry).await.expect("settled");
-    let v: Value = serde_json::from_str(&line).unwrap();
+    let settled = engine.reconcile_once(&entry).await.expect("settled");
+    let v = serde_json::to_value(settled).unwrap();
     assert_eq!(v["code"], 0, "{v}");
     assert_eq!(
         *provider.status_saw.lock().unwrap(),

@@ -1,22 +1,22 @@
 //! The read-only answers: get_result (with an on-demand status check of an unknown outcome),
 //! status and results. Nothing here moves money.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{answer, error, stored_identity, Engine, GET_RESULT_CHECK};
-use crate::api::protocol::{ErrorType, Metadata, Response};
+use crate::exchange::{Answer, ErrorKind, JournalStatus, Metadata, ProviderStatus, Status};
 use crate::journal::{Entry, State};
 use crate::provider::OpKind;
 
 impl Engine {
     /// The journal's entry for `id`, or the answer that says why there is none.
-    pub(super) fn entry_or_answer(&self, id: &str, metadata: &Metadata) -> Result<Entry, String> {
+    pub(super) fn entry_or_answer(&self, id: &str, metadata: &Metadata) -> Result<Entry, Answer> {
         match self.journal.get(id) {
             Ok(Some(e)) => Ok(e),
             Ok(None) => Err(error(
                 id,
                 metadata,
-                ErrorType::ResultNotFoundError,
+                ErrorKind::ResultNotFoundError,
                 "not_found",
                 format!(
                     "No result for request_id {id}: it was never received, or it is older \
@@ -27,14 +27,14 @@ impl Engine {
             Err(e) => Err(error(
                 id,
                 metadata,
-                ErrorType::DefaultError,
+                ErrorKind::DefaultError,
                 "journal_unavailable",
                 format!("The result journal could not be read: {e}"),
             )),
         }
     }
 
-    pub(super) async fn get_result(&self, id: &str, metadata: &Metadata) -> String {
+    pub(super) async fn get_result(&self, id: &str, metadata: &Metadata) -> Answer {
         let entry = match self.entry_or_answer(id, metadata) {
             Ok(entry) => entry,
             Err(answer) => return answer,
@@ -43,7 +43,7 @@ impl Engine {
             (State::Final, Some(stored)) => stored.clone(),
             (State::Unknown, Some(stored)) => {
                 match tokio::time::timeout(GET_RESULT_CHECK, self.reconcile_once(&entry)).await {
-                    Ok(Some(line)) => line,
+                    Ok(Some(settled)) => settled,
                     _ => stored.clone(),
                 }
             }
@@ -52,7 +52,7 @@ impl Engine {
                 error(
                     &id,
                     &metadata,
-                    ErrorType::UnknownResultError,
+                    ErrorKind::UnknownResultError,
                     "in_progress",
                     "The operation is still running; ask again shortly.".into(),
                 )
@@ -60,14 +60,14 @@ impl Engine {
         }
     }
 
-    pub(super) fn status(&self, request_id: Option<String>, metadata: Metadata) -> String {
+    pub(super) fn status(&self, request_id: Option<String>, metadata: Metadata) -> Answer {
         let counts = self.journal.counts().unwrap_or_default();
-        let mut providers: Vec<Value> = self
+        let mut providers: Vec<ProviderStatus> = self
             .providers
             .values()
             .map(|p| {
                 let caps = p.capabilities();
-                let ops: Vec<&str> = [
+                let operations = [
                     OpKind::Pay,
                     OpKind::Refund,
                     OpKind::Cancel,
@@ -75,32 +75,40 @@ impl Engine {
                 ]
                 .into_iter()
                 .filter(|k| caps.supports(*k))
-                .map(OpKind::as_str)
+                .map(|k| k.as_str().to_owned())
                 .collect();
-                json!({"name": p.name(), "currency": p.default_currency(), "operations": ops})
+                ProviderStatus {
+                    name: p.name().to_owned(),
+                    currency: p.default_currency().to_owned(),
+                    operations,
+                }
             })
             .collect();
-        providers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        let data = json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_s": self.started.elapsed().as_secs(),
-            "default_provider": self.default_provider,
-            "providers": providers,
-            "running": self.running(),
-            "journal": {
-                "path": self.journal.path(),
-                "capacity": self.journal.capacity(),
-                "entries": counts.total,
-                "in_flight": counts.in_flight,
-                "unknown": counts.unknown,
+        providers.sort_by(|a, b| a.name.cmp(&b.name));
+        let manual_check = self.manual_checks();
+        let mut health = Value::Object(Map::new());
+        crate::journal::health::add_to_status(&self.journal, &mut health);
+        let status = Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_s: self.started.elapsed().as_secs(),
+            default_provider: self.default_provider.clone(),
+            providers,
+            running: self.running(),
+            journal: JournalStatus {
+                path: self.journal.path().to_owned(),
+                capacity: self.journal.capacity(),
+                entries: counts.total,
+                in_flight: counts.in_flight,
+                unknown: counts.unknown,
+                manual_check: manual_check.len(),
+                health: match health {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
             },
-        });
-        let mut data = data;
-        let manual = self.manual_checks();
-        data["journal"]["manual_check"] = json!(manual.len());
-        data["manual_check"] = json!(manual);
-        crate::journal::health::add_to_status(&self.journal, &mut data["journal"]);
-        Response::ok(request_id, metadata, data).to_line()
+            manual_check,
+        };
+        Answer::done(request_id, metadata, status)
     }
 
     pub(super) fn results(
@@ -108,20 +116,19 @@ impl Engine {
         request_id: Option<String>,
         metadata: Metadata,
         limit: usize,
-    ) -> String {
+    ) -> Answer {
         match self.journal.recent(limit) {
             Ok(entries) => {
                 let list: Vec<Value> = entries.iter().map(answer::listing).collect();
-                Response::ok(request_id, metadata, json!({"results": list})).to_line()
+                Answer::done(request_id, metadata, json!({"results": list}))
             }
-            Err(e) => Response::error(
+            Err(e) => Answer::refused(
                 request_id,
                 metadata,
-                ErrorType::DefaultError,
+                ErrorKind::DefaultError,
                 "journal_unavailable",
                 format!("The result journal could not be read: {e}"),
-            )
-            .to_line(),
+            ),
         }
     }
 }

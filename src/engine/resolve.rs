@@ -10,8 +10,8 @@
 use serde_json::{json, Value};
 
 use super::{answer, error, Engine};
-use crate::api::protocol::{ErrorType, Metadata};
 use crate::clock::now_rfc3339;
+use crate::exchange::{Answer, ErrorKind, Metadata};
 use crate::journal::State;
 use crate::provider::{Approval, Failure, OpKind, Operation, Outcome};
 
@@ -85,7 +85,7 @@ impl Engine {
         decision: Decision,
         note: &str,
         by: &str,
-    ) -> String {
+    ) -> Answer {
         // Serialised with status checks of the same id: one of them may be settling it now.
         // An operator may paste a card number into the note: it is kept and logged masked.
         let note = crate::provider::mask_card_numbers(note.trim());
@@ -100,9 +100,9 @@ impl Engine {
         decision: Decision,
         note: &str,
         by: &str,
-    ) -> String {
+    ) -> Answer {
         let refuse =
-            |reason: &str, msg: String| error(id, metadata, ErrorType::DefaultError, reason, msg);
+            |reason: &str, msg: String| error(id, metadata, ErrorKind::DefaultError, reason, msg);
         if note.is_empty() || note.chars().count() > MAX_NOTE {
             return refuse(
                 "invalid_request",
@@ -142,12 +142,12 @@ impl Engine {
             "{id} settled by an operator ({by}) as {}: {note}", decision.as_str());
         let outcome = outcome(&op, decision, record);
         let label = super::stats::label(&outcome);
-        let (state, response) = answer::build(&op, outcome, true);
+        let (state, answer) = answer::build(&op, outcome, true);
         debug_assert_eq!(state, State::Final);
-        match self.journal.settle(id, state, response.to_line()).await {
+        match self.journal.settle(id, state, &answer).await {
             Ok(true) => {
                 self.stats.recorded(&op.provider, op.kind.as_str(), label);
-                response.to_line()
+                answer
             }
             Ok(false) => refuse(
                 "already_final",

@@ -8,11 +8,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::*;
-use crate::api::protocol::parse_request;
 use crate::clock::now_rfc3339;
 use crate::device::screen::RecordingScreen;
+use crate::device::screen::Shown;
 use crate::journal::Batching;
-use crate::provider::{Approval, Common};
+use crate::journal::Intent;
+use crate::provider::{Approval, Common, OpKind, Outcome};
 
 /// A provider whose behaviour each test scripts.
 struct Scripted {
@@ -100,10 +101,9 @@ fn setup(
     }
 }
 
-/// One request line through the engine, as the API hands it over; its answer.
-pub(super) async fn ask(engine: &Arc<Engine>, line: &str) -> Value {
-    let req = parse_request(line.as_bytes()).expect("valid request");
-    serde_json::from_str(&engine.handle(req).await).unwrap()
+/// One request through the engine, as the API hands it over; its answer in its serde form.
+pub(super) async fn ask(engine: &Arc<Engine>, req: Request) -> Value {
+    serde_json::to_value(engine.handle(req).await).unwrap()
 }
 
 #[tokio::test]
@@ -112,14 +112,10 @@ async fn the_customer_screen_shows_the_amount_then_the_outcome_of_each_sale() {
         || Some(Outcome::Failed(Failure::new("declined", "no"))),
         vec![],
     );
-    let v = ask(
-        &s.engine,
-        r#"{"action":"pay","request_id":"d","amount":4251}"#,
-    )
-    .await;
+    let v = ask(&s.engine, Request::new(Action::Pay).id("d").amount(4251)).await;
     assert_eq!(v["reason"], "declined", "{v}");
     // Reading a result moves no money and shows nothing.
-    ask(&s.engine, r#"{"action":"get_result","request_id":"d"}"#).await;
+    ask(&s.engine, Request::new(Action::GetResult).id("d")).await;
     let currency = s.provider.default_currency().to_owned();
     assert_eq!(
         s.screen.shown(),
@@ -136,11 +132,11 @@ async fn the_customer_screen_shows_the_amount_then_the_outcome_of_each_sale() {
 #[tokio::test]
 async fn a_panicking_provider_leaves_an_unknown_outcome_not_a_lost_one() {
     let s = setup(|| panic!("provider bug"), vec![approved()]);
-    let first = ask(&s.engine, r#"{"action":"pay","request_id":"p","amount":5}"#).await;
+    let first = ask(&s.engine, Request::new(Action::Pay).id("p").amount(5)).await;
     assert_eq!(first["error_type"], "unknown_result_error", "{first}");
     assert_eq!(first["reason"], "internal_error");
     // Reconciliation asks status (approved) and never executes again.
-    let later = ask(&s.engine, r#"{"action":"get_result","request_id":"p"}"#).await;
+    let later = ask(&s.engine, Request::new(Action::GetResult).id("p")).await;
     assert_eq!(later["data"]["status"], "approved", "{later}");
     assert_eq!(s.provider.executed.load(Ordering::SeqCst), 1);
 }
@@ -151,7 +147,7 @@ async fn a_hanging_provider_times_out_into_unknown_and_is_reconciled_in_the_back
         || None,
         vec![Outcome::Unknown(Failure::new("timeout", "x")), approved()],
     );
-    let first = ask(&s.engine, r#"{"action":"pay","request_id":"h","amount":5}"#).await;
+    let first = ask(&s.engine, Request::new(Action::Pay).id("h").amount(5)).await;
     assert_eq!(
         (first["error_type"].as_str(), first["reason"].as_str()),
         (Some("unknown_result_error"), Some("timeout")),
@@ -161,7 +157,7 @@ async fn a_hanging_provider_times_out_into_unknown_and_is_reconciled_in_the_back
     for _ in 0..100 {
         let e = s.engine.journal().get("h").unwrap().unwrap();
         if e.state == State::Final {
-            last = serde_json::from_str(e.response.as_deref().unwrap()).unwrap();
+            last = serde_json::to_value(e.response.unwrap()).unwrap();
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -179,8 +175,8 @@ async fn still_unknown_status_keeps_the_stored_unknown_answer() {
         || Some(Outcome::Unknown(Failure::new("timeout", "later"))),
         vec![],
     );
-    ask(&s.engine, r#"{"action":"pay","request_id":"u","amount":5}"#).await;
-    let again = ask(&s.engine, r#"{"action":"get_result","request_id":"u"}"#).await;
+    ask(&s.engine, Request::new(Action::Pay).id("u").amount(5)).await;
+    let again = ask(&s.engine, Request::new(Action::GetResult).id("u")).await;
     assert_eq!(again["error_type"], "unknown_result_error");
     assert_eq!(again["reason"], "timeout");
 }
@@ -188,13 +184,13 @@ async fn still_unknown_status_keeps_the_stored_unknown_answer() {
 #[tokio::test]
 async fn unsupported_operations_are_refused_before_anything_is_written() {
     let s = setup(|| Some(approved()), vec![]);
-    let r = ask(&s.engine, r#"{"action":"close_shift","request_id":"cs"}"#).await;
+    let r = ask(&s.engine, Request::new(Action::CloseShift).id("cs")).await;
     assert_eq!(r["reason"], "not_supported", "{r}");
     assert!(s.engine.journal().get("cs").unwrap().is_none());
     assert_eq!(s.provider.executed.load(Ordering::SeqCst), 0);
     let r = ask(
         &s.engine,
-        r#"{"action":"pay","request_id":"x","amount":1,"provider":"sim"}"#,
+        Request::new(Action::Pay).id("x").amount(1).provider("sim"),
     )
     .await;
     assert_eq!(r["reason"], "provider_unavailable", "{r}");
@@ -231,11 +227,7 @@ async fn recovery_turns_in_flight_into_unknown_and_reconciles() {
     assert_eq!((interrupted, queued), (1, 1));
     let e = s.engine.journal().get("crashed").unwrap().unwrap();
     assert!(e.state == State::Unknown || e.state == State::Final);
-    let r = ask(
-        &s.engine,
-        r#"{"action":"get_result","request_id":"crashed"}"#,
-    )
-    .await;
+    let r = ask(&s.engine, Request::new(Action::GetResult).id("crashed")).await;
     assert_eq!(r["data"]["status"], "approved", "{r}");
     assert_eq!(r["metadata"]["till"], "2");
     assert_eq!(
@@ -297,15 +289,13 @@ async fn status_checks_of_one_request_never_overlap() {
         queue,
         tokio_util::sync::CancellationToken::new(),
     ));
-    let first = ask(&engine, r#"{"action":"pay","request_id":"c","amount":5}"#).await;
+    let first = ask(&engine, Request::new(Action::Pay).id("c").amount(5)).await;
     assert_eq!(first["error_type"], "unknown_result_error");
     // The reconciler starts checking at once; five clients ask at the same moment.
     let asks: Vec<_> = (0..5)
         .map(|_| {
             let e = engine.clone();
-            tokio::spawn(
-                async move { ask(&e, r#"{"action":"get_result","request_id":"c"}"#).await },
-            )
+            tokio::spawn(async move { ask(&e, Request::new(Action::GetResult).id("c")).await })
         })
         .collect();
     for a in asks {
@@ -329,20 +319,16 @@ mod resolve {
 
     /// A pay whose outcome stays unknown (the provider never answers, status never knows).
     async fn unknown_pay(s: &Setup, id: &str) {
-        let v = ask(
-            &s.engine,
-            &format!(r#"{{"action":"pay","request_id":"{id}","amount":700}}"#),
-        )
-        .await;
+        let v = ask(&s.engine, Request::new(Action::Pay).id(id).amount(700)).await;
         assert_eq!(v["error_type"], "unknown_result_error", "{v}");
     }
 
     async fn resolve(s: &Setup, id: &str, d: Decision, note: &str) -> Value {
-        let line = s
+        let answer = s
             .engine
             .resolve(id, &Metadata::new(), d, note, "uid 0 (root)")
             .await;
-        serde_json::from_str(&line).unwrap()
+        serde_json::to_value(answer).unwrap()
     }
 
     #[tokio::test]
@@ -356,7 +342,7 @@ mod resolve {
         assert_eq!(v["data"]["resolution"]["by"], "uid 0 (root)");
         assert_eq!(v["data"]["resolution"]["note"], "paid, seen in the portal");
         assert!(v["data"]["resolution"]["at"].is_string());
-        let again = ask(&s.engine, r#"{"action":"get_result","request_id":"u1"}"#).await;
+        let again = ask(&s.engine, Request::new(Action::GetResult).id("u1")).await;
         assert_eq!(again, v);
         assert_eq!(
             s.engine.journal().get("u1").unwrap().unwrap().state,
@@ -365,7 +351,7 @@ mod resolve {
         // Final now: a second decision is refused and changes nothing.
         let v2 = resolve(&s, "u1", Decision::NotCharged, "changed my mind").await;
         assert_eq!(v2["reason"], "already_final", "{v2}");
-        let after = ask(&s.engine, r#"{"action":"get_result","request_id":"u1"}"#).await;
+        let after = ask(&s.engine, Request::new(Action::GetResult).id("u1")).await;
         assert_eq!(after, v);
     }
 
@@ -387,14 +373,14 @@ mod resolve {
         assert_eq!(v["error_type"], "default_error", "{v}");
         assert_eq!(v["reason"], "resolved_not_charged");
         assert!(v["message"].as_str().unwrap().contains("reader replaced"));
-        let again = ask(&s.engine, r#"{"action":"get_result","request_id":"u2"}"#).await;
+        let again = ask(&s.engine, Request::new(Action::GetResult).id("u2")).await;
         assert_eq!(again, v);
     }
 
     #[tokio::test]
     async fn a_final_a_missing_or_a_running_operation_cannot_be_settled_by_hand() {
         let s = setup(|| Some(approved()), vec![]);
-        ask(&s.engine, r#"{"action":"pay","request_id":"f","amount":7}"#).await;
+        ask(&s.engine, Request::new(Action::Pay).id("f").amount(7)).await;
         let v = resolve(&s, "f", Decision::NotCharged, "x").await;
         assert_eq!(v["reason"], "already_final", "{v}");
         let v = resolve(&s, "nope", Decision::Charged, "x").await;

@@ -3,8 +3,10 @@
 //! SQLite in WAL mode with `synchronous=FULL`: a write is acknowledged only after it is on disk.
 //! One writer thread owns the write connection and commits whatever writes are queued together
 //! in one transaction (group commit: one fsync for many concurrent operations). Reads use their
-//! own connection and never wait for a commit. The journal stores opaque JSON; it knows nothing
-//! about providers or the socket API, and never decides outcomes — the engine does.
+//! own connection and never wait for a commit. The journal stores the operation as opaque
+//! JSON and the answer as the exchange's [`Answer`] (written in its serde form, the v1 answer
+//! object, so journals of every version read alike); it knows nothing about providers or the
+//! socket API, and never decides outcomes — the engine does.
 //!
 //! At open, before anything else writes, the file is brought to this binary's schema version
 //! (`schema`: migrations in one transaction); a journal from a newer posbridge is refused and
@@ -25,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use health::Health;
 pub use writer::Batching;
 
+use crate::exchange::{Answer, ErrorKind};
 use crate::metrics::{Counter, Histogram, COMMIT_BOUNDS};
 
 /// How the writer's commits go, for the metrics page: how long each transaction that wrote
@@ -125,8 +128,8 @@ pub struct Entry {
     pub provider: String,
     pub state: State,
     pub operation: String,
-    /// The stored answer line; `None` while in flight.
-    pub response: Option<String>,
+    /// The stored answer; `None` while in flight.
+    pub response: Option<Answer>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -288,9 +291,10 @@ impl Journal {
         &self,
         request_id: &str,
         state: State,
-        response: String,
+        answer: &Answer,
     ) -> Result<bool, JournalError> {
         let request_id = request_id.to_owned();
+        let response = serde_json::to_string(answer).expect("an answer always serializes");
         self.submit(|reply| writer::Command::Settle {
             request_id,
             state,
@@ -398,16 +402,33 @@ const SELECT_ENTRY: &str = "SELECT seq, request_id, action, provider, state, ope
     created_at, updated_at FROM operations";
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    let request_id: String = r.get(1)?;
     Ok(Entry {
         seq: r.get(0)?,
-        request_id: r.get(1)?,
         action: r.get(2)?,
         provider: r.get(3)?,
         state: State::parse(&r.get::<_, String>(4)?)?,
         operation: r.get(5)?,
-        response: r.get(6)?,
+        response: r
+            .get::<_, Option<String>>(6)?
+            .map(|stored| stored_answer(&request_id, &stored)),
+        request_id,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
+    })
+}
+
+/// The answer stored as `stored`. One that cannot be read (the row was damaged or edited by
+/// hand) is not guessed at: it reads as an unknown outcome, for a person to check.
+fn stored_answer(request_id: &str, stored: &str) -> Answer {
+    serde_json::from_str(stored).unwrap_or_else(|e| {
+        Answer::refused(
+            Some(request_id.to_owned()),
+            Default::default(),
+            ErrorKind::UnknownResultError,
+            "answer_unreadable",
+            format!("The stored answer cannot be read ({e}); check this operation by hand."),
+        )
     })
 }
 

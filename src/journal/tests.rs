@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// An answer told apart from others by its reason.
+fn ans(tag: &str) -> Answer {
+    Answer::refused(None, Default::default(), ErrorKind::DefaultError, tag, "")
+}
+
+/// The reason of the answer stored for `e`.
+fn tag(e: Entry) -> Option<String> {
+    e.response.and_then(|a| a.reason().map(str::to_owned))
+}
+
 fn intent(id: &str) -> Intent {
     Intent {
         request_id: id.into(),
@@ -30,15 +40,10 @@ async fn intent_then_outcome_then_duplicate() {
     assert_eq!(e.state, State::InFlight);
     assert!(e.response.is_none());
     assert_eq!(j.begin(intent("a")).await.unwrap(), Begin::Duplicate);
-    assert!(j
-        .settle("a", State::Final, "{\"code\":0}".into())
-        .await
-        .unwrap());
+    assert!(j.settle("a", State::Final, &ans("done")).await.unwrap());
     let e = j.get("a").unwrap().unwrap();
-    assert_eq!(
-        (e.state, e.response.as_deref()),
-        (State::Final, Some("{\"code\":0}"))
-    );
+    assert_eq!(e.state, State::Final);
+    assert_eq!(tag(e).as_deref(), Some("done"));
     assert!(j.get("b").unwrap().is_none());
 }
 
@@ -47,11 +52,11 @@ async fn a_final_answer_is_never_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let j = open(&dir, 10);
     j.begin(intent("a")).await.unwrap();
-    assert!(j.settle("a", State::Unknown, "u".into()).await.unwrap());
-    assert!(j.settle("a", State::Final, "f1".into()).await.unwrap());
-    assert!(!j.settle("a", State::Final, "f2".into()).await.unwrap());
-    assert!(!j.settle("a", State::Unknown, "u2".into()).await.unwrap());
-    assert_eq!(j.get("a").unwrap().unwrap().response.as_deref(), Some("f1"));
+    assert!(j.settle("a", State::Unknown, &ans("u")).await.unwrap());
+    assert!(j.settle("a", State::Final, &ans("f1")).await.unwrap());
+    assert!(!j.settle("a", State::Final, &ans("f2")).await.unwrap());
+    assert!(!j.settle("a", State::Unknown, &ans("u2")).await.unwrap());
+    assert_eq!(tag(j.get("a").unwrap().unwrap()).as_deref(), Some("f1"));
 }
 
 #[tokio::test]
@@ -60,13 +65,13 @@ async fn eviction_keeps_the_newest_finals_and_every_unresolved_entry() {
     let j = open(&dir, 5);
     j.begin(intent("stuck")).await.unwrap();
     j.begin(intent("unknown")).await.unwrap();
-    j.settle("unknown", State::Unknown, "u".into())
+    j.settle("unknown", State::Unknown, &ans("u"))
         .await
         .unwrap();
     for i in 0..10 {
         let id = format!("p{i}");
         j.begin(intent(&id)).await.unwrap();
-        j.settle(&id, State::Final, "f".into()).await.unwrap();
+        j.settle(&id, State::Final, &ans("f")).await.unwrap();
     }
     let c = j.counts().unwrap();
     assert_eq!(
@@ -99,10 +104,10 @@ async fn eviction_follows_completion_order_not_start_order() {
     let j = open(&dir, 2);
     j.begin(intent("slow")).await.unwrap();
     j.begin(intent("fast")).await.unwrap();
-    j.settle("fast", State::Final, "f".into()).await.unwrap();
-    j.settle("slow", State::Final, "s".into()).await.unwrap();
+    j.settle("fast", State::Final, &ans("f")).await.unwrap();
+    j.settle("slow", State::Final, &ans("s")).await.unwrap();
     j.begin(intent("next")).await.unwrap();
-    j.settle("next", State::Final, "n".into()).await.unwrap();
+    j.settle("next", State::Final, &ans("n")).await.unwrap();
     assert!(j.get("fast").unwrap().is_none());
     assert!(j.get("slow").unwrap().is_some());
 }
@@ -114,12 +119,12 @@ async fn everything_survives_a_reopen() {
         let j = open(&dir, 10);
         j.begin(intent("a")).await.unwrap();
         j.begin(intent("b")).await.unwrap();
-        j.settle("b", State::Final, "fb".into()).await.unwrap();
+        j.settle("b", State::Final, &ans("fb")).await.unwrap();
         // No close(): as after a crash, only what was committed counts.
     }
     let j = open(&dir, 10);
     assert_eq!(j.in_state(State::InFlight).unwrap()[0].request_id, "a");
-    assert_eq!(j.get("b").unwrap().unwrap().response.as_deref(), Some("fb"));
+    assert_eq!(tag(j.get("b").unwrap().unwrap()).as_deref(), Some("fb"));
     assert_eq!(
         j.recent(10)
             .unwrap()
@@ -184,7 +189,7 @@ async fn an_unsettled_operation_can_be_amended_and_survives_reopening() {
         (e.state, e.operation.as_str()),
         (State::InFlight, "{\"note\":1}")
     );
-    assert!(j.settle("a", State::Final, "f".into()).await.unwrap());
+    assert!(j.settle("a", State::Final, &ans("f")).await.unwrap());
     assert!(
         !j.amend("a", "{\"note\":2}".into()).await.unwrap(),
         "a final entry keeps its operation"
@@ -285,4 +290,25 @@ async fn a_file_cut_short_is_refused_naming_the_salvage_command() {
         err.contains("posbridge journal salvage --state-dir"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_stored_answer_that_cannot_be_read_reads_as_an_unknown_outcome_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(&dir, 10);
+    j.begin(intent("a")).await.unwrap();
+    j.settle("a", State::Final, &ans("f")).await.unwrap();
+    // Damaged by hand, behind the journal's back.
+    let raw = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+    raw.execute(
+        "UPDATE operations SET response = '{not json' WHERE request_id = 'a'",
+        [],
+    )
+    .unwrap();
+    let answer = j.get("a").unwrap().unwrap().response.unwrap();
+    assert_eq!(answer.kind(), Some(ErrorKind::UnknownResultError));
+    assert_eq!(answer.reason(), Some("answer_unreadable"));
+    assert_eq!(answer.request_id.as_deref(), Some("a"));
+    // The other readers go on: the listing still has it.
+    assert_eq!(j.recent(10).unwrap().len(), 1);
 }

@@ -25,7 +25,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::exchange::Metadata;
 pub use common::Common;
+
 pub use progress::{NoteFuture, NoteSink, Progress};
 pub use registry::{from_config, known};
 
@@ -69,11 +71,6 @@ impl Capabilities {
         }
     }
 }
-
-/// `metadata`: the POS's own key/value pairs, echoed back unchanged and stored with the
-/// result. Defined here, with [`Operation`] that carries it, so providers need nothing from the
-/// API layer; `api::protocol` re-exports it.
-pub type Metadata = std::collections::BTreeMap<String, String>;
 
 /// The reversed pay, as the POS handed it back (`primary_transaction`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

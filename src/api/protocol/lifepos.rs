@@ -1,17 +1,27 @@
-//! The LIFE POS Checkout payment-terminal contract (seed document 003) at the socket: the
-//! per-request fields it adds for the Lifepay QPOS reader, and its answer shape. A request
-//! that names its action the contract's way (`ru.lifepay.checkout.payment_terminal....`) gets
-//! exactly the contract's answer: `code`, `request_id` (generated when the request had none
-//! or an invalid one), `metadata`, `action` as sent, then `data` as a JSON *string* on
-//! success, or `error_type`, `message` and `log` on an error. The journal keeps the v1 answer
-//! only; [`contract_line`] turns a v1 answer into the contract's at the edge, so a get_result
-//! asked the contract's way gets the contract's shape of whatever is stored.
+//! The LIFE POS Checkout payment-terminal contract (seed document 003) at the socket, as
+//! requests write it: its action names (`ru.lifepay.checkout.payment_terminal....`) and the
+//! per-request fields it adds for the Lifepay QPOS reader. A request named the contract's way
+//! is answered in the contract's shape (`Shape::LifePos`, written by `api::render`).
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::request::{kind_of, Fields};
-use super::{Action, ErrorType, Metadata, Rejection, Response};
+use super::{Action, Rejection};
+
+/// The prefix of the LIFE POS Checkout action names.
+pub const LIFEPAY_PREFIX: &str = "ru.lifepay.checkout.payment_terminal.";
+
+/// The action a LIFE POS Checkout action name (the full name) stands for.
+pub fn action_of(name: &str) -> Option<Action> {
+    Some(match name.strip_prefix(LIFEPAY_PREFIX)? {
+        "transaction.pay" => Action::Pay,
+        "transaction.refund" => Action::Refund,
+        "transaction.cancel" => Action::Cancel,
+        "transaction.get_result" => Action::GetResult,
+        "close_shift" => Action::CloseShift,
+        _ => return None,
+    })
+}
 
 /// The contract's per-request fields for the Lifepay QPOS reader, and the actions that take
 /// each (document: "Дополнительные параметры запроса для терминала Lifepay QPOS").
@@ -142,73 +152,12 @@ fn check(name: &str, v: &str) -> Result<(), &'static str> {
     }
 }
 
-/// One answer in the contract's shape. Field order is the wire order.
-#[derive(Serialize)]
-struct Contract<'a> {
-    code: i32,
-    request_id: String,
-    metadata: &'a Metadata,
-    action: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_type: Option<ErrorType>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log: Option<String>,
-}
-
-/// The contract's shape of a v1 answer line, for a request whose action was `action` (the
-/// full name as sent). `data` becomes the JSON string of the v1 `data` object; an error keeps
-/// `error_type` and `message`, and its v1 `reason` moves into `log` (the contract has no
-/// `reason` field). A refused request's request_id is echoed as it was sent (`sent`), even
-/// when it is not a valid id; one the request did not carry is generated.
-pub fn contract_line(v1: &str, action: &str, sent: Option<&str>) -> String {
-    let Ok(r) = serde_json::from_str::<Response>(v1) else {
-        return v1.to_owned();
-    };
-    let request_id = r
-        .request_id
-        .or_else(|| sent.map(str::to_owned))
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let answer = if r.code == 0 {
-        Contract {
-            code: 0,
-            request_id,
-            metadata: &r.metadata,
-            action,
-            data: Some(r.data.unwrap_or(Value::Null).to_string()),
-            error_type: None,
-            message: None,
-            log: None,
-        }
-    } else {
-        let log = match (&r.reason, &r.log) {
-            (Some(reason), Some(log)) => Some(format!("reason: {reason}; {log}")),
-            (Some(reason), None) => Some(format!("reason: {reason}")),
-            (None, log) => log.clone(),
-        };
-        Contract {
-            code: r.code,
-            request_id,
-            metadata: &r.metadata,
-            action,
-            data: None,
-            error_type: Some(r.error_type.unwrap_or(ErrorType::DefaultError)),
-            message: Some(r.message.clone().unwrap_or_else(|| "error".into())),
-            log,
-        }
-    };
-    serde_json::to_string(&answer).expect("a contract answer always serializes")
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::protocol::parse_request;
+    use crate::api::protocol::{parse_request, Shape};
 
     const PAY: &str = "ru.lifepay.checkout.payment_terminal.transaction.pay";
 
@@ -216,15 +165,23 @@ mod tests {
         parse_request(v.to_string().as_bytes())
     }
 
+    fn shape(v: Value) -> Shape {
+        crate::api::protocol::parse(v.to_string().as_bytes()).shape
+    }
+
     #[test]
     fn the_contract_fields_land_in_params_for_the_actions_that_take_them() {
-        let r = parse(
-            json!({"action": PAY, "amount": 1, "login": "l", "password": "p",
+        let request = json!({"action": PAY, "amount": 1, "login": "l", "password": "p",
             "email": "a@b.ru", "phone": "+7 900 123-45-67", "sign_on_screen": "1",
-            "recipient_inn": "500100732259"}),
-        )
-        .unwrap();
-        assert_eq!(r.lifepos_action.as_deref(), Some(PAY));
+            "recipient_inn": "500100732259"});
+        let r = parse(request.clone()).unwrap();
+        assert_eq!(
+            shape(request),
+            Shape::LifePos {
+                action: PAY.into(),
+                sent_id: None
+            }
+        );
         for key in [
             "login",
             "password",
@@ -245,10 +202,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.params["login"], "l");
-        assert!(parse(json!({"action": "pay", "amount": 1}))
-            .unwrap()
-            .lifepos_action
-            .is_none());
+        assert_eq!(shape(json!({"action": "pay", "amount": 1})), Shape::V1);
     }
 
     #[test]
@@ -315,49 +269,5 @@ mod tests {
             assert_eq!(err.field, Some(field), "{request}: {}", err.message);
             assert!(err.message.contains(says), "{request}: {}", err.message);
         }
-    }
-
-    #[test]
-    fn a_v1_success_becomes_the_contract_shape_with_data_as_a_string() {
-        let v1 = r#"{"code":0,"request_id":"r1","metadata":{"k":"v"},"data":{"status":"approved","amount":5}}"#;
-        let line = contract_line(v1, PAY, None);
-        assert_eq!(
-            line,
-            r#"{"code":0,"request_id":"r1","metadata":{"k":"v"},"action":"ru.lifepay.checkout.payment_terminal.transaction.pay","data":"{\"status\":\"approved\",\"amount\":5}"}"#
-        );
-    }
-
-    #[test]
-    fn a_v1_error_keeps_type_and_message_and_moves_the_reason_to_log() {
-        let v1 = Response::error(
-            None,
-            Metadata::new(),
-            ErrorType::UnknownResultError,
-            "timeout",
-            "ask again",
-        )
-        .to_line();
-        let c: Value = serde_json::from_str(&contract_line(&v1, PAY, None)).unwrap();
-        let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
-        assert_eq!(
-            keys,
-            [
-                "code",
-                "request_id",
-                "metadata",
-                "action",
-                "error_type",
-                "message",
-                "log"
-            ]
-        );
-        assert_eq!(c["code"], 2);
-        assert_eq!(c["error_type"], "unknown_result_error");
-        assert_eq!(c["message"], "ask again");
-        assert_eq!(c["log"], "reason: timeout");
-        assert!(
-            uuid::Uuid::parse_str(c["request_id"].as_str().unwrap()).is_ok(),
-            "{c}"
-        );
     }
 }

@@ -1,74 +1,12 @@
-//! Parsing one request line into a [`Request`]: every field checked, every refusal a
+//! Reading one request line into a [`Request`]: every field checked, every refusal a
 //! [`Rejection`] naming the field and the reason, with the echo fields salvaged (and, for the
-//! LIFE POS action names, the action as sent, so the refusal comes in the contract's shape).
-
-use std::fmt;
+//! LIFE POS action names, the action as sent, so the answer comes in the contract's shape).
 
 use serde_json::{Map, Value};
 
-use super::lifepos;
-use super::{Action, ErrorType, Metadata, Response, LIFEPAY_PREFIX, MAX_AMOUNT, MAX_REQUEST_ID};
-
-/// A request that passed validation.
-#[derive(Clone, PartialEq)]
-pub struct Request {
-    pub action: Action,
-    /// The LIFE POS action name as sent (`ru.lifepay.checkout.payment_terminal....`), when the
-    /// request used one: its answer then comes in the contract's shape.
-    pub lifepos_action: Option<String>,
-    pub request_id: Option<String>,
-    pub metadata: Metadata,
-    pub amount: Option<u64>,
-    pub currency: Option<String>,
-    pub provider: Option<String>,
-    /// The `data` of the pay being reversed (refund, cancel), always as an object.
-    pub primary_transaction: Option<Map<String, Value>>,
-    /// Provider extras; the LIFE POS per-request fields (`login`, `password`, ...) land here
-    /// too, under their own names (the engine keeps `password` out of the journal).
-    pub params: Map<String, Value>,
-    /// `results` only: how many to list.
-    pub limit: Option<usize>,
-    /// `pair`: `serial:PATH` or `ble:ADDRESS`.
-    pub address: Option<String>,
-    /// `pair`: `card-reader` or `dqr-display`.
-    pub role: Option<String>,
-    /// `pair`, serial only: the baud rate (default 115200).
-    pub baud: Option<u32>,
-    /// `unpair`: the device id as `devices` lists it.
-    pub id: Option<String>,
-    /// `scan` only: how long to listen, in seconds.
-    pub seconds: Option<u64>,
-    /// `resolve` only: the operator's decision and why.
-    pub resolution: Option<Resolution>,
-}
-
-/// `resolve`: what an operator found out about an unknown outcome.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Resolution {
-    pub charged: bool,
-    pub note: String,
-}
-
-// Hand-written so a logged request never shows a password in `params`.
-impl fmt::Debug for Request {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut params = self.params.clone();
-        if params.contains_key("password") {
-            params.insert("password".into(), Value::from("<redacted>"));
-        }
-        f.debug_struct("Request")
-            .field("action", &self.action)
-            .field("lifepos_action", &self.lifepos_action)
-            .field("request_id", &self.request_id)
-            .field("metadata", &self.metadata)
-            .field("amount", &self.amount)
-            .field("currency", &self.currency)
-            .field("provider", &self.provider)
-            .field("primary_transaction", &self.primary_transaction)
-            .field("params", &params)
-            .finish_non_exhaustive()
-    }
-}
+use super::lifepos::{self, LIFEPAY_PREFIX};
+use super::{Action, Metadata, Request, Resolution, MAX_AMOUNT, MAX_REQUEST_ID};
+use crate::exchange::{Answer, ErrorKind};
 
 /// Why a line was refused, with what could be salvaged for the echo fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,19 +20,26 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub fn into_response(self) -> Response {
-        Response::error(
+    /// The refusal (`invalid_request`) that answers it.
+    pub fn into_answer(self) -> Answer {
+        Answer::refused(
             self.request_id,
             self.metadata,
-            ErrorType::DefaultError,
+            ErrorKind::DefaultError,
             "invalid_request",
             self.message,
         )
     }
 }
 
-/// Parses one request line (without its newline).
+/// Parses one request line (without its newline); `super::parse` also says what shape to
+/// answer it in.
 pub fn parse_request(line: &[u8]) -> Result<Request, Rejection> {
+    read(line).map(|(request, _)| request)
+}
+
+/// The request in `line`, with the LIFE POS action name as sent when it used one.
+pub(super) fn read(line: &[u8]) -> Result<(Request, Option<String>), Rejection> {
     let bare = |message: String| Rejection {
         lifepos_action: None,
         request_id: None,
@@ -175,11 +120,15 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn request(self) -> Result<Request, Rejection> {
+    fn request(self) -> Result<(Request, Option<String>), Rejection> {
         let action_name = self
             .string("action")?
             .ok_or_else(|| self.reject("action", "is required".into()))?;
-        let action = Action::parse(action_name).ok_or_else(|| {
+        let action = match action_name.strip_prefix(LIFEPAY_PREFIX) {
+            Some(_) => lifepos::action_of(action_name),
+            None => Action::parse(action_name),
+        };
+        let action = action.ok_or_else(|| {
             self.reject(
                 "action",
                 format!(
@@ -287,9 +236,8 @@ impl<'a> Fields<'a> {
             Action::Resolve => Some(self.resolution()?),
             _ => None,
         };
-        Ok(Request {
+        let request = Request {
             action,
-            lifepos_action: self.lifepos_action.clone(),
             request_id,
             metadata,
             amount,
@@ -304,7 +252,8 @@ impl<'a> Fields<'a> {
             id,
             seconds,
             resolution,
-        })
+        };
+        Ok((request, self.lifepos_action.clone()))
     }
 
     fn resolution(&self) -> Result<Resolution, Rejection> {

@@ -55,10 +55,18 @@ fn lifepay_aliases_map_to_actions() {
             Action::CloseShift,
         ),
     ] {
-        assert_eq!(Action::parse(alias), Some(action), "{alias}");
+        assert_eq!(action_of(alias), Some(action), "{alias}");
+        assert_eq!(
+            parse(
+                json!({"action": alias, "request_id": "a", "amount": 1, "primary_transaction": {}})
+            )
+            .unwrap()
+            .action,
+            action
+        );
     }
     assert_eq!(
-        Action::parse("ru.lifepay.checkout.payment_terminal.status"),
+        action_of("ru.lifepay.checkout.payment_terminal.status"),
         None
     );
     assert_eq!(Action::parse("PAY"), None);
@@ -171,11 +179,14 @@ fn rejection_echoes_request_id_and_metadata() {
     let err =
         parse(json!({"action": "pay", "request_id": "r1", "metadata": {"k": "v"}, "amount": "x"}))
             .unwrap_err();
-    let resp = err.into_response();
-    assert_eq!(resp.request_id.as_deref(), Some("r1"));
-    assert_eq!(resp.metadata.get("k").map(String::as_str), Some("v"));
-    assert_eq!(resp.error_type, Some(ErrorType::DefaultError));
-    assert_eq!(resp.reason.as_deref(), Some("invalid_request"));
+    let answer = err.into_answer();
+    assert_eq!(answer.request_id.as_deref(), Some("r1"));
+    assert_eq!(answer.metadata.get("k").map(String::as_str), Some("v"));
+    assert_eq!(
+        answer.kind(),
+        Some(crate::exchange::ErrorKind::DefaultError)
+    );
+    assert_eq!(answer.reason(), Some("invalid_request"));
 }
 
 #[test]
@@ -193,44 +204,6 @@ fn non_objects_and_garbage_are_refused() {
         assert!(err.field.is_none());
         assert!(!err.message.is_empty());
     }
-}
-
-#[test]
-fn error_type_names_match_the_wire() {
-    for t in [
-        ErrorType::DefaultError,
-        ErrorType::UnknownResultError,
-        ErrorType::DuplicateRequestError,
-        ErrorType::ResultNotFoundError,
-    ] {
-        assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
-    }
-}
-
-#[test]
-fn response_wire_shape() {
-    let line = Response::error(
-        None,
-        Metadata::new(),
-        ErrorType::ResultNotFoundError,
-        "not_found",
-        "no",
-    )
-    .to_line();
-    assert_eq!(
-        line,
-        r#"{"code":4,"request_id":null,"metadata":{},"error_type":"result_not_found_error","reason":"not_found","message":"no"}"#
-    );
-    let ok = Response::ok(
-        Some("a".into()),
-        Metadata::new(),
-        json!({"status": "approved"}),
-    )
-    .to_line();
-    assert_eq!(
-        ok,
-        r#"{"code":0,"request_id":"a","metadata":{},"data":{"status":"approved"}}"#
-    );
 }
 
 fn arb_json() -> impl Strategy<Value = Value> {
@@ -280,10 +253,10 @@ proptest! {
         match parse_request(line.as_bytes()) {
             Ok(r) => prop_assert!(r.amount.is_none_or(|a| a > 0)),
             Err(rej) => {
-                let out = rej.into_response().to_line();
+                let out = crate::api::render::render(&rej.into_answer(), &Shape::V1);
                 prop_assert!(!out.contains('\n'));
-                let back: Response = serde_json::from_str(&out).unwrap();
-                prop_assert_eq!(back.reason.as_deref(), Some("invalid_request"));
+                let back: crate::exchange::Answer = serde_json::from_str(&out).unwrap();
+                prop_assert_eq!(back.reason(), Some("invalid_request"));
             }
         }
     }
