@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::Daemon;
@@ -103,22 +102,7 @@ fn a_journal_from_a_newer_posbridge_is_refused_naming_both_versions_and_left_unt
     let before = journal_files(&d.state);
     assert_eq!(before.len(), 1, "only journal.sqlite: {:?}", before.len());
 
-    let log = d.dir.path().join("refused.log");
-    let mut child = d
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("run the daemon");
-    let status = common::exit_within(
-        &mut child,
-        Duration::from_secs(60),
-        &log,
-        "on a journal from a newer posbridge",
-    );
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    assert!(!status.success(), "it must not start:\n{stderr}");
+    let stderr = d.refused_start("on a journal from a newer posbridge");
     assert!(
         stderr.contains(&format!(
             "written by a newer posbridge (journal schema {newer}; this binary knows up to \

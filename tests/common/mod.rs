@@ -114,6 +114,23 @@ impl Daemon {
         d
     }
 
+    /// Runs the daemon once more and expects it to refuse to start (`what`: on what, for the
+    /// panic): it must exit non-zero within a minute. Its stderr.
+    pub fn refused_start(&self, what: &str) -> String {
+        let log = self.dir.path().join("refused.log");
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("run the daemon");
+        let status = exit_within(&mut child, Duration::from_secs(60), &log, what);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(!status.success(), "it must not start ({status}):\n{text}");
+        text
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join(format!("daemon-{}.log", self.starts))
     }

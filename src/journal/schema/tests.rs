@@ -41,13 +41,7 @@ fn a_step_that_fails_midway_leaves_the_journal_at_its_old_version_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = v0_copy(&dir);
     let mut conn = Connection::open(&path).unwrap();
-    let before: Vec<Option<String>> = conn
-        .prepare("SELECT response FROM operations ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
+    let before = responses(&conn);
     let tables_before = tables(&conn);
     let steps: &[Step] = &[v0_to_v1, breaks_midway];
     assert!(
@@ -56,13 +50,7 @@ fn a_step_that_fails_midway_leaves_the_journal_at_its_old_version_untouched() {
     );
     assert_eq!(version(&conn), 0, "no step of the two counts");
     assert_eq!(tables(&conn), tables_before, "half_done rolled back");
-    let after: Vec<Option<String>> = conn
-        .prepare("SELECT response FROM operations ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
+    let after = responses(&conn);
     assert_eq!(before, after, "the rows the step rewrote are as they were");
     // And a later binary whose steps work brings it up from 0 as if nothing had happened.
     assert_eq!(
@@ -134,4 +122,14 @@ fn a_newer_journal_is_named_with_both_versions_and_what_to_do() {
     let mut conn = Connection::open(&path).unwrap();
     assert!(bring_up(&mut conn, &path).unwrap().is_err());
     assert_eq!(version(&conn), VERSION + 2);
+}
+
+/// Every stored answer, in order.
+fn responses(conn: &Connection) -> Vec<Option<String>> {
+    conn.prepare("SELECT response FROM operations ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
 }
