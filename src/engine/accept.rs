@@ -2,16 +2,20 @@
 //! request's own fields, and turned into the [`Operation`] that is journaled as the intent,
 //! with its own backend id. Nothing here writes or contacts anything.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::Engine;
 use crate::clock::now_rfc3339;
 use crate::exchange::{Action, Answer, ErrorKind, Request};
-use crate::provider::{self, OpKind, Operation, Primary};
+use crate::provider::{self, OpKind, Operation, Primary, Provider};
 
 impl Engine {
-    /// Checks a money-moving request and builds its operation, or answers why not.
-    pub(super) fn accept(&self, req: Request) -> Result<Operation, Answer> {
+    /// Checks a money-moving request and builds its operation, or answers why not. With the
+    /// operation comes the provider it runs on until it ends, as configured now.
+    pub(super) fn accept(&self, req: Request) -> Result<(Operation, Arc<dyn Provider>), Answer> {
+        let providers = self.providers();
         // A refusal echoes the request_id as sent (or none): an id is generated only for an
         // operation that is accepted, since only those are journaled.
         let refuse = |reason: &str, msg: String| {
@@ -51,14 +55,14 @@ impl Engine {
             }
             (Some(asked), _) => asked.clone(),
             (None, Some(p)) => p.provider.clone(),
-            (None, None) => self.default_provider.clone(),
+            (None, None) => providers.default_name().to_owned(),
         };
         let Some(caps) = provider::known(&name) else {
             return Err(invalid(format!(
                 "provider: unknown provider {name:?}; expected sim, phonepe, iotpay, paysera or lifepay"
             )));
         };
-        let Some(provider) = self.providers.get(name.as_str()) else {
+        let Some(provider) = providers.get(name.as_str()).cloned() else {
             return Err(refuse(
                 "provider_unavailable",
                 format!(
@@ -76,7 +80,7 @@ impl Engine {
         if let Err(msg) = check_params(&req.params) {
             return Err(invalid(msg));
         }
-        Ok(Operation {
+        let op = Operation {
             request_id: req
                 .request_id
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
@@ -92,7 +96,8 @@ impl Engine {
             created_at: now_rfc3339(),
             backend_id: provider::new_backend_id(kind),
             progress: Default::default(),
-        })
+        };
+        Ok((op, provider))
     }
 
     /// A reversed pay named only by its request_id (e.g. a cancel sent while the pay is still

@@ -58,7 +58,7 @@ impl Engine {
         let mut op: Operation = serde_json::from_str(&entry.operation).ok()?;
         // What a status answer shows (a pending transaction) is evidence too.
         op.progress.attach(self.note_sink(&op));
-        let Some(provider) = self.providers.get(op.provider.as_str()).cloned() else {
+        let Some(provider) = self.provider(&op.provider) else {
             log::warn!(request_id = op.request_id.as_str(), provider = op.provider.as_str();
                 "cannot reconcile: provider {} is not configured", op.provider);
             return None;
@@ -82,8 +82,7 @@ impl Engine {
     /// Intervals between status checks for this entry's provider (see also
     /// [`Engine::wait_before`]).
     pub fn schedule(&self, entry: &Entry) -> Vec<Duration> {
-        self.providers
-            .get(entry.provider.as_str())
+        self.provider(&entry.provider)
             .map(|p| p.status_schedule().to_vec())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| vec![Duration::from_secs(30)])

@@ -16,6 +16,7 @@ mod answer;
 mod check;
 pub mod evidence;
 mod operate;
+mod providers;
 mod queries;
 pub mod reconcile;
 pub mod resolve;
@@ -33,6 +34,7 @@ use crate::device::screen::{NoScreen, Screen};
 use crate::exchange::{Action, Answer, ErrorKind, Metadata, Request};
 use crate::journal::{Entry, Journal, State};
 use crate::provider::{Failure, Operation, Provider};
+pub use providers::Providers;
 pub use stats::Stats;
 
 /// How long `get_result` waits for an on-demand status check of an unknown outcome before it
@@ -41,8 +43,8 @@ const GET_RESULT_CHECK: Duration = Duration::from_secs(2);
 
 pub struct Engine {
     journal: Arc<Journal>,
-    providers: HashMap<&'static str, Arc<dyn Provider>>,
-    default_provider: String,
+    /// The providers and the default one, swapped whole on reload (`providers.rs`).
+    providers: providers::Current,
     reconcile: mpsc::UnboundedSender<String>,
     tasks: TaskTracker,
     running: AtomicUsize,
@@ -91,11 +93,9 @@ impl Engine {
         screen: Arc<dyn Screen>,
     ) -> (Arc<Engine>, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let providers = providers.into_iter().map(|p| (p.name(), p)).collect();
         let engine = Engine {
             journal,
-            providers,
-            default_provider,
+            providers: providers::Current::new(Providers::new(providers, default_provider)),
             reconcile: tx,
             tasks,
             running: AtomicUsize::new(0),
@@ -129,7 +129,7 @@ impl Engine {
 
     /// The configured providers' names, sorted.
     pub fn provider_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self.providers.keys().copied().collect();
+        let mut names: Vec<&'static str> = self.providers().all().map(|p| p.name()).collect();
         names.sort_unstable();
         names
     }
@@ -216,8 +216,7 @@ impl Engine {
 
     /// Whether get_result can ever settle `op` once its outcome is unknown.
     fn askable(&self, op: &Operation) -> bool {
-        self.providers
-            .get(op.provider.as_str())
+        self.provider(&op.provider)
             .is_none_or(|p| p.status_can_settle(op.kind))
     }
 }

@@ -11,7 +11,7 @@ use super::{answer, error, stats, Engine};
 use crate::device::screen::Shown;
 use crate::exchange::{Answer, ErrorKind, Request};
 use crate::journal::{Begin, Entry, Intent, State};
-use crate::provider::{self, Failure, OpKind, Operation, Outcome};
+use crate::provider::{self, Failure, OpKind, Operation, Outcome, Provider};
 
 /// Counts one running operation for as long as it lives.
 struct Running<'a>(&'a AtomicUsize);
@@ -32,8 +32,8 @@ impl Drop for Running<'_> {
 impl Engine {
     /// A money-moving request: accepted, its intent journaled, carried out once; its answer.
     pub(super) async fn operate(self: &Arc<Self>, req: Request) -> Answer {
-        let op = match self.accept(req) {
-            Ok(op) => op,
+        let (op, provider) = match self.accept(req) {
+            Ok(accepted) => accepted,
             Err(refused) => return refused,
         };
         let intent = Intent {
@@ -78,7 +78,7 @@ impl Engine {
         let task_op = op.clone();
         let task = self
             .tasks
-            .spawn(async move { engine.execute(task_op).await });
+            .spawn(async move { engine.execute(task_op, provider).await });
         match task.await {
             Ok(answer) => answer,
             Err(join) => {
@@ -92,10 +92,11 @@ impl Engine {
         }
     }
 
-    async fn execute(&self, mut op: Operation) -> Answer {
+    /// Runs `op` on `provider`, the one it was accepted with (a reload meanwhile changes
+    /// nothing for it).
+    async fn execute(&self, mut op: Operation, provider: Arc<dyn Provider>) -> Answer {
         let _running = Running::new(&self.running);
         op.progress.attach(self.note_sink(&op));
-        let provider = self.providers[op.provider.as_str()].clone();
         let limit = provider.timeout();
         let shown = matches!(op.kind, OpKind::Pay | OpKind::Refund);
         if let (true, Some(amount)) = (shown, op.amount) {

@@ -62,9 +62,9 @@ impl Engine {
 
     pub(super) fn status(&self, request_id: Option<String>, metadata: Metadata) -> Answer {
         let counts = self.journal.counts().unwrap_or_default();
-        let mut providers: Vec<ProviderStatus> = self
-            .providers
-            .values()
+        let configured = self.providers();
+        let mut providers: Vec<ProviderStatus> = configured
+            .all()
             .map(|p| {
                 let caps = p.capabilities();
                 let operations = [
@@ -91,7 +91,7 @@ impl Engine {
         let status = Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_s: self.started.elapsed().as_secs(),
-            default_provider: self.default_provider.clone(),
+            default_provider: configured.default_name().to_owned(),
             providers,
             running: self.running(),
             journal: JournalStatus {
