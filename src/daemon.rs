@@ -3,7 +3,9 @@
 //! Order matters: configuration, state-dir lock (the journal's), journal open, integrity check
 //! and schema version (older migrated, newer refused untouched), recovery
 //! (every interrupted operation becomes "outcome unknown" and is queued for reconciliation),
-//! then the socket, and only then READY. On SIGTERM: STOPPING, stop accepting, let running
+//! then the socket, and only then READY. On SIGHUP: RELOADING, the configuration and its
+//! secrets read again and put in force for new operations, or refused (`reload.rs`), then
+//! READY again; the socket stays open throughout. On SIGTERM: STOPPING, stop accepting, let running
 //! operations finish (bounded by `daemon.shutdown_timeout_ms`), exit 0. Whatever is still
 //! running then stays in the journal as in flight and is reconciled at the next start.
 
@@ -28,6 +30,8 @@ use crate::journal::{self, Batching, Journal};
 use crate::metrics::Watchdog;
 use crate::{paths, systemd};
 
+mod reload;
+
 pub struct Options {
     pub config: Option<PathBuf>,
     pub socket: Option<PathBuf>,
@@ -37,7 +41,7 @@ pub struct Options {
 pub fn run(opts: Options) -> Result<()> {
     // Before any thread exists: taking the activation fds edits the environment.
     let activated = systemd::activated_listener().context("socket activation")?;
-    let config = match paths::config_file(opts.config) {
+    let config = match paths::config_file(opts.config.clone()) {
         Some(path) => Config::load(&path)?,
         None => Config::default(),
     };
@@ -66,7 +70,7 @@ pub fn run(opts: Options) -> Result<()> {
         (None, None) => Listen::Path(paths::socket(None, config.api.socket.clone())),
     };
     runtime
-        .block_on(serve(config, state_dir.clone(), socket))
+        .block_on(serve(config, opts.config, state_dir.clone(), socket))
         .map_err(|e| crate::journal::health::if_disk_full(e, &state_dir))
 }
 
@@ -106,15 +110,18 @@ fn bind(listen: Listen) -> Result<(UnixListener, Option<PathBuf>)> {
     Ok((listener, Some(path)))
 }
 
-fn status_line(engine: &Engine, phase: &str) -> String {
+fn status_line(engine: &Engine, phase: &str, note: Option<&str>) -> String {
     let counts = engine.journal().counts().unwrap_or_default();
-    let line = format!(
+    let mut line = format!(
         "{phase}: {} running, {} unknown, {}/{} in journal",
         engine.running(),
         counts.unknown,
         counts.total,
         engine.journal().capacity()
     );
+    if let Some(note) = note {
+        line = format!("{line}; {note}");
+    }
     match engine.journal().health().summary() {
         Some(fault) => format!("{line}; {fault}"),
         None => line,
@@ -144,11 +151,17 @@ async fn start_metrics(
     Ok(())
 }
 
-async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()> {
+async fn serve(
+    config: Config,
+    config_flag: Option<PathBuf>,
+    state_dir: PathBuf,
+    listen: Listen,
+) -> Result<()> {
     // Before the socket exists: a stop that comes as soon as clients can connect must be a
-    // clean one, not SIGTERM's default action.
+    // clean one, not SIGTERM's default action; a reload must never be SIGHUP's (exit).
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let journal_path = journal::place::path(&state_dir);
     let journal = Arc::new(Journal::open(
         &journal_path,
@@ -165,6 +178,14 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
         shutdown.child_token(),
     ));
     let providers = crate::provider::from_config(&config, &state_dir, &devices, &screen)?;
+    let mut reloader = reload::Reloader {
+        flag: config_flag,
+        state_dir: state_dir.clone(),
+        devices: devices.clone(),
+        screen: screen.clone(),
+        config: config.clone(),
+        note: None,
+    };
     let tasks = TaskTracker::new();
     let (engine, queue) = Engine::with_screen(
         journal.clone(),
@@ -210,13 +231,18 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
         bound.as_deref().map_or("the socket passed by systemd".into(), |p| p.display().to_string()),
         state_dir.display()
     );
-    systemd::ready(&status_line(&engine, "ready"));
+    systemd::ready(&status_line(&engine, "ready", None));
 
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(10)));
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            _ = sighup.recv() => {
+                systemd::reloading("reloading the configuration");
+                let summary = reloader.reload(&engine);
+                systemd::ready(&status_line(&engine, "ready", Some(&summary)));
+            }
             _ = tick.tick() => {
                 // Only a journal that still commits counts as alive.
                 match tokio::time::timeout(Duration::from_secs(5), journal.ping()).await {
@@ -235,7 +261,7 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
                         log::error!("journal did not answer within 5 s");
                     }
                 }
-                systemd::status(&status_line(&engine, "ready"));
+                systemd::status(&status_line(&engine, "ready", reloader.note.as_deref()));
             }
         }
     }
@@ -245,7 +271,7 @@ async fn serve(config: Config, state_dir: PathBuf, listen: Listen) -> Result<()>
     systemd::stopping(&format!("stopping: finishing {running} running operations"));
     shutdown.cancel();
     tasks.close();
-    let limit = Duration::from_millis(config.daemon.shutdown_timeout_ms);
+    let limit = Duration::from_millis(reloader.config.daemon.shutdown_timeout_ms);
     if tokio::time::timeout(limit, tasks.wait()).await.is_err() {
         log::warn!(
             "{} operations still running after {limit:?}; they will be reconciled at the next start",

@@ -33,6 +33,16 @@ pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
+/// RELOADING=1 with MONOTONIC_USEC (which `Type=notify-reload` requires; older systemd ignores
+/// it), then READY=1 ([`ready`]) once the reload is done or refused.
+pub fn reloading(status: &str) {
+    notify(&[
+        NotifyState::Reloading,
+        NotifyState::MonotonicUsec(monotonic_usec() as i128),
+        NotifyState::Status(status),
+    ]);
+}
+
 pub fn status(status: &str) {
     notify(&[NotifyState::Status(status)]);
 }
