@@ -53,6 +53,8 @@ fn the_socket_is_where_clients_look_and_only_for_the_posbridge_group() {
 fn the_service_is_a_watched_notify_daemon_given_time_to_finish_its_operations() {
     assert_eq!(one(SERVICE, "Type"), "notify");
     assert_eq!(one(SERVICE, "ExecStart"), "/usr/bin/posbridge daemon");
+    // `systemctl reload`: SIGHUP re-reads the configuration (src/daemon/reload.rs).
+    assert_eq!(one(SERVICE, "ExecReload"), "/bin/kill -HUP $MAINPID");
     assert_eq!(one(SERVICE, "Restart"), "on-failure");
     assert!(one(SERVICE, "WatchdogSec").ends_with('s'));
     let stop: u64 = one(SERVICE, "TimeoutStopSec")
