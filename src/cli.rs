@@ -302,8 +302,16 @@ pub struct JournalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a configuration file (unknown keys are errors).
-    Check { file: PathBuf },
+    /// Validate a configuration file (unknown keys are errors): the dry run of
+    /// `systemctl reload posbridge`.
+    Check {
+        file: PathBuf,
+        /// Also read every secret the file names, as a reload does, and fail if one cannot
+        /// be read (run it as the daemon's user). A secret left to a systemd credential is
+        /// only named: the service alone sees those.
+        #[arg(long)]
+        secrets: bool,
+    },
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {

@@ -20,7 +20,8 @@ mod providers;
 pub use metrics::{MetricsConfig, MetricsListen};
 
 pub use providers::{
-    IotPayConfig, LifepayConfig, PayseraConfig, PhonePeConfig, ProvidersConfig, SimConfig,
+    IotPayConfig, LifepayConfig, PayseraConfig, PhonePeConfig, ProvidersConfig, SecretKey,
+    SimConfig,
 };
 
 /// Where the packaged daemon looks when neither `--config` nor `POSBRIDGE_CONFIG` is given.

@@ -122,21 +122,52 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Journal(JournalCommand::Salvage(a)) => {
             posbridge::journal::salvage::salvage_command(&posbridge::paths::state_dir(a.state_dir))
         }
-        Command::Config(ConfigCommand::Check { file }) => {
-            let config = Config::load(&file)?;
-            let metrics = match &config.metrics.listen {
-                Some(at) => format!("metrics on {at}"),
-                None => "metrics off".into(),
-            };
-            println!(
-                "{}: ok (default provider {}, journal capacity {}, {metrics})",
-                file.display(),
-                config.default_provider,
-                config.journal.capacity
-            );
-            Ok(exit::OK)
+        Command::Config(ConfigCommand::Check { file, secrets }) => config_check(&file, secrets),
+    }
+}
+
+/// `posbridge config check FILE [--secrets]`: the file's rules, what a reload applies, and
+/// (with `--secrets`) every secret read as a reload reads it. Exit 4 on the first failure.
+fn config_check(file: &std::path::Path, secrets: bool) -> Result<i32> {
+    let config = Config::load(file)?;
+    let metrics = match &config.metrics.listen {
+        Some(at) => format!("metrics on {at}"),
+        None => "metrics off".into(),
+    };
+    println!(
+        "{}: ok (default provider {}, journal capacity {}, {metrics})",
+        file.display(),
+        config.default_provider,
+        config.journal.capacity
+    );
+    println!(
+        "on `systemctl reload posbridge`: the providers, their secrets, default_provider and \
+         [daemon] take effect; [api], journal.capacity and [metrics] wait for a restart"
+    );
+    let mut unreadable = 0;
+    for key in config.providers.secrets() {
+        let name = format!("{}.{}", key.section, key.name);
+        if !secrets {
+            println!("{name}: not read (--secrets reads it as a reload does)");
+            continue;
+        }
+        match posbridge::secret::resolve(key.section, key.name, key.inline, key.file) {
+            Ok(_) => println!("{name}: readable"),
+            Err(posbridge::secret::SecretError::Missing { .. }) => println!(
+                "{name}: from the systemd credential `{}` (only the service sees it)",
+                key.name
+            ),
+            Err(e) => {
+                eprintln!("posbridge: error: {e}; a reload would be refused");
+                unreadable += 1;
+            }
         }
     }
+    Ok(if unreadable > 0 {
+        exit::LOCAL
+    } else {
+        exit::OK
+    })
 }
 
 fn send(args: &posbridge::cli::ClientArgs, req: Value) -> Result<i32> {

@@ -295,3 +295,45 @@ fn reloading_then_ready_with_a_status_reach_the_service_manager() {
         .unwrap_or_else(|| panic!("no STATUS after the refusal: {msgs:?}"));
     assert!(last.contains("last reload refused"), "{last}");
 }
+
+#[test]
+fn config_check_with_secrets_is_the_dry_run_of_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let salt = dir.path().join("salt_key");
+    let path = dir.path().join("posbridge.toml");
+    std::fs::write(&path, phonepe_config("http://127.0.0.1:9", &salt, 1)).unwrap();
+    let check = |secrets: bool| {
+        let mut cmd = std::process::Command::new(common::BIN);
+        cmd.args(["config", "check"]).arg(&path);
+        if secrets {
+            cmd.arg("--secrets");
+        }
+        cmd.env_remove("CREDENTIALS_DIRECTORY").output().unwrap()
+    };
+    // The file's rules alone pass; reading its secret, as a reload would, does not.
+    assert_eq!(check(false).status.code(), Some(0));
+    let out = check(true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("providers.phonepe.salt_key") && stderr.contains("reload would be refused"),
+        "{stderr}"
+    );
+    std::fs::write(&salt, OLD_SALT).unwrap();
+    let out = check(true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("providers.phonepe.salt_key: readable"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("wait for a restart") && !stdout.contains(OLD_SALT),
+        "{stdout}"
+    );
+}

@@ -39,11 +39,65 @@ impl ProvidersConfig {
 
     /// Whether any section holds a secret itself rather than naming its file.
     pub(super) fn has_inline_secret(&self) -> bool {
-        self.phonepe.as_ref().is_some_and(|c| c.salt_key.is_some())
-            || self.iotpay.as_ref().is_some_and(|c| c.key.is_some())
-            || self.paysera.as_ref().is_some_and(|c| c.mac_key.is_some())
-            || self.lifepay.as_ref().is_some_and(|c| c.password.is_some())
+        self.secrets().iter().any(|s| s.inline.is_some())
     }
+
+    /// The secret of each section present: where the file says it is (the provider reads it,
+    /// and `posbridge config check --secrets`; this room never does).
+    pub fn secrets(&self) -> Vec<SecretKey<'_>> {
+        fn key<'a>(
+            section: &'static str,
+            name: &'static str,
+            inline: &'a Option<Secret>,
+            file: &'a Option<PathBuf>,
+        ) -> SecretKey<'a> {
+            SecretKey {
+                section,
+                name,
+                inline: inline.as_ref(),
+                file: file.as_deref(),
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(c) = &self.phonepe {
+            out.push(key(
+                "providers.phonepe",
+                "salt_key",
+                &c.salt_key,
+                &c.salt_key_file,
+            ));
+        }
+        if let Some(c) = &self.iotpay {
+            out.push(key("providers.iotpay", "key", &c.key, &c.key_file));
+        }
+        if let Some(c) = &self.paysera {
+            out.push(key(
+                "providers.paysera",
+                "mac_key",
+                &c.mac_key,
+                &c.mac_key_file,
+            ));
+        }
+        if let Some(c) = &self.lifepay {
+            out.push(key(
+                "providers.lifepay",
+                "password",
+                &c.password,
+                &c.password_file,
+            ));
+        }
+        out
+    }
+}
+
+/// One section's secret: given inline, as a `*_file`, or neither (a systemd credential).
+pub struct SecretKey<'a> {
+    /// `providers.<name>`.
+    pub section: &'static str,
+    /// The key, and the name of the systemd credential that may hold it.
+    pub name: &'static str,
+    pub inline: Option<&'a Secret>,
+    pub file: Option<&'a std::path::Path>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
