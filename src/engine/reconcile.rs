@@ -99,3 +99,7 @@ fn delay(engine: &Engine, id: &str, attempt: usize) -> Option<std::time::Duratio
     }
     Some(engine.wait_before(&entry, attempt))
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
