@@ -337,3 +337,43 @@ fn config_check_with_secrets_is_the_dry_run_of_a_reload() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_provider_section_added_or_removed_takes_effect_for_the_next_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let salt = dir.path().join("salt_key");
+    std::fs::write(&salt, OLD_SALT).unwrap();
+    let replica = Replica::start(dir.path(), "phonepe", OLD_SALT, &[]);
+    let sim_only = "[providers.sim]\ncurrency = \"INR\"\n";
+    let d = Daemon::start_with(Some(sim_only), &[]);
+    let phonepe_pay = |id: &str| {
+        d.request(json!({"action": "pay", "request_id": id, "amount": 1000, "provider": "phonepe"}))
+    };
+    let a = phonepe_pay("before-the-section");
+    assert_eq!(a["reason"], "provider_unavailable", "{a}");
+
+    // The section comes (default_provider stays sim: the file says nothing of it).
+    let with_phonepe =
+        phonepe_config(&replica.url, &salt, 1).replace("default_provider = \"phonepe\"\n", "");
+    rewrite(&d, &with_phonepe);
+    let line = reload(&d);
+    assert!(
+        line.contains("providers phonepe, sim, default sim"),
+        "{line}"
+    );
+    let a = phonepe_pay("with-the-section");
+    assert_eq!(a["code"], 0, "{a}");
+    assert!(replica_has(&replica, "with-the-section"));
+
+    // And goes.
+    rewrite(&d, sim_only);
+    reload(&d);
+    let a = phonepe_pay("after-the-section");
+    assert_eq!(a["reason"], "provider_unavailable", "{a}");
+    let status = d.request(json!({"action": "status"}));
+    assert_eq!(
+        status["data"]["providers"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
+}
