@@ -146,6 +146,7 @@ fn pay_loop(
                 _ => break,
             }
             let line = line.trim_end().to_owned();
+            common::schema::check_answer(&line);
             let v: Value = serde_json::from_str(&line).expect("a JSON answer");
             assert_eq!(v["code"], 0, "{line}");
             seen.answered.push((id, line));

@@ -250,6 +250,7 @@ fn a_line_too_long_named_the_contract_way_is_refused_in_the_contract_shape() {
             .next()
             .expect("an answer, then the connection closes");
         assert_eq!(answer.lines().count(), 1, "{answer}");
+        common::schema::check_answer(first);
         serde_json::from_str(first).unwrap()
     };
     let r = too_long(&line);

@@ -163,7 +163,9 @@ fn a_100_mb_line_is_refused_and_closes_only_its_own_connection() {
         sent >> 10
     );
     assert!(sent < 100 << 20, "the daemon read the whole 100 MB line");
-    let v: Value = serde_json::from_str(answer.lines().next().expect("an answer")).unwrap();
+    let first = answer.lines().next().expect("an answer");
+    common::schema::check_answer(first);
+    let v: Value = serde_json::from_str(first).unwrap();
     assert_eq!(v["reason"], "invalid_request", "{v}");
     assert!(
         v["message"].as_str().unwrap().contains("longer than"),

@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod kill_loop;
 pub mod paysera;
 pub mod replica;
+pub mod schema;
 pub mod scrape;
 pub mod skip;
 
@@ -499,7 +500,11 @@ pub fn send_in_thread(d: &Daemon, req: Value) -> std::thread::JoinHandle<Option<
         w.write_all(format!("{req}\n").as_bytes()).ok()?;
         let mut line = String::new();
         match BufReader::new(stream).read_line(&mut line) {
-            Ok(n) if n > 0 => Some(line.trim_end().to_owned()),
+            Ok(n) if n > 0 => {
+                let line = line.trim_end().to_owned();
+                schema::check_answer(&line);
+                Some(line)
+            }
             _ => None,
         }
     })
@@ -531,12 +536,17 @@ impl Client {
         self.writer.write_all(bytes).unwrap();
     }
 
-    /// Reads one response line; `None` at EOF.
+    /// Reads one response line; `None` at EOF. Every line read is checked against the API's
+    /// JSON Schema ([`schema::check_answer`]).
     pub fn read_line(&mut self) -> Option<String> {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => None,
-            Ok(_) => Some(line.trim_end_matches('\n').to_owned()),
+            Ok(_) => {
+                let line = line.trim_end_matches('\n').to_owned();
+                schema::check_answer(&line);
+                Some(line)
+            }
             Err(e) => panic!("reading a response: {e}"),
         }
     }
