@@ -1,0 +1,171 @@
+"""The soak's POS (hil/soak): lanes, each a till sending one provider's operations one after
+the other on new connections, as a POS would: its own request_id for each, and when an answer
+is unknown or a kill cut the connection, get_result later until the outcome is final. It
+records every request and its final answer in the Book; it never reads a backend's ledger
+(ledgers.py) and never starts or stops a process (rig.py)."""
+
+import threading
+import time
+
+from soaklib.rig import Cut, NoDaemon, is_unknown, rpc
+
+# name: (share of the day's pays, POS lanes, request_id prefix, refunds, cancels). The card
+# reader takes one operation at a time and Paysera's spot one pending order: one lane each.
+# Cancels only where a cancel of an approved pay is a charge of its own at the backend the
+# ledger check reads (sim ledger, the reader's results); PhonePe refunds (a REFUND record);
+# no IOT Pay refunds (a refund whose answer a kill cuts stays unknown for an operator by
+# design: IOT Pay has no refund query) and none at Paysera (it documents none).
+PROVIDERS = {
+    "sim": (0.40, 2, "sm", True, True),
+    "phonepe": (0.18, 2, "pp", True, False),
+    "iotpay": (0.12, 1, "io", False, False),
+    "paysera": (0.12, 1, "ps", False, False),
+    "lifepay": (0.18, 1, "lp", True, True),
+}
+# The test amounts that decline (..51 at every backend but Paysera, where ..52 is a rejected
+# reservation); ~10% of pays.
+DECLINE_TAIL = {"paysera": 52}
+REFUND_PERCENT = 4
+CANCEL_PERCENT = 2
+# How long a POS asks get_result for an unknown outcome before leaving it for the end.
+SETTLE_S = 300
+
+
+class Book:
+    """Every request the POS sent and its final answer; the pay count events key on."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []
+        self.pays = 0
+        self.month_latency = []  # ms of pays answered final at once, this month
+        self.abort = None
+
+    def add(self, rec):
+        with self.lock:
+            self.requests.append(rec)
+            if rec["kind"] == "pay":
+                self.pays += 1
+                if rec["latency_ms"] is not None:
+                    self.month_latency.append(rec["latency_ms"])
+
+    def take_latency(self):
+        with self.lock:
+            out, self.month_latency = self.month_latency, []
+        return out
+
+    def unknown(self):
+        with self.lock:
+            return [r for r in self.requests if is_unknown(r["final"])]
+
+
+def get_final(sock, rid, limit_s=SETTLE_S):
+    """get_result until the outcome is final (or limit_s passes: the last answer)."""
+    end = time.monotonic() + limit_s
+    a = None
+    while True:
+        try:
+            a = rpc(sock, {"action": "get_result", "request_id": rid})
+            if not is_unknown(a):
+                return a
+        except (NoDaemon, Cut):
+            pass
+        if time.monotonic() > end:
+            return a or {"error_type": "unknown_result_error", "message": "no answer"}
+        time.sleep(0.2)
+
+
+class Lane(threading.Thread):
+    def __init__(self, sock, book, provider, index, rng):
+        super().__init__(daemon=True)
+        self.sock, self.book, self.provider, self.index, self.rng = sock, book, provider, index, rng
+        _, _, self.prefix, self.refunds, self.cancels = PROVIDERS[provider]
+        self.reversible = []  # approved pays' data, each reversed at most once (newest 50)
+        self.quota = 0
+        self.day = 0
+        self.n = 0
+        self.go = threading.Event()
+        self.done = threading.Event()
+        self.done.set()
+
+    def start_day(self, day, quota):
+        self.day, self.quota = day, quota
+        # The soak starts each replica afresh at the day's end (its state file is the day's
+        # ledger), so a refund or cancel reverses a pay of the same day.
+        self.reversible = []
+        self.done.clear()
+        self.go.set()
+
+    def run(self):
+        while True:
+            self.go.wait()
+            self.go.clear()
+            try:
+                self.one_day()
+            except Exception as e:  # a broken lane stops the soak, loudly
+                self.book.abort = "lane %s%d: %r" % (self.provider, self.index, e)
+            self.done.set()
+
+    def amount(self):
+        tail = DECLINE_TAIL.get(self.provider, 51) if self.rng.random() < 0.10 else 10
+        return self.rng.randint(1, 80) * 100 + tail
+
+    def one_day(self):
+        pays = 0
+        while pays < self.quota and not self.book.abort:
+            self.n += 1
+            rid = "%s%d_d%03d_%06d" % (self.prefix, self.index, self.day, self.n)
+            roll = self.rng.randrange(100)
+            primary = None
+            if self.reversible and self.refunds and roll < REFUND_PERCENT:
+                kind = "refund"
+            elif self.reversible and self.cancels and roll < REFUND_PERCENT + CANCEL_PERCENT:
+                kind = "cancel"
+            else:
+                kind = "pay"
+            req = {"action": kind, "request_id": rid, "provider": self.provider,
+                   "metadata": {"soak": rid}}
+            if kind == "pay":
+                pays += 1
+                req["amount"] = self.amount()
+                if self.provider == "phonepe":
+                    req["params"] = {"handover_seconds": 2}
+            else:
+                primary = self.reversible.pop(self.rng.randrange(len(self.reversible)))
+                req["amount"] = primary["amount"]
+                req["primary_transaction"] = primary
+            self.send(kind, req)
+
+    def send(self, kind, req):
+        rid = req["request_id"]
+        t0 = t1 = time.monotonic()
+        direct, cut = None, False
+        while True:
+            try:
+                direct = rpc(self.sock, req)
+                break
+            except NoDaemon:  # not sent: the daemon is restarting
+                if time.monotonic() - t0 > SETTLE_S:
+                    raise
+                time.sleep(0.1)
+                t1 = time.monotonic()
+            except Cut:
+                cut = True
+                break
+        latency = None
+        final = direct
+        if direct is not None and not is_unknown(direct):
+            # From the send that reached the daemon: a wait for a restart is not its latency.
+            latency = (time.monotonic() - t1) * 1000
+        else:
+            final = get_final(self.sock, rid)
+        self.book.add({"id": rid, "kind": kind, "provider": self.provider,
+                       "amount": req["amount"], "day": self.day, "cut": cut,
+                       "direct": direct, "final": final, "latency_ms": latency})
+        if kind == "pay" and final.get("code") == 0:
+            self.reversible.append(final["data"])
+            del self.reversible[:-50]
+        elif final.get("code") not in (0, None) and final.get("reason") not in (
+                "declined", "not_found"):
+            # The reader away (unplugged) or a backend refusing: a POS waits a moment.
+            time.sleep(0.2)
