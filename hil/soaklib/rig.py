@@ -13,7 +13,6 @@ import time
 
 TICK = os.sysconf("SC_CLK_TCK")
 MiB = 1024 * 1024
-JOURNAL_CAPACITY = 500
 
 def log(msg):
     print(time.strftime("%H:%M:%S ") + msg, file=sys.stderr, flush=True)
@@ -136,8 +135,8 @@ class Rig:
 
     def write_config(self):
         """Every provider in one config: the replicas' URLs (started first), the secrets in
-        files, the timings of the kill loop's rigs (tests/kill_loop/), the journal at its
-        default capacity (500) written out, so the bound the soak holds is visible here."""
+        files, the timings of the kill loop's rigs (tests/kill_loop/), the journal's capacity
+        (--journal-capacity) written out."""
         pp, io, ps = (self.replicas[n]["url"] for n in ("phonepe", "iotpay", "paysera"))
         salt = self.secret_file("phonepe.salt", self.REPLICA_SECRETS["phonepe"])
         key = self.secret_file("iotpay.key", self.REPLICA_SECRETS["iotpay"])
@@ -146,7 +145,7 @@ class Rig:
         self.account = "shop-17:" + pw
         cfg = f"""default_provider = "sim"
 [journal]
-capacity = {JOURNAL_CAPACITY}
+capacity = {self.args.journal_capacity}
 [providers.sim]
 currency = "INR"
 [providers.phonepe]
