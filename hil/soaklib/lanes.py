@@ -29,7 +29,7 @@ DECLINE_TAIL = {"paysera": 52}
 REFUND_PERCENT = 4
 CANCEL_PERCENT = 2
 # How long a POS asks get_result for an unknown outcome before leaving it for the end.
-SETTLE_S = 300
+SETTLE_S = 120
 
 
 class Book:
