@@ -87,6 +87,7 @@ def get_final(sock, rid, limit_s=SETTLE_S):
     """get_result until the outcome is final (or limit_s passes: the last answer)."""
     end = time.monotonic() + limit_s
     a = None
+    pause = 0.2
     while True:
         try:
             a = rpc(sock, {"action": "get_result", "request_id": rid})
@@ -96,7 +97,10 @@ def get_final(sock, rid, limit_s=SETTLE_S):
             pass
         if time.monotonic() > end:
             return a or {"error_type": "unknown_result_error", "message": "no answer"}
-        time.sleep(0.2)
+        # A POS asks again soon, then less often (each get_result of an unknown card-reader
+        # sale asks the reader again and logs two lines).
+        time.sleep(pause)
+        pause = min(pause * 1.5, 2.0)
 
 
 class Lane(threading.Thread):
