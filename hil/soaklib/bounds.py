@@ -42,11 +42,12 @@ BOUNDS = [
      "log lines per operation under 33: journald's default rate limit is 10,000 lines per 30 s "
      "per service (RateLimitBurst, RateLimitIntervalSec), 333 lines/s; at 10 sales/s a sale "
      "may log 33 lines before journald starts dropping them"),
-    ("p50_ms", "ref", (1.5, 50),
+    ("p50_ms", "ref", (1.5, 150),
      "p50 pay latency (pays that met no fault: none in flight during a kill, an unplug or a "
-     "stepped clock, or within 1 s after one) within 50% + 50 ms of month 2's: the replicas' "
-     "fixed customer delays (100 ms) and the reader's 200 ms dominate it; a lookup that grows "
-     "with the journal or a ledger would show"),
+     "stepped clock, or within 1 s after one) within 50% + 150 ms of month 2's: the median "
+     "sits between the sim's ~2 ms pays and the replicas' and reader's ~100-250 ms ones, so "
+     "it may flip between them from one month to the next (seen in --short: 1.4-7.3 ms, "
+     "106 ms with other weights); a lookup that grows with the journal or a ledger grows past"),
     ("p99_ms", "ref", (2.0, 500),
      "p99 pay latency (the same pays) within twice month 2's + 500 ms: the slowest 1% of a "
      "month is a few sales on a shared 2-core machine (2 of --short's 196), so it is noisy"),
