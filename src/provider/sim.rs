@@ -25,6 +25,11 @@ use crate::config::SimConfig;
 
 pub const LEDGER_FILE: &str = "sim-backend.sqlite";
 
+/// Closed shifts whose calls the ledger keeps; older calls are dropped at each close_shift, so
+/// the ledger stays bounded like the journal (a refund of a pay from before them is refused as
+/// unknown to the backend, as a real acquirer's books would after their retention).
+pub const KEEP_SHIFTS: i64 = 60;
+
 /// Longest `params.delay_ms` accepted.
 pub const MAX_DELAY_MS: u64 = 600_000;
 
@@ -262,6 +267,11 @@ impl Sim {
                     now_rfc3339(),
                     backend_id(op)
                 ],
+            )?;
+            c.execute(
+                "DELETE FROM calls WHERE seq <= (SELECT seq FROM calls WHERE action = 'close_shift'
+                                                 ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                params![KEEP_SHIFTS],
             )?;
             Ok(summary)
         })
