@@ -35,11 +35,12 @@ const BACKOFF_CAP: Duration = Duration::from_secs(3600);
 pub(super) struct Witnessed(Mutex<HashSet<String>>);
 
 impl Witnessed {
-    pub(super) fn add(&self, id: &str) {
+    /// Whether `id` is new here.
+    pub(super) fn add(&self, id: &str) -> bool {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned());
+            .insert(id.to_owned())
     }
 
     fn has(&self, id: &str) -> bool {
@@ -80,8 +81,16 @@ impl Engine {
         match self.evidence_of(op) {
             None => Outcome::Failed(f),
             Some(evidence) => {
-                log::warn!(request_id = op.request_id.as_str(), provider = op.provider.as_str(),
-                    action = op.kind.as_str();
+                // A warning once a process, when the contradiction is found; each later check
+                // that finds it again (a POS polling get_result, the reconciler) at debug, so
+                // the log stays within journald's rate limit however often it is asked.
+                let level = if self.contradicted.add(&op.request_id) {
+                    log::Level::Warn
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(level, request_id = op.request_id.as_str(),
+                    provider = op.provider.as_str(), action = op.kind.as_str();
                     "{} {}: {} now has no record of it ({}), after {}; the outcome stays unknown",
                     op.kind.as_str(), op.request_id, op.provider, f.reason, shown(&evidence));
                 Outcome::Unknown(contradiction(op, &evidence))

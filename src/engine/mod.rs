@@ -57,6 +57,8 @@ pub struct Engine {
     stats: Stats,
     /// Operations whose evidence was witnessed in this process (`evidence.rs`).
     witnessed: Arc<evidence::Witnessed>,
+    /// Operations whose contradiction was warned about in this process (`evidence.rs`).
+    contradicted: evidence::Witnessed,
     /// `daemon.manual_check_after_ms`.
     manual_check_after_ms: AtomicU64,
 }
@@ -104,6 +106,7 @@ impl Engine {
             screen,
             stats: Stats::default(),
             witnessed: Default::default(),
+            contradicted: Default::default(),
             manual_check_after_ms: AtomicU64::new(evidence::MANUAL_CHECK_AFTER.as_millis() as u64),
         };
         (Arc::new(engine), rx)

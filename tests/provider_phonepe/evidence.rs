@@ -152,6 +152,18 @@ fn after_kill9_a_blind_status_stays_unknown_becomes_manual_check_and_settles_whe
     assert_eq!(v["data"]["manual_check"], json!([]), "{v}");
     assert_eq!(s.calls("blind-2"), 1, "never sent again");
     s.no_secret_in_log();
+    // The contradiction is warned about once a process (when it is found), and each check
+    // that finds it again is logged at debug: the log stays within journald's rate limit
+    // however often a POS asks.
+    let log = s.d.log();
+    let found: Vec<&str> = log.lines().filter(|l| l.contains(CONTRADICTED)).collect();
+    let warned = found.iter().filter(|l| l.contains(" WARN ")).count();
+    assert!(
+        (1..=2).contains(&warned) && found.len() > warned,
+        "{warned} warnings of {} contradictions:\n{}",
+        found.len(),
+        found.join("\n")
+    );
 }
 
 #[test]
