@@ -76,7 +76,7 @@ pub fn count_syscalls(d: &Daemon, pays: usize, prefix: &str) -> Option<Syscalls>
     // The idle threads' calls pending at attach and the client's connect add a few; the
     // connection's accept and close are not a pay's either, but they are counted (1 per run).
     let mut by_name: Vec<_> = counts.into_iter().collect();
-    by_name.sort_by(|a, b| b.1.cmp(&a.1));
+    by_name.sort_by_key(|b| std::cmp::Reverse(b.1));
     Some(Syscalls {
         pays,
         by_name,
@@ -198,4 +198,21 @@ pub fn rss_split(d: &Daemon) -> (u64, u64, u64) {
 /// Lines in the daemon's log so far.
 pub fn log_lines(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("daemon.log")).map_or(0, |s| s.lines().count())
+}
+
+/// The filesystem type and source `dir` is on.
+pub fn fs_of(dir: &Path) -> String {
+    Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE,SOURCE", "-T"])
+        .arg(dir)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The 1-minute load average.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().next().unwrap_or("?").to_owned())
+        .unwrap_or_else(|_| "?".into())
 }
