@@ -69,9 +69,6 @@ impl Sim {
         let conn = Connection::open(state_dir.join(LEDGER_FILE))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "OFF")?;
-        // The ledger grows with every sale; its page cache need not (SQLite's default is 2 MB,
-        // held in the daemon's memory): lookups go by index.
-        conn.pragma_update(None, "cache_size", -256)?;
         conn.execute_batch(LEDGER_SCHEMA)?;
         // Ledgers made before per-operation backend ids have no backend_id column.
         let has_backend_id: bool = conn.query_row(
