@@ -23,9 +23,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// The daemon's few threads share one malloc arena: glibc's default of one arena per thread
+/// (up to 8 per core) keeps memory each thread once freed (issue 20: RSS at rest).
+fn lean_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: a malloc tuning call, made before the daemon starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Daemon(a) => {
+            lean_allocator();
             systemd::init_logging();
             daemon::run(daemon::Options {
                 config: a.config,

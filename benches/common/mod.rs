@@ -21,6 +21,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(dir: &Path, config: Option<&Path>) -> Daemon {
+        Daemon::start_notifying(dir, config, None)
+    }
+
+    /// `start`, with `NOTIFY_SOCKET` set to `notify` when given (the daemon then sends its
+    /// READY there, as under systemd).
+    pub fn start_notifying(dir: &Path, config: Option<&Path>, notify: Option<&Path>) -> Daemon {
         let socket = dir.join("api.sock");
         let mut cmd = Command::new(BIN);
         cmd.arg("daemon")
@@ -31,8 +37,11 @@ impl Daemon {
         if let Some(config) = config {
             cmd.arg("--config").arg(config);
         }
+        match notify {
+            Some(path) => cmd.env("NOTIFY_SOCKET", path),
+            None => cmd.env_remove("NOTIFY_SOCKET"),
+        };
         let child = cmd
-            .env_remove("NOTIFY_SOCKET")
             .env_remove("LISTEN_FDS")
             .env_remove("WATCHDOG_USEC")
             .env_remove("POSBRIDGE_CONFIG")
@@ -49,6 +58,10 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         Daemon { child, socket }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// VmRSS in KiB.

@@ -71,7 +71,9 @@ impl Engine {
                 );
             }
         }
-        log::info!(request_id = op.request_id.as_str(), provider = op.provider.as_str(),
+        // At debug: the outcome's line (below) names the operation at info, and an operation
+        // cut off before its outcome is named by the recovery at the next start.
+        log::debug!(request_id = op.request_id.as_str(), provider = op.provider.as_str(),
             action = op.kind.as_str(); "{} {} started", op.kind.as_str(), op.request_id);
         // Its own task: the operation finishes and is recorded even if this connection goes.
         let engine = self.clone();
