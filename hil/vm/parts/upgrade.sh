@@ -3,6 +3,11 @@
 # customer; a newer journal refused under systemd; a real downgrade to the previous release and
 # back; a purge and a reinstall. Runs in boot 1 BEFORE part 1 and ends with nothing installed
 # and no journal, so part 1 still installs on a clean machine. /job/previous.deb, /job/posbridge.deb.
+# Control runs (hil/vm/run --break KNOB; hil/vm/README.md, "Seen failing"): upgrade-restarts-socket,
+# upgrade-no-restart (this .deb repacked with another postinst), upgrade-no-drain (systemd kills
+# the old daemon 1 s into its stop), upgrade-lose-sale (a row deleted at the upgrade),
+# upgrade-newer-accepted (the "newer" journal stamped with the current version),
+# downgrade-lose (an answer rewritten at the downgrade), purge-removes-journal.
 . /job/parts/lib.sh
 t0=$(now)
 PREV=/job/previous.deb NEW=/job/posbridge.deb DB=/var/lib/posbridge/journal.sqlite
@@ -51,6 +56,11 @@ wpid=$!
 wait_for 20 bash -c 'journalctl -u posbridge.service -b -o cat | grep -q "up-wait-1 started"'
 sock0="$(stat -c %i /run/posbridge/api.sock) $(systemctl show -P InvocationID posbridge.socket)"
 pid0=$(systemctl show -P MainPID posbridge.service)
+if broken upgrade-no-drain; then   # control: systemd kills the old daemon 1 s into its stop
+    mkdir -p /etc/systemd/system/posbridge.service.d
+    printf '[Service]\nTimeoutStopSec=1s\n' > /etc/systemd/system/posbridge.service.d/vm-break.conf
+    systemctl daemon-reload
+fi
 t=$(now)
 apt_in "$NEW" > /tmp/up-apt1.log 2>&1 &
 apid=$!
@@ -62,6 +72,7 @@ npid=$!
 wait $apid; arc=$?; took=$(since "$t")
 wait $wpid; wrc=$?
 wait $npid; nrc=$?
+rm -rf /etc/systemd/system/posbridge.service.d; systemctl daemon-reload
 sock1="$(stat -c %i /run/posbridge/api.sock 2>&1) $(systemctl show -P InvocationID posbridge.socket)"
 pid1=$(systemctl show -P MainPID posbridge.service)
 check upgrade.socket-kept "apt rc=$arc in $took s; socket inode+invocation before: $sock0, after: $sock1; $(systemctl is-active posbridge.socket)" \
@@ -94,7 +105,12 @@ systemctl stop posbridge.service
 uv0="$(uv)"
 if broken upgrade-newer-accepted; then bump=$uv0; else bump=$((uv0 + 7)); fi   # control: not newer
 python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version=%d" % int(sys.argv[2])); c.commit()' "$DB" "$bump"
-(cd /var/lib/posbridge && ls -la journal.sqlite*; sha256sum journal.sqlite*) > /tmp/up-sum0.txt 2>&1
+# What the journal holds on disk: the database file (bytes and mtime) and the WAL's frames, if
+# any. SQLite's read-only open of a WAL journal creates an empty -wal and the -shm index (a
+# cache it rebuilds) when they are missing: those are not the journal's data.
+jsum() { (cd /var/lib/posbridge && stat -c '%n %s %Y' journal.sqlite && sha256sum journal.sqlite \
+    && if [ -s journal.sqlite-wal ]; then sha256sum journal.sqlite-wal; else echo "wal: no frames"; fi) 2>&1; }
+jsum > /tmp/up-sum0.txt
 n0=$(systemctl show -P NRestarts posbridge.service)
 t=$(now)
 systemctl start posbridge.service 2> /dev/null
@@ -104,15 +120,18 @@ wait_for 90 failed; f=$?; ftook=$(since "$t")
 sleep 5   # would it start again by itself, or through the socket?
 posbridge status > /dev/null 2>&1
 sleep 3
-(cd /var/lib/posbridge && ls -la journal.sqlite*; sha256sum journal.sqlite*) > /tmp/up-sum1.txt 2>&1
+jsum > /tmp/up-sum1.txt
+extra="$(cd /var/lib/posbridge && ls journal.sqlite-* 2>/dev/null | tr '\n' ' ')"
 n1=$(systemctl show -P NRestarts posbridge.service)
-starts=$(journalctl -u posbridge.service -b -o cat | grep -c 'was written by a newer posbridge')
+refusals=$(journalctl -u posbridge.service -b -o cat | grep -c 'was written by a newer posbridge')
 systemctl status posbridge.service --no-pager -l > /tmp/up-status.txt 2>&1
+# systemctl status shows the last 10 lines: systemd's own about the start limit, after the refusal.
+in_status=$(grep -c 'newer posbridge' /tmp/up-status.txt)
 said="$(journalctl -u posbridge.service -b -o cat | grep -m1 'newer posbridge' | cut -c1-220)"
+journalctl -u posbridge.service -b -o cat | grep 'newer posbridge' | sort | uniq -c > /tmp/up-refusals.txt
 sockst="$(systemctl show -P ActiveState posbridge.socket)/$(systemctl show -P Result posbridge.socket)"
-check upgrade.newer-refused "user_version $uv0 -> $bump: service $(systemctl show -P ActiveState posbridge.service)/$(systemctl show -P Result posbridge.service) after $ftook s, restarts $n0 -> $n1, refusals logged $starts, socket $sockst; files $(cmp -s /tmp/up-sum0.txt /tmp/up-sum1.txt && echo unchanged || echo CHANGED); log: $said" \
-    bash -c "[ $f = 0 ] && cmp /tmp/up-sum0.txt /tmp/up-sum1.txt && [ $starts -ge 1 ] && [ $starts -le 6 ] && grep -q 'schema $bump' /tmp/up-status.txt"
-cp /tmp/up-status.txt /tmp/up-sum0.txt /tmp/up-sum1.txt /job/ 2>/dev/null
+check upgrade.newer-refused "user_version $uv0 -> $bump: service $(systemctl show -P ActiveState posbridge.service)/$(systemctl show -P Result posbridge.service) after $ftook s, restarts $n0 -> $n1, socket $sockst; journal.sqlite and WAL frames $(cmp -s /tmp/up-sum0.txt /tmp/up-sum1.txt && echo unchanged || echo CHANGED) (files beside it after: ${extra:-none}); in systemctl status: $in_status lines; log: $said" \
+    bash -c "[ $f = 0 ] && cmp /tmp/up-sum0.txt /tmp/up-sum1.txt && [ $refusals -ge 1 ] && [ \$(( $n1 - $n0 )) -le 5 ] && [ '$sockst' = failed/service-start-limit-hit ] && grep -q 'journal schema $bump; this binary knows up to $uv0' /tmp/up-refusals.txt"
 systemctl stop posbridge.socket posbridge.service
 python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version=%d" % int(sys.argv[2])); c.commit()' "$DB" "$uv0"
 chown posbridge:posbridge /var/lib/posbridge/journal.sqlite* 2>/dev/null
