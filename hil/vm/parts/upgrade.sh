@@ -7,7 +7,8 @@
 # upgrade-no-restart (this .deb repacked with another postinst), upgrade-no-drain (systemd kills
 # the old daemon 1 s into its stop), upgrade-lose-sale (a row deleted at the upgrade),
 # upgrade-newer-accepted (the "newer" journal stamped with the current version),
-# downgrade-lose (an answer rewritten at the downgrade), purge-removes-journal.
+# downgrade-lose (an answer rewritten at the downgrade), purge-removes-journal; and the
+# experiment downgrade-prerm-refuses (below).
 . /job/parts/lib.sh
 t0=$(now)
 PREV=/job/previous.deb NEW=/job/posbridge.deb DB=/var/lib/posbridge/journal.sqlite
@@ -139,8 +140,17 @@ systemctl reset-failed posbridge.service posbridge.socket
 systemctl start posbridge.socket
 
 # 4. A real downgrade: the previous release's .deb over this one, and back.
+# downgrade-prerm-refuses (an experiment, not a step's control): this .deb reinstalled with a
+# prerm that fails on `upgrade` to an older version, to see whether dpkg then stops the downgrade.
+if broken downgrade-prerm-refuses; then
+    rm -rf /tmp/repack; dpkg-deb -R "$NEW" /tmp/repack
+    sed -i '2i case "$1" in upgrade) if dpkg --compare-versions "$2" lt 0.2.0; then echo "prerm: refusing the downgrade to $2" >&2; exit 1; fi ;; esac' /tmp/repack/DEBIAN/prerm
+    dpkg-deb -Zgzip -z1 -b /tmp/repack /tmp/new-prerm.deb > /dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall /tmp/new-prerm.deb > /tmp/up-apt-prerm.log 2>&1
+fi
 t=$(now)
 apt_in "$PREV" > /tmp/up-apt2.log 2>&1; drc=$?; dtook=$(since "$t")
+broken downgrade-prerm-refuses && echo "downgrade with a refusing prerm: rc=$drc, now $(dpkg-query -W -f '${Version}' posbridge): $(grep -i 'prerm\|refusing\|error' /tmp/up-apt2.log | tr '\n' ' ' | cut -c1-400)"
 down_v="$(version)"
 broken downgrade-lose && python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("UPDATE operations SET response=replace(response,\"approved\",\"declined\") WHERE request_id=?", ("up-window-1",)); c.commit()' "$DB"
 same_as /tmp/up-after.txt; dd=$?
