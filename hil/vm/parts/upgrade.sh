@@ -85,8 +85,8 @@ settled() { ask get_result up-wait-1 | grep -q '"status":"approved"'; }
 wait_for 60 settled; s=$?
 check upgrade.mid-sale "stop began with: $w_state; the waiting sale's client rc=$wrc $wst; get_result approved: $([ $s = 0 ] && echo yes || echo no); daemon pid $pid0 -> $pid1" \
     bash -c "[ '$w_state' = 'deactivating sale-waiting' ] && { [ $wrc = 0 ] || [ $wrc = 3 ]; } && [ -n '$wst' ] && [ $s = 0 ] && [ '$pid0' != '$pid1' ]"
-check upgrade.restart-window "a sale sent while the old daemon stopped: rc=$nrc $(grep -o '"status":"[a-z_]*"' /tmp/up-window.out | head -1) $(head -c 120 /tmp/up-window.out | grep -v '^{')" \
-    bash -c "[ $nrc = 0 ] && grep -q '\"status\":\"approved\"' /tmp/up-window.out"
+check upgrade.restart-window "a sale sent with the service ${w_state% *}: rc=$nrc $(grep -o '"status":"[a-z_]*"' /tmp/up-window.out | head -1) $(head -c 120 /tmp/up-window.out | grep -v '^{')" \
+    bash -c "[ '${w_state% *}' = deactivating ] && [ $nrc = 0 ] && grep -q '\"status\":\"approved\"' /tmp/up-window.out"
 new_v="$(version)"
 if broken upgrade-lose-sale; then   # control: an upgrade that loses a sale from the journal
     systemctl stop posbridge.service
