@@ -50,11 +50,12 @@ n_fin=$(head -4 /tmp/up-before.txt | grep -c '"status":"\(approved\|refunded\)"\
 check upgrade.previous "apt install of $(dpkg-query -W -f '${Version}' posbridge 2>&1) rc=$rc in $(since "$t") s, status names ${old_v:-nothing}, $n_fin of 4 operations final" \
     bash -c "[ $rc = 0 ] && [ '$old_v' != '' ] && [ $n_fin = 4 ]"
 
-# 2. The upgrade, mid-sale: a sale waiting 25 s for its customer, then apt install of the new
-# .deb; during the restart window (the old daemon draining) one more sale is sent.
-posbridge pay --amount 700 --request-id up-wait-1 --param delay_ms=25000 --json > /tmp/up-wait.out 2>&1 &
-wpid=$!
-wait_for 20 bash -c 'journalctl -u posbridge.service -b -o cat | grep -q "up-wait-1 started"'
+# 2. The upgrade, mid-sale: apt install of the new .deb; once dpkg has unpacked it (the old
+# daemon still serves: nothing is stopped before the unpack), a sale that waits 15 s for its
+# customer, so that it is running when the postinst restarts the service and ends within the
+# 30 s the old daemon drains for, however slow the unpack (a sale started before apt, 25 s,
+# had ended before a 49 s apt install reached its postinst on a loaded host). During the
+# restart window (the old daemon draining) one more sale is sent.
 sock0="$(stat -c %i /run/posbridge/api.sock) $(systemctl show -P InvocationID posbridge.socket)"
 pid0=$(systemctl show -P MainPID posbridge.service)
 if broken upgrade-no-drain; then   # control: systemd kills the old daemon 1 s into its stop
@@ -65,6 +66,11 @@ fi
 t=$(now)
 apt_in "$NEW" > /tmp/up-apt1.log 2>&1 &
 apid=$!
+unpacked() { case "$(dpkg-query -W -f '${db:Status-Status}' posbridge 2>/dev/null)" in unpacked|half-configured) true ;; *) ! kill -0 $apid ;; esac; }
+wait_for 300 unpacked
+unpacked_at=$(since "$t")
+posbridge pay --amount 700 --request-id up-wait-1 --param delay_ms=15000 --json > /tmp/up-wait.out 2>&1 &
+wpid=$!
 # The restart window: systemd is stopping the old daemon (it drains the waiting sale).
 wait_for 120 bash -c '[ "$(systemctl show -P ActiveState posbridge.service)" = deactivating ] || ! kill -0 '$apid
 w_state="$(systemctl show -P ActiveState posbridge.service) $(kill -0 $wpid 2>/dev/null && echo sale-waiting || echo sale-done)"
@@ -83,8 +89,10 @@ check upgrade.socket-kept "apt rc=$arc in $took s; socket inode+invocation befor
 wst="$(grep -o '"status":"[a-z_]*"' /tmp/up-wait.out | head -1)"
 settled() { ask get_result up-wait-1 | grep -q '"status":"approved"'; }
 wait_for 60 settled; s=$?
-check upgrade.mid-sale "stop began with: $w_state; the waiting sale's client rc=$wrc $wst; get_result approved: $([ $s = 0 ] && echo yes || echo no); daemon pid $pid0 -> $pid1" \
-    bash -c "[ '$w_state' = 'deactivating sale-waiting' ] && { [ $wrc = 0 ] || [ $wrc = 3 ]; } && [ -n '$wst' ] && [ $s = 0 ] && [ '$pid0' != '$pid1' ]"
+# Taken by the old daemon (not queued for the new one): its start is logged by the old pid.
+by_old=$(journalctl -b _PID="$pid0" -o cat | grep -c 'up-wait-1 started')
+check upgrade.mid-sale "sale sent $unpacked_at s into apt (unpacked); started by the old daemon: $by_old; stop began with: $w_state; the waiting sale's client rc=$wrc $wst; get_result approved: $([ $s = 0 ] && echo yes || echo no); daemon pid $pid0 -> $pid1" \
+    bash -c "[ $by_old -ge 1 ] && [ '$w_state' = 'deactivating sale-waiting' ] && { [ $wrc = 0 ] || [ $wrc = 3 ]; } && [ -n '$wst' ] && [ $s = 0 ] && [ '$pid0' != '$pid1' ]"
 check upgrade.restart-window "a sale sent with the service ${w_state% *}: rc=$nrc $(grep -o '"status":"[a-z_]*"' /tmp/up-window.out | head -1) $(head -c 120 /tmp/up-window.out | grep -v '^{')" \
     bash -c "[ '${w_state% *}' = deactivating ] && [ $nrc = 0 ] && grep -q '\"status\":\"approved\"' /tmp/up-window.out"
 new_v="$(version)"
