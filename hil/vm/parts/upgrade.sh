@@ -51,11 +51,12 @@ check upgrade.previous "apt install of $(dpkg-query -W -f '${Version}' posbridge
     bash -c "[ $rc = 0 ] && [ '$old_v' != '' ] && [ $n_fin = 4 ]"
 
 # 2. The upgrade, mid-sale: apt install of the new .deb; once dpkg has unpacked it (the old
-# daemon still serves: nothing is stopped before the unpack), a sale that waits 15 s for its
+# daemon still serves: nothing is stopped before the unpack), a sale that waits 25 s for its
 # customer, so that it is running when the postinst restarts the service and ends within the
 # 30 s the old daemon drains for, however slow the unpack (a sale started before apt, 25 s,
-# had ended before a 49 s apt install reached its postinst on a loaded host). During the
-# restart window (the old daemon draining) one more sale is sent.
+# had ended before a 49 s apt install reached its postinst on a loaded host; one of 15 s sent
+# at the unpack had ended before the postinst's restart in a whole run, with bumble starting
+# beside it). During the restart window (the old daemon draining) one more sale is sent.
 sock0="$(stat -c %i /run/posbridge/api.sock) $(systemctl show -P InvocationID posbridge.socket)"
 pid0=$(systemctl show -P MainPID posbridge.service)
 if broken upgrade-no-drain; then   # control: systemd kills the old daemon 1 s into its stop
@@ -69,11 +70,12 @@ apid=$!
 unpacked() { case "$(dpkg-query -W -f '${db:Status-Status}' posbridge 2>/dev/null)" in unpacked|half-configured) true ;; *) ! kill -0 $apid ;; esac; }
 wait_for 300 unpacked
 unpacked_at=$(since "$t")
-posbridge pay --amount 700 --request-id up-wait-1 --param delay_ms=15000 --json > /tmp/up-wait.out 2>&1 &
+posbridge pay --amount 700 --request-id up-wait-1 --param delay_ms=25000 --json > /tmp/up-wait.out 2>&1 &
 wpid=$!
 # The restart window: systemd is stopping the old daemon (it drains the waiting sale).
 wait_for 120 bash -c '[ "$(systemctl show -P ActiveState posbridge.service)" = deactivating ] || ! kill -0 '$apid
 w_state="$(systemctl show -P ActiveState posbridge.service) $(kill -0 $wpid 2>/dev/null && echo sale-waiting || echo sale-done)"
+stop_at=$(since "$t")
 posbridge pay --amount 800 --request-id up-window-1 --json > /tmp/up-window.out 2>&1 &
 npid=$!
 wait $apid; arc=$?; took=$(since "$t")
@@ -91,7 +93,7 @@ settled() { ask get_result up-wait-1 | grep -q '"status":"approved"'; }
 wait_for 60 settled; s=$?
 # Taken by the old daemon (not queued for the new one): its start is logged by the old pid.
 by_old=$(journalctl -b _PID="$pid0" -o cat | grep -c 'up-wait-1 started')
-check upgrade.mid-sale "sale sent $unpacked_at s into apt (unpacked); started by the old daemon: $by_old; stop began with: $w_state; the waiting sale's client rc=$wrc $wst; get_result approved: $([ $s = 0 ] && echo yes || echo no); daemon pid $pid0 -> $pid1" \
+check upgrade.mid-sale "sale sent $unpacked_at s into apt (unpacked), stop seen at $stop_at s; started by the old daemon: $by_old; stop began with: $w_state; the waiting sale's client rc=$wrc $wst; get_result approved: $([ $s = 0 ] && echo yes || echo no); daemon pid $pid0 -> $pid1" \
     bash -c "[ $by_old -ge 1 ] && [ '$w_state' = 'deactivating sale-waiting' ] && { [ $wrc = 0 ] || [ $wrc = 3 ]; } && [ -n '$wst' ] && [ $s = 0 ] && [ '$pid0' != '$pid1' ]"
 check upgrade.restart-window "a sale sent with the service ${w_state% *}: rc=$nrc $(grep -o '"status":"[a-z_]*"' /tmp/up-window.out | head -1) $(head -c 120 /tmp/up-window.out | grep -v '^{')" \
     bash -c "[ '${w_state% *}' = deactivating ] && [ $nrc = 0 ] && grep -q '\"status\":\"approved\"' /tmp/up-window.out"
