@@ -71,9 +71,10 @@ impl Engine {
                 );
             }
         }
-        // At debug: the outcome's line (below) names the operation at info, and an operation
-        // cut off before its outcome is named by the recovery at the next start.
-        log::debug!(request_id = op.request_id.as_str(), provider = op.provider.as_str(),
+        // At info, though it costs a write per sale (issue 20): `journalctl REQUEST_ID=...`
+        // shows when a sale began (a sale that waits for its customer has only this line for
+        // minutes), and the VM's parts wait for it before they cut or reload mid-sale.
+        log::info!(request_id = op.request_id.as_str(), provider = op.provider.as_str(),
             action = op.kind.as_str(); "{} {} started", op.kind.as_str(), op.request_id);
         // Its own task: the operation finishes and is recorded even if this connection goes.
         let engine = self.clone();

@@ -1,8 +1,6 @@
 # Part: `systemctl reload posbridge` on the installed service (issue 19 item 5). Runs in the
-# guest after package.sh, with the service running on the sim. Not yet called by hil/vm/run:
-# to hook it in, add `part reload && echo 'bash /job/parts/reload.sh'` after the supervise line
-# of boot 1's run.sh, `reload` to --only's list, and to `want`:
-#   reload.applied reload.refused
+# guest after package.sh (and supervise.sh), with the service running on the sim; its steps
+# are reload.applied and reload.refused.
 # Control knob (`--break reload-restarts`): the part restarts instead of reloading, so
 # reload.applied must fail (a new MainPID, the running sale cut off).
 . /job/parts/lib.sh
