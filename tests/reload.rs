@@ -219,16 +219,7 @@ fn settings_a_reload_cannot_change_are_named_as_waiting_for_a_restart() {
 
 /// Every datagram on `sock` until `done` holds or 30 s pass, one Vec of lines per datagram.
 fn notifications(sock: &UnixDatagram, done: impl Fn(&[Vec<String>]) -> bool) -> Vec<Vec<String>> {
-    let end = Instant::now() + Duration::from_secs(30);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !done(&out) && Instant::now() < end {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let text = String::from_utf8_lossy(&buf[..n]);
-            out.push(text.lines().map(str::to_owned).collect());
-        }
-    }
-    out
+    common::collect_until(sock, Duration::from_secs(30), done)
 }
 
 /// The STATUS= of the first READY=1 after the first RELOADING=1 in `msgs`.

@@ -23,35 +23,7 @@ fn notify_socket(dir: &Path) -> (UnixDatagram, String) {
 
 /// Every notification that arrives within `span`, one Vec of `KEY=VALUE` lines per datagram.
 fn collect(sock: &UnixDatagram, span: Duration) -> Vec<Vec<String>> {
-    let end = Instant::now() + span;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < end {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let text = String::from_utf8_lossy(&buf[..n]);
-            out.push(text.lines().map(str::to_owned).collect());
-        }
-    }
-    out
-}
-
-/// Notifications until `done` says enough has arrived, or `limit` (generous: a bound for a
-/// daemon that never sends, not a speed requirement) has passed; the caller asserts on them.
-fn collect_until(
-    sock: &UnixDatagram,
-    limit: Duration,
-    done: impl Fn(&[Vec<String>]) -> bool,
-) -> Vec<Vec<String>> {
-    let end = Instant::now() + limit;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !done(&out) && Instant::now() < end {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let text = String::from_utf8_lossy(&buf[..n]);
-            out.push(text.lines().map(str::to_owned).collect());
-        }
-    }
-    out
+    common::collect_until(sock, span, |_| false)
 }
 
 /// Whether READY=1 has come and, after it, at least 3 WATCHDOG=1 and 2 STATUS lines.
@@ -139,7 +111,7 @@ fn check_stopping(d: &mut Daemon, sock: &UnixDatagram) {
     let status = d.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0));
     // The daemon has exited: what it sent is in the socket already; read until STOPPING.
-    let last = collect_until(sock, Duration::from_secs(10), |m| {
+    let last = common::collect_until(sock, Duration::from_secs(10), |m| {
         m.iter().any(|m| has(m, "STOPPING=1"))
     });
     let stopping = last
@@ -157,7 +129,7 @@ fn ready_status_watchdog_and_stopping_are_notified_as_under_systemd() {
     let mut d = Daemon::start();
     let (sock, path) = notify_socket(d.dir.path());
     restart_managed(&mut d, &path, "200000");
-    check_notifications(&collect_until(
+    check_notifications(&common::collect_until(
         &sock,
         Duration::from_secs(60),
         ready_and_ticking,
@@ -174,7 +146,7 @@ fn watchdog_usec_without_watchdog_pid_enables_the_watchdog() {
         ("WATCHDOG_USEC", "200000"),
     ];
     let mut d = Daemon::start_with(None, &env);
-    check_notifications(&collect_until(
+    check_notifications(&common::collect_until(
         &sock,
         Duration::from_secs(60),
         ready_and_ticking,
@@ -199,7 +171,7 @@ fn no_watchdog_pings_unless_the_watchdog_is_meant_for_this_process() {
         let mut d = Daemon::start_with(None, env);
         // Until READY (bounded generously), then a second more in which no ping may come
         // (a slow machine can only send fewer: it cannot make this fail).
-        let mut msgs = collect_until(&sock, Duration::from_secs(60), |m| {
+        let mut msgs = common::collect_until(&sock, Duration::from_secs(60), |m| {
             m.iter().any(|m| has(m, "READY=1"))
         });
         msgs.extend(collect(&sock, Duration::from_secs(1)));

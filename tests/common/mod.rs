@@ -13,7 +13,7 @@ pub mod scrape;
 pub mod skip;
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -45,6 +45,25 @@ pub fn exit_within(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Every datagram on a notify socket `sock` (sd_notify's) until `done` holds or `limit`
+/// passes, one Vec of lines per datagram.
+pub fn collect_until(
+    sock: &UnixDatagram,
+    limit: Duration,
+    done: impl Fn(&[Vec<String>]) -> bool,
+) -> Vec<Vec<String>> {
+    let end = Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !done(&out) && Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            out.push(text.lines().map(str::to_owned).collect());
+        }
+    }
+    out
 }
 
 /// The fields of a LIFE POS contract error answer, in wire order (seed document 003).
