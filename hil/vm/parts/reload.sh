@@ -16,7 +16,13 @@ ino0=$(stat -c %i /run/posbridge/api.sock)
 posbridge pay --amount 200 --request-id vm-reload-0001 --param delay_ms=8000 --json > /tmp/reload-sale.out 2>&1 &
 sale=$!
 wait_for 10 bash -c 'journalctl -u posbridge.service -b -o cat | grep -q "vm-reload-0001 started"'
-if grep -q '^\[providers.sim\]' "$conf"; then
+# The installed file may already set the sim's currency: set it, or add it (its owner and mode
+# stay: the file is rewritten in place).
+in_sim='/^\[/{s=($0=="[providers.sim]")}'
+if awk "$in_sim"' s && /^currency *=/{f=1} END{exit !f}' "$conf"; then
+    awk "$in_sim"' s && /^currency *=/{$0="currency = \"EUR\""} {print}' "$conf" > /tmp/reload.toml
+    cat /tmp/reload.toml > "$conf"
+elif grep -q '^\[providers.sim\]' "$conf"; then
     sed -i '/^\[providers.sim\]/a currency = "EUR"' "$conf"
 else
     printf '\n[providers.sim]\ncurrency = "EUR"\n' >> "$conf"
