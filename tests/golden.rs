@@ -266,11 +266,11 @@ fn uuid_at(b: &[u8], i: usize) -> Option<usize> {
 
 /// A quoted backend id: `"P"`, `"R"`, `"C"` or `"S"` and 28 hex digits.
 fn backend_id_at(b: &[u8], i: usize) -> Option<usize> {
-    let letter = matches!(b.get(i + 1), Some(b'P' | b'R' | b'C' | b'S'));
-    (b.get(i) == Some(&b'"') && letter && shape_at(b, i + 2, &"h".repeat(28)))
-        .then(|| b.get(i + 30) == Some(&b'"'))
-        .filter(|closed| *closed)
-        .map(|_| 31)
+    let quoted = b.get(i) == Some(&b'"')
+        && matches!(b.get(i + 1), Some(b'P' | b'R' | b'C' | b'S'))
+        && shape_at(b, i + 2, &"h".repeat(28))
+        && b.get(i + 30) == Some(&b'"');
+    quoted.then_some(31)
 }
 
 #[test]

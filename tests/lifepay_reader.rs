@@ -70,6 +70,29 @@ fn approved(id: &str) -> SaleResult {
     }
 }
 
+/// A lifepay daemon (reader password `password`) with the scripted reader on `dir/reader`
+/// paired: the reader answers the pairing HELLO; any other request before pairing ends is a bug.
+async fn paired(dir: &Path, password: &str) -> (common::Daemon, Reader) {
+    let link = dir.join("reader");
+    let mut reader = plug(&link);
+    let d = lifepay_daemon(dir, password);
+    let pairing = d.cli_in_thread(&[
+        "pair",
+        &format!("serial:{}", link.display()),
+        "--role",
+        "card-reader",
+        "--json",
+    ]);
+    let paired = tokio::task::spawn_blocking(move || pairing.join().unwrap());
+    tokio::pin!(paired);
+    let out = tokio::select! {
+        out = &mut paired => out.unwrap(),
+        msg = reader.next() => panic!("unexpected {msg:?} while pairing"),
+    };
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    (d, reader)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_answer_is_checked_by_get_result_and_never_taken_as_the_outcome() {
     tokio::time::timeout(
@@ -82,25 +105,7 @@ async fn a_duplicate_answer_is_checked_by_get_result_and_never_taken_as_the_outc
 
 async fn duplicate_then_get_result() {
     let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("reader");
-    let mut reader = plug(&link);
-    let d = lifepay_daemon(dir.path(), "pw-dup");
-    let pairing = d.cli_in_thread(&[
-        "pair",
-        &format!("serial:{}", link.display()),
-        "--role",
-        "card-reader",
-        "--json",
-    ]);
-    // Answer the pairing HELLO until the daemon has paired the reader.
-    let paired = tokio::task::spawn_blocking(move || pairing.join().unwrap());
-    tokio::pin!(paired);
-    // `next` answers the HELLO itself; any other request before pairing ends is a bug.
-    let out = tokio::select! {
-        out = &mut paired => out.unwrap(),
-        msg = reader.next() => panic!("unexpected {msg:?} while pairing"),
-    };
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    let (d, mut reader) = paired(dir.path(), "pw-dup").await;
     for (request_id, settles) in [("dup-1", true), ("dup-2", false)] {
         let paying = d.cli_in_thread(&[
             "pay",
@@ -166,23 +171,7 @@ async fn a_busy_answer_naming_our_own_sale_is_in_progress_never_not_charged() {
 /// answer is "in progress", not "busy with another operation; nothing was charged".
 async fn busy_with_our_own_sale() {
     let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("reader");
-    let mut reader = plug(&link);
-    let d = lifepay_daemon(dir.path(), "pw-busy");
-    let pairing = d.cli_in_thread(&[
-        "pair",
-        &format!("serial:{}", link.display()),
-        "--role",
-        "card-reader",
-        "--json",
-    ]);
-    let paired = tokio::task::spawn_blocking(move || pairing.join().unwrap());
-    tokio::pin!(paired);
-    let out = tokio::select! {
-        out = &mut paired => out.unwrap(),
-        msg = reader.next() => panic!("unexpected {msg:?} while pairing"),
-    };
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    let (d, mut reader) = paired(dir.path(), "pw-busy").await;
     let paying = d.cli_in_thread(&[
         "pay",
         "--provider",

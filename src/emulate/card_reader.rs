@@ -274,7 +274,6 @@ fn decide(operation: &str, req: &PaymentRequest, state: &State) -> Stored {
     Stored {
         request_id: req.request_id.clone(),
         number: 0, // given by State::keep
-
         operation: operation.into(),
         amount: req.amount,
         currency: req.currency.as_str().into(),

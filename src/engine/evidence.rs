@@ -56,6 +56,13 @@ impl Witnessed {
 }
 
 impl Engine {
+    /// Drops what this process remembers of `id`'s evidence and contradiction, once its answer
+    /// is final (by the provider or by an operator): nothing per request outlives it.
+    pub(super) fn forget_evidence(&self, id: &str) {
+        self.witnessed.forget(id);
+        self.contradicted.forget(id);
+    }
+
     /// The evidence that `op`'s transaction exists, as journaled; `Some(Null)` when it was seen
     /// in this process but is not (or cannot be read) in the journal: then it counts too.
     fn evidence_of(&self, op: &Operation) -> Option<Value> {

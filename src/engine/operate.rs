@@ -171,8 +171,7 @@ impl Engine {
         match self.journal.settle(&op.request_id, state, &answer).await {
             Ok(true) => {
                 if state == State::Final {
-                    self.witnessed.forget(ids.0);
-                    self.contradicted.forget(ids.0);
+                    self.forget_evidence(ids.0);
                 }
                 self.stats.recorded(ids.1, ids.2, label);
                 log::info!(request_id = ids.0, provider = ids.1, action = ids.2;

@@ -146,6 +146,7 @@ impl Engine {
         debug_assert_eq!(state, State::Final);
         match self.journal.settle(id, state, &answer).await {
             Ok(true) => {
+                self.forget_evidence(id);
                 self.stats.recorded(&op.provider, op.kind.as_str(), label);
                 answer
             }
