@@ -14,7 +14,7 @@
 mod answers;
 mod recovery;
 
-use answers::{busy, finished, link_failed, log_answer, shift_closed, unavailable};
+use answers::{busy, finished, link_failed, log_answer, shift_closed, unavailable, Check};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,7 +247,7 @@ impl Provider for Lifepay {
         let answer = reader
             .start(msg, wait, || recovery::witness(op, &acked))
             .await;
-        log_answer(op, &reader, "answered", &answer);
+        log_answer(op, &reader, Check::Start, &answer);
         match answer {
             Ok(Answer::Done(r)) => {
                 recovery::witness(op, "the card reader answered its stored result").await;
@@ -301,7 +301,7 @@ impl Provider for Lifepay {
             Err(msg) => return Outcome::Unknown(unavailable(msg)),
         };
         let answer = reader.get_result(reader_id(op), STATUS_WAIT).await;
-        log_answer(op, &reader, "asked about it (GET_RESULT)", &answer);
+        log_answer(op, &reader, Check::Status, &answer);
         match &answer {
             Ok(Answer::Done(r)) => {
                 recovery::witness(op, "the card reader answered its stored result").await;

@@ -109,10 +109,15 @@ pub(super) fn link_failed(e: ReaderError) -> Outcome {
 }
 /// One entry per exchange with the reader, with the DEVICE field. Only the outcome and the
 /// reader's message (card numbers in it masked): the card itself is in the answer, not here.
+/// Logs what the reader answered. A result is logged at info and a lost answer at warn; any
+/// other answer (still running, no record, busy) at info to a start, which comes once per
+/// operation, but at debug to a status check (`Check::Status`), which repeats as often as the
+/// POS asks get_result or the reconciler retries: the engine says once what such an answer
+/// means for the outcome (issue 19: lines per sale stay under journald's rate limit).
 pub(super) fn log_answer(
     op: &Operation,
     reader: &CardReader,
-    what: &str,
+    what: Check,
     answer: &Result<Answer, ReaderError>,
 ) {
     let said = match answer {
@@ -120,15 +125,29 @@ pub(super) fn log_answer(
         Ok(other) => format!("{other:?}"),
         Err(e) => format!("no answer: {e}"),
     };
-    let level = if answer.is_ok() {
-        log::Level::Info
-    } else {
-        log::Level::Warn
+    let level = match (answer, what) {
+        (Err(_), _) => log::Level::Warn,
+        (Ok(Answer::Done(_)), _) | (Ok(_), Check::Start) => log::Level::Info,
+        (Ok(_), Check::Status) => log::Level::Debug,
+    };
+    let what = match what {
+        Check::Start => "answered",
+        Check::Status => "asked about it (GET_RESULT)",
     };
     log::log!(level, request_id = op.request_id.as_str(), provider = "lifepay",
         action = op.kind.as_str(), device = reader.id();
         "the card reader {} {what}: {said}", reader.id());
 }
+
+/// Which question a logged answer is to.
+#[derive(Clone, Copy)]
+pub(super) enum Check {
+    /// The operation's start (START_SALE and its kin).
+    Start,
+    /// A status check (GET_RESULT).
+    Status,
+}
+
 pub(super) fn busy(running: &str) -> Failure {
     Failure::new(
         "device_busy",
