@@ -159,4 +159,24 @@ fn a_version_2_reader_that_lost_an_acknowledged_sale_leaves_it_unknown() {
             .is_none(),
         "a version 2 reader has no result window to record"
     );
+    // The POS asking again and again (each get_result asks the reader) adds no line at info
+    // or above: the reader's "no record" to a status check is logged at debug and the engine
+    // warns about the contradiction once a process (issue 19 item 2, journald's rate limit).
+    let loud = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("ev-old") && !l.contains(" DEBUG "))
+            .count()
+    };
+    let before = loud(&d.log());
+    for _ in 0..10 {
+        let r = d.request(serde_json::json!({"action": "get_result", "request_id": "ev-old"}));
+        assert_eq!(r["reason"], "contradiction", "{r}");
+    }
+    let after = loud(&d.log());
+    assert!(
+        after - before <= 2,
+        "10 polls logged {} lines at info or above:\n{}",
+        after - before,
+        d.log()
+    );
 }
