@@ -580,4 +580,36 @@ impl Client {
         let raw = self.line(&req.to_string());
         serde_json::from_str(&raw).unwrap_or_else(|e| panic!("bad response {raw:?}: {e}"))
     }
+
+    /// Sends `req` (with `"progress": true` for events) and reads the progress event lines
+    /// before its answer, then the answer: the first line with a `code`. Every event must be
+    /// `{"event":"progress",...}` of the request's own request_id (the schema checks the rest).
+    pub fn request_with_events(&mut self, req: &Value) -> (Vec<Value>, Value) {
+        self.send_raw(format!("{req}\n").as_bytes());
+        let mut events: Vec<Value> = Vec::new();
+        loop {
+            let raw = self.read_line().expect("an event or the answer");
+            let line: Value =
+                serde_json::from_str(&raw).unwrap_or_else(|e| panic!("bad line {raw:?}: {e}"));
+            if line.get("code").is_some() {
+                for e in &events {
+                    assert_eq!(e["request_id"], line["request_id"], "{e} before {line}");
+                }
+                return (events, line);
+            }
+            assert_eq!(
+                line["event"], "progress",
+                "neither an event nor an answer: {raw}"
+            );
+            events.push(line);
+        }
+    }
+}
+
+/// The `stage`s of `events`, in order.
+pub fn stages(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["stage"].as_str().unwrap())
+        .collect()
 }
