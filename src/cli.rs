@@ -229,6 +229,10 @@ pub struct PayArgs {
     /// ISO 4217 currency (default: the provider's).
     #[arg(long)]
     pub currency: Option<String>,
+    /// With --json: print the sale's progress event lines before the answer (without --json
+    /// progress is always shown, on stderr: one updating line on a terminal).
+    #[arg(long)]
+    pub progress: bool,
     #[command(flatten)]
     pub op: OperationArgs,
 }
