@@ -364,3 +364,78 @@ fn pay_shows_progress_and_json_prints_events_only_when_asked() {
     assert_eq!(lines[2]["request_id"], "cli-ev2", "{out}");
     assert_eq!(lines[2]["code"], 0, "{out}");
 }
+
+/// On a terminal `pay` shows its progress as one line that updates: each event rewrites the
+/// line (carriage return, erase), and the line is cleared before the answer is printed, so the
+/// terminal is left with the answer alone. stderr is a pty here; stdout is piped.
+#[test]
+fn pay_on_a_terminal_shows_progress_as_one_updating_line() {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let d = Daemon::start();
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two fds into the out-parameters; null name/termios/winsize are allowed.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just opened and are owned by nobody else.
+    let (mut master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    assert!(master.as_raw_fd() >= 0);
+    let o = Command::new(BIN)
+        .args([
+            "pay",
+            "--amount",
+            "1000",
+            "--request-id",
+            "cli-tty",
+            "--param",
+            "delay_ms=100",
+        ])
+        .env("POSBRIDGE_SOCKET", &d.socket)
+        .stderr(slave)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).starts_with("approved 1000 INR via sim"),
+        "{}",
+        stdout(&o)
+    );
+    // The child has exited and the parent's copy of the slave went into the Command: reading
+    // the master ends (EIO) once what the child wrote is read.
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        shown.extend_from_slice(&buf[..n]);
+    }
+    let shown = String::from_utf8_lossy(&shown);
+    let erase = "\r\x1b[K";
+    assert!(
+        !shown.contains('\n'),
+        "one line, never a new one: {shown:?}"
+    );
+    assert!(shown.starts_with(&format!("{erase}sent: ")), "{shown:?}");
+    assert!(
+        shown.contains(&format!("{erase}authorising: ")),
+        "{shown:?}"
+    );
+    assert!(
+        shown.ends_with(erase),
+        "cleared before the answer: {shown:?}"
+    );
+}
