@@ -371,28 +371,8 @@ fn pay_shows_progress_and_json_prints_events_only_when_asked() {
 #[test]
 fn pay_on_a_terminal_shows_progress_as_one_updating_line() {
     use std::io::Read;
-    use std::os::fd::{AsRawFd, FromRawFd};
     let d = Daemon::start();
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes two fds into the out-parameters; null name/termios/winsize are allowed.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds were just opened and are owned by nobody else.
-    let (mut master, slave) = unsafe {
-        (
-            std::fs::File::from_raw_fd(master),
-            std::fs::File::from_raw_fd(slave),
-        )
-    };
-    assert!(master.as_raw_fd() >= 0);
+    let (mut master, slave) = common::pty();
     let o = Command::new(BIN)
         .args([
             "pay",

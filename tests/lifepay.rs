@@ -23,6 +23,20 @@ fn account(rig: &Path) -> String {
     lifepay_account(rig, PASSWORD)
 }
 
+/// An emulated reader with serial number `serial` speaking link protocol `version`.
+fn reader_speaking(rig: &Path, serial: &str, version: &str) -> Emulator {
+    let account = account(rig);
+    let args = [
+        "--serial",
+        serial,
+        "--protocol-version",
+        version,
+        "--account",
+        &account,
+    ];
+    Emulator::start("card-reader", rig, "reader", &args)
+}
+
 fn pair(d: &Daemon, emu: &Emulator) {
     let out = d.cli(&["pair", &emu.address(), "--role", "card-reader", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
@@ -374,19 +388,7 @@ fn a_different_reader_at_the_paired_address_never_settles_a_cut_sale() {
 #[test]
 fn a_version_1_reader_gets_version_1_frames_and_what_it_cannot_carry_is_refused() {
     let rig = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(
-        "card-reader",
-        rig.path(),
-        "reader",
-        &[
-            "--serial",
-            "LP10",
-            "--protocol-version",
-            "1",
-            "--account",
-            &account(rig.path()),
-        ],
-    );
+    let emu = reader_speaking(rig.path(), "LP10", "1");
     let d = daemon(rig.path());
     pair(&d, &emu);
     let pay = "ru.lifepay.checkout.payment_terminal.transaction.pay";
@@ -435,19 +437,7 @@ fn a_reader_sale_tells_its_stages_before_the_answer() {
         ("3", "LP21", &["on_terminal"][..]),
     ] {
         let rig = tempfile::tempdir().unwrap();
-        let emu = Emulator::start(
-            "card-reader",
-            rig.path(),
-            "reader",
-            &[
-                "--serial",
-                serial,
-                "--protocol-version",
-                version,
-                "--account",
-                &account(rig.path()),
-            ],
-        );
+        let emu = reader_speaking(rig.path(), serial, version);
         let d = daemon(rig.path());
         pair(&d, &emu);
         let mut c = d.client();
