@@ -107,3 +107,25 @@ fn a_client_that_never_reads_its_events_does_not_hold_up_the_sale() {
     let other = d.request(json!({"action": "pay", "request_id": "pg-o", "amount": 1000}));
     assert_eq!(other["code"], 0, "{other}");
 }
+
+/// A client gone before its events are written: writing them fails, and the sale is carried
+/// out and stored all the same.
+#[test]
+fn a_client_that_leaves_before_its_events_does_not_cut_the_sale_short() {
+    let d = Daemon::start();
+    let mut gone = d.client();
+    gone.send_raw(
+        format!(
+            "{}\n",
+            json!({"action": "pay", "request_id": "pg-gone", "amount": 1000, "progress": true,
+                "params": {"delay_ms": 500}})
+        )
+        .as_bytes(),
+    );
+    drop(gone);
+    let settled = d.await_result("pg-gone", Duration::from_secs(60), |a: &Value| {
+        a["code"] == 0
+    });
+    assert_eq!(settled["data"]["status"], "approved", "{settled}");
+    assert_eq!(d.sim_calls("pg-gone"), 1);
+}
