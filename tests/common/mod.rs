@@ -586,6 +586,12 @@ impl Client {
     /// `{"event":"progress",...}` of the request's own request_id (the schema checks the rest).
     pub fn request_with_events(&mut self, req: &Value) -> (Vec<Value>, Value) {
         self.send_raw(format!("{req}\n").as_bytes());
+        self.read_with_events()
+    }
+
+    /// The progress event lines of the next answer, then that answer (see
+    /// [`Client::request_with_events`]).
+    pub fn read_with_events(&mut self) -> (Vec<Value>, Value) {
         let mut events: Vec<Value> = Vec::new();
         loop {
             let raw = self.read_line().expect("an event or the answer");
