@@ -133,6 +133,7 @@ fn direct_pay(rt: &tokio::runtime::Runtime, p: &dyn Provider, b: &Backend, id: &
         created_at: posbridge::clock::now_rfc3339(),
         backend_id: posbridge::provider::new_backend_id(OpKind::Pay),
         progress: Default::default(),
+        stages: Default::default(),
     };
     // No journal here: progress notes (Paysera's transaction key) go nowhere.
     op.progress

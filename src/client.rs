@@ -1,7 +1,9 @@
 //! The client side of the socket API, for the CLI: send one request, read one response, and
-//! print it for a person (or as one JSON line with `--json`).
+//! print it for a person (or as one JSON line with `--json`). A pay that asked for progress
+//! has its event lines shown as they come ([`Shown`]): on a terminal as one line that updates,
+//! else as plain lines, on stderr; with `--json`, as the event lines themselves on stdout.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -24,13 +26,70 @@ pub mod exit {
 }
 
 pub fn request(args: &ClientArgs, req: &Value) -> Result<Answer> {
+    request_telling(args, req, |_| {})
+}
+
+/// [`request`], handing each progress event line that comes before the answer to `event`
+/// (only a request with `"progress": true` gets any).
+pub fn request_telling(
+    args: &ClientArgs,
+    req: &Value,
+    event: impl FnMut(&Value),
+) -> Result<Answer> {
     let path = crate::paths::client_socket(args.socket.clone(), None);
-    let raw = round_trip(&path, req, Duration::from_secs(args.timeout))?;
+    let raw = round_trip(&path, req, Duration::from_secs(args.timeout), event)?;
     serde_json::from_str(&raw)
         .with_context(|| format!("the daemon sent an unreadable answer: {raw}"))
 }
 
-fn round_trip(path: &Path, req: &Value, timeout: Duration) -> Result<String> {
+/// How progress events are shown while a pay runs.
+pub struct Shown {
+    json: bool,
+    terminal: bool,
+    /// Whether the updating line holds text to clear.
+    dirty: bool,
+}
+
+impl Shown {
+    pub fn new(args: &ClientArgs) -> Shown {
+        Shown {
+            json: args.json,
+            terminal: std::io::stderr().is_terminal(),
+            dirty: false,
+        }
+    }
+
+    /// Shows one event line as it came.
+    pub fn event(&mut self, event: &Value) {
+        let stage = event["stage"].as_str().unwrap_or("?");
+        let message = event["message"].as_str().unwrap_or("");
+        if self.json {
+            println!("{event}");
+            let _ = std::io::stdout().flush();
+        } else if self.terminal {
+            eprint!("\r\x1b[K{stage}: {message}");
+            let _ = std::io::stderr().flush();
+            self.dirty = true;
+        } else {
+            eprintln!("progress: {stage}: {message}");
+        }
+    }
+
+    /// Clears the updating line before the answer is printed.
+    pub fn done(&mut self) {
+        if std::mem::take(&mut self.dirty) {
+            eprint!("\r\x1b[K");
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+fn round_trip(
+    path: &Path,
+    req: &Value,
+    timeout: Duration,
+    mut event: impl FnMut(&Value),
+) -> Result<String> {
     let mut stream = match UnixStream::connect(path) {
         Ok(stream) => stream,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -55,8 +114,18 @@ fn round_trip(path: &Path, req: &Value, timeout: Duration) -> Result<String> {
     // A daemon that refuses the connection (unauthorized, busy) answers at once and closes,
     // possibly before we have written: its answer is still waiting to be read.
     let sent = stream.write_all(&line);
+    let mut lines = BufReader::new(stream);
     let mut answer = String::new();
-    let read = BufReader::new(stream).read_line(&mut answer);
+    let mut read = lines.read_line(&mut answer);
+    // Event lines (an object with `event` and no `code`) come before the answer.
+    while let Ok(Value::Object(line)) = serde_json::from_str::<Value>(&answer) {
+        if !line.contains_key("event") || line.contains_key("code") {
+            break;
+        }
+        event(&Value::Object(line));
+        answer.clear();
+        read = lines.read_line(&mut answer);
+    }
     if answer.is_empty() {
         sent.context("cannot send the request")?;
         read.context("no answer from the daemon")?;

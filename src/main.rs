@@ -52,7 +52,16 @@ fn run(cli: Cli) -> Result<i32> {
             if let Some(c) = a.currency {
                 req.insert("currency".into(), json!(c));
             }
-            send(&a.op.client, Value::Object(req))
+            // A person sees the progress; `--json` prints event lines only when asked, so a
+            // script reading one JSON line still gets one.
+            if !a.op.client.json || a.progress {
+                req.insert("progress".into(), json!(true));
+            }
+            let mut shown = client::Shown::new(&a.op.client);
+            let answer =
+                client::request_telling(&a.op.client, &Value::Object(req), |e| shown.event(e));
+            shown.done();
+            Ok(client::report(&a.op.client, &answer?))
         }
         Command::Refund(a) => reverse("refund", a),
         Command::Cancel(a) => reverse("cancel", a),

@@ -414,31 +414,9 @@ async fn ble_connect_scans_for_a_device_bluez_has_not_seen_yet() {
 /// A pty pair: the mock opens the slave by path, as it would the link of
 /// `posbridge emulate card-reader --pty LINK`; the test plays the reader on the master.
 fn open_pty() -> (std::fs::File, std::path::PathBuf, std::fs::File) {
-    use std::os::fd::FromRawFd;
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes two fds into the out-parameters; null name/termios/winsize are allowed.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds were just opened and are owned by nobody else.
-    let (master, slave) = unsafe {
-        (
-            std::fs::File::from_raw_fd(master),
-            std::fs::File::from_raw_fd(slave),
-        )
-    };
-    let path = std::fs::read_link(format!("/proc/self/fd/{}", {
-        use std::os::fd::AsRawFd;
-        slave.as_raw_fd()
-    }))
-    .unwrap();
+    use std::os::fd::AsRawFd;
+    let (master, slave) = common::pty();
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
     (master, path, slave)
 }
 

@@ -224,3 +224,25 @@ fn ble_a_restart_of_the_system_bus_is_survived_without_restarting_the_daemon() {
     );
     assert_eq!(emu.state_json()["charges"], 2);
 }
+
+/// Progress events from a reader over BLE (NUS notifications through the mock BlueZ): the
+/// version 4 emulator's STAGE frames reach the POS as events after `on_terminal`, before the
+/// answer, and nothing comes after it.
+#[test]
+fn ble_a_reader_sale_tells_its_stages_over_nus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bluez, emu, d) = rig(dir.path(), "BLE7");
+    pair(&d);
+    let mut c = d.client();
+    let (events, answer) = c.request_with_events(&json!({"action": "pay",
+        "request_id": "ble-ev", "amount": 2500, "provider": "lifepay", "progress": true}));
+    assert_eq!(answer["code"], 0, "{answer}\n{}", d.log());
+    assert_eq!(
+        common::stages(&events),
+        ["on_terminal", "card_read", "pin_entry", "authorising"],
+        "{events:?}"
+    );
+    let again = c.request(&json!({"action": "get_result", "request_id": "ble-ev"}));
+    assert_eq!(again, answer);
+    assert_eq!(emu.charges(&d.backend_id("ble-ev")), (1, 1));
+}

@@ -301,3 +301,121 @@ fn pay_without_amount_is_a_usage_error_exit_2() {
     let later = d.request(json!({"action": "get_result", "request_id": "cli-x"}));
     assert_eq!(later["reason"], "not_found", "nothing was sent: {later}");
 }
+
+/// `pay` shows the sale's progress: for a person on stderr (plain lines when stderr is not a
+/// terminal, as here), the answer on stdout as before; `--json` stays one line unless
+/// `--progress` asks for the event lines, which then come before the answer.
+#[test]
+fn pay_shows_progress_and_json_prints_events_only_when_asked() {
+    let d = Daemon::start();
+    let o = d.cli(&[
+        "pay",
+        "--amount",
+        "1000",
+        "--request-id",
+        "cli-ev1",
+        "--param",
+        "delay_ms=100",
+    ]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).starts_with("approved 1000 INR via sim"),
+        "{}",
+        stdout(&o)
+    );
+    let err = stderr(&o);
+    let shown: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert_eq!(shown.len(), 2, "{err}");
+    assert!(shown[0].starts_with("progress: sent: "), "{err}");
+    assert!(shown[1].starts_with("progress: authorising: "), "{err}");
+    // --json without --progress: one line, as scripts expect.
+    let (_, _, v) = json_cli(&d, &["pay", "--amount", "1000", "--param", "delay_ms=100"]);
+    assert_eq!(v["code"], 0, "{v}");
+    // --json --progress: the event lines, then the answer.
+    let o = d.cli(&[
+        "pay",
+        "--amount",
+        "1000",
+        "--request-id",
+        "cli-ev2",
+        "--param",
+        "delay_ms=100",
+        "--json",
+        "--progress",
+    ]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| {
+            common::schema::check_answer(l);
+            serde_json::from_str(l).unwrap()
+        })
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        common::stages(&lines[..2]),
+        ["sent", "authorising"],
+        "{out}"
+    );
+    assert_eq!(lines[2]["request_id"], "cli-ev2", "{out}");
+    assert_eq!(lines[2]["code"], 0, "{out}");
+}
+
+/// On a terminal `pay` shows its progress as one line that updates: each event rewrites the
+/// line (carriage return, erase), and the line is cleared before the answer is printed, so the
+/// terminal is left with the answer alone. stderr is a pty here; stdout is piped.
+#[test]
+fn pay_on_a_terminal_shows_progress_as_one_updating_line() {
+    use std::io::Read;
+    let d = Daemon::start();
+    let (mut master, slave) = common::pty();
+    let o = Command::new(BIN)
+        .args([
+            "pay",
+            "--amount",
+            "1000",
+            "--request-id",
+            "cli-tty",
+            "--param",
+            "delay_ms=100",
+        ])
+        .env("POSBRIDGE_SOCKET", &d.socket)
+        .stderr(slave)
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).starts_with("approved 1000 INR via sim"),
+        "{}",
+        stdout(&o)
+    );
+    // The child has exited and the parent's copy of the slave went into the Command: reading
+    // the master ends (EIO) once what the child wrote is read.
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        shown.extend_from_slice(&buf[..n]);
+    }
+    let shown = String::from_utf8_lossy(&shown);
+    let erase = "\r\x1b[K";
+    assert!(
+        !shown.contains('\n'),
+        "one line, never a new one: {shown:?}"
+    );
+    assert!(shown.starts_with(&format!("{erase}sent: ")), "{shown:?}");
+    assert!(
+        shown.contains(&format!("{erase}authorising: ")),
+        "{shown:?}"
+    );
+    assert!(
+        shown.ends_with(erase),
+        "cleared before the answer: {shown:?}"
+    );
+}

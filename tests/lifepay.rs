@@ -23,6 +23,20 @@ fn account(rig: &Path) -> String {
     lifepay_account(rig, PASSWORD)
 }
 
+/// An emulated reader with serial number `serial` speaking link protocol `version`.
+fn reader_speaking(rig: &Path, serial: &str, version: &str) -> Emulator {
+    let account = account(rig);
+    let args = [
+        "--serial",
+        serial,
+        "--protocol-version",
+        version,
+        "--account",
+        &account,
+    ];
+    Emulator::start("card-reader", rig, "reader", &args)
+}
+
 fn pair(d: &Daemon, emu: &Emulator) {
     let out = d.cli(&["pair", &emu.address(), "--role", "card-reader", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
@@ -374,19 +388,7 @@ fn a_different_reader_at_the_paired_address_never_settles_a_cut_sale() {
 #[test]
 fn a_version_1_reader_gets_version_1_frames_and_what_it_cannot_carry_is_refused() {
     let rig = tempfile::tempdir().unwrap();
-    let emu = Emulator::start(
-        "card-reader",
-        rig.path(),
-        "reader",
-        &[
-            "--serial",
-            "LP10",
-            "--protocol-version",
-            "1",
-            "--account",
-            &account(rig.path()),
-        ],
-    );
+    let emu = reader_speaking(rig.path(), "LP10", "1");
     let d = daemon(rig.path());
     pair(&d, &emu);
     let pay = "ru.lifepay.checkout.payment_terminal.transaction.pay";
@@ -419,4 +421,42 @@ fn a_version_1_reader_gets_version_1_frames_and_what_it_cannot_carry_is_refused(
         shift["refund"].is_null() && shift["net"].is_null(),
         "{shift}"
     );
+}
+
+/// Progress events from the reader over serial (a pty): `on_terminal` once it acknowledged the
+/// START, then what a version 4 reader tells (STAGE: card read, PIN entry, authorising), all
+/// before the answer; a version 3 reader has no STAGE, so only `on_terminal`.
+#[test]
+fn a_reader_sale_tells_its_stages_before_the_answer() {
+    for (version, serial, want) in [
+        (
+            "4",
+            "LP20",
+            &["on_terminal", "card_read", "pin_entry", "authorising"][..],
+        ),
+        ("3", "LP21", &["on_terminal"][..]),
+    ] {
+        let rig = tempfile::tempdir().unwrap();
+        let emu = reader_speaking(rig.path(), serial, version);
+        let d = daemon(rig.path());
+        pair(&d, &emu);
+        let mut c = d.client();
+        let (events, answer) = c.request_with_events(&serde_json::json!({"action": "pay",
+            "request_id": "lp-ev", "amount": 2500, "provider": "lifepay", "progress": true}));
+        assert_eq!(answer["code"], 0, "{answer}\n{}", d.log());
+        assert_eq!(
+            common::stages(&events),
+            want,
+            "version {version}: {events:?}"
+        );
+        // Nothing after the answer; get_result as it was.
+        let again = c.request(&serde_json::json!({"action": "get_result", "request_id": "lp-ev"}));
+        assert_eq!(again, answer);
+        // Without progress: nothing but the answer.
+        let (events, declined) = c.request_with_events(&serde_json::json!({"action": "pay",
+            "request_id": "lp-ev-no", "amount": 2551, "provider": "lifepay"}));
+        assert_eq!(declined["reason"], "declined", "{declined}");
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(emu.charges(&d.backend_id("lp-ev")), (1, 1));
+    }
 }

@@ -1,13 +1,17 @@
 //! The lifepay route against a scripted reader: the real daemon pairs a pty whose far end the
 //! test drives frame by frame, as a version 2 reader that answers DUPLICATE. A DUPLICATE is
 //! never the sale's answer: the daemon asks GET_RESULT by the same (backend) id, and only
-//! that answer settles the sale; when it does not, the outcome is unknown.
+//! that answer settles the sale; when it does not, the outcome is unknown. A STAGE (link
+//! protocol version 4) reaches a POS that asked for progress only from a version 4 session and
+//! only about the running sale.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use posbridge::device::link::{Hello, Message, Outcome, Role, SaleResult};
+use posbridge::device::link::{
+    Hello, Message, Outcome, ReaderStage, ResultWindow, Role, SaleResult,
+};
 use posbridge::device::scripted::ScriptedDevice;
 use tokio_serial::{SerialPort, SerialStream};
 
@@ -16,6 +20,8 @@ use common::{json_of, lifepay_daemon};
 struct Reader {
     dev: ScriptedDevice<SerialStream>,
     _host_end: SerialStream,
+    /// The link protocol version its HELLO announces.
+    version: u8,
 }
 
 fn plug(link: &Path) -> Reader {
@@ -25,11 +31,13 @@ fn plug(link: &Path) -> Reader {
     Reader {
         dev: ScriptedDevice::new(device),
         _host_end: host_end,
+        version: 2,
     }
 }
 
 impl Reader {
-    /// The host's next request; HELLOs are answered as a version 2 reader, keep-alives ACKed.
+    /// The host's next request; HELLOs are answered as a reader of `version` (2 unless set),
+    /// keep-alives ACKed.
     async fn next(&mut self) -> Message {
         loop {
             let (frame, msg) = self.dev.message().await;
@@ -40,7 +48,7 @@ impl Reader {
                     self.dev.seq = 0;
                     self.dev
                         .send(&Message::Hello(Hello {
-                            protocol_version: 2,
+                            protocol_version: self.version,
                             role: Role::CardReader,
                             model: "scripted".into(),
                             firmware: "2".into(),
@@ -73,8 +81,14 @@ fn approved(id: &str) -> SaleResult {
 /// A lifepay daemon (reader password `password`) with the scripted reader on `dir/reader`
 /// paired: the reader answers the pairing HELLO; any other request before pairing ends is a bug.
 async fn paired(dir: &Path, password: &str) -> (common::Daemon, Reader) {
+    paired_at(dir, password, 2).await
+}
+
+/// [`paired`], the reader speaking link protocol `version`.
+async fn paired_at(dir: &Path, password: &str, version: u8) -> (common::Daemon, Reader) {
     let link = dir.join("reader");
     let mut reader = plug(&link);
+    reader.version = version;
     let d = lifepay_daemon(dir, password);
     let pairing = d.cli_in_thread(&[
         "pair",
@@ -197,4 +211,69 @@ async fn busy_with_our_own_sale() {
     let r = json_of(&out);
     assert_eq!(r["error_type"], "unknown_result_error", "{r}");
     assert_eq!(r["reason"], "in_progress", "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_is_told_only_from_a_version_4_session_and_only_about_the_running_sale() {
+    tokio::time::timeout(std::time::Duration::from_secs(90), stages_by_version())
+        .await
+        .expect("the scripted exchange finished");
+}
+
+/// The reader sends STAGE PIN entry about another id, card read about the running sale, then
+/// the result: a version 4 session tells the POS `on_terminal` and `card_read` (the other id is
+/// ignored); a version 2 session, where no STAGE belongs, only `on_terminal` (the host ACKs the
+/// STAGE and ignores it). Either way the answer is the SALE_RESULT's.
+async fn stages_by_version() {
+    for (version, want) in [
+        (4, &["on_terminal", "card_read"][..]),
+        (2, &["on_terminal"][..]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, mut reader) = paired_at(dir.path(), "pw-stage", version).await;
+        let mut pos = d.client();
+        let request_id = format!("stage-v{version}");
+        let req = serde_json::json!({"action": "pay", "provider": "lifepay", "amount": 2500,
+            "request_id": request_id, "progress": true});
+        let paying = std::thread::spawn(move || pos.request_with_events(&req));
+        let start = loop {
+            match reader.next().await {
+                Message::StartSale(start) => break start,
+                Message::GetResultWindow => {
+                    let window = ResultWindow {
+                        store: 7,
+                        oldest: 0,
+                        next: 0,
+                    };
+                    reader.dev.send_acked(&Message::ResultWindow(window)).await;
+                }
+                other => panic!("expected START_SALE, got {other:?}"),
+            }
+        };
+        let id = start.request_id.clone();
+        let told = [
+            ("P-another-sale", ReaderStage::PinEntry),
+            (id.as_str(), ReaderStage::CardRead),
+        ];
+        for (about, stage) in told {
+            let stage = Message::Stage {
+                request_id: about.into(),
+                stage,
+            };
+            reader.dev.send_acked(&stage).await;
+        }
+        reader
+            .dev
+            .send_acked(&Message::SaleResult(approved(&id)))
+            .await;
+        let (events, answer) = tokio::task::spawn_blocking(move || paying.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(answer["code"], 0, "{answer}\n{}", d.log());
+        assert_eq!(
+            common::stages(&events),
+            want,
+            "version {version}: {events:?}"
+        );
+    }
 }

@@ -13,8 +13,8 @@ use posbridge::device::link;
 
 use link::{
     encode, Credentials, Currency, Decoder, Frame, Hello, Message, NakReason, Outcome,
-    PaymentRequest, ResultWindow, Role, SaleDetails, SaleResult, ShiftTotals, BUFFER_CAPACITY,
-    MAX_FRAME_LEN,
+    PaymentRequest, ReaderStage, ResultWindow, Role, SaleDetails, SaleResult, ShiftTotals,
+    BUFFER_CAPACITY, MAX_FRAME_LEN,
 };
 use proptest::prelude::*;
 
@@ -167,6 +167,10 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         Just(Message::GetResultWindow),
         result_window().prop_map(Message::ResultWindow),
+        (request_id(), 1u8..=3).prop_map(|(request_id, code)| Message::Stage {
+            request_id,
+            stage: ReaderStage::from_code(code).unwrap(),
+        }),
         "\\PC{1,250}".prop_map(|payload| Message::ShowQr { payload }),
         (any::<u64>(), currency())
             .prop_map(|(amount, currency)| Message::ShowAmount { amount, currency }),
@@ -261,7 +265,7 @@ fn with_metadata_order(m: &Message, order: &[usize]) -> Vec<u8> {
 /// the mix (it reaches the decoder's refusals), and measured against the new one below.
 fn random_payload() -> impl Strategy<Value = (u8, Vec<u8>)> {
     (
-        prop_oneof![0x01u8..=0x04, 0x10u8..=0x1D, 0x20u8..=0x23, any::<u8>()],
+        prop_oneof![0x01u8..=0x04, 0x10u8..=0x1E, 0x20u8..=0x23, any::<u8>()],
         proptest::collection::vec(any::<u8>(), 0..64),
     )
 }

@@ -200,3 +200,29 @@ fn unsigned_get(url: &str) -> (u16, Value) {
             (r.status().as_u16(), r.json().await.unwrap())
         })
 }
+
+#[test]
+fn progress_events_tell_qr_shown_customer_approved_authorising_before_the_answer() {
+    let rig = rig(3000, &[]);
+    let mut c = rig.d.client();
+    let (events, v) = c.request_with_events(
+        &json!({"action": "pay", "request_id": "ps-ev", "amount": 1299, "progress": true}),
+    );
+    approved(&v);
+    assert_eq!(
+        common::stages(&events),
+        ["qr_shown", "customer_approved", "authorising"],
+        "{events:?}"
+    );
+    // Nothing after the answer: the next line answers the next request.
+    let next = c.request(&json!({"action": "get_result", "request_id": "ps-ev"}));
+    assert_eq!(next, v);
+    assert_eq!(rig.calls("ps-ev"), (1, 1));
+    // A declined reservation: the QR was shown, the customer never approved.
+    let (events, v) = c.request_with_events(
+        &json!({"action": "pay", "request_id": "ps-ev52", "amount": 1252, "progress": true}),
+    );
+    failed(&v, "declined");
+    assert_eq!(common::stages(&events), ["qr_shown"], "{events:?}");
+    rig.finish();
+}

@@ -12,6 +12,8 @@ mod document;
 mod evidence;
 #[path = "provider_phonepe/faults.rs"]
 mod faults;
+#[path = "provider_phonepe/progress.rs"]
+mod progress;
 #[path = "provider_phonepe/reversals.rs"]
 mod reversals;
 #[path = "provider_phonepe/witness.rs"]

@@ -46,6 +46,22 @@ fn an_answer_with_a_top_level_field_the_schema_does_not_know_fails() {
 }
 
 #[test]
+fn an_event_line_is_checked_against_event_json() {
+    let event = json!({"event": "progress", "request_id": "e-1", "stage": "card_read",
+        "message": "card read"});
+    assert!(!refused(&event), "{event}");
+    let mut odd = event.clone();
+    odd["stage"] = json!("card_on_fire");
+    assert!(
+        refused(&odd),
+        "a stage the schema does not list must fail: {odd}"
+    );
+    let mut more = event.clone();
+    more["code"] = json!(0);
+    assert!(refused(&more), "an event has no code: {more}");
+}
+
+#[test]
 fn a_lifepos_data_string_is_checked_inside() {
     let d = Daemon::start();
     let paid = d.request(json!({"action": LP_PAY, "request_id": "s-lp", "amount": 1200}));
@@ -74,6 +90,8 @@ fn the_requests_of_the_docs_match_and_a_misspelt_field_does_not() {
         json!({"action": "refund", "request_id": "r1", "amount": 50, "primary_transaction": data}),
         json!({"action": "get_result", "request_id": "a1"}),
         json!({"action": "close_shift"}),
+        json!({"action": "pay", "amount": 100, "progress": true}),
+        json!({"action": LP_PAY, "request_id": "a4", "amount": 100, "progress": false}),
         json!({"action": "status"}),
         json!({"action": "results", "limit": 5}),
         json!({"action": "pair", "address": "serial:/dev/posbridge/reader", "role": "card-reader"}),
@@ -93,6 +111,8 @@ fn the_requests_of_the_docs_match_and_a_misspelt_field_does_not() {
         json!({"action": "status", "email": "b@example.ru"}),
         json!({"action": "pay", "amount": 1, "login": "only-login"}),
         json!({"action": "launch"}),
+        json!({"action": "pay", "amount": 1, "progress": "yes"}),
+        json!({"action": "get_result", "request_id": "a1", "progress": true}),
     ];
     for r in &bad {
         assert!(request_errors(r).is_some(), "must not match: {r}");

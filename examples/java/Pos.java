@@ -42,13 +42,20 @@ public class Pos {
         out = Channels.newWriter(ch, StandardCharsets.UTF_8);
     }
 
-    /** One JSON line out, one JSON line back. */
+    /** One JSON line out, one JSON line back (after the request's progress event lines). */
     Map<String, Object> ask(Map<String, Object> request) throws IOException {
         out.write(Json.write(request) + "\n");
         out.flush();
-        String line = in.readLine();
-        if (line == null) throw new IOException("posbridge closed the connection");
-        return Json.object(Json.read(line));
+        while (true) {
+            String line = in.readLine();
+            if (line == null) throw new IOException("posbridge closed the connection");
+            Map<String, Object> answer = Json.object(Json.read(line));
+            if (answer.containsKey("code")) return answer;
+            // A progress event: what the terminal or backend reports while the pay runs.
+            System.out.printf("%-10s id=%s %s: %s%n", "progress", answer.get("request_id"),
+                    answer.get("stage"), answer.get("message"));
+            System.out.flush();
+        }
     }
 
     static long code(Map<String, Object> answer) {
@@ -111,6 +118,7 @@ public class Pos {
         // 1. A declined card: final; nothing charged.
         Map<String, Object> pay = request("pay", prefix + "-1");
         pay.put("amount", DECLINED);
+        pay.put("progress", true);
         step("pay", prefix + "-1", DECLINED, pos.ask(pay));
 
         // 2. A pay whose outcome is unknown: ask get_result when the cashier says so.
@@ -118,6 +126,7 @@ public class Pos {
         pay = request("pay", id);
         pay.put("amount", UNKNOWN);
         pay.put("metadata", Map.of("till", "3"));
+        pay.put("progress", true);
         Map<String, Object> answer = pos.ask(pay);
         step("pay", id, UNKNOWN, answer);
         if (code(answer) == 2) {

@@ -20,7 +20,8 @@ const readline = require('readline');
 const DECLINED = 1051;
 const UNKNOWN = 2591;
 
-/** One connection: one JSON line out, one JSON line back (answers come in request order). */
+/** One connection: one JSON line out, one JSON line back (answers come in request order, each
+ * after its request's progress event lines, which are printed as they come). */
 function connect(path) {
   return new Promise((resolve, reject) => {
     const sock = net.createConnection(path);
@@ -33,7 +34,13 @@ function connect(path) {
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        waiting.shift().resolve(JSON.parse(line));
+        const answer = JSON.parse(line);
+        if (!('code' in answer)) {
+          // A progress event: what the terminal or backend reports while the pay runs.
+          console.log(`${'progress'.padEnd(10)} id=${answer.request_id} ${answer.stage}: ${answer.message}`);
+          continue;
+        }
+        waiting.shift().resolve(answer);
       }
     });
     sock.on('close', () => {
@@ -98,11 +105,17 @@ async function main(argv) {
   const prefix = `pos-node-${Date.now()}`;
 
   // 1. A declined card: final; nothing charged.
-  let pay = { action: 'pay', request_id: `${prefix}-1`, amount: DECLINED };
+  let pay = { action: 'pay', request_id: `${prefix}-1`, amount: DECLINED, progress: true };
   step('pay', pay.request_id, DECLINED, await pos.ask(pay));
 
   // 2. A pay whose outcome is unknown: ask get_result when the cashier says so.
-  pay = { action: 'pay', request_id: `${prefix}-2`, amount: UNKNOWN, metadata: { till: '3' } };
+  pay = {
+    action: 'pay',
+    request_id: `${prefix}-2`,
+    amount: UNKNOWN,
+    metadata: { till: '3' },
+    progress: true,
+  };
   let answer = await pos.ask(pay);
   step('pay', pay.request_id, UNKNOWN, answer);
   if (answer.code === 2) {

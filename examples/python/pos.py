@@ -7,10 +7,14 @@ What a real POS must do, in the order a cashier meets it:
      presses the button, ask get_result with the same request_id until the code is not 2;
   3. the same request_id sent again: duplicate_request_error, answered by asking get_result;
   4. refund half of the pay, passing the pay's `data` back as `primary_transaction`.
+Each pay asks for progress ("progress": true): the event lines before its answer (a line with
+`event`, never a `code`) are printed as they come, e.g. for the cashier's screen.
 
 Usage: pos.py [--yes] [SOCKET]   (SOCKET: else $POSBRIDGE_SOCKET, else /run/posbridge/api.sock)
 --yes (or stdin not a terminal) answers the cashier's prompt. Every step prints one line:
   STEP id=REQUEST_ID amount=N -> code=C RESULT
+and each progress event one line:
+  progress   id=REQUEST_ID STAGE: MESSAGE
 """
 
 import json
@@ -25,7 +29,8 @@ DECLINED, UNKNOWN = 1051, 2591
 
 
 class Posbridge:
-    """One connection: one JSON line out, one JSON line back."""
+    """One connection: one JSON line out, one JSON line back (after the request's progress
+    event lines, when it asked for them)."""
 
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -34,10 +39,16 @@ class Posbridge:
 
     def ask(self, request):
         self.sock.sendall((json.dumps(request) + "\n").encode("utf-8"))
-        line = self.reader.readline()
-        if not line:
-            raise ConnectionError("posbridge closed the connection")
-        return json.loads(line)
+        while True:
+            line = self.reader.readline()
+            if not line:
+                raise ConnectionError("posbridge closed the connection")
+            answer = json.loads(line)
+            if "code" in answer:
+                return answer
+            # A progress event: what the terminal or backend reports while the pay runs.
+            print("%-10s id=%s %s: %s" % ("progress", answer["request_id"], answer["stage"],
+                                          answer["message"]), flush=True)
 
 
 def result(answer):
@@ -79,12 +90,12 @@ def main(argv):
     prefix = "pos-python-%d" % int(time.time() * 1000)
 
     # 1. A declined card: final; nothing charged.
-    pay = {"action": "pay", "request_id": prefix + "-1", "amount": DECLINED}
+    pay = {"action": "pay", "request_id": prefix + "-1", "amount": DECLINED, "progress": True}
     step("pay", pay["request_id"], DECLINED, pos.ask(pay))
 
     # 2. A pay whose outcome is unknown: ask get_result when the cashier says so.
     pay = {"action": "pay", "request_id": prefix + "-2", "amount": UNKNOWN,
-           "metadata": {"till": "3"}}
+           "metadata": {"till": "3"}, "progress": True}
     answer = pos.ask(pay)
     step("pay", pay["request_id"], UNKNOWN, answer)
     if answer["code"] == 2:

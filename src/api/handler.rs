@@ -3,12 +3,14 @@
 //! Reads the line with `protocol::parse` (the request and the shape to answer in), hands
 //! valid requests to the engine (operations and results) or the device manager (devices,
 //! pair, unpair, scan), and turns everything else into an `invalid_request` answer; the
-//! answer is written by `render`, in the shape the request asked for. Never talks to a
-//! provider or the journal directly, and never writes an answer's shape itself.
+//! answer is written by `render`, in the shape the request asked for. An operation that asked
+//! for progress gets the connection's event queue (`server` writes the events). Never talks
+//! to a provider or the journal directly, and never writes an answer's shape itself.
 
 use std::sync::Arc;
 
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use super::access::Peer;
 use super::protocol::{self, Action, Request};
@@ -16,17 +18,18 @@ use super::render;
 use crate::device::manager::{DeviceError, DeviceManager};
 use crate::engine::resolve::Decision;
 use crate::engine::Engine;
-use crate::exchange::{Answer, ErrorKind};
+use crate::exchange::{Answer, ErrorKind, Event};
 
 pub async fn answer(
     engine: &Arc<Engine>,
     devices: &Arc<DeviceManager>,
     peer: &Peer,
     line: &[u8],
+    events: mpsc::Sender<Event>,
 ) -> String {
     let parsed = protocol::parse(line);
     let answer = match parsed.request {
-        Ok(req) => typed_answer(engine, devices, peer, req).await,
+        Ok(req) => typed_answer(engine, devices, peer, req, events).await,
         Err(rejection) => {
             log::debug!("refused a request: {}", rejection.message);
             rejection.into_answer()
@@ -41,6 +44,7 @@ async fn typed_answer(
     devices: &Arc<DeviceManager>,
     peer: &Peer,
     req: Request,
+    events: mpsc::Sender<Event>,
 ) -> Answer {
     match req {
         req if req.action.needs_admin() && !peer.operate => {
@@ -77,7 +81,10 @@ async fn typed_answer(
                 .resolve(&id, &metadata, decision, &r.note, &peer.describe())
                 .await
         }
-        req => engine.handle(req).await,
+        req => {
+            let events = req.progress.then_some(events);
+            engine.handle_telling(req, events).await
+        }
     }
 }
 

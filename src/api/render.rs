@@ -1,6 +1,8 @@
 //! Every answer's shape on the wire, in one file: how an [`Answer`] becomes the one line that
 //! answers a request, v1 or the LIFE POS Checkout contract's ([`Shape`]), including the
-//! refusals made before a request could be read (too long, unauthorized, busy).
+//! refusals made before a request could be read (too long, unauthorized, busy), and the
+//! progress event lines that may come before an answer (one form for both shapes:
+//! `{"event":"progress","request_id","stage","message"}`).
 //!
 //! v1 is the answer's serde form (the exchange's: `code`, `request_id`, `metadata`, then
 //! `data`, or `error_type`, `reason`, `message`). The contract's (seed document 003) is
@@ -13,7 +15,7 @@
 use serde::Serialize;
 
 use super::protocol::{shape_of_start, Shape, MAX_LINE};
-use crate::exchange::{Answer, Body, ErrorKind, Metadata};
+use crate::exchange::{Answer, Body, ErrorKind, Event, Metadata, Stage};
 
 /// The line (without its newline) that carries `answer` in `shape`.
 pub fn render(answer: &Answer, shape: &Shape) -> String {
@@ -21,6 +23,27 @@ pub fn render(answer: &Answer, shape: &Shape) -> String {
         Shape::V1 => serde_json::to_string(answer).expect("an answer always serializes"),
         Shape::LifePos { action, sent_id } => lifepos(answer, action, sent_id.as_deref()),
     }
+}
+
+/// An event line. Field order is the wire order.
+#[derive(Serialize)]
+struct EventLine<'a> {
+    event: &'static str,
+    request_id: &'a str,
+    stage: Stage,
+    message: &'a str,
+}
+
+/// The line (without its newline) that carries a progress event, whatever the shape of the
+/// request's answer: it never has a `code`, so no client takes it for the answer.
+pub fn event(event: &Event) -> String {
+    let line = EventLine {
+        event: "progress",
+        request_id: &event.request_id,
+        stage: event.stage,
+        message: &event.message,
+    };
+    serde_json::to_string(&line).expect("an event always serializes")
 }
 
 /// One answer in the contract's shape. Field order is the wire order.
@@ -181,6 +204,19 @@ mod tests {
         // A request refused before it was read: its id as sent, valid or not.
         let c: Value = serde_json::from_str(&render(&answer, &contract(Some("bad id!")))).unwrap();
         assert_eq!(c["request_id"], "bad id!");
+    }
+
+    #[test]
+    fn an_event_line_has_its_fields_in_order_and_no_code() {
+        let e = Event {
+            request_id: "r1".into(),
+            stage: Stage::CardRead,
+            message: "card read".into(),
+        };
+        assert_eq!(
+            event(&e),
+            r#"{"event":"progress","request_id":"r1","stage":"card_read","message":"card read"}"#
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The accept loop: connection limit, per-connection line framing, graceful shutdown.
 //!
 //! Each connection is served by its own task, strictly one request at a time, so responses
-//! come back in request order. A line over 64 KiB gets one answer and closes that connection
+//! come back in request order; a request that asked for progress has its event lines written
+//! as they come, all before its answer. A line over 64 KiB gets one answer and closes that connection
 //! only. On shutdown the loop stops accepting; each connection finishes the request it is
 //! serving, then closes.
 //!
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,6 +29,7 @@ use super::lines::{Frame, Lines};
 use super::{handler, protocol, render};
 use crate::device::manager::DeviceManager;
 use crate::engine::Engine;
+use crate::exchange::EVENT_QUEUE;
 
 pub struct Server {
     pub engine: Arc<Engine>,
@@ -222,6 +224,19 @@ struct Stop {
 }
 
 impl Stop {
+    /// An answer (or event) is no longer waited for: the slot is given to another, or the
+    /// daemon shuts down and its client has not taken it within the grace.
+    async fn given_up(&self) {
+        tokio::select! {
+            _ = self.evict.cancelled() => {}
+            // Shutting down: the answer still goes out, unless its client will not take it.
+            _ = async {
+                self.shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await
+            } => {}
+        }
+    }
+
     async fn stopped(&self) {
         tokio::select! {
             _ = self.shutdown.cancelled() => {}
@@ -265,18 +280,58 @@ async fn serve(
         // The request is carried out and recorded even if the client has gone by now; while
         // it runs, this connection is never evicted.
         connections.busy(id, true);
-        let answer = handler::answer(&engine, &devices, &peer, line).await;
+        let (events, mut queue) = mpsc::channel(EVENT_QUEUE);
+        let answering = handler::answer(&engine, &devices, &peer, line, events);
+        tokio::pin!(answering);
+        let mut answer = None;
+        // Whether the client still takes lines (an event write failed: it has gone).
+        let mut taking = true;
+        // Progress events (only a request that asked has any) are written as they come. The
+        // operation never waits for them (it drops what does not fit the queue); writing one
+        // to a client that does not read holds up only this loop, and once the answer is
+        // ready the connection is idle, so evictable, as it is while its answer waits.
+        while answer.is_none() {
+            tokio::select! {
+                biased;
+                ready = &mut answering => answer = Some(ready),
+                Some(event) = queue.recv() => {
+                    if !taking {
+                        continue;
+                    }
+                    let line = render::event(&event);
+                    let sending = write_line(&mut write, &line);
+                    tokio::pin!(sending);
+                    loop {
+                        tokio::select! {
+                            sent = &mut sending => {
+                                taking = sent.is_ok();
+                                break;
+                            }
+                            ready = &mut answering, if answer.is_none() => {
+                                answer = Some(ready);
+                                connections.busy(id, false);
+                            }
+                            _ = stop.given_up(), if answer.is_some() => return,
+                        }
+                    }
+                }
+            }
+        }
         connections.busy(id, false);
+        // The events told before the answer was ready, then the answer; nothing after it (the
+        // engine told its last stage before the outcome; the queue is closed besides).
+        queue.close();
+        let mut out = String::new();
+        while let Ok(event) = queue.try_recv() {
+            out.push_str(&render::event(&event));
+            out.push('\n');
+        }
+        out.push_str(&answer.expect("the loop ends with the answer"));
         // A client that does not read its answers blocks here; it is idle, so evictable (its
         // answer is in the journal for get_result).
         let written = tokio::select! {
-            _ = stop.evict.cancelled() => return,
-            // Shutting down: the answer still goes out, unless its client will not take it.
-            _ = async {
-                stop.shutdown.cancelled().await;
-                tokio::time::sleep(SHUTDOWN_WRITE_GRACE).await
-            } => return,
-            written = write_line(&mut write, &answer) => written,
+            _ = stop.given_up() => return,
+            written = write_line(&mut write, &out) => written,
         };
         if written.is_err() {
             return;

@@ -12,6 +12,7 @@
 //! - `fields`: structured payload parts (HELLO, payment request, result) and their validation.
 //! - `details`: the version 2 additions (a payment request's LIFE POS details, shift totals).
 //! - `window`: the version 3 addition (the card reader's result window).
+//! - `stage`: the version 4 addition (STAGE: how far the reader's running operation has got).
 //! - `dedup`: [`DuplicateFilter`], so a retransmitted frame is acknowledged but not delivered twice.
 //!
 //! Frame layout (all integers little-endian):
@@ -37,6 +38,7 @@ mod dedup;
 mod details;
 mod fields;
 mod messages;
+mod stage;
 mod window;
 mod wire;
 
@@ -46,6 +48,8 @@ mod golden;
 mod golden_v2;
 #[cfg(test)]
 mod golden_v3;
+#[cfg(test)]
+mod golden_v4;
 
 pub use decoder::{DecodeError, Decoder, DecoderStats, Feed, BUFFER_CAPACITY};
 pub use dedup::{Delivery, DuplicateFilter};
@@ -54,6 +58,7 @@ pub use fields::{
     Credentials, Currency, Hello, NakReason, Outcome, PaymentRequest, Role, SaleResult,
 };
 pub use messages::{kind, Message};
+pub use stage::ReaderStage;
 pub use window::ResultWindow;
 pub use wire::PayloadError;
 

@@ -3,7 +3,7 @@
 //! typed result. It owns matching answers to the request they belong to (by the id the reader
 //! got: the operation's backend id) and one operation at a time per reader; it tells the
 //! caller the moment the reader acknowledged a start (the reader has the request), before its
-//! answer. It must not retry a money-moving start on its own: after a lost link, or a
+//! answer, and (version 4) each STAGE the reader sends about it meanwhile. It must not retry a money-moving start on its own: after a lost link, or a
 //! DUPLICATE answer, the caller asks `get_result`.
 
 use std::future::Future;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::link::{Message, PaymentRequest, ResultWindow, SaleResult, ShiftTotals};
+use super::link::{Message, PaymentRequest, ReaderStage, ResultWindow, SaleResult, ShiftTotals};
 use super::session::{what, LinkError, Session};
 
 /// What the reader said about one request.
@@ -88,12 +88,15 @@ impl CardReader {
     /// Starts a sale (`Message::StartSale`), refund (`StartRefund`, `primary_reference` the
     /// sale's RRN) or cancel (`StartCancel`) and waits up to `wait` for the card holder and the
     /// acquirer. `acked` runs once the reader has acknowledged the start at the link level
-    /// (it has the request, §5), before its answer is awaited.
+    /// (it has the request, §5), before its answer is awaited. `staged` is told each STAGE
+    /// the reader sends about this operation while it runs (version 4; a STAGE in an older
+    /// session is ignored, as is one about another id).
     pub async fn start<A, F>(
         &self,
         msg: Message,
         wait: Duration,
         acked: A,
+        staged: impl Fn(ReaderStage),
     ) -> Result<Answer, ReaderError>
     where
         A: FnOnce() -> F,
@@ -105,22 +108,34 @@ impl CardReader {
             }
             _ => unreachable!("CardReader::start is only called with a START_* message"),
         };
-        self.exchange(msg, wait, acked, pick_answer(&id)).await
+        let stages = self.session.version() >= 4;
+        let answer = pick_answer(&id);
+        let pick = |msg: &Message| match msg {
+            Message::Stage { request_id, stage } if stages && *request_id == id => {
+                staged(*stage);
+                None
+            }
+            other => answer(other),
+        };
+        self.exchange(msg, wait, acked, pick).await
     }
 
     /// Charges `req.amount` ([`CardReader::start`] with nothing to do on the ACK).
     pub async fn sale(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
-        self.start(Message::StartSale(req), wait, no_hook).await
+        self.start(Message::StartSale(req), wait, no_hook, |_| {})
+            .await
     }
 
     /// Refunds (part of) an earlier sale; `req.primary_reference` is the sale's RRN.
     pub async fn refund(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
-        self.start(Message::StartRefund(req), wait, no_hook).await
+        self.start(Message::StartRefund(req), wait, no_hook, |_| {})
+            .await
     }
 
     /// Cancels (voids) an earlier sale in full.
     pub async fn cancel(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
-        self.start(Message::StartCancel(req), wait, no_hook).await
+        self.start(Message::StartCancel(req), wait, no_hook, |_| {})
+            .await
     }
 
     /// Version 3: the numbers of the results the reader still holds, and of its next

@@ -10,7 +10,10 @@
 //! and cancels (SHIFT_TOTALS; a version 1 host gets SHIFT_SUMMARY of sales). The charge is written
 //! to the state file *before* the delay, as a real reader's acquirer commits before the
 //! receipt prints: a reader killed mid-sale still knows the sale after a restart. Only masked
-//! card numbers exist here. Given `--account LOGIN:PASSWORD_FILE`, it signs each operation in
+//! card numbers exist here. To a version 4 host it tells how far an operation has got while it
+//! runs (STAGE: card read, PIN entry for a sale, authorising), spread over its delay, before
+//! the result; an operation whose credentials were refused read no card and tells nothing.
+//! Given `--account LOGIN:PASSWORD_FILE`, it signs each operation in
 //! as a Lifepay QPOS does and refuses credentials that match no account (`accounts`: a stored
 //! SALE_RESULT error, nothing charged); without, it accepts any.
 
@@ -25,7 +28,7 @@ use super::accounts::Accounts;
 use super::state::{State, Store, Stored, StoredDetails};
 use super::{reply, Firmware};
 use crate::device::link::{
-    Message, Outcome, PaymentRequest, ResultWindow, SaleResult, ShiftTotals,
+    Message, Outcome, PaymentRequest, ReaderStage, ResultWindow, SaleResult, ShiftTotals,
 };
 use crate::device::session::Sender;
 
@@ -144,6 +147,7 @@ impl CardReader {
         // Committed before the answer, like an acquirer: see the module docs.
         self.save(&inner.state);
         inner.running = Some(id.clone());
+        let version = inner.version;
         drop(inner);
         log::info!(
             "{id}: {operation} {} {} -> {}",
@@ -152,9 +156,25 @@ impl CardReader {
             stored.outcome
         );
         let delay = if req.amount % 100 == 93 { SLOW } else { SHORT };
+        let stages = match (version, stored.rrn.is_some()) {
+            (4.., true) => stages_of(operation),
+            _ => &[],
+        };
         let me = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            // The delay in equal parts, a STAGE after each but the last.
+            let part = delay / (stages.len() as u32 + 1);
+            for stage in stages {
+                tokio::time::sleep(part).await;
+                let told = Message::Stage {
+                    request_id: id.clone(),
+                    stage: *stage,
+                };
+                if let Err(e) = link.send(told).await {
+                    log::info!("{id}: STAGE not delivered ({e})");
+                }
+            }
+            tokio::time::sleep(part).await;
             me.lock().running = None;
             if let Err(e) = link.send(Message::SaleResult(to_result(&stored))).await {
                 log::info!("{id}: result kept, the host will ask for it ({e})");
@@ -231,6 +251,19 @@ impl Firmware for CardReader {
             }
             other => log::debug!("a reader ignores {}", crate::device::session::what(&other)),
         }
+    }
+}
+
+/// The stages a version 4 reader tells while `operation` runs, in order.
+fn stages_of(operation: &str) -> &'static [ReaderStage] {
+    match operation {
+        "sale" => &[
+            ReaderStage::CardRead,
+            ReaderStage::PinEntry,
+            ReaderStage::Authorising,
+        ],
+        "refund" => &[ReaderStage::CardRead, ReaderStage::Authorising],
+        _ => &[ReaderStage::Authorising],
     }
 }
 

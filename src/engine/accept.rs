@@ -96,6 +96,7 @@ impl Engine {
             created_at: now_rfc3339(),
             backend_id: provider::new_backend_id(kind),
             progress: Default::default(),
+            stages: Default::default(),
         };
         Ok((op, provider))
     }

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use crate::device::screen::{NoScreen, Screen};
-use crate::exchange::{Action, Answer, ErrorKind, Metadata, Request};
+use crate::exchange::{Action, Answer, ErrorKind, Event, Metadata, Request};
 use crate::journal::{Entry, Journal, State};
 use crate::provider::{Failure, Operation, Provider};
 pub use providers::Providers;
@@ -190,6 +190,17 @@ impl Engine {
 
     /// Answers one valid request.
     pub async fn handle(self: &Arc<Self>, req: Request) -> Answer {
+        self.handle_telling(req, None).await
+    }
+
+    /// [`Engine::handle`], telling an operation's stages to `events` while it runs (the API
+    /// passes it only when the request asked for progress). Nothing is sent on `events` once
+    /// the operation's provider is done, so every event comes before the answer.
+    pub async fn handle_telling(
+        self: &Arc<Self>,
+        req: Request,
+        events: Option<mpsc::Sender<Event>>,
+    ) -> Answer {
         match req.action {
             Action::GetResult => {
                 let id = req.request_id.unwrap_or_default();
@@ -198,7 +209,7 @@ impl Engine {
             Action::Status => self.status(req.request_id, req.metadata),
             Action::Results => self.results(req.request_id, req.metadata, req.limit.unwrap_or(20)),
             Action::Pay | Action::Refund | Action::Cancel | Action::CloseShift => {
-                self.operate(req).await
+                self.operate(req, events).await
             }
             // The API hands these to the device manager (the engine does not own devices), or,
             // for resolve, to `Engine::resolve` with the peer who asked.
@@ -236,5 +247,7 @@ fn stored_identity(entry: &Entry) -> (String, Metadata) {
 mod evidence_tests;
 #[cfg(test)]
 mod progress_tests;
+#[cfg(test)]
+mod stages_tests;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! One money-moving operation, from its intent to its stored outcome: the intent durable
 //! before the provider is contacted, the provider run on a task of its own (a vanished client
 //! cannot cut it short) under the provider's time limit, progress notes made durable as they
-//! come, and the outcome weighed against the evidence and stored before the answer leaves.
+//! come, progress events (stages, never journaled) passed on to the POS that asked until the
+//! provider is done, and the outcome weighed against the evidence and stored before the answer leaves.
 //! Nothing here answers for a request that is not an operation.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,9 @@ use std::sync::Arc;
 
 use super::{answer, error, stats, Engine};
 use crate::device::screen::Shown;
-use crate::exchange::{Answer, ErrorKind, Request};
+use tokio::sync::mpsc;
+
+use crate::exchange::{Answer, ErrorKind, Event, Request, Stages};
 use crate::journal::{Begin, Entry, Intent, State};
 use crate::provider::{self, Failure, OpKind, Operation, Outcome, Provider};
 
@@ -31,8 +34,12 @@ impl Drop for Running<'_> {
 
 impl Engine {
     /// A money-moving request: accepted, its intent journaled, carried out once; its answer.
-    pub(super) async fn operate(self: &Arc<Self>, req: Request) -> Answer {
-        let (op, provider) = match self.accept(req) {
+    pub(super) async fn operate(
+        self: &Arc<Self>,
+        req: Request,
+        events: Option<mpsc::Sender<Event>>,
+    ) -> Answer {
+        let (mut op, provider) = match self.accept(req) {
             Ok(accepted) => accepted,
             Err(refused) => return refused,
         };
@@ -76,6 +83,9 @@ impl Engine {
         // minutes), and the VM's parts wait for it before they cut or reload mid-sale.
         log::info!(request_id = op.request_id.as_str(), provider = op.provider.as_str(),
             action = op.kind.as_str(); "{} {} started", op.kind.as_str(), op.request_id);
+        if let Some(events) = events {
+            op.stages = Stages::to(&op.request_id, events);
+        }
         // Its own task: the operation finishes and is recorded even if this connection goes.
         let engine = self.clone();
         let task_op = op.clone();
@@ -86,6 +96,7 @@ impl Engine {
             Ok(answer) => answer,
             Err(join) => {
                 log::error!(request_id = op.request_id.as_str(); "operation task failed: {join}");
+                op.stages.close();
                 let failure = Failure::new(
                     "internal_error",
                     "The operation was interrupted inside posbridge; its outcome is being checked.",
@@ -120,6 +131,8 @@ impl Engine {
                 ),
             )),
         };
+        // The provider is done: whatever it left behind can tell no stage after the outcome.
+        op.stages.close();
         let outcome = self.weigh(&op, outcome);
         if shown {
             self.screen.show(Shown::Status(customer_word(&outcome)));

@@ -211,6 +211,7 @@ async fn recovery_turns_in_flight_into_unknown_and_reconciles() {
         created_at: now_rfc3339(),
         backend_id: String::new(),
         progress: Default::default(),
+        stages: Default::default(),
     };
     s.engine
         .journal()

@@ -7,16 +7,22 @@
 //! `message`), so a stored answer replays byte for byte, and journals written before these
 //! types existed still read.
 //!
-//! Pure data: no I/O, no parsing of request lines, no rendering of the LIFE POS shape (the
-//! API does both), and no import of any other posbridge room.
+//! [`Event`] is a progress event a running operation tells its POS before the answer, through
+//! the operation's [`Stages`] (never journaled).
+//!
+//! Pure data (and the events' non-blocking queue): no I/O, no parsing of request lines, no
+//! rendering of the LIFE POS shape or of event lines (the API does both), and no import of
+//! any other posbridge room.
 
 mod action;
 mod answer;
+mod event;
 mod request;
 mod status;
 
 pub use action::Action;
 pub use answer::{Answer, Body, Data, ErrorKind, PrimaryRef, Refusal, Transaction};
+pub use event::{Event, Stage, Stages, EVENT_QUEUE};
 pub use request::{Request, Resolution};
 pub use status::{JournalStatus, ProviderStatus, Status};
 

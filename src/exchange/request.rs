@@ -35,6 +35,8 @@ pub struct Request {
     pub seconds: Option<u64>,
     /// `resolve` only: the operator's decision and why.
     pub resolution: Option<Resolution>,
+    /// `"progress": true`: the POS wants progress events before the answer (operations only).
+    pub progress: bool,
 }
 
 /// `resolve`: what an operator found out about an unknown outcome.
@@ -63,6 +65,7 @@ impl Request {
             id: None,
             seconds: None,
             resolution: None,
+            progress: false,
         }
     }
 
@@ -107,6 +110,7 @@ impl fmt::Debug for Request {
             .field("provider", &self.provider)
             .field("primary_transaction", &self.primary_transaction)
             .field("params", &params)
+            .field("progress", &self.progress)
             .finish_non_exhaustive()
     }
 }

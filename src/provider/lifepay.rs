@@ -8,7 +8,9 @@
 //! the same id once it is connected again: a sale cut off by a lost link is reconciled, never
 //! started again, and a DUPLICATE answer is never taken as the outcome. What showed that the
 //! reader has the operation is witnessed before it is acted on, and a RESULT_NOT_FOUND is read
-//! against the reader's result window (`recovery`). Like every provider it never touches the
+//! against the reader's result window (`recovery`). A POS that asked for progress hears
+//! `on_terminal` once the reader acknowledged the start and, from a version 4 reader, each
+//! STAGE it sends (card read, PIN entry, authorising). Like every provider it never touches the
 //! journal itself (notes go through `Operation::progress`); the device manager owns the link.
 
 mod answers;
@@ -22,9 +24,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::common::{self, Common};
-use super::{Failure, OpKind, Operation, Outcome, Provider};
+use super::{Failure, OpKind, Operation, Outcome, Provider, Stage};
 use crate::config::LifepayConfig;
-use crate::device::link::{Credentials, Currency, Message, PaymentRequest, SaleDetails};
+use crate::device::link::{
+    Credentials, Currency, Message, PaymentRequest, ReaderStage, SaleDetails,
+};
 use crate::device::manager::DeviceManager;
 use crate::device::reader::{Answer, CardReader, ReaderError};
 use crate::device::session::LinkError;
@@ -244,8 +248,15 @@ impl Provider for Lifepay {
         };
         // The reader's link ACK of the start means it has the request (docs/providers.md).
         let acked = format!("the card reader acknowledged {name}");
+        // Progress for a POS that asked: the ACK puts it on the terminal; a version 4 reader
+        // tells how far it got (STAGE).
+        let on_terminal = || async {
+            recovery::witness(op, &acked).await;
+            op.stages
+                .tell(Stage::OnTerminal, "the card reader has the request");
+        };
         let answer = reader
-            .start(msg, wait, || recovery::witness(op, &acked))
+            .start(msg, wait, on_terminal, |stage| told(op, stage))
             .await;
         log_answer(op, &reader, Check::Start, &answer);
         match answer {
@@ -366,3 +377,13 @@ async fn record_window(reader: &CardReader, op: &Operation) -> Result<(), Outcom
 
 #[cfg(test)]
 mod tests;
+
+/// A STAGE the reader sent about `op` (version 4), told to a POS that asked for progress.
+fn told(op: &Operation, stage: ReaderStage) {
+    let (stage, message) = match stage {
+        ReaderStage::CardRead => (Stage::CardRead, "the card reader read the card"),
+        ReaderStage::PinEntry => (Stage::PinEntry, "the customer is entering the PIN"),
+        ReaderStage::Authorising => (Stage::Authorising, "the card reader is authorising"),
+    };
+    op.stages.tell(stage, message);
+}

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::exchange::Metadata;
+pub use crate::exchange::{Stage, Stages};
 pub use common::Common;
 
 pub use progress::{NoteFuture, NoteSink, Progress};
@@ -124,6 +125,10 @@ pub struct Operation {
     /// journaled with the intent by the engine ([`Progress`]). Empty for most operations.
     #[serde(default, skip_serializing_if = "Progress::is_empty")]
     pub progress: Progress,
+    /// Where the provider tells the stages the backend or reader reports while it runs
+    /// (progress events for the POS that asked; never journaled, no part of the outcome).
+    #[serde(skip)]
+    pub stages: Stages,
 }
 
 /// `params` keys that are never written anywhere (journal, logs).

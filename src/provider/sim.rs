@@ -8,6 +8,8 @@
 //!
 //! Test amounts (pay only): `..51` declined; `..91` the backend "times out" but the charge went
 //! through; `params.delay_ms` makes the backend take that long; anything else approved.
+//! Its progress stages are what it does: `sent` once its ledger has the call, then, with a
+//! delay, `authorising` while it takes it.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -19,7 +21,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::common::{self, Common};
-use super::{Approval, Card, Failure, OpKind, Operation, Outcome, Provider};
+use super::{Approval, Card, Failure, OpKind, Operation, Outcome, Provider, Stage};
 use crate::clock::now_rfc3339;
 use crate::config::SimConfig;
 
@@ -369,7 +371,13 @@ impl Provider for Sim {
                 // The backend has the call from here on: whatever happens to us, it completes.
                 let reference = self.record(op, outcome)?;
                 drop(reversing);
+                op.stages
+                    .tell(Stage::Sent, "the sim backend recorded the call");
                 if delay > 0 {
+                    op.stages.tell(
+                        Stage::Authorising,
+                        format!("the sim backend takes {delay} ms to answer"),
+                    );
                     tokio::time::sleep(Duration::from_millis(delay.min(MAX_DELAY_MS))).await;
                 }
                 Ok(match outcome {

@@ -580,4 +580,66 @@ impl Client {
         let raw = self.line(&req.to_string());
         serde_json::from_str(&raw).unwrap_or_else(|e| panic!("bad response {raw:?}: {e}"))
     }
+
+    /// Sends `req` (with `"progress": true` for events) and reads the progress event lines
+    /// before its answer, then the answer: the first line with a `code`. Every event must be
+    /// `{"event":"progress",...}` of the request's own request_id (the schema checks the rest).
+    pub fn request_with_events(&mut self, req: &Value) -> (Vec<Value>, Value) {
+        self.send_raw(format!("{req}\n").as_bytes());
+        self.read_with_events()
+    }
+
+    /// The progress event lines of the next answer, then that answer (see
+    /// [`Client::request_with_events`]).
+    pub fn read_with_events(&mut self) -> (Vec<Value>, Value) {
+        let mut events: Vec<Value> = Vec::new();
+        loop {
+            let raw = self.read_line().expect("an event or the answer");
+            let line: Value =
+                serde_json::from_str(&raw).unwrap_or_else(|e| panic!("bad line {raw:?}: {e}"));
+            if line.get("code").is_some() {
+                for e in &events {
+                    assert_eq!(e["request_id"], line["request_id"], "{e} before {line}");
+                }
+                return (events, line);
+            }
+            assert_eq!(
+                line["event"], "progress",
+                "neither an event nor an answer: {raw}"
+            );
+            events.push(line);
+        }
+    }
+}
+
+/// A new pty pair: (master, slave).
+pub fn pty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two fds into the out-parameters; null name/termios/winsize are allowed.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just opened and are owned by nobody else.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    }
+}
+
+/// The `stage`s of `events`, in order.
+pub fn stages(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["stage"].as_str().unwrap())
+        .collect()
 }

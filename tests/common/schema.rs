@@ -1,6 +1,6 @@
 //! The socket API's JSON Schemas (schema/ at the repository root) applied to every answer the
 //! integration tests receive: `Client` and `send_in_thread` call [`check_answer`] on each line
-//! they read, so an answer that gains a field the schema does not know, or loses one it
+//! they read (a progress event line, one with `event`, against event.json), so an answer that gains a field the schema does not know, or loses one it
 //! requires, fails the test that saw it, naming the path and the reason. Must NOT decide what
 //! an answer should be: the schema files do; this only loads and applies them.
 
@@ -10,8 +10,9 @@ use serde_json::Value;
 
 /// Where the schema files are published (their `$id`s); each file lives at `BASE` + its name.
 const BASE: &str = "https://posbridge.invalid/schema/";
-const FILES: [&str; 5] = [
+const FILES: [&str; 6] = [
     "data.json",
+    "event.json",
     "answer.v1.json",
     "answer.lifepos.json",
     "request.v1.json",
@@ -22,6 +23,7 @@ struct Compiled {
     schemas: boon::Schemas,
     v1: boon::SchemaIndex,
     lifepos: boon::SchemaIndex,
+    event: boon::SchemaIndex,
     request_v1: boon::SchemaIndex,
     request_lifepos: boon::SchemaIndex,
 }
@@ -50,12 +52,14 @@ fn compiled() -> &'static Compiled {
         };
         let v1 = compile("answer.v1.json");
         let lifepos = compile("answer.lifepos.json");
+        let event = compile("event.json");
         let request_v1 = compile("request.v1.json");
         let request_lifepos = compile("request.lifepos.json");
         Compiled {
             schemas,
             v1,
             lifepos,
+            event,
             request_v1,
             request_lifepos,
         }
@@ -63,14 +67,16 @@ fn compiled() -> &'static Compiled {
 }
 
 /// Panics unless `line` (one answer line, without its newline) is valid against the schema of
-/// its shape: the LIFE POS contract's when it has an `action`, else v1.
+/// its shape: a progress event's when it has an `event`, the LIFE POS contract's when it has an
+/// `action`, else v1.
 pub fn check_answer(line: &str) {
     let value: Value = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("an answer line that is not JSON ({e}): {line:?}"));
     let c = compiled();
-    let (index, name) = match value.get("action") {
-        Some(_) => (c.lifepos, "answer.lifepos.json"),
-        None => (c.v1, "answer.v1.json"),
+    let (index, name) = match (value.get("event"), value.get("action")) {
+        (Some(_), _) => (c.event, "event.json"),
+        (None, Some(_)) => (c.lifepos, "answer.lifepos.json"),
+        (None, None) => (c.v1, "answer.v1.json"),
     };
     if let Err(e) = c.schemas.validate(&value, index) {
         panic!("an answer does not match schema/{name}:\n{e:#}\nthe answer: {line}");

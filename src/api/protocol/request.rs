@@ -236,6 +236,18 @@ impl<'a> Fields<'a> {
             Action::Resolve => Some(self.resolution()?),
             _ => None,
         };
+        // Events come only from operations; on another action `true` is taken and nothing
+        // comes before the answer.
+        let progress = match self.get("progress") {
+            None => false,
+            Some(Value::Bool(b)) => *b && action.is_operation(),
+            Some(v) => {
+                return Err(self.reject(
+                    "progress",
+                    format!("must be true or false, not {}", kind_of(v)),
+                ))
+            }
+        };
         let request = Request {
             action,
             request_id,
@@ -252,6 +264,7 @@ impl<'a> Fields<'a> {
             id,
             seconds,
             resolution,
+            progress,
         };
         Ok((request, self.lifepos_action.clone()))
     }

@@ -32,6 +32,33 @@ fn pay_with_every_field() {
 }
 
 #[test]
+fn progress_is_a_boolean_taken_only_by_operations() {
+    let pay = |p: Value| parse(json!({"action": "pay", "amount": 1, "progress": p}));
+    assert!(pay(json!(true)).unwrap().progress);
+    assert!(!pay(json!(false)).unwrap().progress);
+    assert!(!pay(Value::Null).unwrap().progress);
+    for bad in [json!("true"), json!(1), json!({})] {
+        assert_eq!(
+            rejected_field(json!({"action": "pay", "amount": 1, "progress": bad})),
+            "progress"
+        );
+    }
+    let lifepos = "ru.lifepay.checkout.payment_terminal.transaction.refund";
+    let r = parse(json!({"action": lifepos, "amount": 1, "progress": true,
+        "primary_transaction": {"provider": "sim", "amount": 1}}))
+    .unwrap();
+    assert!(r.progress);
+    // Taken, and nothing to tell: get_result and status never have events.
+    let asked = parse(json!({"action": "get_result", "request_id": "a", "progress": true}));
+    assert!(!asked.unwrap().progress);
+    assert!(
+        !parse(json!({"action": "status", "progress": true}))
+            .unwrap()
+            .progress
+    );
+}
+
+#[test]
 fn lifepay_aliases_map_to_actions() {
     for (alias, action) in [
         (

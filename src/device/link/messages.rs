@@ -7,6 +7,7 @@ use super::details::ShiftTotals;
 use super::fields::{
     check_request_id, Currency, Hello, NakReason, PaymentRequest, Role, SaleResult,
 };
+use super::stage::ReaderStage;
 use super::window::ResultWindow;
 use super::wire::{Reader, Writer};
 use super::{Flags, Frame, PayloadError};
@@ -36,6 +37,8 @@ pub mod kind {
     pub const GET_RESULT_WINDOW: u8 = 0x1C;
     /// Version 3.
     pub const RESULT_WINDOW: u8 = 0x1D;
+    /// Version 4.
+    pub const STAGE: u8 = 0x1E;
     pub const SHOW_QR: u8 = 0x20;
     pub const SHOW_AMOUNT: u8 = 0x21;
     pub const SHOW_STATUS: u8 = 0x22;
@@ -83,6 +86,12 @@ pub enum Message {
     /// Reader -> host (version 3): the numbers of the results it still holds and of the next
     /// operation, in which result store ([`ResultWindow`]).
     ResultWindow(ResultWindow),
+    /// Reader -> host (version 4): the running operation `request_id` has reached `stage`.
+    /// Never a result; sent only in a version 4 session.
+    Stage {
+        request_id: String,
+        stage: ReaderStage,
+    },
     /// Host -> display: show a QR code encoding `payload`.
     ShowQr { payload: String },
     /// Host -> display: show an amount to pay.
@@ -115,6 +124,7 @@ impl Message {
             Message::ShiftTotals(_) => kind::SHIFT_TOTALS,
             Message::GetResultWindow => kind::GET_RESULT_WINDOW,
             Message::ResultWindow(_) => kind::RESULT_WINDOW,
+            Message::Stage { .. } => kind::STAGE,
             Message::ShowQr { .. } => kind::SHOW_QR,
             Message::ShowAmount { .. } => kind::SHOW_AMOUNT,
             Message::ShowStatus { .. } => kind::SHOW_STATUS,
@@ -186,6 +196,11 @@ impl Message {
             }
             Message::ShiftTotals(t) => t.encode(&mut w),
             Message::ResultWindow(window) => window.encode(&mut w)?,
+            Message::Stage { request_id, stage } => {
+                check_request_id(request_id)?;
+                w.str8("request_id", request_id)?;
+                stage.encode(&mut w);
+            }
             Message::ShowQr { payload } => {
                 check_qr_payload(payload)?;
                 w.str16("payload", payload)?;
@@ -247,6 +262,10 @@ impl Message {
             kind::CLOSE_SHIFT => Message::CloseShift,
             kind::GET_RESULT_WINDOW => Message::GetResultWindow,
             kind::RESULT_WINDOW => Message::ResultWindow(ResultWindow::decode(&mut r)?),
+            kind::STAGE => Message::Stage {
+                request_id: read_request_id(&mut r)?,
+                stage: ReaderStage::decode(&mut r)?,
+            },
             kind::SHIFT_SUMMARY => Message::ShiftSummary {
                 count: r.u32("count")?,
                 total: r.u64("total")?,

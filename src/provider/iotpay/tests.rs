@@ -329,6 +329,7 @@ fn op(age: time::Duration) -> Operation {
         created_at: (crate::clock::now() - age).format(&Rfc3339).unwrap(),
         backend_id: "P0123456789abcdef0123456789ab".into(),
         progress: Default::default(),
+        stages: Default::default(),
     }
 }
 

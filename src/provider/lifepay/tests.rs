@@ -34,6 +34,7 @@ fn op(backend_id: &str, params: serde_json::Value) -> Operation {
         created_at: "2026-12-01T00:00:00Z".into(),
         backend_id: backend_id.into(),
         progress: Default::default(),
+        stages: Default::default(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The Paysera sale flow (see `mod.rs` for the why): read the spot, note when the sale began,
 //! create the transaction, note its key (evidence), put it at the spot as an order, wait for
-//! the customer, confirm, close the spot. Each money-moving call (order create, confirm) is sent
+//! the customer, confirm, close the spot. Progress stages (for a POS that asked): `qr_shown`
+//! once the order is at the spot, `customer_approved` when the customer reserved it in time,
+//! `authorising` as the confirm is sent. Each money-moving call (order create, confirm) is sent
 //! at most once; the confirm's intent is journaled before it is sent, so no later check sends
 //! it again. When an answer is lost the order is *read* to learn what happened, and what cannot
 //! be learned within the bound is answered `Unknown` for the reconciler. Every way a sale ends
@@ -16,7 +18,7 @@ use super::recover::created;
 use super::release::{approved_too_late, expired};
 use super::{refused, unknown, unknown_after, Paysera, NOTE_CONFIRM, NOTE_KEY, NOTE_ORDER};
 use crate::device::screen::Shown;
-use crate::provider::{Approval, Failure, Operation, Outcome};
+use crate::provider::{Approval, Failure, Operation, Outcome, Stage};
 
 /// The body of `POST /rest/v1/transaction`: one payment, carrying the operation's own backend
 /// id as its merchant reference (`parameters.order_id`).
@@ -176,6 +178,10 @@ impl Paysera {
         log::debug!(request_id = op.request_id.as_str(), provider = "paysera";
             "sale {} waits for the customer to scan {qr}", op.request_id);
         self.screen.show(Shown::Qr(qr.clone()));
+        op.stages.tell(
+            Stage::QrShown,
+            "Paysera has the order at the spot: the customer scans the QR code",
+        );
         let outcome = self.wait_and_confirm(op, order, &qr, deadline).await;
         if !matches!(outcome, Outcome::Unknown(_)) {
             self.close_spot().await;
@@ -227,7 +233,11 @@ impl Paysera {
         loop {
             match order.status.as_str() {
                 "reserved" if Instant::now() < deadline => {
-                    return self.confirm(op, &order, Some(qr)).await
+                    op.stages.tell(
+                        Stage::CustomerApproved,
+                        "the customer approved the payment in Paysera",
+                    );
+                    return self.confirm(op, &order, Some(qr)).await;
                 }
                 "reserved" => {
                     let late = approved_too_late(self.window.as_secs());
@@ -271,6 +281,8 @@ impl Paysera {
             let failure = journal_failed("The confirm of the Paysera payment", &e);
             return self.end_unpaid(order, failure, qr).await;
         }
+        op.stages
+            .tell(Stage::Authorising, "confirming the payment with Paysera");
         let err = match self.client.confirm(&order.transaction_key).await {
             Ok(_) => return approved("approved", order, qr),
             Err(e) => e,

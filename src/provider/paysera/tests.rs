@@ -54,6 +54,7 @@ fn the_transaction_carries_amount_currency_and_the_backend_id() {
         created_at: "2026-01-01T00:00:00Z".into(),
         backend_id: "P0123456789abcdef0123456789ab".into(),
         progress: Default::default(),
+        stages: Default::default(),
     };
     assert_eq!(
         transaction_body(&op),

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::answer::{self, Sent, Status};
 use super::{wire, Check, PhonePe};
 use crate::provider::http::HttpError;
-use crate::provider::{Failure, Operation, Outcome};
+use crate::provider::{Failure, OpKind, Operation, Outcome, Stage};
 
 impl PhonePe {
     /// Journals that `what` showed `op`'s transaction exists, before it is acted on. A note the
@@ -91,6 +91,14 @@ impl PhonePe {
                 Check::Pending(carried) => {
                     evidence |= carried;
                     last = "the customer has not finished paying".into();
+                    // PENDING of the sale itself (not a bare INTERNAL_SERVER_ERROR): PhonePe
+                    // has it and it is not paid yet. A refund's PENDING waits for no customer.
+                    if carried && op.kind == OpKind::Pay {
+                        op.stages.tell(
+                            Stage::WaitingForCustomer,
+                            "PhonePe: the payment is pending, waiting for the customer",
+                        );
+                    }
                 }
                 // After evidence "not found" is a contradiction: its status API may find it
                 // later, so the checks go on.
@@ -162,6 +170,13 @@ impl PhonePe {
                             let what = format!("{call} answered {}", answer::scrub(&answer.code));
                             self.witness(op, &what).await;
                             evidence = true;
+                            op.stages.tell(
+                                Stage::Sent,
+                                match op.kind {
+                                    OpKind::Pay => "PhonePe accepted the sale for the terminal",
+                                    _ => "PhonePe accepted the refund",
+                                },
+                            );
                         }
                         Sent::Follow => {}
                     }

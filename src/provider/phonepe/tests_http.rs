@@ -19,6 +19,7 @@ fn op(kind: OpKind, request_id: &str, amount: u64) -> Operation {
         created_at: crate::clock::now_rfc3339(),
         backend_id: crate::provider::new_backend_id(kind),
         progress: Default::default(),
+        stages: Default::default(),
     }
 }
 

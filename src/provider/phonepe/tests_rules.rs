@@ -21,6 +21,7 @@ fn op(kind: OpKind, backend_id: &str, params: serde_json::Value) -> Operation {
         created_at: crate::clock::now_rfc3339(),
         backend_id: backend_id.into(),
         progress: Default::default(),
+        stages: Default::default(),
     }
 }
 

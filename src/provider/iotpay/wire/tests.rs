@@ -31,6 +31,7 @@ fn op(kind: OpKind, request_id: &str, amount: u64) -> Operation {
         created_at: "2026-11-23T00:00:00Z".into(),
         backend_id: String::new(),
         progress: Default::default(),
+        stages: Default::default(),
     }
 }
 
