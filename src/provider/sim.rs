@@ -7,10 +7,18 @@
 //! the daemon's: it uses `synchronous=OFF` (it survives a killed process, not a power cut).
 //!
 //! Test amounts (pay only): `..51` declined; `..91` the backend "times out" but the charge went
-//! through; `params.delay_ms` makes the backend take that long; anything else approved.
+//! through; anything else approved. `params.delay_ms` makes the backend take that long: a pay
+//! waits that long for its customer (the ledger row says when it completes, `due_ms`), and a
+//! cancel naming it by request_id while it waits aborts it (`abort.rs`): nothing is charged
+//! and the waiting pay answers `cancelled` at once; after that the cancel is too late
+//! (`already_completed`). A refund or cancel with the pay's data (its `provider_reference`)
+//! reverses a completed pay as before.
 
+mod abort;
+
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +47,8 @@ pub const NAME: &str = "sim";
 pub struct Sim {
     ledger: Mutex<Connection>,
     reversals: Mutex<()>,
+    /// Pays waiting for their customer, by backend key: an abort wakes the one it cancelled.
+    waiting: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     common: Common,
 }
 
@@ -55,7 +65,8 @@ CREATE TABLE IF NOT EXISTS calls (
     shift        INTEGER NOT NULL DEFAULT 0,
     detail       TEXT,
     received_at  TEXT NOT NULL,
-    backend_id   TEXT
+    backend_id   TEXT,
+    due_ms       INTEGER
 );
 CREATE INDEX IF NOT EXISTS calls_request ON calls(request_id);
 CREATE INDEX IF NOT EXISTS calls_reference ON calls(reference);
@@ -85,9 +96,19 @@ impl Sim {
             conn.execute_batch("ALTER TABLE calls ADD COLUMN backend_id TEXT")?;
         }
         conn.execute_batch("CREATE INDEX IF NOT EXISTS calls_backend ON calls(backend_id)")?;
+        // Ledgers made before a pay could wait for its customer (and be aborted) have no due_ms.
+        let has_due: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('calls') WHERE name = 'due_ms'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_due {
+            conn.execute_batch("ALTER TABLE calls ADD COLUMN due_ms INTEGER")?;
+        }
         Ok(Sim {
             ledger: Mutex::new(conn),
             reversals: Mutex::new(()),
+            waiting: Mutex::new(HashMap::new()),
             common: Common::new(
                 NAME,
                 cfg.currency.clone(),
@@ -193,7 +214,12 @@ impl Sim {
         Ok(())
     }
 
-    fn record(&self, op: &Operation, outcome: &str) -> Result<String, Failure> {
+    fn record(
+        &self,
+        op: &Operation,
+        outcome: &str,
+        due_ms: Option<i64>,
+    ) -> Result<String, Failure> {
         let reference = reference(op);
         let primary_ref = op
             .primary
@@ -203,8 +229,8 @@ impl Sim {
         self.ledger(|c| {
             c.prepare_cached(
                 "INSERT INTO calls (request_id, action, amount, currency, outcome, reference,
-                                    primary_ref, received_at, backend_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                    primary_ref, received_at, backend_id, due_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 op.request_id,
@@ -215,7 +241,8 @@ impl Sim {
                 reference,
                 primary_ref,
                 now_rfc3339(),
-                backend_id(op)
+                backend_id(op),
+                due_ms
             ])
         })?;
         Ok(reference)
@@ -349,8 +376,12 @@ impl Provider for Sim {
             .params
             .get("delay_ms")
             .and_then(|v| v.as_u64())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(MAX_DELAY_MS);
         let amount = op.amount.unwrap_or(0);
+        if abort::is_abort(op) {
+            return self.abort(op).unwrap_or_else(Outcome::Unknown);
+        }
         let result =
             async {
                 let outcome = match op.kind {
@@ -358,6 +389,9 @@ impl Provider for Sim {
                     OpKind::Pay if amount % 100 == 51 => "declined",
                     OpKind::Pay | OpKind::Refund | OpKind::Cancel => "approved",
                 };
+                // A pay that waits for its customer can be aborted until it completes.
+                let waits = op.kind == OpKind::Pay && delay > 0;
+                let woken = waits.then(|| self.waiting_for(op));
                 // Checking what is left to reverse and recording the reversal are one step, or two
                 // concurrent refunds could both pass the check.
                 let reversing = self.reversals.lock().unwrap_or_else(|p| p.into_inner());
@@ -367,10 +401,15 @@ impl Provider for Sim {
                     }
                 }
                 // The backend has the call from here on: whatever happens to us, it completes.
-                let reference = self.record(op, outcome)?;
+                let due = waits.then(|| abort::now_ms() + delay as i64);
+                let reference = self.record(op, outcome, due)?;
                 drop(reversing);
-                if delay > 0 {
-                    tokio::time::sleep(Duration::from_millis(delay.min(MAX_DELAY_MS))).await;
+                if let Some(woken) = woken {
+                    if self.wait_for_customer(op, woken, delay).await? {
+                        return Ok(Outcome::Failed(abort::aborted_pay()));
+                    }
+                } else if delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
                 Ok(match outcome {
                 "declined" => Outcome::Failed(declined()),
@@ -390,7 +429,7 @@ impl Provider for Sim {
             // Asked by the id the backend was sent, never by the POS's request_id (which may
             // have been used before, for another sale).
             c.query_row(
-                "SELECT outcome, reference, detail FROM calls
+                "SELECT outcome, reference, detail, coalesce(due_ms, 0) FROM calls
                  WHERE (?1 IS NOT NULL AND backend_id = ?1)
                     OR (?1 IS NULL AND backend_id IS NULL AND request_id = ?2)
                  ORDER BY seq LIMIT 1",
@@ -400,6 +439,7 @@ impl Provider for Sim {
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
                     ))
                 },
             )
@@ -412,8 +452,16 @@ impl Provider for Sim {
                 "The payment backend never received this request: nothing was charged. \
                  Start a new sale with a new request_id.",
             )),
-            Ok(Some((outcome, _, _))) if outcome == "declined" => Outcome::Failed(declined()),
-            Ok(Some((_, _, detail))) if op.kind == OpKind::CloseShift => {
+            Ok(Some((outcome, _, _, _))) if outcome == "declined" => Outcome::Failed(declined()),
+            Ok(Some((outcome, _, _, _))) if outcome == abort::ABORTED => {
+                Outcome::Failed(abort::aborted_pay())
+            }
+            // Still waiting for its customer: neither charged nor ended yet.
+            Ok(Some((_, _, _, due))) if due > abort::now_ms() => Outcome::Unknown(Failure::new(
+                "in_progress",
+                "The sale is still waiting for the customer at the sim backend.",
+            )),
+            Ok(Some((_, _, detail, _))) if op.kind == OpKind::CloseShift => {
                 match detail.and_then(|d| serde_json::from_str(&d).ok()) {
                     Some(summary) => Outcome::ShiftClosed(summary),
                     None => Outcome::Unknown(Failure::new(
@@ -422,7 +470,10 @@ impl Provider for Sim {
                     )),
                 }
             }
-            Ok(Some((_, reference, _))) => Outcome::Approved(self.approval(op, reference)),
+            Ok(Some((_, reference, _, _))) if abort::is_abort(op) => {
+                Outcome::Approved(self.abort_approval(op, reference))
+            }
+            Ok(Some((_, reference, _, _))) => Outcome::Approved(self.approval(op, reference)),
         }
     }
 }
