@@ -71,7 +71,7 @@ impl Engine {
                 ),
             ));
         };
-        if !caps.supports(kind) {
+        if !caps.takes(kind, primary.as_ref()) {
             return Err(refuse(
                 "not_supported",
                 format!("{name} does not support {}.", kind.as_str()),

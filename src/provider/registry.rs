@@ -36,6 +36,7 @@ const ALL: Capabilities = Capabilities {
     refund: true,
     cancel: true,
     close_shift: true,
+    abort: true,
 };
 
 /// Every provider, with its capabilities (docs/api.md repeats them for POS developers).
@@ -63,6 +64,7 @@ pub const PROVIDERS: &[Registered] = &[
     },
     Registered {
         name: iotpay::NAME,
+        // No cancel call in document 002: an abort only reads the order (iotpay/abort.rs).
         capabilities: Capabilities {
             cancel: false,
             close_shift: false,

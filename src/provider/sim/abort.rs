@@ -34,7 +34,7 @@ pub(super) fn is_abort(op: &Operation) -> bool {
         && op
             .primary
             .as_ref()
-            .is_some_and(|p| p.provider_reference.is_none() && p.backend_id.is_some())
+            .is_some_and(|p| p.is_abort() && p.backend_id.is_some())
 }
 
 /// The answer of a pay aborted while it waited.
