@@ -18,6 +18,7 @@ pub mod progress;
 pub mod registry;
 pub mod sign;
 pub mod sim;
+pub mod wake;
 
 use std::time::Duration;
 

@@ -16,9 +16,8 @@
 
 mod abort;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -48,7 +47,7 @@ pub struct Sim {
     ledger: Mutex<Connection>,
     reversals: Mutex<()>,
     /// Pays waiting for their customer, by backend key: an abort wakes the one it cancelled.
-    waiting: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    waiting: super::wake::Wakers,
     common: Common,
 }
 
@@ -108,7 +107,7 @@ impl Sim {
         Ok(Sim {
             ledger: Mutex::new(conn),
             reversals: Mutex::new(()),
-            waiting: Mutex::new(HashMap::new()),
+            waiting: Default::default(),
             common: Common::new(
                 NAME,
                 cfg.currency.clone(),
@@ -391,7 +390,7 @@ impl Provider for Sim {
                 };
                 // A pay that waits for its customer can be aborted until it completes.
                 let waits = op.kind == OpKind::Pay && delay > 0;
-                let woken = waits.then(|| self.waiting_for(op));
+                let woken = waits.then(|| self.waiting.watch(backend_key(op)));
                 // Checking what is left to reverse and recording the reversal are one step, or two
                 // concurrent refunds could both pass the check.
                 let reversing = self.reversals.lock().unwrap_or_else(|p| p.into_inner());

@@ -8,14 +8,13 @@
 //! `already_completed`, nothing recorded; the pay stays approved). It never reverses a
 //! completed pay: that is a cancel with the pay's data, or a refund.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension};
-use tokio::sync::Notify;
 
 use super::{backend_key, reference, Sim};
 use crate::clock::now_rfc3339;
+use crate::provider::wake::Waiting;
 use crate::provider::{Approval, Failure, OpKind, Operation, Outcome};
 
 /// The ledger outcome of a pay aborted while it waited: nothing was charged.
@@ -55,31 +54,16 @@ struct Pay {
 }
 
 impl Sim {
-    /// Registers the pay `op` as waiting, before its row is written: an abort that comes at
-    /// any moment after finds it (`Notify` keeps a wake-up that comes before the wait).
-    pub(super) fn waiting_for(&self, op: &Operation) -> Arc<Notify> {
-        let notify = Arc::new(Notify::new());
-        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        waiting.insert(backend_key(op).to_owned(), notify.clone());
-        notify
-    }
-
     /// Waits `delay_ms` for the customer, or until an abort wakes it. True when the pay was
     /// aborted; otherwise it has completed (its row says so from now on).
     pub(super) async fn wait_for_customer(
         &self,
         op: &Operation,
-        woken: Arc<Notify>,
+        woken: Waiting<'_>,
         delay_ms: u64,
     ) -> Result<bool, Failure> {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
-            _ = woken.notified() => {}
-        }
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(backend_key(op));
+        woken.sleep(Duration::from_millis(delay_ms)).await;
+        drop(woken);
         let _deciding = self.reversals.lock().unwrap_or_else(|p| p.into_inner());
         self.ledger(|c| {
             let outcome: String = c.query_row(
@@ -181,10 +165,7 @@ impl Sim {
                 ],
             )
         })?;
-        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(notify) = waiting.get(&pay_id) {
-            notify.notify_one();
-        }
+        self.waiting.wake(&pay_id);
         Ok(Outcome::Approved(self.abort_approval(op, own)))
     }
 
