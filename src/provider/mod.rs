@@ -101,6 +101,12 @@ pub struct Primary {
     /// (`data.backend_id`); absent for answers of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_id: Option<String>,
+    /// An abort's pay, as the journal held it when the abort was accepted: its progress
+    /// notes (e.g. the Paysera transaction key of a sale still waiting for its customer).
+    /// Only ever filled by the engine from the journal (whatever a POS sends is dropped), and
+    /// journaled with the abort's intent, so a status check after a restart has them too.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub pay_notes: Map<String, Value>,
 }
 
 impl Primary {

@@ -37,10 +37,14 @@ impl Wakers {
         }
     }
 
-    /// Wakes the operation waiting under `key`, if one is.
-    pub fn wake(&self, key: &str) {
-        if let Some(notify) = self.map().get(key) {
-            notify.notify_one();
+    /// Wakes the operation waiting under `key`, if one is (then true).
+    pub fn wake(&self, key: &str) -> bool {
+        match self.map().get(key) {
+            Some(notify) => {
+                notify.notify_one();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -81,6 +85,6 @@ mod tests {
         assert!(waiting.sleep(Duration::from_secs(600)).await);
         drop(waiting);
         assert!(wakers.map().is_empty());
-        wakers.wake("P1"); // nobody waits: nothing happens
+        assert!(!wakers.wake("P1"), "nobody waits: nothing happens");
     }
 }

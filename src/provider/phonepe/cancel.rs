@@ -34,13 +34,13 @@ impl PhonePe {
             Some((true, "SUCCESS")) => {
                 self.witness(op, "cancel answered SUCCESS").await;
                 // The running pay, if it is this process's, learns it at once.
-                self.following.wake(&pay_id);
+                let _ = self.following.wake(&pay_id);
                 Outcome::Approved(cancelled(&pay_id, "SUCCESS"))
             }
             Some((_, "PAYMENT_ALREADY_COMPLETED")) => {
                 self.witness(op, "cancel answered PAYMENT_ALREADY_COMPLETED")
                     .await;
-                self.following.wake(&pay_id);
+                let _ = self.following.wake(&pay_id);
                 Outcome::Failed(already_completed())
             }
             Some((_, "UNAUTHORIZED")) => Outcome::Failed(Failure::new(

@@ -165,7 +165,7 @@ impl Sim {
                 ],
             )
         })?;
-        self.waiting.wake(&pay_id);
+        let _ = self.waiting.wake(&pay_id);
         Ok(Outcome::Approved(self.abort_approval(op, own)))
     }
 
