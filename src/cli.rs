@@ -142,10 +142,10 @@ pub struct EmulateArgs {
     /// Serial number to announce in HELLO (default: stored in --state, else derived from LINK).
     #[arg(long)]
     pub serial: Option<String>,
-    /// Link protocol version to speak, 1 to 3 (1: a reader from before the LIFE POS details,
-    /// DUPLICATE and SHIFT_TOTALS; 2: before the result window).
+    /// Link protocol version to speak, 1 to 4 (1: a reader from before the LIFE POS details,
+    /// DUPLICATE and SHIFT_TOTALS; 2: before the result window; 3: before ABORT).
     #[arg(long, default_value_t = crate::device::session::PROTOCOL_VERSION,
-          value_parser = clap::value_parser!(u8).range(1..=3))]
+          value_parser = clap::value_parser!(u8).range(1..=4))]
     pub protocol_version: u8,
     /// Results the card reader keeps (the oldest are evicted beyond it, also from the state
     /// file when it starts); fewer than 500 lets a test see a result evicted.

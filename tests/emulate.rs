@@ -341,7 +341,7 @@ async fn a_version_1_host_gets_version_1_frames() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(device_hello.unwrap().protocol_version, 3);
+    assert_eq!(device_hello.unwrap().protocol_version, 4);
     let v1_sale = sale("v1-sale", 2500);
     let mut answers = Vec::new();
     for msg in [

@@ -46,6 +46,8 @@ mod golden;
 mod golden_v2;
 #[cfg(test)]
 mod golden_v3;
+#[cfg(test)]
+mod golden_v4;
 
 pub use decoder::{DecodeError, Decoder, DecoderStats, Feed, BUFFER_CAPACITY};
 pub use dedup::{Delivery, DuplicateFilter};

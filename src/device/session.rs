@@ -32,7 +32,7 @@ pub const MAX_TRANSMISSIONS: u32 = 4;
 /// The host sends KEEPALIVE after this much silence of its own (§7).
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(2);
 /// The highest link protocol version this implementation speaks (docs/link-protocol.md §7).
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 /// The lowest version it still speaks: a version 1 peer gets version 1 layouts and messages.
 pub const MIN_PROTOCOL_VERSION: u8 = 1;
 
@@ -316,6 +316,7 @@ pub(crate) fn what(msg: &Message) -> &'static str {
         Message::ShiftTotals(_) => "SHIFT_TOTALS",
         Message::GetResultWindow => "GET_RESULT_WINDOW",
         Message::ResultWindow(_) => "RESULT_WINDOW",
+        Message::Abort { .. } => "ABORT",
         Message::ShowQr { .. } => "SHOW_QR",
         Message::ShowAmount { .. } => "SHOW_AMOUNT",
         Message::ShowStatus { .. } => "SHOW_STATUS",

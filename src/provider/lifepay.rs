@@ -10,7 +10,10 @@
 //! reader has the operation is witnessed before it is acted on, and a RESULT_NOT_FOUND is read
 //! against the reader's result window (`recovery`). Like every provider it never touches the
 //! journal itself (notes go through `Operation::progress`); the device manager owns the link.
+//! A cancel naming a running sale by request_id is an abort (`abort.rs`): ABORT on a version 4
+//! reader, then the sale's stored result says what the cancel did.
 
+mod abort;
 mod answers;
 mod recovery;
 
@@ -53,6 +56,8 @@ pub struct Lifepay {
     login: String,
     password: Secret,
     common: Common,
+    /// Sales an abort was sent for, until they end (`abort.rs`).
+    aborting: abort::Aborting,
 }
 
 impl Lifepay {
@@ -76,6 +81,7 @@ impl Lifepay {
                     common::millis(&DEFAULT_SCHEDULE_MS)
                 }),
             ),
+            aborting: Default::default(),
         })
     }
 
@@ -173,6 +179,11 @@ impl Lifepay {
     }
 }
 
+/// A cancel naming the sale by request_id only: an abort (`abort.rs`), never a START_CANCEL.
+fn is_abort(op: &Operation) -> bool {
+    op.kind == OpKind::Cancel && op.primary.as_ref().is_some_and(|p| p.is_abort())
+}
+
 /// The id the reader knows `op` by: its backend id, or for an intent written before backend
 /// ids existed, what that version sent ([`legacy_reader_id`]), so its outcome is still found.
 pub fn reader_id(op: &Operation) -> &str {
@@ -205,6 +216,9 @@ impl Provider for Lifepay {
                 return Outcome::Failed(unavailable(format!("{msg}. Nothing was charged.")))
             }
         };
+        if is_abort(op) {
+            return self.abort(&reader, op).await;
+        }
         let wait = self.reader_wait();
         if op.kind == OpKind::CloseShift {
             return match reader.close_shift(wait).await {
@@ -251,7 +265,7 @@ impl Provider for Lifepay {
         match answer {
             Ok(Answer::Done(r)) => {
                 recovery::witness(op, "the card reader answered its stored result").await;
-                finished(op, r)
+                self.aborting.ended(reader_id(op), finished(op, r))
             }
             // BUSY naming this very sale: the reader is running it (a START that crossed its
             // own earlier copy), never "busy with another operation; nothing charged".
@@ -285,6 +299,9 @@ impl Provider for Lifepay {
     }
 
     async fn status(&self, op: &Operation) -> Outcome {
+        if is_abort(op) {
+            return self.abort_status(op).await;
+        }
         if op.kind == OpKind::CloseShift {
             return Outcome::Unknown(Failure::new(
                 "manual_check",

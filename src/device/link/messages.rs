@@ -36,6 +36,8 @@ pub mod kind {
     pub const GET_RESULT_WINDOW: u8 = 0x1C;
     /// Version 3.
     pub const RESULT_WINDOW: u8 = 0x1D;
+    /// Version 4.
+    pub const ABORT: u8 = 0x1F;
     pub const SHOW_QR: u8 = 0x20;
     pub const SHOW_AMOUNT: u8 = 0x21;
     pub const SHOW_STATUS: u8 = 0x22;
@@ -83,6 +85,10 @@ pub enum Message {
     /// Reader -> host (version 3): the numbers of the results it still holds and of the next
     /// operation, in which result store ([`ResultWindow`]).
     ResultWindow(ResultWindow),
+    /// Host -> reader (version 4): stop the running operation `request_id` if it still can
+    /// (it then ends with its SALE_RESULT, declined), else finish it (approved: too late).
+    /// Only the ACK answers it; the outcome is the operation's own SALE_RESULT.
+    Abort { request_id: String },
     /// Host -> display: show a QR code encoding `payload`.
     ShowQr { payload: String },
     /// Host -> display: show an amount to pay.
@@ -115,6 +121,7 @@ impl Message {
             Message::ShiftTotals(_) => kind::SHIFT_TOTALS,
             Message::GetResultWindow => kind::GET_RESULT_WINDOW,
             Message::ResultWindow(_) => kind::RESULT_WINDOW,
+            Message::Abort { .. } => kind::ABORT,
             Message::ShowQr { .. } => kind::SHOW_QR,
             Message::ShowAmount { .. } => kind::SHOW_AMOUNT,
             Message::ShowStatus { .. } => kind::SHOW_STATUS,
@@ -176,7 +183,8 @@ impl Message {
             | Message::ResultNotFound { request_id }
             | Message::Busy { request_id }
             | Message::InProgress { request_id }
-            | Message::Duplicate { request_id } => {
+            | Message::Duplicate { request_id }
+            | Message::Abort { request_id } => {
                 check_request_id(request_id)?;
                 w.str8("request_id", request_id)?;
             }
@@ -247,6 +255,9 @@ impl Message {
             kind::CLOSE_SHIFT => Message::CloseShift,
             kind::GET_RESULT_WINDOW => Message::GetResultWindow,
             kind::RESULT_WINDOW => Message::ResultWindow(ResultWindow::decode(&mut r)?),
+            kind::ABORT => Message::Abort {
+                request_id: read_request_id(&mut r)?,
+            },
             kind::SHIFT_SUMMARY => Message::ShiftSummary {
                 count: r.u32("count")?,
                 total: r.u64("total")?,

@@ -1,0 +1,39 @@
+//! Golden test for what link protocol version 4 added on the host's side
+//! (docs/link-protocol.md §8): ABORT. As in `golden.rs`, the bytes were produced from the
+//! documented layout with Python's zlib.crc32, independently of this code. An ABORT whose
+//! request_id breaks the id rules is refused. Test code only.
+
+use super::{encode, kind, Decoder, Message, PayloadError};
+
+fn hex(s: &str) -> Vec<u8> {
+    s.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("test hex"))
+        .collect()
+}
+
+#[test]
+fn abort_round_trips_through_golden_bytes() {
+    let message = Message::Abort {
+        request_id: "pos-42".into(),
+    };
+    let bytes = hex("a5 5a 01 15 1f 01 07 00 06 70 6f 73 2d 34 32 0d b7 d8 61");
+    let frames: Vec<_> = Decoder::new().feed(&bytes).collect();
+    assert_eq!(frames.len(), 1);
+    let frame = frames[0].clone().expect("golden frame decodes");
+    assert_eq!((frame.seq(), frame.kind()), (21, kind::ABORT));
+    assert_eq!(Message::from_frame(&frame).as_ref(), Ok(&message));
+    assert_eq!(encode(&message.to_frame(21).unwrap()), bytes);
+}
+
+#[test]
+fn an_abort_without_a_valid_request_id_is_refused() {
+    assert!(matches!(
+        Message::decode(kind::ABORT, &[]),
+        Err(PayloadError::Truncated { .. })
+    ));
+    let bad = Message::Abort {
+        request_id: "no spaces".into(),
+    };
+    assert!(bad.encode_payload().is_err());
+    assert!(Message::decode(kind::ABORT, &[2, b'a', b' ']).is_err());
+}
