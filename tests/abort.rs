@@ -124,3 +124,45 @@ fn an_abort_of_a_pay_whose_answer_was_lost_is_too_late_when_it_was_charged() {
     assert_eq!(settled["data"]["status"], "approved", "{settled}");
     assert_eq!(charged(&d), 1, "charged once");
 }
+
+#[test]
+fn an_abort_takes_the_pays_notes_from_the_journal_never_from_the_pos() {
+    let d = Daemon::start();
+    let pay = send_in_thread(
+        &d,
+        json!({"action": "pay", "request_id": "nt-pay", "amount": 700,
+            "params": {"delay_ms": 20000}}),
+    );
+    wait_until_the_sim_has(&d, "nt-pay");
+    let c = d.request(
+        json!({"action": "cancel", "request_id": "nt-cancel", "amount": 700,
+        "primary_transaction": {"request_id": "nt-pay", "provider": "sim", "amount": 700,
+            "pay_notes": {"paysera_transaction_key": "injected-by-the-pos"}}}),
+    );
+    assert_eq!(c["data"]["status"], "cancelled", "{c}");
+    assert_eq!(parse(pay.join().unwrap())["reason"], "cancelled");
+    // A pay the journal does not have: nothing to take, and nothing of the POS's kept.
+    let none = d.request(
+        json!({"action": "cancel", "request_id": "nt-none", "amount": 700,
+        "primary_transaction": {"request_id": "nt-nowhere", "provider": "sim", "amount": 700,
+            "pay_notes": {"paysera_transaction_key": "injected-by-the-pos"}}}),
+    );
+    assert_eq!(none["reason"], "invalid_request", "{none}");
+    let conn = rusqlite::Connection::open(d.state.join("journal.sqlite")).unwrap();
+    let intent = |id: &str| -> String {
+        conn.query_row(
+            "SELECT operation FROM operations WHERE request_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    for id in ["nt-cancel", "nt-none"] {
+        assert!(!intent(id).contains("injected"), "{}", intent(id));
+    }
+    let pay_id = d.backend_id("nt-pay");
+    assert!(
+        intent("nt-cancel").contains(&pay_id),
+        "the pay's backend id"
+    );
+}
