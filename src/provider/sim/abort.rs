@@ -20,11 +20,11 @@ use crate::provider::{Approval, Failure, OpKind, Operation, Outcome};
 /// The ledger outcome of a pay aborted while it waited: nothing was charged.
 pub(super) const ABORTED: &str = "aborted";
 
-/// The backend's clock, in milliseconds since the epoch (when a waiting pay completes).
+/// The backend's clock, in milliseconds since the epoch (when a waiting pay completes). A
+/// waiting pay that ends marks itself completed whatever this says (`wait_for_customer`), so a
+/// stepped clock can only keep a status check of a pay cut off mid-wait `in_progress` longer.
 pub(super) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    crate::clock::unix_ms() as i64
 }
 
 /// A cancel naming a pay by request_id only, with the backend id the journal gave it.
