@@ -11,7 +11,8 @@
 //! waits that long for its customer (the ledger row says when it completes, `due_ms`), and a
 //! cancel naming it by request_id while it waits aborts it (`abort.rs`): nothing is charged
 //! and the waiting pay answers `cancelled` at once; after that the cancel is too late
-//! (`already_completed`). A refund or cancel with the pay's data (its `provider_reference`)
+//! (`already_completed`). The sim lives in the daemon: a pay whose wait no task of this
+//! process runs any more (posbridge was killed mid-wait) counts as completed, charged. A refund or cancel with the pay's data (its `provider_reference`)
 //! reverses a completed pay as before.
 
 mod abort;
@@ -455,11 +456,16 @@ impl Provider for Sim {
             Ok(Some((outcome, _, _, _))) if outcome == abort::ABORTED => {
                 Outcome::Failed(abort::aborted_pay())
             }
-            // Still waiting for its customer: neither charged nor ended yet.
-            Ok(Some((_, _, _, due))) if due > abort::now_ms() => Outcome::Unknown(Failure::new(
-                "in_progress",
-                "The sale is still waiting for the customer at the sim backend.",
-            )),
+            // Still waiting for its customer in this process: neither charged nor ended yet.
+            // A pay nobody waits for any more (posbridge restarted mid-wait) has completed.
+            Ok(Some((_, _, _, due)))
+                if due > abort::now_ms() && self.waiting.is_waiting(backend_key(op)) =>
+            {
+                Outcome::Unknown(Failure::new(
+                    "in_progress",
+                    "The sale is still waiting for the customer at the sim backend.",
+                ))
+            }
             Ok(Some((_, _, detail, _))) if op.kind == OpKind::CloseShift => {
                 match detail.and_then(|d| serde_json::from_str(&d).ok()) {
                     Some(summary) => Outcome::ShiftClosed(summary),

@@ -37,6 +37,11 @@ impl Wakers {
         }
     }
 
+    /// Whether an operation waits under `key` now.
+    pub fn is_waiting(&self, key: &str) -> bool {
+        self.map().contains_key(key)
+    }
+
     /// Wakes the operation waiting under `key`, if one is (then true).
     pub fn wake(&self, key: &str) -> bool {
         match self.map().get(key) {

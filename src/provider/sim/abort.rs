@@ -135,7 +135,9 @@ impl Sim {
                     "The pay was declined, so nothing was charged and there is nothing to cancel.",
                 )))
             }
-            _ if pay.due_ms <= now_ms() => {
+            // Completed: its wait is over, or no pay waits for it in this process (posbridge
+            // restarted meanwhile: its customer is taken to have paid, as a status check says).
+            _ if pay.due_ms <= now_ms() || !self.waiting.is_waiting(&pay_id) => {
                 return Ok(Outcome::Failed(Failure::new(
                     "already_completed",
                     "Too late: the customer has already paid this sale, so it cannot be \
