@@ -179,11 +179,6 @@ impl Lifepay {
     }
 }
 
-/// A cancel naming the sale by request_id only: an abort (`abort.rs`), never a START_CANCEL.
-fn is_abort(op: &Operation) -> bool {
-    op.kind == OpKind::Cancel && op.primary.as_ref().is_some_and(|p| p.is_abort())
-}
-
 /// The id the reader knows `op` by: its backend id, or for an intent written before backend
 /// ids existed, what that version sent ([`legacy_reader_id`]), so its outcome is still found.
 pub fn reader_id(op: &Operation) -> &str {
@@ -216,7 +211,8 @@ impl Provider for Lifepay {
                 return Outcome::Failed(unavailable(format!("{msg}. Nothing was charged.")))
             }
         };
-        if is_abort(op) {
+        // A cancel naming the sale by request_id: ABORT (`abort.rs`), never a START_CANCEL.
+        if op.is_abort() {
             return self.abort(&reader, op).await;
         }
         let wait = self.reader_wait();
@@ -299,7 +295,7 @@ impl Provider for Lifepay {
     }
 
     async fn status(&self, op: &Operation) -> Outcome {
-        if is_abort(op) {
+        if op.is_abort() {
             return self.abort_status(op).await;
         }
         if op.kind == OpKind::CloseShift {

@@ -156,6 +156,13 @@ pub struct Operation {
     pub progress: Progress,
 }
 
+impl Operation {
+    /// A cancel whose primary names the pay by request_id only ([`Primary::is_abort`]).
+    pub fn is_abort(&self) -> bool {
+        self.kind == OpKind::Cancel && self.primary.as_ref().is_some_and(Primary::is_abort)
+    }
+}
+
 /// `params` keys that are never written anywhere (journal, logs).
 pub const SECRET_PARAMS: &[&str] = &["password"];
 

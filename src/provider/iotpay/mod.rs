@@ -35,9 +35,7 @@
 //! one minute at least") has passed since the create_order wait ended AND query_order has
 //! been answering "no such order" for that long in this process (see [`IotPay::not_found`]).
 //!
-//! Cancel: the document has no cancel call. A cancel naming a running sale by request_id only
-//! reads the order and answers honestly (`abort.rs`): paid -> `already_completed`, else a
-//! refusal that says to press cancel on the PAX terminal.
+//! Cancel: no cancel call exists; an abort only reads the order (`abort.rs`).
 //!
 //! Refunds: IOT Pay documents no refund query and no deduplication of mchRefundNo, so a
 //! refund whose answer was lost stays unknown (`manual_check`) and names the mchRefundNo to
@@ -416,9 +414,7 @@ impl Provider for IotPay {
         match op.kind {
             OpKind::Pay => self.pay(op).await,
             OpKind::Refund => self.refund(op).await,
-            OpKind::Cancel if op.primary.as_ref().is_some_and(|p| p.is_abort()) => {
-                self.abort(op).await
-            }
+            OpKind::Cancel if op.is_abort() => self.abort(op).await,
             OpKind::Cancel | OpKind::CloseShift => Outcome::Failed(Failure::new(
                 "not_supported",
                 format!("iotpay does not support {}.", op.kind.as_str()),
@@ -438,9 +434,7 @@ impl Provider for IotPay {
             // same refund, so a second refund_order could refund twice.
             OpKind::Refund => Outcome::Unknown(refund_unknown(op, "its answer was lost")),
             // An abort only reads: asking again is safe.
-            OpKind::Cancel if op.primary.as_ref().is_some_and(|p| p.is_abort()) => {
-                self.abort(op).await
-            }
+            OpKind::Cancel if op.is_abort() => self.abort(op).await,
             OpKind::Cancel | OpKind::CloseShift => Outcome::Failed(Failure::new(
                 "not_processed",
                 format!(

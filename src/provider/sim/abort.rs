@@ -15,7 +15,7 @@ use rusqlite::{params, OptionalExtension};
 use super::{backend_key, reference, Sim};
 use crate::clock::now_rfc3339;
 use crate::provider::wake::Waiting;
-use crate::provider::{Approval, Failure, OpKind, Operation, Outcome};
+use crate::provider::{Approval, Failure, Operation, Outcome};
 
 /// The ledger outcome of a pay aborted while it waited: nothing was charged.
 pub(super) const ABORTED: &str = "aborted";
@@ -29,11 +29,7 @@ pub(super) fn now_ms() -> i64 {
 
 /// A cancel naming a pay by request_id only, with the backend id the journal gave it.
 pub(super) fn is_abort(op: &Operation) -> bool {
-    op.kind == OpKind::Cancel
-        && op
-            .primary
-            .as_ref()
-            .is_some_and(|p| p.is_abort() && p.backend_id.is_some())
+    op.is_abort() && op.primary.as_ref().is_some_and(|p| p.backend_id.is_some())
 }
 
 /// The answer of a pay aborted while it waited.
