@@ -295,9 +295,6 @@ impl Provider for Lifepay {
     }
 
     async fn status(&self, op: &Operation) -> Outcome {
-        if op.is_abort() {
-            return self.abort_status(op).await;
-        }
         if op.kind == OpKind::CloseShift {
             return Outcome::Unknown(Failure::new(
                 "manual_check",
@@ -313,6 +310,9 @@ impl Provider for Lifepay {
             Ok(r) => r,
             Err(msg) => return Outcome::Unknown(unavailable(msg)),
         };
+        if op.is_abort() {
+            return abort::status(&reader, op).await;
+        }
         let answer = reader.get_result(reader_id(op), STATUS_WAIT).await;
         log_answer(op, &reader, Check::Status, &answer);
         match &answer {

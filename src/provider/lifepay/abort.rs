@@ -14,8 +14,7 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
-use super::answers::unavailable;
-use super::{Lifepay, STATUS_CONNECT_WAIT, STATUS_WAIT, WINDOW_WAIT};
+use super::{Lifepay, STATUS_WAIT, WINDOW_WAIT};
 use crate::device::link;
 use crate::device::reader::{Answer, CardReader, ReaderError};
 use crate::provider::{Approval, Failure, Operation, Outcome};
@@ -106,22 +105,13 @@ impl Lifepay {
         let answer = reader.get_result(&sale, self.reader_wait()).await;
         what_the_sale_became(&sale, answer)
     }
+}
 
-    /// A status check of the abort `op`: what the reader's stored result of the sale says.
-    pub(super) async fn abort_status(&self, op: &Operation) -> Outcome {
-        let sale = match sale_id(op) {
-            Ok(id) => id,
-            Err(f) => return Outcome::Failed(f),
-        };
-        let reader = match self
-            .devices
-            .card_reader(self.reader.as_deref(), STATUS_CONNECT_WAIT)
-            .await
-        {
-            Ok(r) => r,
-            Err(msg) => return Outcome::Unknown(unavailable(msg)),
-        };
-        what_the_sale_became(&sale, reader.get_result(&sale, STATUS_WAIT).await)
+/// A status check of the abort `op` on `reader`: what its stored result of the sale says.
+pub(super) async fn status(reader: &CardReader, op: &Operation) -> Outcome {
+    match sale_id(op) {
+        Ok(sale) => what_the_sale_became(&sale, reader.get_result(&sale, STATUS_WAIT).await),
+        Err(f) => Outcome::Failed(f),
     }
 }
 
