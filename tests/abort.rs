@@ -69,14 +69,7 @@ fn a_pay_waiting_for_its_customer_is_aborted_and_nothing_is_charged() {
     assert_eq!(c["code"], 0, "{c}");
     assert_eq!(c["data"]["status"], "cancelled", "{c}");
     assert_eq!(c["data"]["primary"]["request_id"], "ab-pay", "{c}");
-    let p = parse(pay.join().unwrap());
-    assert_eq!(
-        (&p["error_type"], &p["reason"]),
-        (&json!("default_error"), &json!("cancelled")),
-        "{p}"
-    );
-    let stored = d.request(json!({"action": "get_result", "request_id": "ab-pay"}));
-    assert_eq!(stored, p, "get_result says what the pay answered");
+    common::assert_ended_as(&d, "ab-pay", &parse(pay.join().unwrap()), "cancelled");
     assert_eq!(ledger(&d, "ab-pay"), [("pay".into(), "aborted".into())]);
     assert_eq!(charged(&d), 0, "nothing was charged");
     // A second abort finds nothing to stop.

@@ -63,15 +63,7 @@ fn an_abort_while_the_customer_has_not_paid_stops_the_sale_and_nothing_is_charge
     let c = r.abort("lp-ab-c", "lp-ab", 2595);
     assert_eq!(c["code"], 0, "{c}\n{}", r.d.log());
     assert_eq!(c["data"]["status"], "cancelled", "{c}");
-    let p = answer_of(pay);
-    assert_eq!(
-        (&p["error_type"], &p["reason"]),
-        (&json!("default_error"), &json!("cancelled")),
-        "{p}"
-    );
-    let stored =
-        r.d.request(json!({"action": "get_result", "request_id": "lp-ab"}));
-    assert_eq!(stored, p, "get_result says what the sale answered");
+    common::assert_ended_as(&r.d, "lp-ab", &answer_of(pay), "cancelled");
     let sale = r.d.backend_id("lp-ab");
     assert_eq!(r.emu.charges(&sale), (0, 0), "nothing charged");
     assert_eq!(r.emu.stored(&sale).unwrap()["outcome"], "declined");

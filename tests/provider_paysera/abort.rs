@@ -46,12 +46,7 @@ fn an_abort_while_the_customer_has_not_paid_revokes_and_the_sale_ends_cancelled(
     let c = abort(&rig, "ps-ab-c", "ps-ab", 1251);
     assert_eq!(c["code"], 0, "{c}");
     assert_eq!(c["data"]["status"], "cancelled", "{c}");
-    let p = answer_of(pay);
-    failed(&p, "cancelled");
-    let stored = rig
-        .d
-        .request(json!({"action": "get_result", "request_id": "ps-ab"}));
-    assert_eq!(stored, p);
+    crate::common::assert_ended_as(&rig.d, "ps-ab", &answer_of(pay), "cancelled");
     assert_eq!(rig.transaction("ps-ab")["status"], "revoked");
     assert_eq!(rig.calls("ps-ab"), (1, 0), "one order, never confirmed");
     rig.assert_spot_clean();

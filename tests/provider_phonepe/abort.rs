@@ -51,15 +51,7 @@ fn an_abort_while_the_customer_has_not_paid_ends_the_pay_cancelled_at_once() {
     let c = abort(&s, "ab-pp-c", "ab-pp", 800);
     assert_eq!(c["code"], 0, "{c}");
     assert_eq!(c["data"]["status"], "cancelled", "{c}");
-    let p = answer_of(pay);
-    assert_eq!(
-        (&p["error_type"], &p["reason"]),
-        (&json!("default_error"), &json!("cancelled")),
-        "{p}"
-    );
-    let stored =
-        s.d.request(json!({"action": "get_result", "request_id": "ab-pp"}));
-    assert_eq!(stored, p);
+    crate::common::assert_ended_as(&s.d, "ab-pp", &answer_of(pay), "cancelled");
     let txn = s.txn("ab-pp");
     assert_eq!(
         (&txn["status"], &txn["code"]),
