@@ -153,3 +153,83 @@ fn what_the_sale_became(sale: &str, answer: Result<Answer, ReaderError>) -> Outc
         Err(e) => Outcome::Unknown(Failure::new("link_lost", e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::session::LinkError;
+
+    fn result(outcome: link::Outcome) -> Answer {
+        Answer::Done(link::SaleResult {
+            request_id: "P1".into(),
+            outcome,
+            rrn: Some("123456789012".into()),
+            approval_code: None,
+            masked_pan: None,
+            scheme: None,
+            message: "words".into(),
+        })
+    }
+
+    fn reason(o: &Outcome) -> (&'static str, &str) {
+        match o {
+            Outcome::Approved(a) => ("approved", a.status.as_str()),
+            Outcome::Failed(f) => ("failed", f.reason.as_str()),
+            Outcome::Unknown(f) => ("unknown", f.reason.as_str()),
+            _ => ("other", ""),
+        }
+    }
+
+    /// Only the reader's stored result of the sale settles the abort; anything else leaves it
+    /// unknown (never "cancelled" on a guess).
+    #[test]
+    fn the_abort_says_what_the_sales_stored_result_says_and_nothing_else() {
+        let cases = [
+            (
+                Ok(result(link::Outcome::Approved)),
+                ("failed", "already_completed"),
+            ),
+            (
+                Ok(result(link::Outcome::Declined)),
+                ("approved", "cancelled"),
+            ),
+            (Ok(result(link::Outcome::Error)), ("approved", "cancelled")),
+            (Ok(Answer::NotFound), ("failed", "invalid_request")),
+            (Ok(Answer::InProgress), ("unknown", "in_progress")),
+            (Ok(Answer::Duplicate), ("unknown", "in_progress")),
+            (
+                Err(ReaderError::Link(LinkError::Closed)),
+                ("unknown", "link_lost"),
+            ),
+        ];
+        for (answer, want) in cases {
+            let got = what_the_sale_became("P1", answer.clone());
+            assert_eq!(reason(&got), want, "{answer:?}");
+        }
+    }
+
+    #[test]
+    fn a_sale_an_abort_was_sent_for_ends_cancelled_only_when_it_failed() {
+        let aborting = Aborting::default();
+        aborting.add("P1");
+        let declined = Outcome::Failed(Failure::new("declined", "no"));
+        assert_eq!(
+            reason(&aborting.ended("P1", declined.clone())),
+            ("failed", "cancelled")
+        );
+        // Once: the mark is gone.
+        assert_eq!(
+            reason(&aborting.ended("P1", declined)),
+            ("failed", "declined")
+        );
+        aborting.add("P2");
+        let charged = Outcome::Approved(Approval {
+            status: "approved".into(),
+            ..Approval::default()
+        });
+        assert_eq!(
+            reason(&aborting.ended("P2", charged)),
+            ("approved", "approved")
+        );
+    }
+}
