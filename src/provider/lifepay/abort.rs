@@ -142,8 +142,9 @@ fn what_the_sale_became(sale: &str, answer: Result<Answer, ReaderError>) -> Outc
         Ok(Answer::NotFound) => Outcome::Failed(Failure::new(
             "invalid_request",
             format!(
-                "primary_transaction: the card reader has no sale {sale}, so there is nothing \
-                 to cancel; nothing was cancelled."
+                "primary_transaction: the card reader has no sale {sale} (not started there \
+                 yet, or never received), so nothing was cancelled. If the sale is still \
+                 running, press cancel again, or on the card reader."
             ),
         )),
         Ok(_) => Outcome::Unknown(Failure::new(

@@ -183,6 +183,8 @@ impl Paysera {
         let outcome = self
             .wait_and_confirm(op, order, &qr, deadline, &waiting)
             .await;
+        // An abort's mark the sale did not take (it ended in the confirm) goes with it.
+        self.take_aborted(&key);
         if !matches!(outcome, Outcome::Unknown(_)) {
             self.close_spot().await;
         }
