@@ -159,3 +159,26 @@ fn an_abort_takes_the_pays_notes_from_the_journal_never_from_the_pos() {
         "the pay's backend id"
     );
 }
+
+/// The LIFE POS contract's cancel, `primary_transaction` as the JSON string it carries, is the
+/// same abort.
+#[test]
+fn the_life_pos_cancel_naming_a_running_pay_aborts_it_too() {
+    let d = Daemon::start();
+    let pay = send_in_thread(
+        &d,
+        json!({"action": "pay", "request_id": "lp-pay", "amount": 1200,
+            "params": {"delay_ms": 20000}}),
+    );
+    wait_until_the_sim_has(&d, "lp-pay");
+    let primary = json!({"request_id": "lp-pay", "provider": "sim", "amount": 1200}).to_string();
+    let c = d.request(
+        json!({"action": "ru.lifepay.checkout.payment_terminal.transaction.cancel",
+        "request_id": "lp-cancel", "amount": 1200, "primary_transaction": primary}),
+    );
+    assert_eq!(c["code"], 0, "{c}");
+    let data: Value = serde_json::from_str(c["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data["status"], "cancelled", "{c}");
+    common::assert_ended_as(&d, "lp-pay", &parse(pay.join().unwrap()), "cancelled");
+    assert_eq!(charged(&d), 0);
+}
