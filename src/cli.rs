@@ -143,7 +143,7 @@ pub struct EmulateArgs {
     #[arg(long)]
     pub serial: Option<String>,
     /// Link protocol version to speak, 1 to 4 (1: a reader from before the LIFE POS details,
-    /// DUPLICATE and SHIFT_TOTALS; 2: before the result window; 3: before STAGE).
+    /// DUPLICATE and SHIFT_TOTALS; 2: before the result window; 3: before STAGE and ABORT).
     #[arg(long, default_value_t = crate::device::session::PROTOCOL_VERSION,
           value_parser = clap::value_parser!(u8).range(1..=4))]
     pub protocol_version: u8,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::bluez::MockBluez;
 use common::emulator::Emulator;
-use common::{json_of, lifepay_account, lifepay_daemon, Daemon};
+use common::{json_of, lifepay_account, lifepay_daemon, send_in_thread, Daemon};
 use serde_json::{json, Value};
 
 const ADDR: &str = "C0:FF:EE:00:00:42";
@@ -109,6 +109,32 @@ fn ble_device_side_disconnect_mid_sale_is_reconciled_with_one_charge() {
     assert_eq!(settled["code"], 0, "{settled}\n{}", d.log());
     assert_eq!(settled["data"]["status"], "approved");
     emu.assert_charged_once_never_restarted(&d.backend_id("ble-cut"));
+}
+
+/// Abort from the POS over BLE (link protocol version 4, ABORT): the emulated reader's sale
+/// (..95: the customer takes 30 s) stops, nothing is charged, and both answers say so.
+#[test]
+fn ble_an_abort_from_the_pos_stops_the_running_sale_over_nus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bluez, emu, d) = rig(dir.path(), "BLE5");
+    pair(&d);
+    let paying = send_in_thread(
+        &d,
+        json!({"action": "pay", "provider": "lifepay", "request_id": "ble-ab", "amount": 2595}),
+    );
+    emu.wait_started(&d.backend_id("ble-ab"));
+    let c = d.request(
+        json!({"action": "cancel", "request_id": "ble-ab-c", "amount": 2595,
+        "primary_transaction": {"request_id": "ble-ab", "provider": "lifepay", "amount": 2595}}),
+    );
+    assert_eq!(c["data"]["status"], "cancelled", "{c}\n{}", d.log());
+    let sale: Value = serde_json::from_str(&paying.join().unwrap().expect("an answer")).unwrap();
+    assert_eq!(sale["reason"], "cancelled", "{sale}");
+    assert_eq!(
+        emu.charges(&d.backend_id("ble-ab")),
+        (0, 0),
+        "nothing charged"
+    );
 }
 
 /// The reader drops the link and, when the daemon comes back, answers nothing (as a reader

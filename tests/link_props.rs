@@ -171,6 +171,7 @@ fn message() -> impl Strategy<Value = Message> {
             request_id,
             stage: ReaderStage::from_code(code).unwrap(),
         }),
+        request_id().prop_map(|request_id| Message::Abort { request_id }),
         "\\PC{1,250}".prop_map(|payload| Message::ShowQr { payload }),
         (any::<u64>(), currency())
             .prop_map(|(amount, currency)| Message::ShowAmount { amount, currency }),
@@ -265,7 +266,7 @@ fn with_metadata_order(m: &Message, order: &[usize]) -> Vec<u8> {
 /// the mix (it reaches the decoder's refusals), and measured against the new one below.
 fn random_payload() -> impl Strategy<Value = (u8, Vec<u8>)> {
     (
-        prop_oneof![0x01u8..=0x04, 0x10u8..=0x1E, 0x20u8..=0x23, any::<u8>()],
+        prop_oneof![0x01u8..=0x04, 0x10u8..=0x1F, 0x20u8..=0x23, any::<u8>()],
         proptest::collection::vec(any::<u8>(), 0..64),
     )
 }

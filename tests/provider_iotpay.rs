@@ -156,6 +156,8 @@ fn assert_error(a: &Value, error_type: &str, reason: &str) {
     assert_eq!(a["reason"], reason, "{a}");
 }
 
+#[path = "provider_iotpay/abort.rs"]
+mod abort;
 #[path = "provider_iotpay/clock.rs"]
 mod clock;
 #[path = "provider_iotpay/evidence.rs"]

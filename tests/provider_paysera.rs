@@ -7,6 +7,9 @@
 
 mod common;
 
+#[path = "provider_paysera/abort.rs"]
+mod abort;
+
 use std::time::{Duration, Instant};
 
 use common::paysera::{approved, failed, rig, rig_with, Setup, KEY};

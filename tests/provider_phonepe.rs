@@ -4,6 +4,8 @@
 
 mod common;
 
+#[path = "provider_phonepe/abort.rs"]
+mod abort;
 #[path = "provider_phonepe/clock.rs"]
 mod clock;
 #[path = "provider_phonepe/document.rs"]

@@ -1,6 +1,6 @@
 //! The card-reader role over a link session (docs/link-protocol.md §9): sale, refund, cancel,
-//! get_result, close_shift and (version 3) the reader's result window, each answered with a
-//! typed result. It owns matching answers to the request they belong to (by the id the reader
+//! get_result, close_shift, (version 3) the reader's result window and (version 4) ABORT of
+//! the running operation, each answered with a typed result. It owns matching answers to the request they belong to (by the id the reader
 //! got: the operation's backend id) and one operation at a time per reader; it tells the
 //! caller the moment the reader acknowledged a start (the reader has the request), before its
 //! answer, and (version 4) each STAGE the reader sends about it meanwhile. It must not retry a money-moving start on its own: after a lost link, or a
@@ -136,6 +136,23 @@ impl CardReader {
     pub async fn cancel(&self, req: PaymentRequest, wait: Duration) -> Result<Answer, ReaderError> {
         self.start(Message::StartCancel(req), wait, no_hook, |_| {})
             .await
+    }
+
+    /// Version 4: asks the reader to stop the running operation it knows as `request_id`
+    /// (ABORT). Sent beside that operation, which holds the reader until it ends (not one at a
+    /// time with it), and answered by the link ACK only: the operation's own SALE_RESULT says
+    /// what became of it. `Ok` means the reader has the ABORT. Never moves money by itself.
+    pub async fn abort(&self, request_id: &str, wait: Duration) -> Result<(), ReaderError> {
+        let msg = Message::Abort {
+            request_id: request_id.to_owned(),
+        };
+        tokio::time::timeout(wait, self.session.send(msg))
+            .await
+            .map_err(|_| ReaderError::Timeout {
+                what: "ABORT",
+                after: wait,
+            })??;
+        Ok(())
     }
 
     /// Version 3: the numbers of the results the reader still holds, and of its next

@@ -317,6 +317,7 @@ pub(crate) fn what(msg: &Message) -> &'static str {
         Message::GetResultWindow => "GET_RESULT_WINDOW",
         Message::ResultWindow(_) => "RESULT_WINDOW",
         Message::Stage { .. } => "STAGE",
+        Message::Abort { .. } => "ABORT",
         Message::ShowQr { .. } => "SHOW_QR",
         Message::ShowAmount { .. } => "SHOW_AMOUNT",
         Message::ShowStatus { .. } => "SHOW_STATUS",

@@ -6,7 +6,11 @@
 //! asking GET_RESULT_WINDOW learns which numbers it still holds, in which result store (a
 //! fresh state file is a new store); `--keep-results N` makes it keep fewer than 500, so a test
 //! can have a result evicted. Test amounts: ending in 51 declined, ending in 93
-//! takes 3 s, anything else approved after a short delay. CLOSE_SHIFT reports sales, refunds
+//! takes 3 s, ending in 95 waits 30 s for the customer, ending in 96 too but the acquirer has
+//! already approved it, anything else approved after a short delay. ABORT (version 4) of the
+//! running sale stops it at once: declined, nothing charged (its stored result rewritten, the
+//! charge undone), or, for ..96 and for a refund or cancel, finishes it at once as decided
+//! (too late). CLOSE_SHIFT reports sales, refunds
 //! and cancels (SHIFT_TOTALS; a version 1 host gets SHIFT_SUMMARY of sales). The charge is written
 //! to the state file *before* the delay, as a real reader's acquirer commits before the
 //! receipt prints: a reader killed mid-sale still knows the sale after a restart. Only masked
@@ -36,6 +40,8 @@ use crate::device::session::Sender;
 const SHORT: Duration = Duration::from_millis(200);
 /// Amounts ending in 93.
 const SLOW: Duration = Duration::from_secs(3);
+/// Amounts ending in 95 and 96: the customer takes their time (an ABORT comes first).
+const CUSTOMER: Duration = Duration::from_secs(30);
 
 pub struct CardReader {
     store: Option<Store>,
@@ -47,6 +53,10 @@ struct Inner {
     state: State,
     /// The request_id being carried out now, if any.
     running: Option<String>,
+    /// Ends the running operation's wait at once (an ABORT).
+    wake: Option<Arc<tokio::sync::Notify>>,
+    /// Whether an ABORT can still stop the running operation (a sale not yet approved).
+    stoppable: bool,
     /// The link protocol version of the current session: the lower of the host's (its
     /// HELLO) and this reader's own.
     version: u8,
@@ -79,6 +89,8 @@ impl CardReader {
             inner: Mutex::new(Inner {
                 state,
                 running: None,
+                wake: None,
+                stoppable: false,
                 version: 1,
                 own_version,
                 keep,
@@ -146,8 +158,11 @@ impl CardReader {
         inner.state.keep(stored.clone(), keep);
         // Committed before the answer, like an acquirer: see the module docs.
         self.save(&inner.state);
+        let wake = Arc::new(tokio::sync::Notify::new());
         inner.running = Some(id.clone());
         let version = inner.version;
+        inner.wake = Some(wake.clone());
+        inner.stoppable = operation == "sale" && req.amount % 100 != 96;
         drop(inner);
         log::info!(
             "{id}: {operation} {} {} -> {}",
@@ -155,31 +170,83 @@ impl CardReader {
             req.currency,
             stored.outcome
         );
-        let delay = if req.amount % 100 == 93 { SLOW } else { SHORT };
+        let delay = match req.amount % 100 {
+            93 => SLOW,
+            95 | 96 => CUSTOMER,
+            _ => SHORT,
+        };
         let stages = match (version, stored.rrn.is_some()) {
             (4.., true) => stages_of(operation),
             _ => &[],
         };
         let me = self.clone();
         tokio::spawn(async move {
-            // The delay in equal parts, a STAGE after each but the last.
+            // The delay in equal parts, a STAGE after each but the last; an ABORT cuts it short.
             let part = delay / (stages.len() as u32 + 1);
-            for stage in stages {
-                tokio::time::sleep(part).await;
-                let told = Message::Stage {
-                    request_id: id.clone(),
-                    stage: *stage,
-                };
-                if let Err(e) = link.send(told).await {
-                    log::info!("{id}: STAGE not delivered ({e})");
+            let staged = async {
+                for stage in stages {
+                    tokio::time::sleep(part).await;
+                    let told = Message::Stage {
+                        request_id: id.clone(),
+                        stage: *stage,
+                    };
+                    if let Err(e) = link.send(told).await {
+                        log::info!("{id}: STAGE not delivered ({e})");
+                    }
                 }
+                tokio::time::sleep(part).await;
+            };
+            tokio::select! {
+                _ = staged => {}
+                _ = wake.notified() => {}
             }
-            tokio::time::sleep(part).await;
-            me.lock().running = None;
-            if let Err(e) = link.send(Message::SaleResult(to_result(&stored))).await {
+            // What is stored now: an ABORT may have rewritten it.
+            let result = {
+                let mut inner = me.lock();
+                inner.running = None;
+                inner.wake = None;
+                find(&inner.state.results, &id).map_or_else(|| to_result(&stored), to_result)
+            };
+            if let Err(e) = link.send(Message::SaleResult(result)).await {
                 log::info!("{id}: result kept, the host will ask for it ({e})");
             }
         });
+    }
+
+    /// ABORT (version 4): stops the running sale `id` while it can (declined, the charge
+    /// undone), else lets it finish at once. Answered only by the operation's SALE_RESULT.
+    fn abort(&self, id: &str) {
+        let mut inner = self.lock();
+        if inner.version < 4 {
+            log::info!("ABORT in a version {} session: ignored", inner.version);
+            return;
+        }
+        if inner.running.as_deref() != Some(id) {
+            log::info!("{id}: ABORT, but it is not running: nothing to stop");
+            return;
+        }
+        if inner.stoppable {
+            let s = &mut inner.state;
+            let found = s.results.iter_mut().rev().find(|r| r.request_id == id);
+            if let Some(r) = found {
+                let undo = (r.outcome == "approved").then_some(r.amount);
+                r.outcome = "declined".into();
+                r.approval_code = None;
+                r.message = "Cancelled at the POS (ABORT): nothing was charged".into();
+                if let Some(amount) = undo {
+                    s.charges -= 1;
+                    s.shift_count -= 1;
+                    s.shift_total -= amount;
+                }
+            }
+            self.save(&inner.state);
+            log::info!("{id}: ABORT: stopped, nothing charged");
+        } else {
+            log::info!("{id}: ABORT: too late, the acquirer has already decided");
+        }
+        if let Some(wake) = &inner.wake {
+            wake.notify_one();
+        }
     }
 }
 
@@ -200,6 +267,7 @@ impl Firmware for CardReader {
                 };
                 reply(&link, answer);
             }
+            Message::Abort { request_id } => self.abort(&request_id),
             Message::GetResultWindow => {
                 let inner = self.lock();
                 if inner.version < 3 {

@@ -71,7 +71,7 @@ impl Engine {
                 ),
             ));
         };
-        if !caps.supports(kind) {
+        if !caps.takes(kind, primary.as_ref()) {
             return Err(refuse(
                 "not_supported",
                 format!("{name} does not support {}.", kind.as_str()),
@@ -103,9 +103,11 @@ impl Engine {
 
     /// A reversed pay named only by its request_id (e.g. a cancel sent while the pay is still
     /// running, before the POS has its data) gets its backend id from the journal, when the
-    /// journal still has that pay.
+    /// journal still has that pay; an abort ([`Primary::is_abort`]) also its progress notes.
     fn with_backend_id(&self, mut p: Primary) -> Primary {
-        if p.backend_id.is_some() {
+        // Only the journal fills them, never the POS.
+        p.pay_notes.clear();
+        if p.backend_id.is_some() && !p.is_abort() {
             return p;
         }
         let stored = p
@@ -115,7 +117,13 @@ impl Engine {
         if let Some(entry) = stored.filter(|e| e.provider == p.provider) {
             if let Ok(op) = serde_json::from_str::<Operation>(&entry.operation) {
                 if op.kind == OpKind::Pay && !op.backend_id.is_empty() {
-                    p.backend_id = Some(op.backend_id);
+                    if p.is_abort() && p.backend_id.as_ref().is_none_or(|b| *b == op.backend_id) {
+                        p.pay_notes = serde_json::to_value(&op.progress)
+                            .ok()
+                            .and_then(|v| v.as_object().cloned())
+                            .unwrap_or_default();
+                    }
+                    p.backend_id.get_or_insert(op.backend_id);
                 }
             }
         }

@@ -12,7 +12,10 @@
 //! `on_terminal` once the reader acknowledged the start and, from a version 4 reader, each
 //! STAGE it sends (card read, PIN entry, authorising). Like every provider it never touches the
 //! journal itself (notes go through `Operation::progress`); the device manager owns the link.
+//! A cancel naming a running sale by request_id is an abort (`abort.rs`): ABORT on a version 4
+//! reader, then the sale's stored result says what the cancel did.
 
+mod abort;
 mod answers;
 mod recovery;
 
@@ -57,6 +60,8 @@ pub struct Lifepay {
     login: String,
     password: Secret,
     common: Common,
+    /// Sales an abort was sent for, until they end (`abort.rs`).
+    aborting: abort::Aborting,
 }
 
 impl Lifepay {
@@ -80,6 +85,7 @@ impl Lifepay {
                     common::millis(&DEFAULT_SCHEDULE_MS)
                 }),
             ),
+            aborting: Default::default(),
         })
     }
 
@@ -209,6 +215,10 @@ impl Provider for Lifepay {
                 return Outcome::Failed(unavailable(format!("{msg}. Nothing was charged.")))
             }
         };
+        // A cancel naming the sale by request_id: ABORT (`abort.rs`), never a START_CANCEL.
+        if op.is_abort() {
+            return self.abort(&reader, op).await;
+        }
         let wait = self.reader_wait();
         if op.kind == OpKind::CloseShift {
             return match reader.close_shift(wait).await {
@@ -262,7 +272,7 @@ impl Provider for Lifepay {
         match answer {
             Ok(Answer::Done(r)) => {
                 recovery::witness(op, "the card reader answered its stored result").await;
-                finished(op, r)
+                self.aborting.ended(reader_id(op), finished(op, r))
             }
             // BUSY naming this very sale: the reader is running it (a START that crossed its
             // own earlier copy), never "busy with another operation; nothing charged".
@@ -311,6 +321,9 @@ impl Provider for Lifepay {
             Ok(r) => r,
             Err(msg) => return Outcome::Unknown(unavailable(msg)),
         };
+        if op.is_abort() {
+            return abort::status(&reader, op).await;
+        }
         let answer = reader.get_result(reader_id(op), STATUS_WAIT).await;
         log_answer(op, &reader, Check::Status, &answer);
         match &answer {

@@ -18,6 +18,7 @@ pub mod progress;
 pub mod registry;
 pub mod sign;
 pub mod sim;
+pub mod wake;
 
 use std::time::Duration;
 
@@ -58,11 +59,24 @@ impl OpKind {
 pub struct Capabilities {
     pub pay: bool,
     pub refund: bool,
+    /// A cancel of a pay given by its data (`provider_reference`).
     pub cancel: bool,
     pub close_shift: bool,
+    /// Abort: a cancel naming a pay by its request_id only ([`Primary::is_abort`]), e.g. while
+    /// it waits for its customer. Taken by every provider that can say honestly what became
+    /// of it (docs/api.md's capability table says what each can do).
+    pub abort: bool,
 }
 
 impl Capabilities {
+    /// Whether this provider takes an operation of `kind` reversing `primary`.
+    pub fn takes(self, kind: OpKind, primary: Option<&Primary>) -> bool {
+        match kind {
+            OpKind::Cancel if primary.is_some_and(Primary::is_abort) => self.abort,
+            _ => self.supports(kind),
+        }
+    }
+
     pub fn supports(self, kind: OpKind) -> bool {
         match kind {
             OpKind::Pay => self.pay,
@@ -88,6 +102,22 @@ pub struct Primary {
     /// (`data.backend_id`); absent for answers of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_id: Option<String>,
+    /// An abort's pay, as the journal held it when the abort was accepted: its progress
+    /// notes (e.g. the Paysera transaction key of a sale still waiting for its customer).
+    /// Only ever filled by the engine from the journal (whatever a POS sends is dropped), and
+    /// journaled with the abort's intent, so a status check after a restart has them too.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub pay_notes: Map<String, Value>,
+}
+
+impl Primary {
+    /// Named by the pay's request_id only, without its answer's `provider_reference`: the POS
+    /// has no answer for the pay yet (it may still be running). A cancel of such a pay is an
+    /// abort: it stops the pay if it can, and never reverses a pay that has completed (that
+    /// answers `already_completed`: refund it).
+    pub fn is_abort(&self) -> bool {
+        self.request_id.is_some() && self.provider_reference.is_none()
+    }
 }
 
 /// One accepted operation: what is journaled as the intent and handed to the provider.
@@ -129,6 +159,13 @@ pub struct Operation {
     /// (progress events for the POS that asked; never journaled, no part of the outcome).
     #[serde(skip)]
     pub stages: Stages,
+}
+
+impl Operation {
+    /// A cancel whose primary names the pay by request_id only ([`Primary::is_abort`]).
+    pub fn is_abort(&self) -> bool {
+        self.kind == OpKind::Cancel && self.primary.as_ref().is_some_and(Primary::is_abort)
+    }
 }
 
 /// `params` keys that are never written anywhere (journal, logs).

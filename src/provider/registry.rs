@@ -36,6 +36,7 @@ const ALL: Capabilities = Capabilities {
     refund: true,
     cancel: true,
     close_shift: true,
+    abort: true,
 };
 
 /// Every provider, with its capabilities (docs/api.md repeats them for POS developers).
@@ -63,6 +64,7 @@ pub const PROVIDERS: &[Registered] = &[
     },
     Registered {
         name: iotpay::NAME,
+        // No cancel call in document 002: an abort only reads the order (iotpay/abort.rs).
         capabilities: Capabilities {
             cancel: false,
             close_shift: false,
@@ -135,6 +137,32 @@ mod tests {
         assert!(!known("iotpay").unwrap().supports(OpKind::Cancel));
         assert!(!known("phonepe").unwrap().supports(OpKind::CloseShift));
         assert!(known("visa").is_none());
+    }
+
+    /// An abort (a cancel naming the pay by request_id only) is taken by every provider, also
+    /// by iotpay, whose cancel with the pay's data is not.
+    #[test]
+    fn every_provider_takes_an_abort_and_iotpay_no_other_cancel() {
+        let primary = |reference: Option<&str>| crate::provider::Primary {
+            request_id: Some("sale-1".into()),
+            provider: "iotpay".into(),
+            provider_reference: reference.map(str::to_owned),
+            amount: 100,
+            currency: None,
+            backend_id: None,
+            pay_notes: Default::default(),
+        };
+        let (abort, void) = (primary(None), primary(Some("CP1")));
+        for p in PROVIDERS {
+            assert!(
+                p.capabilities.takes(OpKind::Cancel, Some(&abort)),
+                "{}",
+                p.name
+            );
+        }
+        let iotpay = known("iotpay").unwrap();
+        assert!(!iotpay.takes(OpKind::Cancel, Some(&void)));
+        assert!(known("sim").unwrap().takes(OpKind::Cancel, Some(&void)));
     }
 
     /// The config checks `default_provider` against the sections it reads; they must be

@@ -7,9 +7,18 @@
 //! the daemon's: it uses `synchronous=OFF` (it survives a killed process, not a power cut).
 //!
 //! Test amounts (pay only): `..51` declined; `..91` the backend "times out" but the charge went
-//! through; `params.delay_ms` makes the backend take that long; anything else approved.
+//! through; anything else approved. `params.delay_ms` makes the backend take that long: a pay
+//! waits that long for its customer (the ledger row says when it completes, `due_ms`), and a
+//! cancel naming it by request_id while it waits aborts it (`abort.rs`): nothing is charged
+//! and the waiting pay answers `cancelled` at once; after that the cancel is too late
+//! (`already_completed`). The sim lives in the daemon: a pay whose wait no task of this
+//! process runs any more (posbridge was killed mid-wait) counts as completed, charged. A refund
+//! or cancel with the pay's data (its `provider_reference`) reverses a completed pay as before.
 //! Its progress stages are what it does: `sent` once its ledger has the call, then, with a
 //! delay, `authorising` while it takes it.
+
+mod abort;
+mod shift;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -17,7 +26,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::common::{self, Common};
@@ -41,6 +49,8 @@ pub const NAME: &str = "sim";
 pub struct Sim {
     ledger: Mutex<Connection>,
     reversals: Mutex<()>,
+    /// Pays waiting for their customer, by backend key: an abort wakes the one it cancelled.
+    waiting: super::wake::Wakers,
     common: Common,
 }
 
@@ -57,7 +67,8 @@ CREATE TABLE IF NOT EXISTS calls (
     shift        INTEGER NOT NULL DEFAULT 0,
     detail       TEXT,
     received_at  TEXT NOT NULL,
-    backend_id   TEXT
+    backend_id   TEXT,
+    due_ms       INTEGER
 );
 CREATE INDEX IF NOT EXISTS calls_request ON calls(request_id);
 CREATE INDEX IF NOT EXISTS calls_reference ON calls(reference);
@@ -87,9 +98,19 @@ impl Sim {
             conn.execute_batch("ALTER TABLE calls ADD COLUMN backend_id TEXT")?;
         }
         conn.execute_batch("CREATE INDEX IF NOT EXISTS calls_backend ON calls(backend_id)")?;
+        // Ledgers made before a pay could wait for its customer (and be aborted) have no due_ms.
+        let has_due: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('calls') WHERE name = 'due_ms'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_due {
+            conn.execute_batch("ALTER TABLE calls ADD COLUMN due_ms INTEGER")?;
+        }
         Ok(Sim {
             ledger: Mutex::new(conn),
             reversals: Mutex::new(()),
+            waiting: Default::default(),
             common: Common::new(
                 NAME,
                 cfg.currency.clone(),
@@ -195,7 +216,12 @@ impl Sim {
         Ok(())
     }
 
-    fn record(&self, op: &Operation, outcome: &str) -> Result<String, Failure> {
+    fn record(
+        &self,
+        op: &Operation,
+        outcome: &str,
+        due_ms: Option<i64>,
+    ) -> Result<String, Failure> {
         let reference = reference(op);
         let primary_ref = op
             .primary
@@ -205,8 +231,8 @@ impl Sim {
         self.ledger(|c| {
             c.prepare_cached(
                 "INSERT INTO calls (request_id, action, amount, currency, outcome, reference,
-                                    primary_ref, received_at, backend_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                    primary_ref, received_at, backend_id, due_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 op.request_id,
@@ -217,66 +243,11 @@ impl Sim {
                 reference,
                 primary_ref,
                 now_rfc3339(),
-                backend_id(op)
+                backend_id(op),
+                due_ms
             ])
         })?;
         Ok(reference)
-    }
-
-    fn close_shift(&self, op: &Operation) -> Result<serde_json::Value, Failure> {
-        self.ledger(|c| {
-            let shift: i64 = c.query_row(
-                "SELECT coalesce(max(shift), 0) + 1 FROM calls WHERE action = 'close_shift'",
-                [],
-                |r| r.get(0),
-            )?;
-            let mut totals = serde_json::Map::new();
-            for action in ["pay", "refund", "cancel"] {
-                let (count, total): (i64, i64) = c.query_row(
-                    "SELECT count(*), coalesce(sum(amount), 0) FROM calls
-                     WHERE action = ?1 AND outcome = 'approved' AND seq > coalesce(
-                        (SELECT max(seq) FROM calls WHERE action = 'close_shift'), 0)",
-                    params![action],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                totals.insert(action.into(), json!({"count": count, "total": total}));
-            }
-            let net = totals["pay"]["total"].as_i64().unwrap_or(0)
-                - totals["refund"]["total"].as_i64().unwrap_or(0)
-                - totals["cancel"]["total"].as_i64().unwrap_or(0);
-            let summary = json!({
-                "operation": "close_shift",
-                "provider": "sim",
-                "status": "closed",
-                "shift_number": shift,
-                "currency": op.currency,
-                "pay": totals["pay"],
-                "refund": totals["refund"],
-                "cancel": totals["cancel"],
-                "net": net,
-            });
-            // Kept with the call, so a status check after a crash returns the same summary.
-            c.execute(
-                "INSERT INTO calls (request_id, action, amount, currency, outcome, reference,
-                                    shift, detail, received_at, backend_id)
-                 VALUES (?1, 'close_shift', 0, ?2, 'approved', ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    op.request_id,
-                    op.currency,
-                    reference(op),
-                    shift,
-                    summary.to_string(),
-                    now_rfc3339(),
-                    backend_id(op)
-                ],
-            )?;
-            c.execute(
-                "DELETE FROM calls WHERE seq <= (SELECT seq FROM calls WHERE action = 'close_shift'
-                                                 ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
-                params![KEEP_SHIFTS],
-            )?;
-            Ok(summary)
-        })
     }
 
     fn approval(&self, op: &Operation, reference: String) -> Approval {
@@ -351,8 +322,12 @@ impl Provider for Sim {
             .params
             .get("delay_ms")
             .and_then(|v| v.as_u64())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(MAX_DELAY_MS);
         let amount = op.amount.unwrap_or(0);
+        if abort::is_abort(op) {
+            return self.abort(op).unwrap_or_else(Outcome::Unknown);
+        }
         let result =
             async {
                 let outcome = match op.kind {
@@ -360,6 +335,9 @@ impl Provider for Sim {
                     OpKind::Pay if amount % 100 == 51 => "declined",
                     OpKind::Pay | OpKind::Refund | OpKind::Cancel => "approved",
                 };
+                // A pay that waits for its customer can be aborted until it completes.
+                let waits = op.kind == OpKind::Pay && delay > 0;
+                let woken = waits.then(|| self.waiting.watch(backend_key(op)));
                 // Checking what is left to reverse and recording the reversal are one step, or two
                 // concurrent refunds could both pass the check.
                 let reversing = self.reversals.lock().unwrap_or_else(|p| p.into_inner());
@@ -369,7 +347,8 @@ impl Provider for Sim {
                     }
                 }
                 // The backend has the call from here on: whatever happens to us, it completes.
-                let reference = self.record(op, outcome)?;
+                let due = waits.then(|| abort::now_ms() + delay as i64);
+                let reference = self.record(op, outcome, due)?;
                 drop(reversing);
                 op.stages
                     .tell(Stage::Sent, "the sim backend recorded the call");
@@ -378,7 +357,13 @@ impl Provider for Sim {
                         Stage::Authorising,
                         format!("the sim backend takes {delay} ms to answer"),
                     );
-                    tokio::time::sleep(Duration::from_millis(delay.min(MAX_DELAY_MS))).await;
+                }
+                if let Some(woken) = woken {
+                    if self.wait_for_customer(op, woken, delay).await? {
+                        return Ok(Outcome::Failed(abort::aborted_pay()));
+                    }
+                } else if delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
                 Ok(match outcome {
                 "declined" => Outcome::Failed(declined()),
@@ -398,7 +383,7 @@ impl Provider for Sim {
             // Asked by the id the backend was sent, never by the POS's request_id (which may
             // have been used before, for another sale).
             c.query_row(
-                "SELECT outcome, reference, detail FROM calls
+                "SELECT outcome, reference, detail, coalesce(due_ms, 0) FROM calls
                  WHERE (?1 IS NOT NULL AND backend_id = ?1)
                     OR (?1 IS NULL AND backend_id IS NULL AND request_id = ?2)
                  ORDER BY seq LIMIT 1",
@@ -408,6 +393,7 @@ impl Provider for Sim {
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
                     ))
                 },
             )
@@ -420,8 +406,21 @@ impl Provider for Sim {
                 "The payment backend never received this request: nothing was charged. \
                  Start a new sale with a new request_id.",
             )),
-            Ok(Some((outcome, _, _))) if outcome == "declined" => Outcome::Failed(declined()),
-            Ok(Some((_, _, detail))) if op.kind == OpKind::CloseShift => {
+            Ok(Some((outcome, _, _, _))) if outcome == "declined" => Outcome::Failed(declined()),
+            Ok(Some((outcome, _, _, _))) if outcome == abort::ABORTED => {
+                Outcome::Failed(abort::aborted_pay())
+            }
+            // Still waiting for its customer in this process: neither charged nor ended yet.
+            // A pay nobody waits for any more (posbridge restarted mid-wait) has completed.
+            Ok(Some((_, _, _, due)))
+                if due > abort::now_ms() && self.waiting.is_waiting(backend_key(op)) =>
+            {
+                Outcome::Unknown(Failure::new(
+                    "in_progress",
+                    "The sale is still waiting for the customer at the sim backend.",
+                ))
+            }
+            Ok(Some((_, _, detail, _))) if op.kind == OpKind::CloseShift => {
                 match detail.and_then(|d| serde_json::from_str(&d).ok()) {
                     Some(summary) => Outcome::ShiftClosed(summary),
                     None => Outcome::Unknown(Failure::new(
@@ -430,7 +429,10 @@ impl Provider for Sim {
                     )),
                 }
             }
-            Ok(Some((_, reference, _))) => Outcome::Approved(self.approval(op, reference)),
+            Ok(Some((_, reference, _, _))) if abort::is_abort(op) => {
+                Outcome::Approved(self.abort_approval(op, reference))
+            }
+            Ok(Some((_, reference, _, _))) => Outcome::Approved(self.approval(op, reference)),
         }
     }
 }

@@ -643,3 +643,15 @@ pub fn stages(events: &[Value]) -> Vec<&str> {
         .map(|e| e["stage"].as_str().unwrap())
         .collect()
 }
+
+/// The answer `pay` of the operation `id` is the refusal `default_error`/`reason`, and
+/// get_result answers it the same (abort from the POS: the running pay's own answer).
+pub fn assert_ended_as(d: &Daemon, id: &str, pay: &Value, reason: &str) {
+    assert_eq!(
+        (&pay["error_type"], &pay["reason"]),
+        (&json!("default_error"), &json!(reason)),
+        "{pay}"
+    );
+    let stored = d.request(json!({"action": "get_result", "request_id": id}));
+    assert_eq!(&stored, pay, "get_result says what {id} answered");
+}

@@ -1,7 +1,8 @@
-//! Golden test for what link protocol version 4 added for progress (docs/link-protocol.md §8):
-//! STAGE. As in `golden.rs`, the bytes were produced from the documented layout with Python's
-//! zlib.crc32, independently of this code. Also: a stage code the protocol does not define, a
-//! payload cut short or with bytes left over, is refused. Test code only.
+//! Golden test for what link protocol version 4 added (docs/link-protocol.md §8): STAGE, for
+//! progress, and ABORT, on the host's side. As in `golden.rs`, the bytes were produced from
+//! the documented layout with Python's zlib.crc32, independently of this code. Also: a stage
+//! code the protocol does not define, a payload cut short or with bytes left over, an ABORT
+//! whose request_id breaks the id rules, are refused. Test code only.
 
 use super::{encode, kind, Decoder, Message, PayloadError, ReaderStage};
 
@@ -55,4 +56,31 @@ fn a_stage_the_protocol_does_not_define_or_a_bad_length_is_refused() {
     assert!(Message::decode(kind::STAGE, &payload[..payload.len() - 1]).is_err());
     payload.push(0);
     assert!(Message::decode(kind::STAGE, &payload).is_err());
+}
+
+#[test]
+fn abort_round_trips_through_golden_bytes() {
+    let message = Message::Abort {
+        request_id: "pos-42".into(),
+    };
+    let bytes = hex("a5 5a 01 15 1f 01 07 00 06 70 6f 73 2d 34 32 0d b7 d8 61");
+    let frames: Vec<_> = Decoder::new().feed(&bytes).collect();
+    assert_eq!(frames.len(), 1);
+    let frame = frames[0].clone().expect("golden frame decodes");
+    assert_eq!((frame.seq(), frame.kind()), (21, kind::ABORT));
+    assert_eq!(Message::from_frame(&frame).as_ref(), Ok(&message));
+    assert_eq!(encode(&message.to_frame(21).unwrap()), bytes);
+}
+
+#[test]
+fn an_abort_without_a_valid_request_id_is_refused() {
+    assert!(matches!(
+        Message::decode(kind::ABORT, &[]),
+        Err(PayloadError::Truncated { .. })
+    ));
+    let bad = Message::Abort {
+        request_id: "no spaces".into(),
+    };
+    assert!(bad.encode_payload().is_err());
+    assert!(Message::decode(kind::ABORT, &[2, b'a', b' ']).is_err());
 }

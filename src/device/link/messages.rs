@@ -39,6 +39,7 @@ pub mod kind {
     pub const RESULT_WINDOW: u8 = 0x1D;
     /// Version 4.
     pub const STAGE: u8 = 0x1E;
+    pub const ABORT: u8 = 0x1F;
     pub const SHOW_QR: u8 = 0x20;
     pub const SHOW_AMOUNT: u8 = 0x21;
     pub const SHOW_STATUS: u8 = 0x22;
@@ -92,6 +93,10 @@ pub enum Message {
         request_id: String,
         stage: ReaderStage,
     },
+    /// Host -> reader (version 4): stop the running operation `request_id` if it still can
+    /// (it then ends with its SALE_RESULT, declined), else finish it (approved: too late).
+    /// Only the ACK answers it; the outcome is the operation's own SALE_RESULT.
+    Abort { request_id: String },
     /// Host -> display: show a QR code encoding `payload`.
     ShowQr { payload: String },
     /// Host -> display: show an amount to pay.
@@ -125,6 +130,7 @@ impl Message {
             Message::GetResultWindow => kind::GET_RESULT_WINDOW,
             Message::ResultWindow(_) => kind::RESULT_WINDOW,
             Message::Stage { .. } => kind::STAGE,
+            Message::Abort { .. } => kind::ABORT,
             Message::ShowQr { .. } => kind::SHOW_QR,
             Message::ShowAmount { .. } => kind::SHOW_AMOUNT,
             Message::ShowStatus { .. } => kind::SHOW_STATUS,
@@ -186,7 +192,8 @@ impl Message {
             | Message::ResultNotFound { request_id }
             | Message::Busy { request_id }
             | Message::InProgress { request_id }
-            | Message::Duplicate { request_id } => {
+            | Message::Duplicate { request_id }
+            | Message::Abort { request_id } => {
                 check_request_id(request_id)?;
                 w.str8("request_id", request_id)?;
             }
@@ -265,6 +272,9 @@ impl Message {
             kind::STAGE => Message::Stage {
                 request_id: read_request_id(&mut r)?,
                 stage: ReaderStage::decode(&mut r)?,
+            },
+            kind::ABORT => Message::Abort {
+                request_id: read_request_id(&mut r)?,
             },
             kind::SHIFT_SUMMARY => Message::ShiftSummary {
                 count: r.u32("count")?,

@@ -35,12 +35,15 @@
 //! one minute at least") has passed since the create_order wait ended AND query_order has
 //! been answering "no such order" for that long in this process (see [`IotPay::not_found`]).
 //!
+//! Cancel: no cancel call exists; an abort only reads the order (`abort.rs`).
+//!
 //! Refunds: IOT Pay documents no refund query and no deduplication of mchRefundNo, so a
 //! refund whose answer was lost stays unknown (`manual_check`) and names the mchRefundNo to
 //! look up in the IOT Pay portal; re-sending refund_order could refund twice.
 
 /// Public for the fuzz targets (fuzz/): answer reading and signature checking as the provider
 /// itself does them.
+mod abort;
 pub mod answer;
 mod fields;
 mod probe;
@@ -411,6 +414,7 @@ impl Provider for IotPay {
         match op.kind {
             OpKind::Pay => self.pay(op).await,
             OpKind::Refund => self.refund(op).await,
+            OpKind::Cancel if op.is_abort() => self.abort(op).await,
             OpKind::Cancel | OpKind::CloseShift => Outcome::Failed(Failure::new(
                 "not_supported",
                 format!("iotpay does not support {}.", op.kind.as_str()),
@@ -429,6 +433,8 @@ impl Provider for IotPay {
             // Never re-sent: IOT Pay does not document that a repeated mchRefundNo is the
             // same refund, so a second refund_order could refund twice.
             OpKind::Refund => Outcome::Unknown(refund_unknown(op, "its answer was lost")),
+            // An abort only reads: asking again is safe.
+            OpKind::Cancel if op.is_abort() => self.abort(op).await,
             OpKind::Cancel | OpKind::CloseShift => Outcome::Failed(Failure::new(
                 "not_processed",
                 format!(

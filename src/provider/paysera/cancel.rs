@@ -1,10 +1,16 @@
-//! The Paysera cancel: revoke the primary sale's transaction (its `provider_reference`). The
+//! The Paysera cancel: revoke the primary sale's transaction (its `provider_reference`; for an
+//! abort, a sale named by request_id while it may still wait for its customer, the
+//! transaction key the sale journaled, which the engine hands over in `pay_notes`). The
 //! revoke is sent once, by `execute`; a status check of a cancel whose answer was lost reads
-//! the transaction (`GET /rest/v1/transaction/{key}`) and never revokes again.
+//! the transaction (`GET /rest/v1/transaction/{key}`) and never revokes again. An abort whose
+//! revoke Paysera accepted marks the key and wakes the sale if it waits in this process: the
+//! sale ends `cancelled` at once (its transaction can never be paid). A confirmed transaction
+//! is `already_completed`, and its sale answers approved: the confirm is the commit point
+//! and Paysera orders the two calls.
 
 use super::client::{ApiError, Order};
 use super::flow::approved;
-use super::{refused, unknown, unknown_after, Paysera};
+use super::{refused, unknown, unknown_after, Paysera, NOTE_KEY};
 use crate::provider::{Failure, Operation, Outcome};
 
 fn invalid(msg: String) -> Failure {
@@ -16,11 +22,19 @@ fn primary_key(op: &Operation) -> Result<(String, String), Failure> {
     let Some(primary) = &op.primary else {
         return Err(invalid("primary_transaction: is required".into()));
     };
+    let journaled = primary.pay_notes.get(NOTE_KEY).and_then(|k| k.as_str());
     let Some(key) = primary
         .provider_reference
         .as_deref()
+        .or(journaled.filter(|_| primary.is_abort()))
         .filter(|k| !k.is_empty())
     else {
+        if primary.is_abort() {
+            return Err(invalid(format!(
+                "primary_transaction: sale {} has no Paysera payment yet (none journaled), so                  there is nothing to revoke; nothing was cancelled. Press cancel again in a                  moment.",
+                primary.request_id.as_deref().unwrap_or_default()
+            )));
+        }
         return Err(invalid(
             "primary_transaction: needs provider_reference (the Paysera transaction key)".into(),
         ));
@@ -63,7 +77,14 @@ impl Paysera {
             Err(refusal) => return Outcome::Failed(refusal),
         };
         match self.client.revoke(&key).await {
-            Ok(_) => cancelled(&key),
+            Ok(_) => {
+                // A sale still waiting here for this transaction ends cancelled, at once.
+                self.aborted_lock().insert(key.clone());
+                if !self.waiting.wake(&key) {
+                    self.aborted_lock().remove(&key);
+                }
+                cancelled(&key)
+            }
             Err(ApiError::Refused { error, .. }) if error == "invalid_state" => {
                 Outcome::Failed(already_completed(&sale))
             }
@@ -103,4 +124,24 @@ fn already_completed(sale: &str) -> Failure {
              Paysera merchant account."
         ),
     )
+}
+
+/// A sale whose transaction an abort from the POS revoked.
+pub(super) fn aborted() -> Failure {
+    Failure::new(
+        "cancelled",
+        "The sale was cancelled from the POS before the customer paid; its Paysera payment is \
+         revoked. Nothing was charged.",
+    )
+}
+
+impl Paysera {
+    fn aborted_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.aborted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an abort revoked `key` (forgotten once asked: the sale ends now).
+    pub(super) fn take_aborted(&self, key: &str) -> bool {
+        self.aborted_lock().remove(key)
+    }
 }

@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use super::cancel::aborted;
 use super::client::{ApiError, Order, Spot};
 use super::deadline::{self, NOTE_STARTED};
 use super::recover::created;
 use super::release::{approved_too_late, expired};
 use super::{refused, unknown, unknown_after, Paysera, NOTE_CONFIRM, NOTE_KEY, NOTE_ORDER};
 use crate::device::screen::Shown;
+use crate::provider::wake::Waiting;
 use crate::provider::{Approval, Failure, Operation, Outcome, Stage};
 
 /// The body of `POST /rest/v1/transaction`: one payment, carrying the operation's own backend
@@ -142,6 +144,8 @@ impl Paysera {
             Ok(key) => key,
             Err(e) => return Outcome::Failed(refused(&e)),
         };
+        // From here an abort can find this sale by its key and wake it.
+        let waiting = self.waiting.watch(&key);
         let bare = Order {
             id: String::new(),
             status: String::new(),
@@ -182,7 +186,11 @@ impl Paysera {
             Stage::QrShown,
             "Paysera has the order at the spot: the customer scans the QR code",
         );
-        let outcome = self.wait_and_confirm(op, order, &qr, deadline).await;
+        let outcome = self
+            .wait_and_confirm(op, order, &qr, deadline, &waiting)
+            .await;
+        // An abort's mark the sale did not take (it ended in the confirm) goes with it.
+        self.take_aborted(&key);
         if !matches!(outcome, Outcome::Unknown(_)) {
             self.close_spot().await;
         }
@@ -229,8 +237,13 @@ impl Paysera {
         mut order: Order,
         qr: &str,
         deadline: Instant,
+        waiting: &Waiting<'_>,
     ) -> Outcome {
         loop {
+            // Revoked by an abort from the POS: nothing can be charged any more.
+            if self.take_aborted(&order.transaction_key) {
+                return self.end_unpaid(&order, aborted(), Some(qr)).await;
+            }
             match order.status.as_str() {
                 "reserved" if Instant::now() < deadline => {
                     op.stages.tell(
@@ -252,7 +265,9 @@ impl Paysera {
                 let failure = expired(self.window.as_secs());
                 return self.end_unpaid(&order, failure, Some(qr)).await;
             }
-            tokio::time::sleep(self.poll_interval().min(deadline - now)).await;
+            waiting
+                .sleep(self.poll_interval().min(deadline - now))
+                .await;
             match self.client.order(&order.id).await {
                 Ok(o) => order = o,
                 // Reads are safe to repeat: try again at the next interval.

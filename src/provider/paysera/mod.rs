@@ -46,7 +46,9 @@
 //! rejected (the order closes: declined). Refund: the document offers no refund of a confirmed
 //! transaction (revoke works only before confirm), so the capability table says no; cancel
 //! (`cancel.rs`) revokes the transaction of the primary sale once and answers
-//! `already_completed` for a confirmed one; its status check reads the transaction.
+//! `already_completed` for a confirmed one; its status check reads the transaction. A cancel
+//! naming a sale by request_id (an abort, while it waits for its customer) revokes the
+//! transaction key the sale journaled, and the waiting sale, woken, ends `cancelled`.
 
 /// Public for the fuzz targets (fuzz/): [`client::read_reply`] and the answer shapes.
 mod cancel;
@@ -94,6 +96,12 @@ pub struct Paysera {
     /// When each open sale began, step-proof: the customer's window is counted on it, never
     /// on `created_at` (src/clock.rs).
     sent: crate::clock::SendTimes,
+    /// Sales waiting for their customer, by transaction key: an abort wakes the one it
+    /// revoked (`cancel.rs`).
+    waiting: crate::provider::wake::Wakers,
+    /// Transaction keys an abort revoked while their sale was waiting here: that sale ends
+    /// `cancelled` (taken by the sale when it wakes).
+    aborted: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Marks one sale as being checked for as long as it lives.
@@ -154,6 +162,8 @@ impl Paysera {
             screen: std::sync::Arc::new(crate::device::screen::NoScreen),
             checking: Default::default(),
             sent: crate::clock::SendTimes::new(),
+            waiting: Default::default(),
+            aborted: Default::default(),
         })
     }
 }

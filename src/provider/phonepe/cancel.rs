@@ -1,5 +1,8 @@
 //! PhonePe cancel: `PUT /v1/payment/{merchantId}/{merchantTransactionId}/cancel` of a pay the
-//! customer has not paid yet, and reading a cancel's outcome from that pay's status. It must
+//! customer has not paid yet, and reading a cancel's outcome from that pay's status. A cancel
+//! PhonePe answered (cancelled, or already paid) wakes the pay it named when that pay is being
+//! followed in this process: the pay reads its status at once and ends as PhonePe says
+//! (cancelled, or approved), instead of at its next scheduled check. It must
 //! not touch a paid sale (that needs a refund) and never sends anything but the one cancel.
 //! Evidence for the cancel (journaled before it is acted on): the cancel's own acknowledgement
 //! (SUCCESS, PAYMENT_ALREADY_COMPLETED) and any status answer that carries the sale. "No such
@@ -30,11 +33,14 @@ impl PhonePe {
         match answer.as_ref().map(|a| (a.success, a.code.as_str())) {
             Some((true, "SUCCESS")) => {
                 self.witness(op, "cancel answered SUCCESS").await;
+                // The running pay, if it is this process's, learns it at once.
+                let _ = self.following.wake(&pay_id);
                 Outcome::Approved(cancelled(&pay_id, "SUCCESS"))
             }
             Some((_, "PAYMENT_ALREADY_COMPLETED")) => {
                 self.witness(op, "cancel answered PAYMENT_ALREADY_COMPLETED")
                     .await;
+                let _ = self.following.wake(&pay_id);
                 Outcome::Failed(already_completed())
             }
             Some((_, "UNAUTHORIZED")) => Outcome::Failed(Failure::new(

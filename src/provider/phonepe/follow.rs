@@ -77,13 +77,15 @@ impl PhonePe {
         evidence |= op.progress.evidence().is_some();
         let mut last = String::from("PhonePe has not answered with a final status yet");
         let mut not_found = false;
+        // A cancel of this transaction wakes it: its status then says what the cancel did.
+        let waiting = self.following.watch(&id);
         for attempt in 0.. {
             let schedule = &self.common.schedule;
             let wait = schedule[attempt.min(schedule.len() - 1)];
             if Instant::now() + wait > bound {
                 break;
             }
-            tokio::time::sleep(wait).await;
+            waiting.sleep(wait).await;
             let check = self.check(op, &id).await;
             not_found = matches!(check, Check::NotFound);
             match check {

@@ -76,6 +76,9 @@ pub struct PhonePe {
     request_timeout: Duration,
     /// When each open operation's money-moving call was sent, step-proof (src/clock.rs).
     sent: crate::clock::SendTimes,
+    /// Pays between status checks, by transaction id: a cancel PhonePe answered wakes the
+    /// pay it named, which checks its status at once (`cancel.rs`).
+    following: crate::provider::wake::Wakers,
 }
 
 /// What one status check found. Short-lived, one at a time: its size does not matter.
@@ -118,6 +121,7 @@ impl PhonePe {
             ),
             request_timeout,
             sent: crate::clock::SendTimes::new(),
+            following: Default::default(),
         })
     }
 

@@ -199,6 +199,7 @@ fn refund_payload_names_a_new_id_and_the_original() {
         amount: 1000,
         currency: None,
         backend_id: None,
+        pay_notes: Default::default(),
     });
     // No backend_id (the journal no longer holds the pay): refused, the field named; no id
     // is derived from the request_id for a money-moving call.

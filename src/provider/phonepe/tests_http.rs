@@ -209,6 +209,7 @@ async fn a_cancel_whose_sale_cannot_be_found_is_left_to_the_engine_to_weigh() {
         amount: 100,
         currency: None,
         backend_id: Some("P00112233445566778899aabbccdd".into()),
+        pay_notes: Default::default(),
     });
     let out = provider(&url).status(&cancel).await;
     task.await.unwrap();

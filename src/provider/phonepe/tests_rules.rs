@@ -33,6 +33,7 @@ fn primary(request_id: &str, backend_id: Option<&str>) -> Option<Primary> {
         amount: 500,
         currency: None,
         backend_id: backend_id.map(str::to_owned),
+        pay_notes: Default::default(),
     })
 }
 

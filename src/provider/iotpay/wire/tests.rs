@@ -136,6 +136,7 @@ fn query_and_refund_shapes() {
         amount: 1000,
         currency: Some("CAD".into()),
         backend_id: None,
+        pay_notes: Default::default(),
     });
     let p = refund_order(&merchant(), &r).unwrap();
     assert_eq!(p["mchRefundNo"], json!(legacy_refund_no("refund-1")));
