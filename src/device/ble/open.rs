@@ -1,8 +1,9 @@
 //! Opening one BLE link: find the peripheral (one BlueZ knows, else one a scan finds), connect
 //! and discover its services within the limits of [`BleOptions`], check for the Nordic UART
 //! Service, subscribe to TX and start the pump; on any failure on the way, hang up and say
-//! whether the device is absent (the radio could not reach it) or refused (BlueZ or the device
-//! said no). Runs on the BLE runtime (`stack`); it must not interpret link bytes.
+//! whether the device is unseen (waited for the whole window: the caller waits again at once),
+//! absent (the radio could not reach it) or refused (BlueZ or the device said no). Runs on the
+//! BLE runtime (`stack`); it must not interpret link bytes.
 
 use std::time::Duration;
 
@@ -79,7 +80,9 @@ async fn link_up(
     loop {
         tokio::select! {
             done = &mut connecting => return done.err().map(|e| connect_error(name, &e)),
-            _ = &mut give_up => return Some(TransportError::Absent(format!(
+            // BlueZ and the kernel held the connect open for the device to advertise: the
+            // caller waits again at once (`Unseen`).
+            _ = &mut give_up => return Some(TransportError::Unseen(format!(
                 "{name}: no connection within {} s (out of range or powered off?)",
                 options.connect_timeout.as_secs()
             ))),
@@ -217,12 +220,18 @@ async fn find(
     if let Err(e) = adapter.stop_scan().await {
         log::warn!("{name}: could not stop discovery: {}", cause(&e));
     }
-    found.ok().flatten().ok_or_else(|| {
-        TransportError::Absent(format!(
+    match found {
+        Ok(Some(p)) => Ok(p),
+        // Scanned the whole window: the caller scans again at once (`Unseen`).
+        Err(_) => Err(TransportError::Unseen(format!(
             "{name}: not found in a {} s scan (powered off, out of range, or not advertising?)",
             scan_timeout.as_secs()
-        ))
-    })
+        ))),
+        // BlueZ's events ended before the window did (the bus went away): not a wait.
+        Ok(None) => Err(TransportError::Absent(format!(
+            "{name}: BlueZ's events ended during the scan"
+        ))),
+    }
 }
 
 /// Best-effort disconnect after a failed open; the error that matters is the one already met.

@@ -1,5 +1,6 @@
 //! One paired device's link, kept up: its state as `devices` shows it, and the task that
-//! connects, does HELLO, watches the link and reconnects with backoff after a loss.
+//! connects, does HELLO, watches the link and reconnects with backoff after a loss (at once
+//! after an attempt that was itself a wait for the device: a BLE connect, a scan).
 
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use crate::device::link::{Hello, Role};
 use crate::device::reader::CardReader;
 use crate::device::registry::Paired;
 use crate::device::session::Session;
-use crate::device::transport::Transport;
+use crate::device::transport::{Transport, TransportError};
 
 #[derive(Default)]
 pub(super) struct LinkState {
@@ -123,9 +124,18 @@ pub(super) async fn keep_connected(
                 log::warn!(device = id.as_str(); "{id} link lost: {why}");
                 m.down(Some(why.to_string()));
             }
-            Err(e) => {
-                log::debug!(device = id.as_str(); "{id}: {e}; next try in {backoff:?}");
-                m.down(Some(e));
+            Err(Failed { why, waited: true }) => {
+                // The attempt itself waited for the device (a BLE connect held until the
+                // reader advertises, a scan): wait again at once, so that a reader back on the
+                // air is taken on its first advertisement, not at the next backoff step.
+                log::debug!(device = id.as_str(); "{id}: {why}; waiting for it again");
+                m.down(Some(why));
+                backoff = INITIAL_BACKOFF;
+                continue;
+            }
+            Err(Failed { why, .. }) => {
+                log::debug!(device = id.as_str(); "{id}: {why}; next try in {backoff:?}");
+                m.down(Some(why));
             }
         }
         tokio::select! {
@@ -141,19 +151,35 @@ pub(super) async fn keep_connected(
     }
 }
 
-async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hello), String> {
-    let conn = transport.connect().await.map_err(|e| e.to_string())?;
+/// Why an attempt to connect failed, and whether it was itself a wait for the device
+/// ([`TransportError::Unseen`]: no pause before the next one).
+struct Failed {
+    why: String,
+    waited: bool,
+}
+
+impl From<String> for Failed {
+    fn from(why: String) -> Self {
+        Failed { why, waited: false }
+    }
+}
+
+async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hello), Failed> {
+    let conn = transport.connect().await.map_err(|e| Failed {
+        waited: matches!(e, TransportError::Unseen(_)),
+        why: e.to_string(),
+    })?;
     let private = conn.private;
     let failed = match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
         Ok(Ok(opened)) => return Ok(opened),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no HELLO within {OPEN_TIMEOUT:?}"),
     };
-    Err(if private {
+    Err(Failed::from(if private {
         failed
     } else {
         unbonded_hint(&failed)
-    })
+    }))
 }
 
 /// A session that did not open over a link that is not private (an unbonded BLE reader): the
