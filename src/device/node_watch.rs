@@ -63,9 +63,9 @@ impl Watch {
         if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), name.as_ptr(), mask) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Watch {
-            fd: AsyncFd::new(fd)?,
-        })
+        // SAFETY: an OwnedFd's descriptor stays open, and the same, until it is dropped.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
+        Ok(Watch { fd })
     }
 
     /// Resolves at the next change the watch reports (whatever it was: the caller looks again).
