@@ -89,9 +89,20 @@ async fn link_up(
             _ = look.tick() => match resolve_by {
                 None => {
                     // Bounded: while this arm runs, `connecting` and `give_up` are not polled.
-                    let asked = tokio::time::timeout(LOOK_LIMIT, peripheral.is_connected()).await;
-                    if matches!(asked, Ok(Ok(true))) {
-                        resolve_by = Some(tokio::time::Instant::now() + options.discovery_timeout);
+                    match tokio::time::timeout(LOOK_LIMIT, peripheral.is_connected()).await {
+                        Ok(Ok(true)) => {
+                            resolve_by =
+                                Some(tokio::time::Instant::now() + options.discovery_timeout);
+                        }
+                        // BlueZ forgot the device while its connect was held (`bluetoothctl
+                        // remove`): that connect would wait out its limit for nothing.
+                        Ok(Err(e)) if forgotten(&e) => {
+                            return Some(TransportError::Absent(format!(
+                                "{name}: BlueZ forgot the device while connecting to it; \
+                                 looking for it afresh"
+                            )));
+                        }
+                        _ => {}
                     }
                 }
                 Some(by) if tokio::time::Instant::now() >= by => {
@@ -101,6 +112,11 @@ async fn link_up(
             },
         }
     }
+}
+
+/// BlueZ no longer has the device's object: it forgot the device (`bluetoothctl remove`).
+fn forgotten(e: &btleplug::Error) -> bool {
+    cause(e).contains("org.freedesktop.DBus.Error.UnknownObject")
 }
 
 /// How long [`link_up`] waits for BlueZ to say whether the device is connected yet.
