@@ -453,7 +453,7 @@ fn main() {
          115200-baud line add the frame's wire time, benches/devices.rs); its floor is two \
          fsyncs (the intent, and the reader's result window journaled before the START_SALE \
          is sent) and one link round trip for that window (tens of µs on a pty). BLE is measured in the VM \
-         (hil/vm, parts ble.sale and ble.back-on-air). With {CLIENTS} clients the journal writer commits concurrent \
+         (hil/vm: steps ble.pay-to-amount and ble.back-on-air). With {CLIENTS} clients the journal writer commits concurrent \
          writes together (group commit). The daemon logs at info to a file here."
     );
 }

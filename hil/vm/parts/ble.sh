@@ -252,6 +252,35 @@ rc=$(pay vm-ble-sale-3 2800)
 check ble.dbus-restart "restart dbus rc=$drc $(head -1 /tmp/ble-dbus.out), bluetoothd then $bt_after; MainPID $pid -> $(systemctl show -P MainPID posbridge.service), reconnected after ${back} s, sale rc=$rc $(status_of /tmp/ble-pay-vm-ble-sale-3.json), reader charges $(charges)" \
     bash -c "[ $pid = $(systemctl show -P MainPID posbridge.service) ] && [ $rc = 0 ] && [ '$(status_of /tmp/ble-pay-vm-ble-sale-3.json)' = approved ] && [ $(charges) = 4 ]"
 
+# ble.pay-to-amount (issue 20 item 1): BLE_AMOUNT_PAYS sales; each from the daemon taking the
+# pay (its "pay ID started", journal on CLOCK_MONOTONIC) to the emulated reader's log line for
+# the START_SALE it got over NUS (stamped as it came, ble-start.sh). Last in the part: the
+# steps above count the reader's charges.
+amount_waits=""
+for i in $(seq "${BLE_AMOUNT_PAYS:-10}"); do
+    n_sales=$(grep -c ': sale 2500 ' /run/ble/emulator.log)
+    rc=$(pay "vm-ble-amount-$i" 2500)
+    [ "$rc" = 0 ] || { amount_waits="$amount_waits rc=$rc"; continue; }
+    wait_for 5 bash -c "[ \$(grep -c ': sale 2500 ' /run/ble/emulator.log) -gt $n_sales ]"
+    journalctl --sync
+    took="$(python3 - "vm-ble-amount-$i" "$n_sales" <<'PY'
+import re, subprocess, sys
+rid, before = sys.argv[1], int(sys.argv[2])
+j = subprocess.run(["journalctl", "-b", "-o", "short-monotonic", "-u", "posbridge.service"],
+                   capture_output=True, text=True).stdout
+start = [float(m.group(1)) for m in re.finditer(r"^\[\s*([0-9.]+)\].*pay " + rid + " started", j, re.M)]
+sales = [float(l.split()[0]) for l in open("/run/ble/emulator.log") if ": sale 2500 " in l]
+print(f"{(sales[before] - start[0]) * 1000:.0f}" if start and len(sales) > before else "?")
+PY
+)"
+    amount_waits="$amount_waits $took"
+done
+amount_fig="$(python3 -c 'import statistics, sys
+w = [float(x) for x in sys.argv[1:] if x.replace(".", "").isdigit()]
+print(f"n={len(w)} of {len(sys.argv) - 1}; p50 {statistics.median(w):.0f} ms, max {max(w):.0f} ms" if w else "none")' $amount_waits)"
+check ble.pay-to-amount "pay -> START_SALE on the reader: $amount_fig; each (ms):$amount_waits" \
+    bash -c "echo '$amount_fig' | grep -q '^n=${BLE_AMOUNT_PAYS:-10} of ${BLE_AMOUNT_PAYS:-10};'"
+
 # For reading after a failure: hil/vm/run leaves the job share in target/vm/job.
 mkdir -p /job/ble
 cp /run/ble/*.log /run/ble/btmon.txt /run/ble/state.json /tmp/ble-*.json /job/ble/ 2>/dev/null
