@@ -132,7 +132,10 @@ pub(super) async fn keep_connected(
             Err(mut failed) => {
                 unbonded |= failed.unbonded;
                 if unbonded && !failed.unbonded {
-                    failed.why = format!("{}; {LAST_UNBONDED}", failed.why);
+                    failed.why = format!(
+                        "{}; its last link was not bonded, and {IGNORED}",
+                        failed.why
+                    );
                 }
                 let Failed { why, waited, .. } = failed;
                 if waited {
@@ -186,7 +189,7 @@ async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hell
         why: if private {
             failed
         } else {
-            format!("{failed}; {UNBONDED}")
+            format!("{failed}; the link is not bonded, and {IGNORED}")
         },
         waited: false,
         unbonded: !private,
@@ -196,11 +199,7 @@ async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hell
 /// Why a session did not open over a link that is not private (an unbonded BLE reader): the
 /// likely cause is the missing bond, since a reader that requires encryption ignores whatever
 /// an unbonded host writes. Said where the technician looks (`posbridge devices`, the log, the
-/// answer of a sale refused for it).
-const UNBONDED: &str = "the link is not bonded, and a reader that requires encryption ignores \
-    an unbonded host: bond it with `bluetoothctl pair ADDRESS` (docs/operations.md, \"Bluetooth LE\")";
-
-/// The same, said after a later failure to connect at all.
-const LAST_UNBONDED: &str = "its last link was not bonded, and a reader that requires \
-    encryption ignores an unbonded host: bond it with `bluetoothctl pair ADDRESS` \
-    (docs/operations.md, \"Bluetooth LE\")";
+/// answer of a sale refused for it), after "the link is not bonded, and " or, at a later
+/// failure to connect at all, "its last link was not bonded, and ".
+const IGNORED: &str = "a reader that requires encryption ignores an unbonded host: bond it \
+    with `bluetoothctl pair ADDRESS` (docs/operations.md, \"Bluetooth LE\")";
