@@ -24,7 +24,6 @@
 //! `POSBRIDGE_BENCH_KEEP=1` keeps the temporary directory (daemon and emulator logs).
 
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -39,7 +38,7 @@ use posbridge::device::transport::Transport;
 
 mod common;
 
-use common::{Conn, Daemon, Dist, BIN};
+use common::{lifepay_config, Conn, Daemon, Dist, BIN};
 
 /// The emulated reader's own delay for an ordinary sale (src/emulate/card_reader.rs `SHORT`).
 const READER_DELAY: Duration = Duration::from_millis(200);
@@ -153,23 +152,6 @@ fn direct_sale(rt: &tokio::runtime::Runtime, reader: &CardReader, id: &str) -> D
     took
 }
 
-fn write_config(dir: &Path) -> PathBuf {
-    let password = dir.join("lifepay.password");
-    std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let path = dir.join("posbridge.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[providers.lifepay]\nlogin = {LOGIN:?}\npassword_file = {:?}\ncurrency = \"INR\"\n",
-            password.display().to_string()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
 /// Time on a 115200-baud 8N1 wire for `bytes`, in ms.
 fn wire_ms(bytes: usize) -> f64 {
     bytes as f64 * 10.0 / BAUD * 1e3
@@ -222,7 +204,7 @@ fn main() {
     // (c) and (c'): one reader paired to the daemon, another opened here.
     let daemon_reader = Emulator::start("card-reader", dir.path(), "reader-daemon");
     let direct_emu = Emulator::start("card-reader", dir.path(), "reader-direct");
-    let config = write_config(dir.path());
+    let config = lifepay_config(dir.path(), LOGIN, PASSWORD);
     let daemon = Daemon::start(dir.path(), Some(&config));
     let mut conn = Conn::open(&daemon.socket);
     let paired = conn

@@ -347,7 +347,7 @@ async fn ble_bluez_error_on_write_ends_the_stream() {
 }
 
 #[tokio::test]
-async fn ble_unknown_device_is_absent_after_a_scan() {
+async fn ble_unknown_device_is_unseen_after_a_whole_scan() {
     let (_mock, _listener) = rig(23);
     let transport = BleTransport::new("C0:FF:EE:99:99:99")
         .unwrap()
@@ -356,8 +356,9 @@ async fn ble_unknown_device_is_absent_after_a_scan() {
             ..BleOptions::default()
         });
     let err = failed_connect(&transport, "connected to a device that does not exist").await;
-    let TransportError::Absent(text) = &err else {
-        panic!("expected Absent, got {err:?}");
+    // The scan was itself the wait for the device: the device manager scans again at once.
+    let TransportError::Unseen(text) = &err else {
+        panic!("expected Unseen, got {err:?}");
     };
     assert!(text.contains("C0:FF:EE:99:99:99"), "{text}");
 }

@@ -143,3 +143,23 @@ impl Dist {
         self.0.iter().sum::<f64>() / self.0.len() as f64
     }
 }
+
+/// A config with the `lifepay` provider (`login`, the password in a file beside it, INR), both
+/// files 0600 as the daemon requires; its path.
+pub fn lifepay_config(dir: &Path, login: &str, password: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = dir.join("lifepay.password");
+    std::fs::write(&secret, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let path = dir.join("posbridge.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[providers.lifepay]\nlogin = {login:?}\npassword_file = {:?}\ncurrency = \"INR\"\n",
+            secret.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}

@@ -1,7 +1,8 @@
 //! What the cashier waits for (issue 20), measured beside its floor: system calls per pay
 //! (counted with strace, split into the daemon's own and the `sim` backend's ledger), the
 //! time from exec to READY (empty journal, full ring, unknown outcomes to reconcile), the
-//! daemon's RSS after many sales, and the stripped binary's size.
+//! daemon's RSS after many sales, the stripped binary's size, and (`reader`) the time from a
+//! pay to its amount on a card reader on a serial pty.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{Conn, Daemon, BIN};
+
+pub mod reader;
 
 /// System calls the daemon made over `pays` pays, by name, and how many of them named the
 /// sim backend's ledger file (`sim-backend.sqlite*`: the backend's work, not the daemon's).

@@ -1,6 +1,7 @@
 //! The device manager: one task per paired device that connects, does HELLO, keeps the link
 //! alive and reconnects with exponential backoff after a loss (0.5 s doubling to 30 s, reset
-//! after a successful HELLO). It also pairs and unpairs (persisting in the registry) and lends
+//! after a successful HELLO; none after an attempt that waited for the device itself, as a BLE
+//! connect does until the reader advertises). It also pairs and unpairs (persisting in the registry) and lends
 //! the connected card reader to the `lifepay` provider. It must not touch the journal or
 //! decide anything about a sale; the daemon keeps serving while any device is away.
 

@@ -12,7 +12,8 @@ use super::transport::{Connection, Transport, TransportError};
 
 /// ACK timeout on serial (§12): a maximum frame takes ~90 ms at 115200 baud.
 pub const ACK_TIMEOUT: Duration = Duration::from_millis(300);
-/// How often a missing serial device node is looked for (see `Transport::appeared`).
+/// How often a missing serial device node is looked for where inotify cannot be used (see
+/// `Transport::appeared`).
 pub const HOTPLUG_POLL: Duration = Duration::from_millis(200);
 pub const DEFAULT_BAUD: u32 = 115_200;
 
@@ -85,13 +86,20 @@ impl Transport for SerialTransport {
     }
 
     /// Watches the device node (or the udev symlink to it): when it is missing now, resolves
-    /// as soon as it exists. A stat every [`HOTPLUG_POLL`]; nothing is opened.
+    /// as soon as it exists, on inotify (`node_watch`); where inotify cannot be used, a stat
+    /// every [`HOTPLUG_POLL`]. Nothing is opened.
     async fn appeared(&self) {
         if self.path.exists() {
             return std::future::pending::<()>().await;
         }
-        while !self.path.exists() {
-            tokio::time::sleep(HOTPLUG_POLL).await;
+        if let Err(e) = super::node_watch::appeared(&self.path).await {
+            log::debug!(
+                "{}: cannot watch for it ({e}); looking every {HOTPLUG_POLL:?}",
+                self.path.display()
+            );
+            while !self.path.exists() {
+                tokio::time::sleep(HOTPLUG_POLL).await;
+            }
         }
     }
 

@@ -45,6 +45,12 @@ pub enum TransportError {
     /// The device is not there (unplugged, powered off, out of range). Retry with backoff.
     #[error("{0}")]
     Absent(String),
+    /// The attempt waited the whole window the transport gives the device to show up (a BLE
+    /// connect that BlueZ and the kernel hold until the device advertises, a scan for one BlueZ
+    /// does not know) and it did not. The attempt was itself the wait: try again at once, with no
+    /// pause in which the device could come back unseen.
+    #[error("{0}")]
+    Unseen(String),
     /// It is there but refused us (permissions, exclusive open by someone else, BlueZ error).
     /// Retry with backoff too, but say so in `devices`.
     #[error("{0}")]
@@ -52,7 +58,7 @@ pub enum TransportError {
 }
 
 /// Opens links to one device. A transport is cheap to keep; `connect` is called again after
-/// every link loss (with backoff, by the caller).
+/// every link loss (with backoff by the caller, except after [`TransportError::Unseen`]).
 #[async_trait]
 pub trait Transport: Send + Sync + fmt::Debug {
     /// The device's address as the technician wrote it: `serial:/dev/posbridge/reader-123`,

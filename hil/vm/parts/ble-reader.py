@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import termios
+import time
 import tty
 
 from bumble import controller as bumble_controller
@@ -164,9 +165,18 @@ async def main() -> None:
     ]))
 
     async def advertise() -> None:
+        # The advertising interval: bumble's default 1000 ms, or /run/ble/adv-ms (ms) when the
+        # part asks for another (ble.back-on-air: a connection needs the advertisement after
+        # the one the host saw, so the interval is the floor of coming back).
+        # (Given every time: bumble keeps the last interval it was given.)
+        try:
+            interval = float(open("/run/ble/adv-ms").read())
+        except (OSError, ValueError):
+            interval = 1000.0
         await device.start_advertising(
             own_address_type=OwnAddressType.PUBLIC, auto_restart=True,
             advertising_data=adv, scan_response_data=scan_rsp,
+            advertising_interval_min=interval, advertising_interval_max=interval,
         )
 
     async def power_cut() -> None:
@@ -183,7 +193,10 @@ async def main() -> None:
         print(f"ble-reader: links dropped, off the air for {off_air} s", flush=True)
         await asyncio.sleep(off_air)
         await advertise()
-        print("ble-reader: advertising again", flush=True)
+        # CLOCK_MONOTONIC, as journalctl -o short-monotonic: parts/waits.py times the daemon's
+        # reconnect from here (the reader's first advertisement after the cut).
+        print(f"ble-reader: advertising again at {time.monotonic():.6f} "
+              f"(wall {time.time():.6f})", flush=True)
 
     async def drop_links() -> None:
         for connection in list(device.connections.values()):
@@ -193,7 +206,8 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(power_cut()))
     loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(drop_links()))
-    device.on("connection", lambda c: print(f"ble-reader: connected {c.peer_address}", flush=True))
+    device.on("connection", lambda c: print(
+        f"ble-reader: connected {c.peer_address} at {time.monotonic():.6f}", flush=True))
     await advertise()
     print(f"ble-reader: advertising {args.address} as {args.name}", flush=True)
     await asyncio.Event().wait()

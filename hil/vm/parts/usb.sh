@@ -148,6 +148,29 @@ echo "usb-after-0001 $(backend_id usb-after-0001) $st" >> "$U/sales.txt"
 reconnect_ok() { [ "$pid0" = "$pid1" ] && [ "$pid0" != 0 ] && connected && [ "$rc" = 0 ] && [ "$st" = approved ]; }
 check usb.reconnect "MainPID $pid0 -> $pid1, $ID $conn after the replug; next sale rc=$rc $st" reconnect_ok
 
+# usb.back-ready (issue 20 item 3): USB_REPLUGS more unplugs and replugs between sales; each
+# time, from the tty's add event (the kernel's, and udev's once its rules made the name) to the
+# daemon ready to sell (HELLO done), on the guest's CLOCK_MONOTONIC (parts/waits.py).
+ready_lines() { journalctl -u posbridge.service -b -o cat | grep -c "$ID connected ("; }
+udevadm monitor -k -u -s tty > /tmp/usb-monitor.log 2>&1 &
+monitor=$!
+sleep 0.5
+t0=$(python3 -c 'import time; print(f"{time.monotonic():.6f}")')
+for _ in $(seq "${USB_REPLUGS:-5}"); do
+    host_hand unplug unplugged || break
+    wait_for 10 bash -c "! test -e $NODE"
+    sleep 0.5
+    n_ready=$(ready_lines)
+    host_hand plug plugged || break
+    wait_for 30 bash -c "[ \$(journalctl -u posbridge.service -b -o cat | grep -c '$ID connected (') -gt $n_ready ]"
+    sleep 0.3
+done
+kill $monitor 2>/dev/null; wait $monitor 2>/dev/null
+journalctl --sync
+journalctl -b --no-pager -o short-monotonic -u posbridge.service > /tmp/usb-waits.journal
+back_fig="$(python3 /job/parts/waits.py usb "$t0" /tmp/usb-monitor.log /tmp/usb-waits.journal "$ID")"; back_rc=$?
+check usb.back-ready "$back_fig" test "$back_rc" = 0
+
 journalctl --sync
 devf="$(journalctl REQUEST_ID=usb-cut-0001 -o json | python3 -c '
 import json,sys

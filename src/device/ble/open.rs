@@ -1,8 +1,9 @@
 //! Opening one BLE link: find the peripheral (one BlueZ knows, else one a scan finds), connect
 //! and discover its services within the limits of [`BleOptions`], check for the Nordic UART
 //! Service, subscribe to TX and start the pump; on any failure on the way, hang up and say
-//! whether the device is absent (the radio could not reach it) or refused (BlueZ or the device
-//! said no). Runs on the BLE runtime (`stack`); it must not interpret link bytes.
+//! whether the device is unseen (waited for the whole window: the caller waits again at once),
+//! absent (the radio could not reach it) or refused (BlueZ or the device said no). Runs on the
+//! BLE runtime (`stack`); it must not interpret link bytes.
 
 use std::time::Duration;
 
@@ -79,16 +80,29 @@ async fn link_up(
     loop {
         tokio::select! {
             done = &mut connecting => return done.err().map(|e| connect_error(name, &e)),
-            _ = &mut give_up => return Some(TransportError::Absent(format!(
+            // BlueZ and the kernel held the connect open for the device to advertise: the
+            // caller waits again at once (`Unseen`).
+            _ = &mut give_up => return Some(TransportError::Unseen(format!(
                 "{name}: no connection within {} s (out of range or powered off?)",
                 options.connect_timeout.as_secs()
             ))),
             _ = look.tick() => match resolve_by {
                 None => {
                     // Bounded: while this arm runs, `connecting` and `give_up` are not polled.
-                    let asked = tokio::time::timeout(LOOK_LIMIT, peripheral.is_connected()).await;
-                    if matches!(asked, Ok(Ok(true))) {
-                        resolve_by = Some(tokio::time::Instant::now() + options.discovery_timeout);
+                    match tokio::time::timeout(LOOK_LIMIT, peripheral.is_connected()).await {
+                        Ok(Ok(true)) => {
+                            resolve_by =
+                                Some(tokio::time::Instant::now() + options.discovery_timeout);
+                        }
+                        // BlueZ forgot the device while its connect was held (`bluetoothctl
+                        // remove`): that connect would wait out its limit for nothing.
+                        Ok(Err(e)) if forgotten(&e) => {
+                            return Some(TransportError::Absent(format!(
+                                "{name}: BlueZ forgot the device while connecting to it; \
+                                 looking for it afresh"
+                            )));
+                        }
+                        _ => {}
                     }
                 }
                 Some(by) if tokio::time::Instant::now() >= by => {
@@ -98,6 +112,11 @@ async fn link_up(
             },
         }
     }
+}
+
+/// BlueZ no longer has the device's object: it forgot the device (`bluetoothctl remove`).
+fn forgotten(e: &btleplug::Error) -> bool {
+    cause(e).contains("org.freedesktop.DBus.Error.UnknownObject")
 }
 
 /// How long [`link_up`] waits for BlueZ to say whether the device is connected yet.
@@ -217,12 +236,18 @@ async fn find(
     if let Err(e) = adapter.stop_scan().await {
         log::warn!("{name}: could not stop discovery: {}", cause(&e));
     }
-    found.ok().flatten().ok_or_else(|| {
-        TransportError::Absent(format!(
+    match found {
+        Ok(Some(p)) => Ok(p),
+        // Scanned the whole window: the caller scans again at once (`Unseen`).
+        Err(_) => Err(TransportError::Unseen(format!(
             "{name}: not found in a {} s scan (powered off, out of range, or not advertising?)",
             scan_timeout.as_secs()
-        ))
-    })
+        ))),
+        // BlueZ's events ended before the window did (the bus went away): not a wait.
+        Ok(None) => Err(TransportError::Absent(format!(
+            "{name}: BlueZ's events ended during the scan"
+        ))),
+    }
 }
 
 /// Best-effort disconnect after a failed open; the error that matters is the one already met.

@@ -1,5 +1,6 @@
 //! One paired device's link, kept up: its state as `devices` shows it, and the task that
-//! connects, does HELLO, watches the link and reconnects with backoff after a loss.
+//! connects, does HELLO, watches the link and reconnects with backoff after a loss (at once
+//! after an attempt that was itself a wait for the device: a BLE connect, a scan).
 
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use crate::device::link::{Hello, Role};
 use crate::device::reader::CardReader;
 use crate::device::registry::Paired;
 use crate::device::session::Session;
-use crate::device::transport::Transport;
+use crate::device::transport::{Transport, TransportError};
 
 #[derive(Default)]
 pub(super) struct LinkState {
@@ -84,6 +85,10 @@ pub(super) async fn keep_connected(
 ) {
     let id = m.entry.id.clone();
     let mut backoff = INITIAL_BACKOFF;
+    // The last session that did not open went over an unbonded link: later failures keep
+    // saying so (a half-open link left by the hang-up can fail the next tries otherwise), until
+    // a session opens.
+    let mut unbonded = false;
     loop {
         let opened = match first.take() {
             Some(open) => Ok(open),
@@ -110,6 +115,7 @@ pub(super) async fn keep_connected(
             }
             Ok((session, hello)) => {
                 backoff = INITIAL_BACKOFF;
+                unbonded = false;
                 log::info!(device = id.as_str(); "{id} connected ({} {}, firmware {})",
                     hello.model, hello.serial, hello.firmware);
                 m.up(session.clone(), hello);
@@ -123,9 +129,26 @@ pub(super) async fn keep_connected(
                 log::warn!(device = id.as_str(); "{id} link lost: {why}");
                 m.down(Some(why.to_string()));
             }
-            Err(e) => {
-                log::debug!(device = id.as_str(); "{id}: {e}; next try in {backoff:?}");
-                m.down(Some(e));
+            Err(mut failed) => {
+                unbonded |= failed.unbonded;
+                if unbonded && !failed.unbonded {
+                    failed.why = format!(
+                        "{}; its last link was not bonded, and {IGNORED}",
+                        failed.why
+                    );
+                }
+                let Failed { why, waited, .. } = failed;
+                if waited {
+                    // The attempt itself waited for the device (a BLE connect held until the
+                    // reader advertises, a scan): wait again at once, so that a reader back on the
+                    // air is taken on its first advertisement, not at the next backoff step.
+                    log::debug!(device = id.as_str(); "{id}: {why}; waiting for it again");
+                    m.down(Some(why));
+                    backoff = INITIAL_BACKOFF;
+                    continue;
+                }
+                log::debug!(device = id.as_str(); "{id}: {why}; next try in {backoff:?}");
+                m.down(Some(why));
             }
         }
         tokio::select! {
@@ -141,28 +164,42 @@ pub(super) async fn keep_connected(
     }
 }
 
-async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hello), String> {
-    let conn = transport.connect().await.map_err(|e| e.to_string())?;
+/// Why an attempt to connect failed, and whether it was itself a wait for the device
+/// ([`TransportError::Unseen`]: no pause before the next one).
+struct Failed {
+    why: String,
+    waited: bool,
+    /// The session did not open over a link that was not private (an unbonded BLE reader).
+    unbonded: bool,
+}
+
+async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hello), Failed> {
+    let conn = transport.connect().await.map_err(|e| Failed {
+        waited: matches!(e, TransportError::Unseen(_)),
+        why: e.to_string(),
+        unbonded: false,
+    })?;
     let private = conn.private;
     let failed = match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
         Ok(Ok(opened)) => return Ok(opened),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no HELLO within {OPEN_TIMEOUT:?}"),
     };
-    Err(if private {
-        failed
-    } else {
-        unbonded_hint(&failed)
+    Err(Failed {
+        why: if private {
+            failed
+        } else {
+            format!("{failed}; the link is not bonded, and {IGNORED}")
+        },
+        waited: false,
+        unbonded: !private,
     })
 }
 
-/// A session that did not open over a link that is not private (an unbonded BLE reader): the
+/// Why a session did not open over a link that is not private (an unbonded BLE reader): the
 /// likely cause is the missing bond, since a reader that requires encryption ignores whatever
-/// an unbonded host writes. Said where the technician looks (`posbridge devices`, the log).
-fn unbonded_hint(failed: &str) -> String {
-    format!(
-        "{failed}; the link is not bonded, and a reader that requires encryption ignores an \
-         unbonded host: bond it with `bluetoothctl pair ADDRESS` (docs/operations.md, \
-         \"Bluetooth LE\")"
-    )
-}
+/// an unbonded host writes. Said where the technician looks (`posbridge devices`, the log, the
+/// answer of a sale refused for it), after "the link is not bonded, and " or, at a later
+/// failure to connect at all, "its last link was not bonded, and ".
+const IGNORED: &str = "a reader that requires encryption ignores an unbonded host: bond it \
+    with `bluetoothctl pair ADDRESS` (docs/operations.md, \"Bluetooth LE\")";

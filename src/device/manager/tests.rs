@@ -102,6 +102,54 @@ async fn backoff_doubles_to_30_s_and_resets_after_a_good_hello() {
     );
 }
 
+/// A BLE reader off the air: each of the first `waits` connects is held for 20 s (as BlueZ
+/// and the kernel hold one until the device advertises) and ends `Unseen`; later ones fail at
+/// once (`Absent`).
+#[derive(Debug)]
+struct OffTheAir {
+    waits: usize,
+    attempts: Mutex<Vec<Instant>>,
+}
+
+#[async_trait]
+impl Transport for OffTheAir {
+    fn address(&self) -> String {
+        "ble:C0:FF:EE:00:00:01".into()
+    }
+
+    async fn connect(&self) -> Result<Connection, TransportError> {
+        let n = {
+            let mut attempts = self.attempts.lock().unwrap();
+            attempts.push(Instant::now());
+            attempts.len()
+        };
+        if n > self.waits {
+            return Err(TransportError::Absent("the adapter is gone".into()));
+        }
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        Err(TransportError::Unseen("no connection within 20 s".into()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_waited_for_the_device_is_followed_by_the_next_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = DeviceManager::start(dir.path(), CancellationToken::new()).unwrap();
+    let off = Arc::new(OffTheAir {
+        waits: 5,
+        attempts: Mutex::new(Vec::new()),
+    });
+    manager.manage_with(entry(), Ok(off.clone()), None);
+    tokio::time::sleep(Duration::from_secs(105)).await;
+    let g = gaps(&off.attempts.lock().unwrap());
+    // Five held connects back to back: never a moment in which the reader could come back
+    // unseen; then failures that did not wait get the backoff again, from its start.
+    assert_eq!(g.get(..5), Some(&[20.0; 5][..]), "{g:?}");
+    assert_eq!(g.get(5..7), Some(&[0.5, 1.0][..]), "{g:?}");
+    let m = manager.devices().get("card-reader-CUE").unwrap().clone();
+    assert_eq!(m.listing()["connected"], false);
+}
+
 #[tokio::test]
 async fn a_ble_address_gets_the_ble_transport() {
     let t = transport_for(&Address::Ble("aa:bb:cc:dd:ee:ff".into()), None).unwrap();
