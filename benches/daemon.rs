@@ -46,15 +46,15 @@ fn single_client_pays(d: &Daemon, n: usize, prefix: &str) -> Dist {
     Dist::new(times)
 }
 
-/// `total` pays from `CLIENTS` clients (for the RSS after many sales).
-fn sell(d: &Daemon, total: usize) {
+/// `total` pays from `CLIENTS` clients (for the RSS after many sales), round `round`.
+fn sell(d: &Daemon, total: usize, round: usize) {
     let threads: Vec<_> = (0..CLIENTS)
         .map(|client| {
             let socket = d.socket.clone();
             std::thread::spawn(move || {
                 let mut c = Conn::open(&socket);
                 for i in 0..total / CLIENTS {
-                    c.pay("sim", &format!("sale-{client}-{i}"), 100);
+                    c.pay("sim", &format!("sale-{round}-{client}-{i}"), 100);
                 }
             })
         })
@@ -198,8 +198,20 @@ fn main() {
     let syscalls = waits::count_syscalls(&d, sizes.traced_pays, "traced");
     std::thread::sleep(Duration::from_millis(300));
     let rss_full = waits::rss_split(&d);
-    sell(&d, sizes.sales);
-    std::thread::sleep(Duration::from_millis(300));
+    // In ten rounds, each ending as a counter's day does, with the sim's shift closed (its
+    // ledger keeps the calls of its last shifts only): RSS after each round shows whether
+    // anything grows with the sales themselves.
+    let mut rss_rounds = Vec::new();
+    let mut closer = Conn::open(&d.socket);
+    for round in 0..10 {
+        sell(&d, sizes.sales / 10, round);
+        let closed = closer.call(&format!(
+            "{{\"action\":\"close_shift\",\"provider\":\"sim\",\"request_id\":\"shift-{round}\"}}\n"
+        ));
+        assert!(closed.contains(r#""code":0"#), "close_shift: {closed}");
+        std::thread::sleep(Duration::from_millis(300));
+        rss_rounds.push(waits::rss_split(&d).0);
+    }
     let rss_sales = waits::rss_split(&d);
     loads.push(("sales", waits::load()));
     drop(d);
@@ -431,6 +443,20 @@ fn main() {
         format!("idle {}", mb(rss_start.0)),
         "<= 10 MB, flat",
         Some(rss_sales.0 <= 10 * 1024),
+    );
+    // Flat: the last round within 1 MiB of the second (the first fills the caches).
+    let flat =
+        rss_rounds.last().copied().unwrap_or(0) <= rss_rounds.get(1).copied().unwrap_or(0) + 1024;
+    row(
+        &format!("  after each {} sales (a shift closed)", sizes.sales / 10),
+        rss_rounds
+            .iter()
+            .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+            .collect::<Vec<_>>()
+            .join(" "),
+        "".into(),
+        "flat",
+        Some(flat),
     );
     row(
         "binary size as built / stripped",
