@@ -349,7 +349,8 @@ pub fn manual_checks(cx: &Context) -> Check {
             list.len(),
             list.join(", ")
         ),
-        "look each one up in its backend's portal (`posbridge get-result ID` names the          backend id), then settle it with `posbridge resolve ID --charged` or `--not-charged`",
+        "look each one up in its backend's portal (`posbridge get-result ID` names the \
+         backend id), then settle it with `posbridge resolve ID --charged` or `--not-charged`",
     )
 }
 

@@ -100,7 +100,8 @@ pub fn verdict(op: &Operation, sent: (u64, u64), now: ResultWindow) -> Outcome {
         return manual(
             op,
             format!(
-                "The card reader's operation numbers went back since this {} was sent (next                  number {next}, now {}), so which results it holds cannot be told.",
+                "The card reader's operation numbers went back since this {} was sent (next \
+                 number {next}, now {}), so which results it holds cannot be told.",
                 op.kind.as_str(),
                 now.next
             ),

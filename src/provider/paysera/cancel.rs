@@ -31,7 +31,9 @@ fn primary_key(op: &Operation) -> Result<(String, String), Failure> {
     else {
         if primary.is_abort() {
             return Err(invalid(format!(
-                "primary_transaction: sale {} has no Paysera payment yet (none journaled), so                  there is nothing to revoke; nothing was cancelled. Press cancel again in a                  moment.",
+                "primary_transaction: sale {} has no Paysera payment yet (none journaled), so \
+                 there is nothing to revoke; nothing was cancelled. Press cancel again in a \
+                 moment.",
                 primary.request_id.as_deref().unwrap_or_default()
             )));
         }
