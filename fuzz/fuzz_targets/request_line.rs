@@ -58,6 +58,7 @@ fn to_json(r: &Request, shape: &Shape) -> Value {
     put("baud", r.baud.map(|v| json!(v)));
     put("id", r.id.as_ref().map(|v| json!(v)));
     put("seconds", r.seconds.map(|v| json!(v)));
+    put("progress", r.progress.then_some(json!(true)));
     Value::Object(o)
 }
 
