@@ -8,8 +8,21 @@ Two bumble controllers share one in-process LocalLink (a radio without radios):
 
 The reader's firmware is not here: it is `posbridge emulate card-reader --pty LINK` (the same
 logic the tests use). This script only bridges: bytes written to NUS RX go to the pty, bytes from
-the pty go out as TX notifications. RX and TX require an encrypted link (bumble answers
-"insufficient encryption" otherwise), so only a bonded host exchanges data.
+the pty go out as TX notifications.
+
+It pairs as a reader with a display and yes/no keys would (issue 22): LE Secure Connections, MITM,
+bonding, io capability DisplayYesNo. On numeric comparison it prints `ble-reader: code NNNNNN`
+(its "display") and presses yes, unless /run/ble/confirm says `no`. /run/ble/pairing says which
+reader it is, read at each pairing: `numeric` (the default, as above) or `just-works` (a reader
+with no display or keys: NoInputNoOutput, no MITM). RX and TX require an authenticated encrypted
+link (a bond made by numeric comparison; bumble answers "insufficient authentication" otherwise)
+in numeric mode, and encryption only in just-works mode, so a bond the operator allowed can sell;
+/run/ble/require (`authentication` or `encryption`) overrides that, and /run/ble/display `wrong`
+makes the display show another code than the one it computed (what a man in the middle looks like
+from the counter). Keys stay in memory; a host that pairs again overwrites its keys. Each pairing's
+outcome goes to the log (`ble-reader: paired with ADDR authenticated=True|False`, `ble-reader:
+pairing failed: REASON`); after a failed pairing the reader drops the link from its side (a
+host-side disconnect would leave it half-open, see below).
 
 SIGUSR2 drops every link from the peripheral's side; SIGUSR1 is a reader power cut: every link is dropped from the peripheral's side (a host-side
 disconnect leaves the kernel's link half-open with bumble, see shared/vm-rig.md §4.4) and the
@@ -33,6 +46,8 @@ from bumble.device import Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 from bumble.hci import Address, OwnAddressType
 from bumble.link import LocalLink
+from bumble.pairing import PairingConfig, PairingDelegate
+from bumble.smp import PairingMethod
 from bumble.transport import open_transport
 
 NUS = "6E400001-B5A3-F393-E0A9-E50E24DCCA9E"
@@ -63,6 +78,103 @@ def fix_local_link_acl_source() -> None:
             )
 
     bumble_controller.Connection.on_acl_pdu = on_acl_pdu
+
+
+def control(name: str, default: str) -> str:
+    """A control file of /run/ble (the part's knobs), or DEFAULT when there is none."""
+    try:
+        return open(f"/run/ble/{name}").read().strip() or default
+    except OSError:
+        return default
+
+
+class ReaderKeys(PairingDelegate):
+    """The reader's display and yes/no keys during one pairing."""
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        shown = (number + 1) % 1000000 if control("display", "right") == "wrong" else number
+        print(f"ble-reader: code {shown:06d}", flush=True)
+        return await self.confirm()
+
+    async def confirm(self, auto: bool = False) -> bool:
+        if self.io_capability == PairingDelegate.NO_OUTPUT_NO_INPUT:
+            return True  # Just Works on a reader with no keys: nobody is asked
+        yes = control("confirm", "yes") != "no"
+        print(f"ble-reader: the technician pressed {'yes' if yes else 'no'} on the reader",
+              flush=True)
+        return yes
+
+    async def display_number(self, number: int, digits: int) -> None:
+        print(f"ble-reader: passkey {number:06d}", flush=True)
+
+    async def get_number(self) -> int | None:
+        return None  # no keyboard: a passkey to type is refused
+
+
+class Security:
+    """What the reader asks of a link before NUS answers, and what each link has.
+
+    bumble marks every encrypted LE link "authenticated" (and every pairing, Just Works too); the
+    truth is whether the link's key came from an authenticated (MITM-protected) pairing: kept here
+    per host, in memory, beside bumble's own keys, and put on the connection when it is encrypted."""
+
+    def __init__(self, device: Device, chars: list):
+        self.device = device
+        self.chars = [(char, char.permissions) for char in chars]
+        self.authenticated_keys: dict[str, bool] = {}
+        self.apply(control("pairing", "numeric"))
+
+    def apply(self, mode: str) -> None:
+        need = control("require", "encryption" if mode == "just-works" else "authentication")
+        extra = Characteristic.READ_REQUIRES_ENCRYPTION | Characteristic.WRITE_REQUIRES_ENCRYPTION
+        if need == "authentication":
+            extra |= (Characteristic.READ_REQUIRES_AUTHENTICATION
+                      | Characteristic.WRITE_REQUIRES_AUTHENTICATION)
+        for char, base in self.chars:
+            char.permissions = base | extra
+
+    def pairing_config(self, connection) -> PairingConfig:
+        mode = control("pairing", "numeric")
+        self.apply(mode)
+        if mode == "just-works":
+            keys = ReaderKeys(io_capability=PairingDelegate.NO_OUTPUT_NO_INPUT)
+            return PairingConfig(sc=True, mitm=False, bonding=True, delegate=keys)
+        keys = ReaderKeys(io_capability=PairingDelegate.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
+        return PairingConfig(sc=True, mitm=True, bonding=True, delegate=keys)
+
+    def watch(self, connection) -> None:
+        def encrypted() -> None:
+            session = self.device.smp_manager.sessions.get(connection.handle)
+            if not connection.encryption:
+                connection.authenticated = False
+            elif session is not None and not session.completed:  # pairing: its method says
+                connection.authenticated = session.pairing_method != PairingMethod.JUST_WORKS
+            else:  # a bonded host came back: its key says
+                connection.authenticated = self.authenticated_keys.get(str(connection.peer_address), False)
+
+        def paired(keys) -> None:
+            key = keys.ltk or keys.ltk_peripheral
+            authenticated = bool(key and key.authenticated)
+            self.authenticated_keys[str(connection.peer_address)] = authenticated
+            connection.authenticated = authenticated
+            print(f"ble-reader: paired with {connection.peer_address} "
+                  f"authenticated={authenticated}", flush=True)
+
+        def failed(reason) -> None:
+            print(f"ble-reader: pairing failed: {getattr(reason, 'name', reason)}", flush=True)
+
+            async def drop() -> None:
+                await asyncio.sleep(0.2)  # the Pairing Failed PDU goes out first
+                try:
+                    await connection.disconnect()
+                except Exception as e:
+                    logging.warning("disconnect after a failed pairing: %s", e)
+
+            asyncio.ensure_future(drop())
+
+        connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, encrypted)
+        connection.on(connection.EVENT_PAIRING, paired)
+        connection.on(connection.EVENT_PAIRING_FAILURE, failed)
 
 
 class Bridge:
@@ -137,20 +249,22 @@ async def main() -> None:
     chip = Controller("reader", link=link, public_address=args.address)
     device = Device.with_hci(args.name, Address("F0:F1:F2:F3:F4:F5"), chip, chip)
     bridge = Bridge(device, args.pty)
-    # Just Works bonding (the reader has no display or keys); its keys live in memory.
+    # The permissions are set by Security (numeric: authenticated, just-works: encrypted).
     rx = Characteristic(
         RX,
         Characteristic.Properties.WRITE | Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
-        Characteristic.WRITEABLE | Characteristic.WRITE_REQUIRES_ENCRYPTION,
+        Characteristic.WRITEABLE,
         CharacteristicValue(write=bridge.on_rx),
     )
     tx = Characteristic(
         TX,
         Characteristic.Properties.NOTIFY | Characteristic.Properties.READ,
-        Characteristic.READABLE | Characteristic.READ_REQUIRES_ENCRYPTION,
+        Characteristic.READABLE,
         b"",
     )
     bridge.tx = tx
+    security = Security(device, [rx, tx])
+    device.pairing_config_factory = security.pairing_config
     device.add_service(Service(NUS, [rx, tx]))
     await bridge.open_pty()
     await device.power_on()
@@ -206,8 +320,12 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(power_cut()))
     loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(drop_links()))
-    device.on("connection", lambda c: print(
-        f"ble-reader: connected {c.peer_address} at {time.monotonic():.6f}", flush=True))
+    def on_connection(connection) -> None:
+        security.watch(connection)
+        print(f"ble-reader: connected {connection.peer_address} at {time.monotonic():.6f}",
+              flush=True)
+
+    device.on("connection", on_connection)
     await advertise()
     print(f"ble-reader: advertising {args.address} as {args.name}", flush=True)
     await asyncio.Event().wait()

@@ -2,11 +2,12 @@
 # /dev/vhci; the reader is a bumble NUS peripheral on the same bumble link (ble-reader.py), bridged
 # to `posbridge emulate card-reader` (ble-start.sh started both). The installed service (the
 # sandboxed unit, group bluetooth) scans, is paired by the technician's tool (bluetoothctl as the
-# agent, docs/operations.md), sells over NUS, reconciles a sale the reader dropped, survives
+# agent, numeric comparison, docs/operations.md), sells over NUS, reconciles a sale the reader dropped, survives
 # bluetoothd and D-Bus restarts, and refuses to sell over an unbonded link.
 #
 # Control knobs (hil/vm/run --break, or BLE_BREAK in the guest) that show each step can fail: reader-off (the
-# reader is off the air during the scan), unbonded (no bluetoothctl pair), forget (the reader
+# reader is off the air during the scan), unbonded (no bluetoothctl pair), wrong-code (the reader
+# displays another code than the one it computed), forget (the reader
 # loses its memory during the drop), no-bluetoothd (bluetoothd does not come back), keep-bond
 # (the bond is not removed before the unbonded sale).
 . /job/parts/lib.sh
@@ -46,11 +47,14 @@ wait_for 30 grep -q 'advertising' /run/ble/reader.log
 say "hci0 powered, reader advertising, bluetoothd $(bluetoothd -v)"
 
 # bond LOG: the technician bonds the reader with bluetoothctl (its interactive agent, as at the
-# counter: Just Works, the reader has no display, answer yes if asked) and trusts it; t_bond is
-# how long it took.
+# counter) and trusts it: numeric comparison, so bluetoothctl asks "Confirm passkey NNNNNN
+# (yes/no)" and the reader shows its code ("ble-reader: code NNNNNN" in its log); the technician
+# answers yes only when the two are the same. t_bond is how long it took; codes says what was
+# compared ("bluetoothctl NNNNNN, reader NNNNNN, answered yes").
 bond() {
-    local log="$1" t btctl answered=0
-    t=$(now)
+    local log="$1" t btctl answered=0 n_codes cli reader a
+    t=$(now); codes="no code asked"
+    n_codes=$(grep -c 'ble-reader: code' /run/ble/reader.log)
     rm -f /run/ble/btctl.in; mkfifo /run/ble/btctl.in
     bluetoothctl < /run/ble/btctl.in > "$log" 2>&1 &
     btctl=$!
@@ -59,8 +63,14 @@ bond() {
     for _ in $(seq 300); do
         broken unbonded && break
         grep -qE 'Pairing successful|Failed to pair|not available' "$log" && break
-        if [ "$(grep -c '(yes/no)' "$log")" -gt "$answered" ]; then
-            answered=$(grep -c '(yes/no)' "$log"); echo yes >&7
+        # (bluetoothctl redraws its prompt after every line it prints: answered once)
+        if [ "$answered" = 0 ] && grep -q '(yes/no)' "$log"; then
+            answered=1
+            cli="$(grep -o 'Confirm passkey [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')"
+            wait_for 10 bash -c "[ \$(grep -c 'ble-reader: code' /run/ble/reader.log) -gt $n_codes ]"
+            reader="$(grep -o 'ble-reader: code [0-9]*' /run/ble/reader.log | tail -1 | grep -o '[0-9]*$')"
+            if [ -n "$cli" ] && [ "$cli" = "$reader" ]; then echo yes >&7; a=yes; else echo no >&7; a=no; fi
+            codes="bluetoothctl ${cli:-none}, reader ${reader:-none}, answered $a"
         fi
         sleep 0.1
     done
@@ -70,6 +80,10 @@ bond() {
     wait "$btctl" 2>/dev/null || true
     t_bond=$(since "$t")
 }
+
+# The reader's display shows another code than the one it computed (what a man in the middle
+# looks like from the counter): the technician must see the codes differ.
+broken wrong-code && echo wrong > /run/ble/display
 
 # ble.scan: the service finds the reader by its NUS advertisement.
 if broken reader-off; then echo 8 > /run/ble/off-air; kill -USR1 "$(cat /run/ble/reader.pid)"; sleep 0.5; rm /run/ble/off-air; fi
@@ -86,8 +100,9 @@ bond /run/ble/btctl.log
 # disconnect would leave bumble's link half-open, shared/vm-rig.md §4.4).
 t=$(now)
 posbridge pair "ble:$ADDR" --role card-reader --json > /tmp/ble-pair.json 2>&1; rc=$?
-check ble.pair "bluetoothctl bonded in $t_bond s ($(grep -oE 'Pairing successful|Failed to pair[^\r]*|Device [0-9A-F:]* not available' /run/ble/btctl.log | head -1)); posbridge pair rc=$rc in $(since "$t") s: $(grep -o '"id":"[^"]*"' /tmp/ble-pair.json | head -1)" \
-    bash -c "[ $rc = 0 ] && grep -q 'Pairing successful' /run/ble/btctl.log"
+paired_line="$(grep 'ble-reader: paired with' /run/ble/reader.log | tail -1)"
+check ble.pair "bluetoothctl bonded in $t_bond s ($(grep -oE 'Pairing successful|Failed to pair[^\r]*|Device [0-9A-F:]* not available' /run/ble/btctl.log | head -1); $codes; reader: ${paired_line#ble-reader: }); posbridge pair rc=$rc in $(since "$t") s: $(grep -o '"id":"[^"]*"' /tmp/ble-pair.json | head -1)" \
+    bash -c "[ $rc = 0 ] && grep -q 'Pairing successful' /run/ble/btctl.log && [[ '$codes' == *', answered yes' ]] && [[ '$paired_line' == *authenticated=True ]]"
 info="$(timeout 10 bluetoothctl info "$ADDR")"
 nus="$(journalctl -u posbridge.service -b --no-pager -o cat | grep "ble:$ADDR: connected over NUS" | tail -1)"
 check ble.bonded "$(echo "$info" | grep -E 'Paired|Bonded|Trusted' | tr -d '\t' | tr '\n' ' '); daemon: ${nus#*NUS, }" \
