@@ -176,13 +176,18 @@ async fn start_link(
     } else {
         WriteType::WithResponse
     };
-    let private = stack::bonded(&peripheral.address().to_string()).await;
+    let bonded = stack::bonded(&peripheral.address().to_string()).await;
+    let private = bonded == Some(true);
+    let rssi = match peripheral.properties().await {
+        Ok(Some(props)) => props.rssi,
+        _ => None,
+    };
     log::info!(
         "{name}: connected over NUS, ATT MTU {att_mtu}, {chunk}-byte chunks, {write_type:?}, {}",
-        if private {
-            "bonded"
-        } else {
-            "NOT bonded: no secrets will be sent"
+        match bonded {
+            Some(true) => "bonded",
+            Some(false) => "NOT bonded: no secrets will be sent",
+            None => "bond unknown (BlueZ did not say): no secrets will be sent",
         }
     );
     let stream = pump::start(pump::Link {
@@ -200,6 +205,7 @@ async fn start_link(
         mtu: chunk,
         ack_timeout: ACK_TIMEOUT,
         private,
+        ble: Some(crate::device::transport::BleFacts { bonded, rssi }),
     })
 }
 
