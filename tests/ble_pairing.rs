@@ -108,6 +108,7 @@ fn one_command_bonds_by_numeric_comparison_and_the_reader_sells() {
     assert_eq!(bluez.agent_calls().len(), 1);
     // What the daemon recorded survives a restart of it.
     let mut d = d;
+    d.terminate();
     d.restart();
     assert_eq!(devices(&d)[0]["bond"]["method"], "numeric_comparison");
 }
@@ -275,6 +276,7 @@ fn the_daemon_refuses_a_ble_pairing_without_an_authenticated_bond_and_forgets_a_
     assert_eq!(emu.charges(&d.backend_id("pair-sale-7")), (0, 0));
     // And it stays forgotten after a restart: devices.json no longer has it.
     let mut d = d;
+    d.terminate();
     d.restart();
     assert!(devices(&d)[0]["bond"].is_null());
 }

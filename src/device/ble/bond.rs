@@ -169,6 +169,13 @@ impl Bluez {
             "looking for {address} (up to {} s; is the reader on and near?)",
             wait.as_secs()
         ));
+        // LE only: a reader is never a Bluetooth Classic device.
+        let mut filter: PropMap = HashMap::new();
+        filter.insert("Transport".into(), Variant(Box::new("le".to_string())));
+        let set = Bluez::method(&adapter, ADAPTER, "SetDiscoveryFilter").append1(filter);
+        if let Err(e) = self.call(set, CALL) {
+            tech.step(&format!("BlueZ took no LE-only filter ({}); discovering all", text(&e)));
+        }
         let start = Bluez::method(&adapter, ADAPTER, "StartDiscovery");
         let started = self.call(start, CALL);
         if let Err(e) = &started {
