@@ -218,7 +218,10 @@ fn bond_cell(d: &Value) -> String {
         return "-".into();
     }
     let b = &d["bond"];
-    let rssi = d["rssi"].as_i64().map(|r| format!(" {r}dBm")).unwrap_or_default();
+    let rssi = d["rssi"]
+        .as_i64()
+        .map(|r| format!(" {r}dBm"))
+        .unwrap_or_default();
     let what = if d["bonded"] == false {
         "none in BlueZ"
     } else if b.is_null() {

@@ -81,7 +81,10 @@ fn one_command_bonds_by_numeric_comparison_and_the_reader_sells() {
     assert_eq!(out.status.code(), Some(0), "{answer}\n{steps}\n{}", d.log());
     // The code the reader shows (zero-padded) is the one the technician was asked about.
     assert!(steps.contains("Is it 004821? [y/N]"), "{steps}");
-    assert!(steps.contains("pair: bonded by numeric comparison (authenticated)"), "{steps}");
+    assert!(
+        steps.contains("pair: bonded by numeric comparison (authenticated)"),
+        "{steps}"
+    );
     assert!(steps.contains("pair: trusted"), "{steps}");
     let bond = &answer["data"]["bond"];
     assert_eq!(bond["method"], "numeric_comparison", "{answer}");
@@ -90,7 +93,10 @@ fn one_command_bonds_by_numeric_comparison_and_the_reader_sells() {
     assert_eq!(answer["data"]["bonded"], true, "{answer}");
     assert_eq!(answer["data"]["rssi"], -61, "{answer}");
     let held = bluez.bond(ADDR);
-    assert!(held.paired && held.authenticated && held.trusted, "{held:?}");
+    assert!(
+        held.paired && held.authenticated && held.trusted,
+        "{held:?}"
+    );
     let calls = bluez.agent_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].0, "RequestConfirmation", "{calls:?}");
@@ -145,7 +151,10 @@ fn just_works_is_refused_and_removed_without_the_flag_and_flagged_with_it() {
     assert_eq!(out.status.code(), Some(1), "{answer}");
     assert_eq!(answer["reason"], "unauthenticated_bond", "{answer}");
     assert!(
-        answer["message"].as_str().unwrap().contains("The bond was removed"),
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("The bond was removed"),
         "{answer}"
     );
     assert!(!bluez.bond(ADDR).paired, "{:?}", bluez.bond(ADDR));
@@ -158,7 +167,9 @@ fn just_works_is_refused_and_removed_without_the_flag_and_flagged_with_it() {
     assert_eq!(bond["method"], "just_works", "{answer}");
     assert_eq!(bond["authenticated"], false, "{answer}");
     assert_eq!(bond["allowed_unauthenticated"], true, "{answer}");
-    assert!(d.log().contains("bond not authenticated (just_works), allowed by the operator"));
+    assert!(d
+        .log()
+        .contains("bond not authenticated (just_works), allowed by the operator"));
     // The operator allowed it for this device: the credentials go, the reader approves.
     let (code, sale) = d.lifepay_pay("pair-sale-3", 2500);
     assert_eq!(code, Some(0), "{sale}\n{}", d.log());
@@ -178,7 +189,13 @@ fn just_works_is_refused_and_removed_without_the_flag_and_flagged_with_it() {
         .cloned()
         .unwrap_or_else(|| panic!("no bond check: {report}"));
     assert_eq!(check["status"], "warn", "{check}");
-    assert!(check["detail"].as_str().unwrap().contains("not authenticated"), "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not authenticated"),
+        "{check}"
+    );
 }
 
 #[test]
@@ -189,8 +206,14 @@ fn a_bond_posbridge_did_not_make_is_refused_until_rebonded_with_a_code() {
     let (out, answer) = pair(&d, &[], "y\n");
     assert_eq!(out.status.code(), Some(1), "{answer}");
     assert_eq!(answer["reason"], "unauthenticated_bond", "{answer}");
-    assert!(answer["message"].as_str().unwrap().contains("--rebond"), "{answer}");
-    assert!(bluez.bond(ADDR).paired, "a refusal does not remove someone's bond");
+    assert!(
+        answer["message"].as_str().unwrap().contains("--rebond"),
+        "{answer}"
+    );
+    assert!(
+        bluez.bond(ADDR).paired,
+        "a refusal does not remove someone's bond"
+    );
     let (out, answer) = pair(&d, &["--rebond"], "yes\n");
     assert_eq!(out.status.code(), Some(0), "{answer}\n{}", stderr(&out));
     assert_eq!(answer["data"]["bond"]["authenticated"], true, "{answer}");
@@ -203,12 +226,18 @@ fn passkey_entry_takes_the_six_digits_the_reader_shows() {
     let (bluez, _emu, d) = rig(dir.path(), "PAIR5");
     bluez.set_pairing_method(ADDR, "passkey_entry", 31337);
     let (out, answer) = pair(&d, &[], "031336\n");
-    assert_eq!(answer["reason"], "bond_rejected", "a wrong passkey: {answer}");
+    assert_eq!(
+        answer["reason"], "bond_rejected",
+        "a wrong passkey: {answer}"
+    );
     assert!(!bluez.bond(ADDR).paired);
     assert_eq!(out.status.code(), Some(1));
     let (out, answer) = pair(&d, &[], "031337\n");
     assert_eq!(out.status.code(), Some(0), "{answer}\n{}", stderr(&out));
-    assert_eq!(answer["data"]["bond"]["method"], "passkey_entry", "{answer}");
+    assert_eq!(
+        answer["data"]["bond"]["method"], "passkey_entry",
+        "{answer}"
+    );
 }
 
 #[test]
@@ -244,10 +273,15 @@ fn the_daemon_refuses_a_ble_pairing_without_an_authenticated_bond_and_forgets_a_
     // A client that does not say how the bond was made (bluetoothctl, an old CLI).
     let raw = d.request(json!({"action": "pair", "address": address, "role": "card-reader"}));
     assert_eq!(raw["reason"], "unauthenticated_bond", "{raw}");
-    let bad = d.request(json!({"action": "pair", "address": address, "role": "card-reader",
-        "bond": "by_magic"}));
+    let bad = d.request(
+        json!({"action": "pair", "address": address, "role": "card-reader",
+        "bond": "by_magic"}),
+    );
     assert_eq!(bad["reason"], "invalid_request", "{bad}");
-    assert!(bad["message"].as_str().unwrap().starts_with("bond: "), "{bad}");
+    assert!(
+        bad["message"].as_str().unwrap().starts_with("bond: "),
+        "{bad}"
+    );
     let serial = d.request(json!({"action": "pair", "address": "serial:/dev/null",
         "role": "card-reader", "bond": "numeric_comparison"}));
     assert_eq!(serial["reason"], "invalid_request", "{serial}");
@@ -269,7 +303,11 @@ fn the_daemon_refuses_a_ble_pairing_without_an_authenticated_bond_and_forgets_a_
         assert!(std::time::Instant::now() < end, "{listed:?}\n{}", d.log());
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(d.log().contains("BlueZ no longer holds the bond"), "{}", d.log());
+    assert!(
+        d.log().contains("BlueZ no longer holds the bond"),
+        "{}",
+        d.log()
+    );
     let (code, sale) = d.lifepay_pay("pair-sale-7", 2500);
     assert_eq!(code, Some(1), "{sale}");
     assert_eq!(sale["reason"], "insecure_link", "{sale}");

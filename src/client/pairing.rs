@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{report, request};
 use crate::cli::{PairArgs, UnpairArgs};
-use crate::device::ble::bond::{BondError, Bluez, Technician};
+use crate::device::ble::bond::{Bluez, BondError, Technician};
 use crate::exchange::{Answer, Body, BondMethod, ErrorKind, Metadata};
 
 /// The person at the terminal: steps and questions on stderr, answers from stdin.
@@ -83,7 +83,9 @@ pub fn pair(a: &PairArgs) -> Result<i32> {
     let method = if paired && !a.rebond {
         match recorded {
             Some(m) if m.authenticated() => {
-                tech.step(&format!("already bonded ({m}), as recorded when it was paired"));
+                tech.step(&format!(
+                    "already bonded ({m}), as recorded when it was paired"
+                ));
                 m
             }
             _ if a.allow_unauthenticated => {
@@ -125,7 +127,13 @@ pub fn pair(a: &PairArgs) -> Result<i32> {
     }
     tech.step("the daemon connects and checks the reader's HELLO");
     let answer = request(&a.client, &req);
-    let failed = !matches!(&answer, Ok(Answer { body: Body::Done(_), .. }));
+    let failed = !matches!(
+        &answer,
+        Ok(Answer {
+            body: Body::Done(_),
+            ..
+        })
+    );
     if failed && made {
         // The next try starts clean, not at "a bond posbridge did not make".
         match bluez.remove(address) {

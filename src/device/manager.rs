@@ -20,10 +20,10 @@ use super::display::Display;
 use super::link::{Hello, Role};
 use super::reader::CardReader;
 use super::registry::{Address, Bond, Paired, Registry, RegistryError};
-use crate::exchange::BondMethod;
 use super::serial::{SerialTransport, DEFAULT_BAUD};
 use super::session::{parse_role, role_name, LinkError, Session};
 use super::transport::{Transport, TransportError};
+use crate::exchange::BondMethod;
 
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);

@@ -337,7 +337,11 @@ mod tests {
             json!(true),
         );
         assert_eq!((ok.name.as_str(), ok.status), ("bond.reader-1", Status::Ok));
-        assert!(ok.detail.contains("authenticated (numeric_comparison)"), "{}", ok.detail);
+        assert!(
+            ok.detail.contains("authenticated (numeric_comparison)"),
+            "{}",
+            ok.detail
+        );
         assert!(ok.detail.contains("-52 dBm"), "{}", ok.detail);
         let allowed = with(
             json!({"method": "just_works", "authenticated": false,
@@ -345,14 +349,26 @@ mod tests {
             json!(true),
         );
         assert_eq!(allowed.status, Status::Warn);
-        assert!(allowed.detail.contains("not authenticated (just_works)"), "{}", allowed.detail);
-        assert!(allowed.detail.contains("allowed by the operator"), "{}", allowed.detail);
+        assert!(
+            allowed.detail.contains("not authenticated (just_works)"),
+            "{}",
+            allowed.detail
+        );
+        assert!(
+            allowed.detail.contains("allowed by the operator"),
+            "{}",
+            allowed.detail
+        );
         let none = with(Value::Null, json!(true));
         assert_eq!(none.status, Status::Warn);
         assert!(none.fix.unwrap().contains("--rebond"));
         let gone = with(Value::Null, json!(false));
         assert_eq!(gone.status, Status::Fail);
-        assert!(gone.detail.contains("BlueZ holds no bond"), "{}", gone.detail);
+        assert!(
+            gone.detail.contains("BlueZ holds no bond"),
+            "{}",
+            gone.detail
+        );
     }
 
     #[test]

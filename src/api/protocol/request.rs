@@ -288,10 +288,7 @@ impl<'a> Fields<'a> {
                 Some(m) => Some(m),
                 None => {
                     let names: Vec<&str> = BondMethod::ALL.iter().map(|m| m.as_str()).collect();
-                    return Err(self.reject(
-                        "bond",
-                        format!("must be one of {}", names.join(", ")),
-                    ));
+                    return Err(self.reject("bond", format!("must be one of {}", names.join(", "))));
                 }
             },
         };

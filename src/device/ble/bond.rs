@@ -88,11 +88,17 @@ impl Bluez {
         let mut channel = Channel::get_private(BusType::System).map_err(|e| {
             BondError::new(
                 "bluetooth_unavailable",
-                format!("cannot reach the system D-Bus ({}); is dbus running?", text(&e)),
+                format!(
+                    "cannot reach the system D-Bus ({}); is dbus running?",
+                    text(&e)
+                ),
             )
         })?;
         channel.register().map_err(|e| {
-            BondError::new("bluetooth_unavailable", format!("system D-Bus: {}", text(&e)))
+            BondError::new(
+                "bluetooth_unavailable",
+                format!("system D-Bus: {}", text(&e)),
+            )
         })?;
         Ok(Bluez { channel })
     }
@@ -106,7 +112,11 @@ impl Bluez {
     }
 
     fn objects(&self) -> Result<Objects, BondError> {
-        let msg = Bluez::method("/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects");
+        let msg = Bluez::method(
+            "/",
+            "org.freedesktop.DBus.ObjectManager",
+            "GetManagedObjects",
+        );
         let reply = self.call(msg, CALL).map_err(unreachable)?;
         reply.read1::<Objects>().map_err(|e| {
             BondError::new(
@@ -174,7 +184,10 @@ impl Bluez {
         filter.insert("Transport".into(), Variant(Box::new("le".to_string())));
         let set = Bluez::method(&adapter, ADAPTER, "SetDiscoveryFilter").append1(filter);
         if let Err(e) = self.call(set, CALL) {
-            tech.step(&format!("BlueZ took no LE-only filter ({}); discovering all", text(&e)));
+            tech.step(&format!(
+                "BlueZ took no LE-only filter ({}); discovering all",
+                text(&e)
+            ));
         }
         let start = Bluez::method(&adapter, ADAPTER, "StartDiscovery");
         let started = self.call(start, CALL);
@@ -279,8 +292,10 @@ impl Bluez {
                      with --allow-unauthenticated",
                     match removed {
                         Ok(()) => "The bond was removed.".to_string(),
-                        Err(e) => format!("Removing the bond failed too ({e}): remove it with \
-                                           `bluetoothctl remove {address}`."),
+                        Err(e) => format!(
+                            "Removing the bond failed too ({e}): remove it with \
+                                           `bluetoothctl remove {address}`."
+                        ),
                     }
                 ),
             ));
@@ -294,8 +309,11 @@ impl Bluez {
                 " (NOT authenticated: allowed by --allow-unauthenticated)"
             }
         ));
-        let trust = Bluez::method(&device, "org.freedesktop.DBus.Properties", "Set")
-            .append3(DEVICE, "Trusted", Variant(true));
+        let trust = Bluez::method(&device, "org.freedesktop.DBus.Properties", "Set").append3(
+            DEVICE,
+            "Trusted",
+            Variant(true),
+        );
         match self.call(trust, CALL) {
             Ok(_) => tech.step("trusted: BlueZ lets it reconnect on its own"),
             Err(e) => tech.step(&format!(
@@ -316,8 +334,10 @@ struct Agent<'a> {
 impl<'a> Agent<'a> {
     fn register(bluez: &'a Bluez) -> Result<Agent<'a>, BondError> {
         let path = format!("/org/posbridge/agent{}", std::process::id());
-        let msg = Bluez::method("/org/bluez", AGENT_MANAGER, "RegisterAgent")
-            .append2(Path::new(path.as_str()).expect("valid path"), "KeyboardDisplay");
+        let msg = Bluez::method("/org/bluez", AGENT_MANAGER, "RegisterAgent").append2(
+            Path::new(path.as_str()).expect("valid path"),
+            "KeyboardDisplay",
+        );
         bluez.call(msg, CALL).map_err(|e| {
             BondError::new(
                 "bluetooth_unavailable",
@@ -342,7 +362,10 @@ impl<'a> Agent<'a> {
         let mut seen: Option<BondMethod> = None;
         let mut refused = false;
         while Instant::now() < deadline {
-            if channel.read_write(Some(Duration::from_millis(200))).is_err() {
+            if channel
+                .read_write(Some(Duration::from_millis(200)))
+                .is_err()
+            {
                 return Err(BondError::new(
                     "bluetooth_unavailable",
                     "lost the system D-Bus while pairing".into(),
@@ -411,10 +434,7 @@ impl<'a> Agent<'a> {
     ) -> Answered {
         let member = msg.member().map(|m| m.to_string()).unwrap_or_default();
         let ours = msg.interface().as_deref() == Some(AGENT);
-        let for_device = |msg: &Message| {
-            msg.read1::<Path>()
-                .is_ok_and(|p| &*p == device)
-        };
+        let for_device = |msg: &Message| msg.read1::<Path>().is_ok_and(|p| &*p == device);
         let reject = |why: &str| Answered::Refused(error(msg, "org.bluez.Error.Rejected", why));
         if !ours {
             return Answered::Done(

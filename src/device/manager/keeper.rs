@@ -166,6 +166,11 @@ pub(super) async fn keep_connected(
                 unbonded = false;
                 log::info!(device = id.as_str(); "{id} connected ({} {}, firmware {})",
                     hello.model, hello.serial, hello.firmware);
+                // A bond that is not authenticated is said at every connect while it lives.
+                if let Some(b) = m.lock().bond.clone().filter(|b| !b.authenticated()) {
+                    log::warn!(device = id.as_str(); "{id}: {}",
+                        super::bond_words(Some(&b)));
+                }
                 m.up(session.clone(), hello);
                 let why = tokio::select! {
                     why = session.closed() => why,
