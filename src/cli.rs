@@ -55,9 +55,10 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run a loopback replica of a payment backend (tests and demos only).
     Replica(ReplicaArgs),
-    /// Pair a card reader or DQR display (connects, checks its HELLO, remembers it).
+    /// Pair a card reader or DQR display (bonds a BLE one first, comparing a code; connects,
+    /// checks its HELLO, remembers it).
     Pair(PairArgs),
-    /// Forget a paired device.
+    /// Forget a paired device (and remove a BLE device's bond, asking first).
     Unpair(UnpairArgs),
     /// List paired devices and whether they are connected.
     Devices(ClientArgs),
@@ -101,6 +102,18 @@ pub struct PairArgs {
     /// Serial only: baud rate (default 115200).
     #[arg(long)]
     pub baud: Option<u32>,
+    /// BLE only: accept a bond that is not authenticated (Just Works: the reader shows no
+    /// code, or a bond made outside posbridge) and let the acquirer's credentials go over it.
+    /// `devices`, `doctor` and the log flag it for as long as that bond lives.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+    /// BLE only: remove a bond BlueZ already holds with the device and bond again (with a code
+    /// to compare).
+    #[arg(long)]
+    pub rebond: bool,
+    /// BLE only: how long to look for a device BlueZ has not seen yet, in seconds.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub wait: u64,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -118,6 +131,12 @@ pub struct ScanArgs {
 pub struct UnpairArgs {
     /// The device id, as `posbridge devices` lists it.
     pub id: String,
+    /// BLE: keep BlueZ's bond with the device (by default it is removed too).
+    #[arg(long)]
+    pub keep_bond: bool,
+    /// BLE: remove the bond without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

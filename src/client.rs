@@ -12,6 +12,8 @@ use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Map, Value};
 
 use crate::cli::{ClientArgs, OperationArgs};
+
+pub mod pairing;
 use crate::exchange::{Answer, Body, ErrorKind};
 
 /// Exit codes (README: "Exit codes").
@@ -203,9 +205,35 @@ fn print_human(answer: &Answer) {
     println!("  request_id         {id}");
 }
 
-fn device_row(cells: [&str; 7]) {
-    let [id, role, address, state, model, firmware, error] = cells;
-    println!("{id:<28} {role:<12} {address:<40} {state:<13} {model:<16} {firmware:<10} {error}");
+fn device_row(cells: [&str; 8]) {
+    let [id, role, address, state, bond, model, firmware, error] = cells;
+    println!(
+        "{id:<28} {role:<12} {address:<40} {state:<13} {bond:<20} {model:<16} {firmware:<10} {error}"
+    );
+}
+
+/// A BLE device's bond in a few words (`-` for other transports).
+fn bond_cell(d: &Value) -> String {
+    if d["transport"] != "ble" {
+        return "-".into();
+    }
+    let b = &d["bond"];
+    let rssi = d["rssi"]
+        .as_i64()
+        .map(|r| format!(" {r}dBm"))
+        .unwrap_or_default();
+    let what = if d["bonded"] == false {
+        "none in BlueZ"
+    } else if b.is_null() {
+        "unknown"
+    } else if b["authenticated"] == true {
+        "authenticated"
+    } else if b["allowed_unauthenticated"] == true {
+        "NOT auth (allowed)"
+    } else {
+        "NOT authenticated"
+    };
+    format!("{what}{rssi}")
 }
 
 fn print_device(d: &Value) {
@@ -222,6 +250,7 @@ fn print_device(d: &Value) {
         &s("role"),
         &address,
         state,
+        &bond_cell(d),
         &s("model"),
         &s("firmware"),
         error,
@@ -258,6 +287,7 @@ fn print_data(id: &str, data: &Value) {
             "ROLE",
             "ADDRESS",
             "STATE",
+            "BOND",
             "MODEL",
             "FIRMWARE",
             "LAST ERROR",

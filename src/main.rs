@@ -111,14 +111,8 @@ fn run(cli: Cli) -> Result<i32> {
             posbridge::generate::completions(shell, &mut std::io::stdout());
             Ok(exit::OK)
         }
-        Command::Pair(a) => {
-            let mut req = json!({"action": "pair", "address": a.address, "role": a.role});
-            if let Some(baud) = a.baud {
-                req["baud"] = json!(baud);
-            }
-            send(&a.client, req)
-        }
-        Command::Unpair(a) => send(&a.client, json!({"action": "unpair", "id": a.id})),
+        Command::Pair(a) => client::pairing::pair(&a),
+        Command::Unpair(a) => client::pairing::unpair(&a),
         Command::Devices(a) => send(&a, json!({"action": "devices"})),
         Command::Scan(a) => send(&a.client, json!({"action": "scan", "seconds": a.seconds})),
         Command::Emulate(a) => {

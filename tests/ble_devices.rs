@@ -31,16 +31,13 @@ fn rig(dir: &Path, serial: &str) -> (MockBluez, Emulator, Daemon) {
     (bluez, emu, d)
 }
 
+/// Pairs ADDR over the socket as the CLI does once it has bonded the reader by numeric
+/// comparison (tests/ble_pairing.rs drives that part).
 fn pair(d: &Daemon) -> Value {
-    let out = d.cli(&[
-        "pair",
-        &format!("ble:{ADDR}"),
-        "--role",
-        "card-reader",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
-    json_of(&out)
+    let paired = d.request(json!({"action": "pair", "address": format!("ble:{ADDR}"),
+        "role": "card-reader", "bond": "numeric_comparison"}));
+    assert_eq!(paired["code"], 0, "{paired}\n{}", d.log());
+    paired
 }
 
 fn scan(d: &Daemon) -> Vec<Value> {
@@ -184,7 +181,7 @@ fn ble_a_later_failure_to_connect_still_names_the_missing_bond() {
     let error = last_error_once(&d, |e| e.contains("Input/output error"));
     emu.resume();
     assert!(
-        error.contains("its last link was not bonded") && error.contains("bluetoothctl pair"),
+        error.contains("its last link was not bonded") && error.contains("posbridge pair"),
         "{error}"
     );
 }
@@ -193,7 +190,7 @@ fn ble_a_later_failure_to_connect_still_names_the_missing_bond() {
 fn ble_a_silent_reader_over_an_unbonded_link_is_reported_as_not_bonded() {
     let error = last_error_of_a_silent_reader(false, "BLE7");
     assert!(
-        error.contains("the link is not bonded") && error.contains("bluetoothctl pair"),
+        error.contains("the link is not bonded") && error.contains("posbridge pair"),
         "{error}"
     );
 }

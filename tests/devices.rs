@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::emulator::Emulator;
 use common::{json_of, Daemon};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn devices(d: &Daemon) -> Vec<Value> {
     let out = d.cli(&["devices", "--json"]);
@@ -163,15 +163,25 @@ fn unusable_addresses_are_refused_naming_the_field() {
         gone["message"].as_str().unwrap().contains("does not exist"),
         "{gone}"
     );
-    // No BlueZ here (tests/ble_devices.rs pairs over a mock one): refused, naming the device.
+    // No BlueZ here (tests/ble_pairing.rs pairs over a mock one): the CLI cannot bond, and
+    // says it cannot reach BlueZ.
     let radio = pair("ble:AA:BB:CC:DD:EE:FF");
-    assert_eq!(radio["reason"], "device_unavailable");
+    assert_eq!(radio["reason"], "bluetooth_unavailable", "{radio}");
     assert!(
-        radio["message"]
+        radio["message"].as_str().unwrap().contains("D-Bus")
+            || radio["message"].as_str().unwrap().contains("BlueZ"),
+        "{radio}"
+    );
+    // The daemon asked directly: it cannot reach the device, and names it.
+    let direct = daemon.request(json!({"action": "pair", "address": "ble:AA:BB:CC:DD:EE:FF",
+        "role": "card-reader", "bond": "numeric_comparison"}));
+    assert_eq!(direct["reason"], "device_unavailable", "{direct}");
+    assert!(
+        direct["message"]
             .as_str()
             .unwrap()
             .starts_with("ble:AA:BB:CC:DD:EE:FF: "),
-        "{radio}"
+        "{direct}"
     );
 
     // A tty where nothing answers: not paired, and said so.

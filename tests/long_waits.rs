@@ -166,14 +166,10 @@ fn a_paired_ble_reader_asleep_costs_no_cpu_and_the_watchdog_pings() {
         dir.path().join("lifepay.password").display().to_string()
     );
     let (sock, d) = watched_daemon(dir.path(), &config);
-    let out = d.cli(&[
-        "pair",
-        &format!("ble:{ADDR}"),
-        "--role",
-        "card-reader",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    // As the CLI pairs it once it has bonded it by numeric comparison (tests/ble_pairing.rs).
+    let paired = d.request(json!({"action": "pair", "address": format!("ble:{ADDR}"),
+        "role": "card-reader", "bond": "numeric_comparison"}));
+    assert_eq!(paired["code"], 0, "{paired}\n{}", d.log());
 
     // The reader falls asleep: it answers nothing and its link drops.
     emu.pause();

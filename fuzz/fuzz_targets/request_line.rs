@@ -59,6 +59,11 @@ fn to_json(r: &Request, shape: &Shape) -> Value {
     put("id", r.id.as_ref().map(|v| json!(v)));
     put("seconds", r.seconds.map(|v| json!(v)));
     put("progress", r.progress.then_some(json!(true)));
+    put("bond", r.bond.map(|m| json!(m.as_str())));
+    put(
+        "allow_unauthenticated",
+        r.allow_unauthenticated.then_some(json!(true)),
+    );
     Value::Object(o)
 }
 

@@ -94,7 +94,9 @@ async fn device_action(devices: &DeviceManager, req: Request) -> Answer {
         Action::Pair => {
             let address = req.address.as_deref().unwrap_or_default();
             let role = req.role.as_deref().unwrap_or_default();
-            devices.pair(address, role, req.baud).await
+            devices
+                .pair(address, role, req.baud, req.bond, req.allow_unauthenticated)
+                .await
         }
         Action::Scan => devices.scan(req.seconds.unwrap_or(5)).await,
         _ => devices.unpair(req.id.as_deref().unwrap_or_default()).await,

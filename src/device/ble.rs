@@ -8,6 +8,7 @@
 //! Bluetooth stack reach the rest of the daemon: every btleplug call runs on a runtime of its own
 //! (`stack`), where a panic only ends one task.
 
+pub mod bond;
 mod open;
 mod pump;
 mod stack;

@@ -19,10 +19,11 @@ use keeper::{keep_connected, LinkState, Managed};
 use super::display::Display;
 use super::link::{Hello, Role};
 use super::reader::CardReader;
-use super::registry::{Address, Paired, Registry, RegistryError};
+use super::registry::{Address, Bond, Paired, Registry, RegistryError};
 use super::serial::{SerialTransport, DEFAULT_BAUD};
 use super::session::{parse_role, role_name, LinkError, Session};
 use super::transport::{Transport, TransportError};
+use crate::exchange::BondMethod;
 
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -80,7 +81,7 @@ impl std::fmt::Display for DeviceError {
 }
 
 pub struct DeviceManager {
-    registry: Mutex<Registry>,
+    registry: Arc<Mutex<Registry>>,
     devices: Mutex<HashMap<String, Arc<Managed>>>,
     /// One pair/unpair at a time: two technicians must not pair the same port at once.
     admin: tokio::sync::Mutex<()>,
@@ -96,7 +97,7 @@ impl DeviceManager {
         let registry = Registry::load(state_dir)?;
         let entries = registry.devices().to_vec();
         let manager = Arc::new(DeviceManager {
-            registry: Mutex::new(registry),
+            registry: Arc::new(Mutex::new(registry)),
             devices: Mutex::new(HashMap::new()),
             admin: tokio::sync::Mutex::new(()),
             shutdown,
@@ -135,8 +136,12 @@ impl DeviceManager {
         let (connected, _) = watch::channel(false);
         let managed = Arc::new(Managed {
             entry: entry.clone(),
+            registry: self.registry.clone(),
             role,
-            state: Mutex::new(LinkState::default()),
+            state: Mutex::new(LinkState {
+                bond: entry.bond.clone(),
+                ..LinkState::default()
+            }),
             connected,
             stop: self.shutdown.child_token(),
         });
@@ -203,11 +208,16 @@ impl DeviceManager {
         Ok(serde_json::json!({"found": devices}))
     }
 
+    /// `bond`, BLE only: how the technician's CLI made the bond (`None`: it did not say, as a
+    /// bond made with bluetoothctl); `allow_unauthenticated`: the operator lets secrets go over
+    /// a bond that is not authenticated.
     pub async fn pair(
         &self,
         address: &str,
         role: &str,
         baud: Option<u32>,
+        bond: Option<BondMethod>,
+        allow_unauthenticated: bool,
     ) -> Result<Value, DeviceError> {
         let _one = self.admin.lock().await;
         let addr = Address::parse(address)
@@ -226,6 +236,21 @@ impl DeviceManager {
                 "is for serial devices only".into(),
             ));
         }
+        let bond = match addr {
+            Address::Ble(_) => Some(Bond {
+                method: bond.unwrap_or(BondMethod::Unknown),
+                allowed_unauthenticated: allow_unauthenticated,
+                bonded_at: crate::clock::now_rfc3339(),
+            }),
+            Address::Serial(_) => None,
+        };
+        if let Some(b) = bond.as_ref().filter(|b| !b.carries_secrets()) {
+            return Err(DeviceError::new(
+                Some("bond"),
+                "unauthenticated_bond",
+                unauthenticated(address, b.method),
+            ));
+        }
         let (kind, place) = addr.parts();
         let existing = self
             .registry()
@@ -235,6 +260,18 @@ impl DeviceManager {
             .cloned();
         if let Some(e) = existing {
             if e.role == role_name(role) {
+                // Bonded again (or allowed now): the new bond is the one the link must have.
+                let same = |a: &Option<Bond>, b: &Option<Bond>| {
+                    a.as_ref().map(|x| (x.method, x.allowed_unauthenticated))
+                        == b.as_ref().map(|x| (x.method, x.allowed_unauthenticated))
+                };
+                if !same(&e.bond, &bond) {
+                    let updated = Paired { bond, ..e.clone() };
+                    self.save(updated.clone())?;
+                    log::info!(device = e.id.as_str(); "{}: bond recorded anew: {}",
+                        e.id, bond_words(updated.bond.as_ref()));
+                    self.manage(updated, None);
+                }
                 return Ok(self.listing(&e.id).unwrap_or_else(|| json!(e)));
             }
             return Err(DeviceError::new(
@@ -250,6 +287,7 @@ impl DeviceManager {
             .connect()
             .await
             .map_err(|e| DeviceError::new(None, "device_unavailable", e.to_string()))?;
+        let facts = conn.ble;
         let (session, hello) = match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
             Ok(Ok(opened)) => opened,
             Ok(Err(LinkError::WrongRole { got, .. })) => {
@@ -290,18 +328,32 @@ impl DeviceManager {
             firmware: hello.firmware.clone(),
             serial: hello.serial.clone(),
             paired_at: crate::clock::now_rfc3339(),
+            bond,
         };
-        self.registry().upsert(entry.clone()).map_err(|e| {
+        self.save(entry.clone())?;
+        match entry.bond.as_ref() {
+            Some(b) if !b.authenticated() => {
+                log::warn!(device = entry.id.as_str(); "paired {} at {address}; {}",
+                    entry.id, bond_words(Some(b)));
+            }
+            _ => log::info!(device = entry.id.as_str(); "paired {} at {address}", entry.id),
+        }
+        let id = entry.id.clone();
+        self.manage(entry, Some((session, hello)));
+        if let (Some(facts), Some(m)) = (facts, self.devices().get(&id)) {
+            m.saw(facts);
+        }
+        Ok(self.listing(&id).expect("just added"))
+    }
+
+    fn save(&self, entry: Paired) -> Result<(), DeviceError> {
+        self.registry().upsert(entry).map_err(|e| {
             DeviceError::new(
                 None,
                 "state_unavailable",
                 format!("the pairing could not be saved: {e}"),
             )
-        })?;
-        log::info!(device = entry.id.as_str(); "paired {} at {address}", entry.id);
-        let id = entry.id.clone();
-        self.manage(entry, Some((session, hello)));
-        Ok(self.listing(&id).expect("just added"))
+        })
     }
 
     /// Forgets a paired device and closes its link.
@@ -411,3 +463,33 @@ fn not_connected(id: &str, state: &LinkState) -> String {
 mod keeper;
 #[cfg(test)]
 mod tests;
+
+/// Why a BLE bond that is not authenticated is refused.
+fn unauthenticated(address: &str, method: BondMethod) -> String {
+    let how = match method {
+        BondMethod::JustWorks => "was made by Just Works (no code compared)",
+        _ => "was not made by posbridge, so whether a code was compared is not known",
+    };
+    format!(
+        "the Bluetooth bond with {address} {how}: a device in radio range while it was made \
+         could sit in the middle and read the acquirer's credentials. Pair with `posbridge pair \
+         {address} --role ROLE`, which bonds with a code to compare, or accept the risk with \
+         --allow-unauthenticated"
+    )
+}
+
+/// A bond in words, for the log and `doctor`.
+pub fn bond_words(bond: Option<&Bond>) -> String {
+    match bond {
+        None => "no bond recorded: no secrets go over its link until it is paired again".into(),
+        Some(b) if b.authenticated() => format!("bond authenticated ({})", b.method),
+        Some(b) if b.allowed_unauthenticated => format!(
+            "bond not authenticated ({}), allowed by the operator: credentials go over it",
+            b.method
+        ),
+        Some(b) => format!(
+            "bond not authenticated ({}): no secrets go over its link",
+            b.method
+        ),
+    }
+}

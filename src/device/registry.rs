@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::exchange::BondMethod;
+
 pub const FILE: &str = "devices.json";
 
 /// One paired device, as `posbridge devices` shows it.
@@ -26,6 +28,34 @@ pub struct Paired {
     pub firmware: String,
     pub serial: String,
     pub paired_at: String,
+    /// BLE only: the Bluetooth bond posbridge was told of when the device was paired. Absent
+    /// for an entry from before bonds were recorded, and once BlueZ was seen without the bond:
+    /// then the link carries no secrets until the device is paired again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bond: Option<Bond>,
+}
+
+/// A BLE device's bond as posbridge knows it: how it was made (the technician's CLI ran
+/// BlueZ's agent and saw the method), and whether the operator let the acquirer's credentials
+/// go over it although it is not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bond {
+    pub method: BondMethod,
+    #[serde(default)]
+    pub allowed_unauthenticated: bool,
+    pub bonded_at: String,
+}
+
+impl Bond {
+    /// Whether the key resists a man in the middle (a code was compared or entered).
+    pub fn authenticated(&self) -> bool {
+        self.method.authenticated()
+    }
+
+    /// Whether secrets may go over a link with this bond.
+    pub fn carries_secrets(&self) -> bool {
+        self.authenticated() || self.allowed_unauthenticated
+    }
 }
 
 impl Paired {
@@ -195,6 +225,7 @@ mod tests {
             firmware: "f".into(),
             serial: "s".into(),
             paired_at: "2026-11-23T00:00:00Z".into(),
+            bond: None,
         }
     }
 

@@ -111,6 +111,7 @@ impl Transport for SerialTransport {
             ack_timeout: ACK_TIMEOUT,
             // A cable inside the counter: treated as private (docs/link-protocol.md §12).
             private: true,
+            ble: None,
         })
     }
 }

@@ -26,6 +26,17 @@ pub struct Connection {
     /// bonded device (encrypted). Secrets (the acquirer's password) are only ever sent over a
     /// private link (docs/link-protocol.md §9, §11).
     pub private: bool,
+    /// What BlueZ said of a BLE link when it opened; `None` for other transports.
+    pub ble: Option<BleFacts>,
+}
+
+/// A BLE link's facts for the technician (`posbridge devices`) and for the bond rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BleFacts {
+    /// Whether BlueZ holds a bond with the device; `None` when it could not say.
+    pub bonded: Option<bool>,
+    /// The signal strength BlueZ last saw, in dBm.
+    pub rssi: Option<i16>,
 }
 
 impl fmt::Debug for Connection {
@@ -34,6 +45,7 @@ impl fmt::Debug for Connection {
             .field("mtu", &self.mtu)
             .field("ack_timeout", &self.ack_timeout)
             .field("private", &self.private)
+            .field("ble", &self.ble)
             .finish_non_exhaustive()
     }
 }

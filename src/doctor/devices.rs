@@ -82,6 +82,12 @@ pub fn checks(cx: &Context) -> Vec<Check> {
         }
     };
     out.extend(paired.iter().map(device));
+    out.extend(
+        paired
+            .iter()
+            .filter(|d| text(d, "transport") == "ble")
+            .map(bond),
+    );
     out.push(udev_names(paired));
     out.push(super::host::other_daemons(&our_ports(paired)));
     out.push(super::host::ble(
@@ -131,6 +137,54 @@ fn device(d: &Value) -> Check {
         )
     };
     Check::fail(name, format!("not connected: {}: {why}", describe(d)), fix)
+}
+
+/// `bond.<id>`, for a BLE device: whether its bond is authenticated, since when, whether
+/// BlueZ still holds it, the signal last seen.
+fn bond(d: &Value) -> Check {
+    let id = text(d, "id");
+    let name = format!("bond.{id}");
+    let again = format!(
+        "`posbridge pair ble:{} --role {} --rebond` bonds it again with a code to compare \
+         (docs/operations.md, \"Bluetooth LE\")",
+        text(d, "address"),
+        text(d, "role")
+    );
+    let signal = match d["rssi"].as_i64() {
+        Some(rssi) => format!("; signal {rssi} dBm when it last connected"),
+        None => String::new(),
+    };
+    let b = &d["bond"];
+    if d["bonded"] == false {
+        return Check::fail(
+            name,
+            format!("{id}: BlueZ holds no bond with it: nothing secret goes over its link"),
+            again,
+        );
+    }
+    let method = b["method"].as_str().unwrap_or("unknown");
+    let since = b["bonded_at"].as_str().unwrap_or("?");
+    match (b.is_null(), b["authenticated"] == true, b["allowed_unauthenticated"] == true) {
+        (true, _, _) => Check::warn(
+            name,
+            format!("{id}: no bond recorded (paired before bonds were recorded, or BlueZ lost it): the acquirer's credentials are not sent over its link{signal}"),
+            again,
+        ),
+        (false, true, _) => Check::ok(
+            name,
+            format!("{id}: bond authenticated ({method}) since {since}{signal}"),
+        ),
+        (false, false, true) => Check::warn(
+            name,
+            format!("{id}: bond not authenticated ({method}) since {since}, allowed by the operator: a device in radio range while it was made could sit in the middle{signal}"),
+            format!("use a reader that shows a code, then {again}"),
+        ),
+        (false, false, false) => Check::warn(
+            name,
+            format!("{id}: bond not authenticated ({method}): the acquirer's credentials are not sent over its link{signal}"),
+            again,
+        ),
+    }
 }
 
 /// The /dev/posbridge entries and the device each points to.
@@ -265,6 +319,56 @@ mod tests {
             .fix
             .unwrap()
             .contains("bluetoothctl info C0:FF:EE:00:00:01"));
+    }
+
+    #[test]
+    fn a_ble_bond_is_ok_only_when_authenticated_and_flagged_while_it_is_allowed() {
+        let with = |bond: Value, bonded: Value| {
+            let mut d = reader(true, "ble", "C0:FF:EE:00:00:01");
+            d["bond"] = bond;
+            d["bonded"] = bonded;
+            d["rssi"] = json!(-52);
+            super::bond(&d)
+        };
+        let at = "2026-12-07T07:00:00Z";
+        let ok = with(
+            json!({"method": "numeric_comparison", "authenticated": true,
+                   "allowed_unauthenticated": false, "bonded_at": at}),
+            json!(true),
+        );
+        assert_eq!((ok.name.as_str(), ok.status), ("bond.reader-1", Status::Ok));
+        assert!(
+            ok.detail.contains("authenticated (numeric_comparison)"),
+            "{}",
+            ok.detail
+        );
+        assert!(ok.detail.contains("-52 dBm"), "{}", ok.detail);
+        let allowed = with(
+            json!({"method": "just_works", "authenticated": false,
+                   "allowed_unauthenticated": true, "bonded_at": at}),
+            json!(true),
+        );
+        assert_eq!(allowed.status, Status::Warn);
+        assert!(
+            allowed.detail.contains("not authenticated (just_works)"),
+            "{}",
+            allowed.detail
+        );
+        assert!(
+            allowed.detail.contains("allowed by the operator"),
+            "{}",
+            allowed.detail
+        );
+        let none = with(Value::Null, json!(true));
+        assert_eq!(none.status, Status::Warn);
+        assert!(none.fix.unwrap().contains("--rebond"));
+        let gone = with(Value::Null, json!(false));
+        assert_eq!(gone.status, Status::Fail);
+        assert!(
+            gone.detail.contains("BlueZ holds no bond"),
+            "{}",
+            gone.detail
+        );
     }
 
     #[test]

@@ -175,6 +175,7 @@ async fn link_loop(
             mtu: usize::MAX,
             ack_timeout: crate::device::serial::ACK_TIMEOUT,
             private: true,
+            ble: None,
         };
         let noise = (noise > 0).then(|| Noise::new(noise, seed.wrapping_add(generation)));
         let started = tokio::time::Instant::now();

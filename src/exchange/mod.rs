@@ -23,7 +23,7 @@ mod status;
 pub use action::Action;
 pub use answer::{Answer, Body, Data, ErrorKind, PrimaryRef, Refusal, Transaction};
 pub use event::{Event, Stage, Stages, EVENT_QUEUE};
-pub use request::{Request, Resolution};
+pub use request::{BondMethod, Request, Resolution};
 pub use status::{JournalStatus, ProviderStatus, Status};
 
 /// `metadata`: the POS's own key/value pairs, echoed back unchanged and stored with the

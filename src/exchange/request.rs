@@ -37,6 +37,68 @@ pub struct Request {
     pub resolution: Option<Resolution>,
     /// `"progress": true`: the POS wants progress events before the answer (operations only).
     pub progress: bool,
+    /// `pair`, BLE only: how the technician's CLI made the bond with the device (it ran the
+    /// BlueZ agent and saw which method the pairing used). `None`: the client did not say.
+    pub bond: Option<BondMethod>,
+    /// `pair`, BLE only: the operator accepts a bond that is not authenticated (Just Works, or
+    /// one made outside posbridge) and lets the acquirer's credentials go over it.
+    pub allow_unauthenticated: bool,
+}
+
+/// How a Bluetooth LE bond was made: which pairing method BlueZ's agent saw. Only a bond whose
+/// method compared or entered a code is authenticated (protected against a man in the middle
+/// while it was made).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BondMethod {
+    /// The reader and the CLI showed the same six digits and the technician confirmed.
+    NumericComparison,
+    /// The reader showed six digits and the technician typed them into the CLI.
+    PasskeyEntry,
+    /// The CLI showed six digits and the technician typed them on the reader.
+    PasskeyDisplay,
+    /// No code at all: anyone in radio range while the bond was made could sit in the middle.
+    JustWorks,
+    /// Made outside posbridge (e.g. `bluetoothctl pair`): how is not known.
+    Unknown,
+}
+
+impl BondMethod {
+    pub const ALL: [BondMethod; 5] = [
+        BondMethod::NumericComparison,
+        BondMethod::PasskeyEntry,
+        BondMethod::PasskeyDisplay,
+        BondMethod::JustWorks,
+        BondMethod::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BondMethod::NumericComparison => "numeric_comparison",
+            BondMethod::PasskeyEntry => "passkey_entry",
+            BondMethod::PasskeyDisplay => "passkey_display",
+            BondMethod::JustWorks => "just_works",
+            BondMethod::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BondMethod> {
+        BondMethod::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+
+    /// Whether the bond's key is authenticated: a code was compared or entered.
+    pub fn authenticated(self) -> bool {
+        matches!(
+            self,
+            BondMethod::NumericComparison | BondMethod::PasskeyEntry | BondMethod::PasskeyDisplay
+        )
+    }
+}
+
+impl fmt::Display for BondMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `resolve`: what an operator found out about an unknown outcome.
@@ -66,6 +128,8 @@ impl Request {
             seconds: None,
             resolution: None,
             progress: false,
+            bond: None,
+            allow_unauthenticated: false,
         }
     }
 
@@ -111,6 +175,8 @@ impl fmt::Debug for Request {
             .field("primary_transaction", &self.primary_transaction)
             .field("params", &params)
             .field("progress", &self.progress)
+            .field("bond", &self.bond)
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
             .finish_non_exhaustive()
     }
 }

@@ -235,9 +235,11 @@ impl Provider for Lifepay {
             return Outcome::Failed(Failure::new(
                 "insecure_link",
                 format!(
-                    "The card reader {} is connected over a link that is not encrypted (a BLE \
-                     reader that is not bonded), so the acquirer credentials cannot be sent. \
-                     Bond it first (`bluetoothctl pair ADDRESS`). Nothing was sent or charged.",
+                    "The card reader {} is connected over a link that is not private (a BLE \
+                     reader that is not bonded, or whose bond is not authenticated: `posbridge \
+                     devices` says which), so the acquirer credentials cannot be sent. Pair it \
+                     again with `posbridge pair ble:ADDRESS --role card-reader --rebond`, which \
+                     bonds with a code to compare. Nothing was sent or charged.",
                     reader.session().hello().serial
                 ),
             ));

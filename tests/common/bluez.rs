@@ -4,6 +4,11 @@
 //! process's `DBUS_SYSTEM_BUS_ADDRESS` at it and waits until `org.bluez` is there. Dropping it
 //! kills both. libdbus reads the bus address once per process, so there is one mock per test
 //! process: run BLE tests with `cargo nextest` (one process per test).
+//!
+//! Pairing: the mock's `org.bluez.AgentManager1` and `Device1.Pair` behave as BlueZ 5.66 (see
+//! tests/fixtures/bluez_bonds.py); `set_pairing_method`, `set_requires_authentication`,
+//! `set_agent_timeout`, `bond` and `agent_calls` drive and read them. tests/bluez_mock_pairing.rs
+//! proves that side of the mock with an agent of its own.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -203,6 +208,48 @@ impl MockBluez {
         let (writes,): (Vec<(Vec<u8>, String)>,) = self.call("GetWrites", (address,));
         writes
     }
+
+    /// How `Device1.Pair` goes on the device when it has no bond: `"numeric_comparison"` (the
+    /// default, passkey 123456), `"passkey_entry"`, `"passkey_display"` or `"just_works"`.
+    pub fn set_pairing_method(&self, address: &str, method: &str, passkey: u32) {
+        let _: () = self.call("SetPairingMethod", (address, method, passkey));
+    }
+
+    /// Whether the reader's NUS characteristics refuse a link whose bond is not authenticated
+    /// (`org.bluez.Error.NotPermitted` "Not paired", as BlueZ turns ATT error 0x05).
+    pub fn set_requires_authentication(&self, address: &str, required: bool) {
+        let _: () = self.call("SetRequiresAuthentication", (address, required));
+    }
+
+    /// How long an agent request may go unanswered before BlueZ gives up (60 s by default).
+    pub fn set_agent_timeout(&self, seconds: f64) {
+        let _: () = self.call("SetAgentTimeout", (seconds,));
+    }
+
+    /// The bond BlueZ holds with the device (all false once `RemoveDevice` took it).
+    pub fn bond(&self, address: &str) -> Bond {
+        let (paired, authenticated, trusted): (bool, bool, bool) = self.call("GetBond", (address,));
+        Bond {
+            paired,
+            authenticated,
+            trusted,
+        }
+    }
+
+    /// Every call the mock made to an agent, in order: (method, its arguments as text).
+    pub fn agent_calls(&self) -> Vec<(String, String)> {
+        let (calls,): (Vec<(String, String)>,) = self.call("GetAgentCalls", ());
+        calls
+    }
+}
+
+/// What [`MockBluez::bond`] reports: `authenticated` only for a bond made by Pair with numeric
+/// comparison or a passkey (a bond from `SetPaired` or the start is of unknown kind: false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bond {
+    pub paired: bool,
+    pub authenticated: bool,
+    pub trusted: bool,
 }
 
 /// A log file that survives restarts of what writes it (a restarted bus appends).

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::lifepos::{self, LIFEPAY_PREFIX};
 use super::{Action, Metadata, Request, Resolution, MAX_AMOUNT, MAX_REQUEST_ID};
-use crate::exchange::{Answer, ErrorKind};
+use crate::exchange::{Answer, BondMethod, ErrorKind};
 
 /// Why a line was refused, with what could be salvaged for the echo fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -248,6 +248,7 @@ impl<'a> Fields<'a> {
                 ))
             }
         };
+        let (bond, allow_unauthenticated) = self.bond(action, address.as_deref())?;
         let request = Request {
             action,
             request_id,
@@ -265,8 +266,49 @@ impl<'a> Fields<'a> {
             seconds,
             resolution,
             progress,
+            bond,
+            allow_unauthenticated,
         };
         Ok((request, self.lifepos_action.clone()))
+    }
+
+    /// `bond` and `allow_unauthenticated`: `pair` of a `ble:` address only.
+    fn bond(
+        &self,
+        action: Action,
+        address: Option<&str>,
+    ) -> Result<(Option<BondMethod>, bool), Rejection> {
+        let ble = action == Action::Pair && address.is_some_and(|a| a.starts_with("ble:"));
+        let bond = match self.get("bond") {
+            None | Some(Value::Null) => None,
+            Some(_) if !ble => {
+                return Err(self.reject("bond", "is for pair of a ble: address only".into()))
+            }
+            Some(v) => match v.as_str().and_then(BondMethod::parse) {
+                Some(m) => Some(m),
+                None => {
+                    let names: Vec<&str> = BondMethod::ALL.iter().map(|m| m.as_str()).collect();
+                    return Err(self.reject("bond", format!("must be one of {}", names.join(", "))));
+                }
+            },
+        };
+        let allow = match self.get("allow_unauthenticated") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) if ble => true,
+            Some(Value::Bool(true)) => {
+                return Err(self.reject(
+                    "allow_unauthenticated",
+                    "is for pair of a ble: address only".into(),
+                ))
+            }
+            Some(v) => {
+                return Err(self.reject(
+                    "allow_unauthenticated",
+                    format!("must be true or false, not {}", kind_of(v)),
+                ))
+            }
+        };
+        Ok((bond, allow))
     }
 
     fn resolution(&self) -> Result<Resolution, Rejection> {

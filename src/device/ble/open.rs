@@ -114,6 +114,19 @@ async fn link_up(
     }
 }
 
+/// What to do when the reader refused access for the link's security: BlueZ turns the ATT
+/// errors "insufficient authentication / encryption" into `NotPermitted: Not paired`.
+fn refused_for_the_bond(cause: &str, name: &str) -> String {
+    if cause.contains("org.bluez.Error.NotPermitted") || cause.contains("Not paired") {
+        format!(
+            " (the reader requires an authenticated bond: pair it again with `posbridge pair \
+             {name} --role card-reader --rebond` and compare the code)"
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// BlueZ no longer has the device's object: it forgot the device (`bluetoothctl remove`).
 fn forgotten(e: &btleplug::Error) -> bool {
     cause(e).contains("org.freedesktop.DBus.Error.UnknownObject")
@@ -159,8 +172,9 @@ async fn start_link(
     })?;
     peripheral.subscribe(&tx).await.map_err(|e| {
         TransportError::Refused(format!(
-            "{name}: BlueZ refused to enable TX notifications: {}",
-            cause(&e)
+            "{name}: BlueZ refused to enable TX notifications: {}{}",
+            cause(&e),
+            refused_for_the_bond(&cause(&e), name)
         ))
     })?;
 
@@ -176,13 +190,18 @@ async fn start_link(
     } else {
         WriteType::WithResponse
     };
-    let private = stack::bonded(&peripheral.address().to_string()).await;
+    let bonded = stack::bonded(&peripheral.address().to_string()).await;
+    let private = bonded == Some(true);
+    let rssi = match peripheral.properties().await {
+        Ok(Some(props)) => props.rssi,
+        _ => None,
+    };
     log::info!(
         "{name}: connected over NUS, ATT MTU {att_mtu}, {chunk}-byte chunks, {write_type:?}, {}",
-        if private {
-            "bonded"
-        } else {
-            "NOT bonded: no secrets will be sent"
+        match bonded {
+            Some(true) => "bonded",
+            Some(false) => "NOT bonded: no secrets will be sent",
+            None => "bond unknown (BlueZ did not say): no secrets will be sent",
         }
     );
     let stream = pump::start(pump::Link {
@@ -200,6 +219,7 @@ async fn start_link(
         mtu: chunk,
         ack_timeout: ACK_TIMEOUT,
         private,
+        ble: Some(crate::device::transport::BleFacts { bonded, rssi }),
     })
 }
 

@@ -115,22 +115,24 @@ async fn bus() -> Result<Bus, btleplug::Error> {
 }
 
 /// Whether BlueZ holds a bond (`Paired`) with `address`: only then is the link encrypted and
-/// may carry secrets. `false` when BlueZ cannot say.
-pub(super) async fn bonded(address: &str) -> bool {
+/// may carry secrets. `None` when BlueZ cannot say.
+pub(super) async fn bonded(address: &str) -> Option<bool> {
     let session = match bus().await {
         Ok(bus) => bus.session,
         Err(e) => {
             log::warn!("ble:{address}: cannot ask BlueZ whether it is bonded: {e}");
-            return false;
+            return None;
         }
     };
     match session.get_devices().await {
-        Ok(devices) => devices
-            .iter()
-            .any(|d| d.mac_address.to_string().eq_ignore_ascii_case(address) && d.paired),
+        Ok(devices) => Some(
+            devices
+                .iter()
+                .any(|d| d.mac_address.to_string().eq_ignore_ascii_case(address) && d.paired),
+        ),
         Err(e) => {
             log::warn!("ble:{address}: cannot ask BlueZ whether it is bonded: {e}");
-            false
+            None
         }
     }
 }

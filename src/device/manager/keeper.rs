@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::{INITIAL_BACKOFF, MAX_BACKOFF, OPEN_TIMEOUT};
 use crate::device::link::{Hello, Role};
 use crate::device::reader::CardReader;
-use crate::device::registry::Paired;
+use crate::device::registry::{Bond, Paired, Registry};
 use crate::device::session::Session;
-use crate::device::transport::{Transport, TransportError};
+use crate::device::transport::{BleFacts, Transport, TransportError};
 
 #[derive(Default)]
 pub(super) struct LinkState {
@@ -21,10 +21,16 @@ pub(super) struct LinkState {
     pub(super) reader: Option<Arc<CardReader>>,
     pub(super) hello: Option<Hello>,
     pub(super) last_error: Option<String>,
+    /// BLE: the bond as recorded (the entry's, until BlueZ is seen without it).
+    pub(super) bond: Option<Bond>,
+    /// BLE: what BlueZ said when the link last opened.
+    pub(super) ble: Option<BleFacts>,
 }
 
 pub(super) struct Managed {
     pub(super) entry: Paired,
+    /// The registry, to forget a bond BlueZ no longer holds.
+    pub(super) registry: Arc<Mutex<Registry>>,
     pub(super) role: Role,
     pub(super) state: Mutex<LinkState>,
     pub(super) connected: watch::Sender<bool>,
@@ -62,7 +68,7 @@ impl Managed {
         let s = self.lock();
         let e = &self.entry;
         let hello = s.hello.as_ref();
-        json!({
+        let mut listing = json!({
             "id": e.id,
             "role": e.role,
             "transport": e.transport,
@@ -74,7 +80,49 @@ impl Managed {
             "serial": e.serial,
             "paired_at": e.paired_at,
             "last_error": s.last_error,
-        })
+        });
+        if e.transport == "ble" {
+            let facts = s.ble.unwrap_or_default();
+            listing["bond"] = match &s.bond {
+                Some(b) => json!({
+                    "method": b.method,
+                    "authenticated": b.authenticated(),
+                    "allowed_unauthenticated": b.allowed_unauthenticated,
+                    "bonded_at": b.bonded_at,
+                }),
+                None => Value::Null,
+            };
+            listing["bonded"] = json!(facts.bonded);
+            listing["rssi"] = json!(facts.rssi);
+        }
+        listing
+    }
+
+    /// Takes in what BlueZ said of a link that just opened, and answers the bond that holds
+    /// now. BlueZ without the bond: the recorded one is gone for good (a bond made again
+    /// outside posbridge is not known to be authenticated), in memory and in the registry.
+    pub(super) fn saw(&self, facts: BleFacts) -> Option<Bond> {
+        let mut s = self.lock();
+        s.ble = Some(facts);
+        if facts.bonded == Some(false) {
+            if let Some(old) = s.bond.take() {
+                let id = self.entry.id.as_str();
+                log::warn!(device = id; "{id}: BlueZ no longer holds the bond made {} ({}); no \
+                    secrets go over its link until it is paired again", old.bonded_at, old.method);
+                let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+                // Only the bond this task knew: a pairing since has saved a newer one.
+                if let Some(entry) = registry.get(id).filter(|e| e.bond.as_ref() == Some(&old)) {
+                    let entry = Paired {
+                        bond: None,
+                        ..entry.clone()
+                    };
+                    if let Err(e) = registry.upsert(entry) {
+                        log::error!(device = id; "{id}: could not save that its bond is gone: {e}");
+                    }
+                }
+            }
+        }
+        s.bond.clone()
     }
 }
 
@@ -93,7 +141,7 @@ pub(super) async fn keep_connected(
         let opened = match first.take() {
             Some(open) => Ok(open),
             None => tokio::select! {
-                o = connect(&*transport, m.role) => o.map(|(s, h)| (Arc::new(s), h)),
+                o = connect(&m, &*transport) => o.map(|(s, h)| (Arc::new(s), h)),
                 _ = m.stop.cancelled() => return,
             },
         };
@@ -118,6 +166,11 @@ pub(super) async fn keep_connected(
                 unbonded = false;
                 log::info!(device = id.as_str(); "{id} connected ({} {}, firmware {})",
                     hello.model, hello.serial, hello.firmware);
+                // A bond that is not authenticated is said at every connect while it lives.
+                if let Some(b) = m.lock().bond.clone().filter(|b| !b.authenticated()) {
+                    log::warn!(device = id.as_str(); "{id}: {}",
+                        super::bond_words(Some(&b)));
+                }
                 m.up(session.clone(), hello);
                 let why = tokio::select! {
                     why = session.closed() => why,
@@ -173,26 +226,30 @@ struct Failed {
     unbonded: bool,
 }
 
-async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hello), Failed> {
-    let conn = transport.connect().await.map_err(|e| Failed {
+async fn connect(m: &Managed, transport: &dyn Transport) -> Result<(Session, Hello), Failed> {
+    let mut conn = transport.connect().await.map_err(|e| Failed {
         waited: matches!(e, TransportError::Unseen(_)),
         why: e.to_string(),
         unbonded: false,
     })?;
-    let private = conn.private;
-    let failed = match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, role)).await {
+    let bonded = conn.private;
+    if let Some(facts) = conn.ble {
+        let bond = m.saw(facts);
+        conn.private &= bond.as_ref().is_some_and(Bond::carries_secrets);
+    }
+    let failed = match tokio::time::timeout(OPEN_TIMEOUT, Session::open(conn, m.role)).await {
         Ok(Ok(opened)) => return Ok(opened),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no HELLO within {OPEN_TIMEOUT:?}"),
     };
     Err(Failed {
-        why: if private {
+        why: if bonded {
             failed
         } else {
             format!("{failed}; the link is not bonded, and {IGNORED}")
         },
         waited: false,
-        unbonded: !private,
+        unbonded: !bonded,
     })
 }
 
@@ -201,5 +258,6 @@ async fn connect(transport: &dyn Transport, role: Role) -> Result<(Session, Hell
 /// an unbonded host writes. Said where the technician looks (`posbridge devices`, the log, the
 /// answer of a sale refused for it), after "the link is not bonded, and " or, at a later
 /// failure to connect at all, "its last link was not bonded, and ".
-const IGNORED: &str = "a reader that requires encryption ignores an unbonded host: bond it \
-    with `bluetoothctl pair ADDRESS` (docs/operations.md, \"Bluetooth LE\")";
+const IGNORED: &str = "a reader that requires encryption ignores an unbonded host: pair it \
+    again with `posbridge pair ble:ADDRESS --role ROLE`, which bonds it (docs/operations.md, \
+    \"Bluetooth LE\")";

@@ -39,6 +39,7 @@ impl Transport for OnCue {
             mtu: usize::MAX,
             ack_timeout: Duration::from_millis(300),
             private: true,
+            ble: None,
         })
     }
 }
@@ -54,6 +55,7 @@ fn entry() -> Paired {
         firmware: "f".into(),
         serial: "CUE".into(),
         paired_at: "2026-11-23T00:00:00Z".into(),
+        bond: None,
     }
 }
 
@@ -186,6 +188,7 @@ impl Transport for StayingDisplay {
             mtu: usize::MAX,
             ack_timeout: Duration::from_millis(300),
             private: true,
+            ble: None,
         })
     }
 }

@@ -15,6 +15,7 @@ fn pair() -> (Connection, ScriptedDevice<DuplexStream>) {
         mtu: usize::MAX,
         ack_timeout: Duration::from_millis(300),
         private: true,
+        ble: None,
     };
     (conn, ScriptedDevice::new(device))
 }
@@ -251,6 +252,7 @@ async fn device_link_answers_hello_and_refuses_frames_before_it() {
         mtu: 20,
         ack_timeout: Duration::from_millis(300),
         private: true,
+        ble: None,
     };
     let hello = link::Hello {
         protocol_version: 1,
@@ -278,6 +280,7 @@ async fn device_link_answers_hello_and_refuses_frames_before_it() {
             mtu: usize::MAX,
             ack_timeout: Duration::from_millis(300),
             private: true,
+            ble: None,
         },
         Role::DqrDisplay,
     )
@@ -364,6 +367,7 @@ async fn on_a_damaged_line_acknowledged_messages_arrive_exactly_once_in_order() 
             mtu: 32,
             ack_timeout: Duration::from_millis(300),
             private: true,
+            ble: None,
         };
         let hello = link::Hello {
             protocol_version: 1,
