@@ -179,3 +179,52 @@ fn the_cli_prints_found_events_only_with_json_and_progress() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// On a terminal `scan` shows the readers as they are heard, as a list that is redrawn in
+/// place (cursor up over it, erase down) and taken off before the table is printed: the
+/// terminal is left with the table alone. stderr is a pty here; stdout is piped.
+#[test]
+fn on_a_terminal_the_list_updates_in_place_and_leaves_the_table() {
+    use std::io::Read;
+    let (_bluez, d) = rig();
+    let (mut master, slave) = common::pty();
+    let out = std::process::Command::new(common::BIN)
+        .args(["scan", "--seconds", "2"])
+        .env("POSBRIDGE_SOCKET", &d.socket)
+        .stderr(slave)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    // The child has exited and the parent's copy of the slave went into the Command: reading
+    // the master ends (EIO) once what the child wrote is read.
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        shown.extend_from_slice(&buf[..n]);
+    }
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.starts_with("listening 2 s for readers"), "{shown:?}");
+    for (address, row) in [
+        (NEAR, "-48 dBm  yes"),
+        (FAR, "-80 dBm  no"),
+        (NEW, "-60 dBm  yes"),
+    ] {
+        let heard = shown
+            .lines()
+            .any(|l| l.starts_with(address) && l.contains(row));
+        assert!(heard, "{address} not shown as {row:?}: {shown:?}");
+    }
+    // Redrawn in place: after the first device, each redraw moves up over the list drawn.
+    assert!(shown.contains("\x1b[3A\r\x1b[J"), "{shown:?}");
+    let erase = "\r\x1b[J";
+    assert!(
+        shown.ends_with(erase),
+        "taken off before the table: {shown:?}"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("ADDRESS"), "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
+}
