@@ -5,7 +5,7 @@
 //! the connected card reader to the `lifepay` provider. It must not touch the journal or
 //! decide anything about a sale; the daemon keeps serving while any device is away.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +23,7 @@ use super::registry::{Address, Bond, Paired, Registry, RegistryError};
 use super::serial::{SerialTransport, DEFAULT_BAUD};
 use super::session::{parse_role, role_name, LinkError, Session};
 use super::transport::{Transport, TransportError};
-use crate::exchange::BondMethod;
+use crate::exchange::{BondMethod, Sighting, Sightings};
 
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -178,39 +178,45 @@ impl DeviceManager {
             .collect()
     }
 
-    /// Connects to the device at `address`, checks that it answers HELLO as `role`, records
-    /// it in the registry and keeps it connected from now on.
     /// Listens `seconds` for BLE devices advertising the link service (Nordic UART Service);
-    /// each with address, name, RSSI and whether it is paired already.
-    pub async fn scan(&self, seconds: u64) -> Result<Value, DeviceError> {
-        let found = super::ble::scan(Duration::from_secs(seconds))
-            .await
-            .map_err(|e| DeviceError::new(None, "ble_unavailable", e.to_string()))?;
-        let paired: Vec<String> = self
-            .registry()
-            .devices()
-            .iter()
-            .filter(|d| d.transport == "ble")
-            .map(|d| d.address.to_ascii_uppercase())
-            .collect();
-        let devices: Vec<Value> = found
-            .into_iter()
-            .map(|e| {
-                let is_paired = paired.contains(&e.address.to_ascii_uppercase());
-                serde_json::json!({
-                    "address": e.address,
-                    "name": e.name,
-                    "rssi": e.rssi,
-                    "paired": is_paired,
-                })
+    /// each with address, name, RSSI, whether BlueZ holds a bond with it and whether it is
+    /// paired already. Each device is told to `sightings` as it is heard (when anyone listens).
+    pub async fn scan(&self, seconds: u64, sightings: Sightings) -> Result<Value, DeviceError> {
+        let duration = Duration::from_secs(seconds);
+        let scanning = if sightings.listening() {
+            let paired = self.ble_paired();
+            super::ble::scan_telling(duration, move |e| {
+                sightings.tell(e.sighting(paired.contains(&e.address.to_ascii_uppercase())))
             })
+            .await
+        } else {
+            super::ble::scan(duration).await
+        };
+        let found =
+            scanning.map_err(|e| DeviceError::new(None, "ble_unavailable", e.to_string()))?;
+        let paired = self.ble_paired();
+        let devices: Vec<Sighting> = found
+            .iter()
+            .map(|e| e.sighting(paired.contains(&e.address.to_ascii_uppercase())))
             .collect();
         Ok(serde_json::json!({"found": devices}))
     }
 
-    /// `bond`, BLE only: how the technician's CLI made the bond (`None`: it did not say, as a
-    /// bond made with bluetoothctl); `allow_unauthenticated`: the operator lets secrets go over
-    /// a bond that is not authenticated.
+    /// The addresses of the paired BLE devices, upper case.
+    fn ble_paired(&self) -> HashSet<String> {
+        self.registry()
+            .devices()
+            .iter()
+            .filter(|d| d.transport == "ble")
+            .map(|d| d.address.to_ascii_uppercase())
+            .collect()
+    }
+
+    /// Connects to the device at `address`, checks that it answers HELLO as `role`, records
+    /// it in the registry and keeps it connected from now on. `bond`, BLE only: how the
+    /// technician's CLI made the bond (`None`: it did not say, as a bond made with
+    /// bluetoothctl); `allow_unauthenticated`: the operator lets secrets go over a bond that is
+    /// not authenticated.
     pub async fn pair(
         &self,
         address: &str,
