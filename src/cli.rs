@@ -62,7 +62,9 @@ pub enum Command {
     Unpair(UnpairArgs),
     /// List paired devices and whether they are connected.
     Devices(ClientArgs),
-    /// List Bluetooth LE devices advertising the link service, strongest signal first.
+    /// List Bluetooth LE readers advertising the link service, with signal strength and
+    /// whether each is bonded (BlueZ) and paired (posbridge); on a terminal the list updates as
+    /// they are heard, then the table comes, strongest signal first.
     Scan(ScanArgs),
     /// Emulate a card reader or DQR display on a pty (tests, demos, hil/).
     Emulate(EmulateArgs),
@@ -123,6 +125,11 @@ pub struct ScanArgs {
     /// How long to listen, 1 to 60 seconds.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub seconds: u64,
+    /// With --json: print a found event line per device as it is heard (again when its signal
+    /// or bond changes), before the answer. Without --json a terminal shows the devices as
+    /// they are heard, on stderr; elsewhere only the final table is printed.
+    #[arg(long)]
+    pub progress: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

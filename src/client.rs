@@ -1,7 +1,10 @@
 //! The client side of the socket API, for the CLI: send one request, read one response, and
 //! print it for a person (or as one JSON line with `--json`). A pay that asked for progress
 //! has its event lines shown as they come ([`Shown`]): on a terminal as one line that updates,
-//! else as plain lines, on stderr; with `--json`, as the event lines themselves on stdout.
+//! else as plain lines, on stderr; with `--json`, as the event lines themselves on stdout. A
+//! scan's found events are shown by [`Heard`] (`scan`).
+
+mod scan;
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
@@ -15,6 +18,7 @@ use crate::cli::{ClientArgs, OperationArgs};
 
 pub mod pairing;
 use crate::exchange::{Answer, Body, ErrorKind};
+pub use scan::Heard;
 
 /// Exit codes (README: "Exit codes").
 pub mod exit {
@@ -260,21 +264,7 @@ fn print_device(d: &Value) {
 fn print_data(id: &str, data: &Value) {
     let s = |k: &str| data.get(k).and_then(Value::as_str);
     if let Some(found) = data.get("found").and_then(Value::as_array) {
-        if found.is_empty() {
-            println!("no BLE device advertising the link service was heard");
-            return;
-        }
-        println!("{:<20} {:>8}  {:<8} NAME", "ADDRESS", "RSSI", "PAIRED");
-        for d in found {
-            let rssi = d["rssi"].as_i64().map(|r| format!("{r} dBm"));
-            println!(
-                "{:<20} {:>8}  {:<8} {}",
-                d["address"].as_str().unwrap_or("?"),
-                rssi.as_deref().unwrap_or("-"),
-                if d["paired"] == true { "yes" } else { "no" },
-                d["name"].as_str().unwrap_or("-")
-            );
-        }
+        scan::print_found(found);
         return;
     }
     if let Some(devices) = data.get("devices").and_then(Value::as_array) {

@@ -114,7 +114,18 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Pair(a) => client::pairing::pair(&a),
         Command::Unpair(a) => client::pairing::unpair(&a),
         Command::Devices(a) => send(&a, json!({"action": "devices"})),
-        Command::Scan(a) => send(&a.client, json!({"action": "scan", "seconds": a.seconds})),
+        Command::Scan(a) => {
+            let mut req = json!({"action": "scan", "seconds": a.seconds});
+            // A person at a terminal sees the readers as they are heard; `--json` prints the
+            // found event lines only when asked, as pay does with its progress.
+            let mut heard = client::Heard::new(&a.client, a.seconds, a.progress);
+            if heard.wanted() {
+                req["progress"] = json!(true);
+            }
+            let answer = client::request_telling(&a.client, &req, |e| heard.event(e));
+            heard.done();
+            Ok(client::report(&a.client, &answer?))
+        }
         Command::Emulate(a) => {
             systemd::init_logging();
             posbridge::emulate::run(posbridge::emulate::Options {

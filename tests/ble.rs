@@ -120,11 +120,13 @@ async fn accept(listener: &UnixListener) -> Peer<UnixStream> {
     Peer::new(stream)
 }
 
+/// With each device's bond as BlueZ holds it (`Paired`): the far reader has none.
 #[tokio::test]
 async fn ble_scan_lists_nus_devices_with_rssi_and_not_others() {
     let (mock, _listener) = rig(23);
     let far = mock.dir().join("far.sock");
     mock.add_nus_device("C0:FF:EE:00:00:02", "far reader", -80, &far, 23);
+    mock.set_paired("C0:FF:EE:00:00:02", false);
     mock.add_plain_device("11:22:33:44:55:66", "headphones");
 
     let found = ble::scan(Duration::from_millis(300)).await.unwrap();
@@ -135,11 +137,13 @@ async fn ble_scan_lists_nus_devices_with_rssi_and_not_others() {
                 address: READER.into(),
                 name: Some("QPOS-mini".into()),
                 rssi: Some(-48),
+                bonded: true,
             },
             ScanEntry {
                 address: "C0:FF:EE:00:00:02".into(),
                 name: Some("far reader".into()),
                 rssi: Some(-80),
+                bonded: false,
             },
         ],
         "{}",

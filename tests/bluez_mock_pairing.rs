@@ -108,16 +108,24 @@ fn device_bool(channel: &Channel, name: &str) -> bool {
     value.0
 }
 
+/// What one Pair call gave: its outcome (the error name on failure), every agent call seen as
+/// "Member args", and every Device1 property change signalled meanwhile ("Name=value" for a
+/// boolean, else "Name").
+struct Paired {
+    outcome: Result<(), String>,
+    agent: Vec<String>,
+    changed: Vec<String>,
+}
+
 /// Sends Pair on `channel` without waiting, answers the agent's requests with `answer` (a
 /// request answered `None` gets no reply), acknowledges Cancel and DisplayPasskey, and returns
-/// Pair's outcome (the error name on failure) with every agent call seen, as "Member args".
-fn pair(
-    channel: &Channel,
-    mut answer: impl FnMut(&Message) -> Option<Message>,
-) -> (Result<(), String>, Vec<String>) {
+/// when Pair's reply comes.
+fn pair(channel: &Channel, mut answer: impl FnMut(&Message) -> Option<Message>) -> Paired {
+    watch_device(channel);
     let pair = Message::new_method_call("org.bluez", DEVICE, DEVICE_IFACE, "Pair").unwrap();
     let serial = channel.send(pair).expect("send Pair");
-    let mut seen = Vec::new();
+    let mut agent = Vec::new();
+    let mut changed = Vec::new();
     let deadline = Instant::now() + 3 * WAIT;
     while Instant::now() < deadline {
         channel
@@ -126,8 +134,7 @@ fn pair(
         while let Some(mut message) = channel.pop_message() {
             match message.msg_type() {
                 MessageType::MethodCall => {
-                    let text = describe(&message);
-                    seen.push(text);
+                    agent.push(describe(&message));
                     let reply = match message.member().as_deref() {
                         Some("RequestConfirmation") | Some("RequestPasskey") => answer(&message),
                         _ => Some(message.method_return()),
@@ -136,6 +143,7 @@ fn pair(
                         channel.send(reply).expect("send the agent's answer");
                     }
                 }
+                MessageType::Signal => changed.extend(properties_changed(&message)),
                 MessageType::MethodReturn | MessageType::Error
                     if message.get_reply_serial() == Some(serial) =>
                 {
@@ -143,13 +151,76 @@ fn pair(
                         .as_result()
                         .map(drop)
                         .map_err(|e| e.name().unwrap_or("").to_string());
-                    return (outcome, seen);
+                    return Paired {
+                        outcome,
+                        agent,
+                        changed,
+                    };
                 }
                 _ => {}
             }
         }
     }
-    panic!("no answer to Pair; agent calls {seen:?}");
+    panic!("no answer to Pair; agent calls {agent:?}");
+}
+
+/// Asks the bus for the device's PropertiesChanged signals on `channel`.
+fn watch_device(channel: &Channel) {
+    let rule = format!(
+        "type='signal',interface='{PROPS_IFACE}',member='PropertiesChanged',path='{DEVICE}'"
+    );
+    let add = Message::new_method_call(
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "AddMatch",
+    )
+    .unwrap()
+    .append1(rule);
+    channel
+        .send_with_reply_and_block(add, WAIT)
+        .expect("AddMatch");
+}
+
+fn properties_changed(signal: &Message) -> Vec<String> {
+    if signal.member().as_deref() != Some("PropertiesChanged") {
+        return Vec::new();
+    }
+    let Ok((iface, props)) = signal.read2::<String, PropMap>() else {
+        return Vec::new();
+    };
+    if iface != DEVICE_IFACE {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = props
+        .iter()
+        .map(|(name, value)| match value.0.arg_type() {
+            dbus::arg::ArgType::Boolean => {
+                format!("{name}={}", value.0.as_u64().unwrap_or(0) != 0)
+            }
+            _ => name.clone(),
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// The next signalled change of the device's property `name` (after [`watch_device`]), as
+/// "Name=value"; other changes (ServicesResolved coming late) are passed over.
+fn next_change_of(channel: &Channel, name: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        channel
+            .read_write(Some(Duration::from_millis(100)))
+            .expect("bus connection");
+        while let Some(message) = channel.pop_message() {
+            let changed = properties_changed(&message);
+            if let Some(change) = changed.into_iter().find(|c| c.starts_with(name)) {
+                return change;
+            }
+        }
+    }
+    panic!("no PropertiesChanged of {name} from the device");
 }
 
 fn describe(message: &Message) -> String {
@@ -190,7 +261,11 @@ fn numeric_comparison_confirmed_bonds_authenticated_and_trusted_is_settable() {
     let s = setup(false);
     let agent = connect(&s.mock);
     register(&agent, "KeyboardDisplay").expect("RegisterAgent");
-    let (outcome, seen) = pair(&agent, confirm);
+    let Paired {
+        outcome,
+        agent: seen,
+        changed,
+    } = pair(&agent, confirm);
     assert_eq!(outcome, Ok(()), "{}", s.mock.logs());
     assert_eq!(seen, [format!("RequestConfirmation {DEVICE} 123456")]);
     let bond = s.mock.bond(READER);
@@ -200,11 +275,20 @@ fn numeric_comparison_confirmed_bonds_authenticated_and_trusted_is_settable() {
     );
     assert!(device_bool(&agent, "Paired") && device_bool(&agent, "Bonded"));
     assert!(device_bool(&agent, "Connected"), "Pair brings the link up");
+    assert!(
+        changed.contains(&"Connected=true".to_string()),
+        "{changed:?}"
+    );
+    assert!(
+        changed.ends_with(&["Bonded=true".to_string(), "Paired=true".to_string()]),
+        "bonded when Pair answers: {changed:?}"
+    );
 
     call(&agent, DEVICE, PROPS_IFACE, "Set", |m| {
         m.append3(DEVICE_IFACE, "Trusted", Variant(true))
     })
     .expect("Set Trusted");
+    assert_eq!(next_change_of(&agent, "Trusted="), "Trusted=true");
     assert!(s.mock.bond(READER).trusted);
     let read_only = call(&agent, DEVICE, PROPS_IFACE, "Set", |m| {
         m.append3(DEVICE_IFACE, "Paired", Variant(false))
@@ -214,7 +298,11 @@ fn numeric_comparison_confirmed_bonds_authenticated_and_trusted_is_settable() {
         "org.freedesktop.DBus.Error.PropertyReadOnly"
     );
     // A second Pair on a bonded device.
-    let (again, seen) = pair(&agent, confirm);
+    let Paired {
+        outcome: again,
+        agent: seen,
+        ..
+    } = pair(&agent, confirm);
     assert_eq!(again, Err("org.bluez.Error.AlreadyExists".into()));
     assert!(seen.is_empty());
     agent_manager(&agent, "UnregisterAgent", AGENT).expect("UnregisterAgent");
@@ -229,9 +317,14 @@ fn numeric_comparison_refused_leaves_no_bond() {
     let s = setup(false);
     let agent = connect(&s.mock);
     register(&agent, "KeyboardDisplay").expect("RegisterAgent");
-    let (outcome, seen) = pair(&agent, reject);
+    let Paired {
+        outcome,
+        agent: seen,
+        changed,
+    } = pair(&agent, reject);
     assert_eq!(outcome, Err("org.bluez.Error.AuthenticationFailed".into()));
     assert_eq!(seen, [format!("RequestConfirmation {DEVICE} 123456")]);
+    assert!(!changed.contains(&"Paired=true".to_string()), "{changed:?}");
     assert_eq!(s.mock.bond(READER), NO_BOND);
     assert!(!device_bool(&agent, "Paired"));
     assert!(
@@ -246,7 +339,11 @@ fn just_works_bonds_unauthenticated_without_asking_the_agent() {
     s.mock.set_pairing_method(READER, "just_works", 0);
     let agent = connect(&s.mock);
     register(&agent, "KeyboardDisplay").expect("RegisterAgent");
-    let (outcome, seen) = pair(&agent, confirm);
+    let Paired {
+        outcome,
+        agent: seen,
+        ..
+    } = pair(&agent, confirm);
     assert_eq!(outcome, Ok(()));
     assert!(seen.is_empty(), "{seen:?}");
     assert!(s.mock.agent_calls().is_empty());
@@ -260,12 +357,17 @@ fn passkey_entry_wrong_fails_and_right_bonds() {
     s.mock.set_pairing_method(READER, "passkey_entry", 654321);
     let agent = connect(&s.mock);
     register(&agent, "KeyboardDisplay").expect("RegisterAgent");
-    let (wrong, seen) = pair(&agent, |m| Some(m.method_return().append1(111111u32)));
+    let Paired {
+        outcome: wrong,
+        agent: seen,
+        ..
+    } = pair(&agent, |m| Some(m.method_return().append1(111111u32)));
     assert_eq!(wrong, Err("org.bluez.Error.AuthenticationFailed".into()));
     assert_eq!(seen, [format!("RequestPasskey {DEVICE}")]);
     assert_eq!(s.mock.bond(READER), NO_BOND);
 
-    let (right, _) = pair(&agent, |m| Some(m.method_return().append1(654321u32)));
+    let Paired { outcome: right, .. } =
+        pair(&agent, |m| Some(m.method_return().append1(654321u32)));
     assert_eq!(right, Ok(()), "{}", s.mock.logs());
     assert!(s.mock.bond(READER).authenticated);
 }
@@ -276,7 +378,11 @@ fn passkey_display_shows_the_passkey_and_bonds_authenticated() {
     s.mock.set_pairing_method(READER, "passkey_display", 42);
     let agent = connect(&s.mock);
     register(&agent, "KeyboardDisplay").expect("RegisterAgent");
-    let (outcome, seen) = pair(&agent, |_| panic!("no request expected"));
+    let Paired {
+        outcome,
+        agent: seen,
+        ..
+    } = pair(&agent, |_| panic!("no request expected"));
     assert_eq!(outcome, Ok(()));
     assert_eq!(seen, [format!("DisplayPasskey {DEVICE} 42 0")]);
     assert!(s.mock.bond(READER).authenticated);
@@ -286,7 +392,11 @@ fn passkey_display_shows_the_passkey_and_bonds_authenticated() {
 fn without_an_agent_only_just_works_pairs_and_a_default_agent_serves_others() {
     let s = setup(false);
     let caller = connect(&s.mock);
-    let (outcome, seen) = pair(&caller, confirm);
+    let Paired {
+        outcome,
+        agent: seen,
+        ..
+    } = pair(&caller, confirm);
     assert_eq!(outcome, Err("org.bluez.Error.AuthenticationFailed".into()));
     assert!(seen.is_empty());
     assert_eq!(s.mock.bond(READER), NO_BOND);
@@ -294,7 +404,7 @@ fn without_an_agent_only_just_works_pairs_and_a_default_agent_serves_others() {
     // Another connection's agent serves the caller only once it is the default one.
     let other = connect(&s.mock);
     register(&other, "KeyboardDisplay").expect("RegisterAgent");
-    let (outcome, _) = pair(&caller, confirm);
+    let Paired { outcome, .. } = pair(&caller, confirm);
     assert_eq!(outcome, Err("org.bluez.Error.AuthenticationFailed".into()));
     assert!(
         s.mock.agent_calls().is_empty(),
@@ -303,16 +413,18 @@ fn without_an_agent_only_just_works_pairs_and_a_default_agent_serves_others() {
     );
     // A NoInputNoOutput agent of the caller's own cannot give MITM protection either.
     register(&caller, "NoInputNoOutput").expect("RegisterAgent");
-    let (outcome, seen) = pair(&caller, confirm);
+    let Paired {
+        outcome,
+        agent: seen,
+        ..
+    } = pair(&caller, confirm);
     assert_eq!(outcome, Err("org.bluez.Error.AuthenticationFailed".into()));
     assert!(seen.is_empty());
     agent_manager(&caller, "UnregisterAgent", AGENT).expect("UnregisterAgent");
 
     agent_manager(&other, "RequestDefaultAgent", AGENT).expect("RequestDefaultAgent");
-    let pairing = std::thread::spawn(move || {
-        let (outcome, _) = pair(&caller, |_| panic!("the caller has no agent"));
-        outcome
-    });
+    let pairing =
+        std::thread::spawn(move || pair(&caller, |_| panic!("the caller has no agent")).outcome);
     // The default agent (on `other`) is asked; answer it here.
     let deadline = Instant::now() + 3 * WAIT;
     loop {
@@ -331,7 +443,7 @@ fn without_an_agent_only_just_works_pairs_and_a_default_agent_serves_others() {
     s.mock.set_paired(READER, false);
     s.mock.set_pairing_method(READER, "just_works", 0);
     let lone = connect(&s.mock);
-    let (outcome, _) = pair(&lone, confirm);
+    let Paired { outcome, .. } = pair(&lone, confirm);
     assert_eq!(outcome, Ok(()), "just works needs no agent");
 }
 
@@ -394,7 +506,7 @@ fn an_agent_whose_connection_closes_is_dropped() {
         assert!(Instant::now() < deadline, "the agent's connection stays");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (outcome, _) = pair(&caller, confirm);
+    let Paired { outcome, .. } = pair(&caller, confirm);
     assert_eq!(outcome, Err("org.bluez.Error.AuthenticationFailed".into()));
     assert!(
         s.mock.agent_calls().is_empty(),
@@ -410,7 +522,11 @@ fn pair_in_progress_cancel_and_cancel_without_pairing() {
     register(&agent, "KeyboardDisplay").expect("RegisterAgent");
     let other = connect(&s.mock);
     let mut during = Vec::new();
-    let (outcome, seen) = pair(&agent, |_| {
+    let Paired {
+        outcome,
+        agent: seen,
+        ..
+    } = pair(&agent, |_| {
         // The technician has not answered yet.
         let busy = call(&other, DEVICE, DEVICE_IFACE, "Pair", no_args);
         during.push(error_name(busy));
@@ -444,7 +560,11 @@ fn an_unanswered_request_times_out_with_a_cancel() {
     s.mock.set_agent_timeout(0.5);
     let agent = connect(&s.mock);
     register(&agent, "KeyboardDisplay").expect("RegisterAgent");
-    let (outcome, seen) = pair(&agent, |_| None);
+    let Paired {
+        outcome,
+        agent: seen,
+        ..
+    } = pair(&agent, |_| None);
     assert_eq!(outcome, Err("org.bluez.Error.AuthenticationFailed".into()));
     assert_eq!(
         seen,
@@ -554,7 +674,7 @@ fn a_reader_requiring_authentication_refuses_a_just_works_bond() {
     s.mock.set_pairing_method(READER, "just_works", 0);
     let agent = connect(&s.mock);
     register(&agent, "KeyboardDisplay").expect("RegisterAgent");
-    assert_eq!(pair(&agent, confirm).0, Ok(()));
+    assert_eq!(pair(&agent, confirm).outcome, Ok(()));
     call(&agent, DEVICE, DEVICE_IFACE, "Connect", no_args).expect("Connect");
     let refused = write_rx(&agent).unwrap_err();
     assert_eq!(refused.name(), Some("org.bluez.Error.NotPermitted"));
@@ -577,7 +697,7 @@ fn a_reader_requiring_authentication_refuses_a_just_works_bond() {
     scan(&agent);
     s.mock
         .set_pairing_method(READER, "numeric_comparison", 123456);
-    assert_eq!(pair(&agent, confirm).0, Ok(()));
+    assert_eq!(pair(&agent, confirm).outcome, Ok(()));
     call(&agent, DEVICE, DEVICE_IFACE, "Connect", no_args).expect("Connect");
     write_rx(&agent).expect("an authenticated bond may write");
     start_notify(&agent).expect("and listen");
@@ -585,4 +705,42 @@ fn a_reader_requiring_authentication_refuses_a_just_works_bond() {
         s.mock.writes(READER),
         [(vec![1u8, 2, 3], "request".to_string())]
     );
+}
+
+#[test]
+fn the_reader_saying_no_fails_pair_after_the_technician_confirmed() {
+    let s = setup(false);
+    s.mock
+        .set_pairing_method(READER, "numeric_comparison_reader_says_no", 777777);
+    let agent = connect(&s.mock);
+    register(&agent, "KeyboardDisplay").expect("RegisterAgent");
+    let Paired {
+        outcome,
+        agent: seen,
+        ..
+    } = pair(&agent, confirm);
+    assert_eq!(outcome, Err("org.bluez.Error.AuthenticationFailed".into()));
+    assert_eq!(seen, [format!("RequestConfirmation {DEVICE} 777777")]);
+    assert_eq!(s.mock.bond(READER), NO_BOND);
+}
+
+#[test]
+fn pair_with_a_reader_out_of_reach_fails_to_connect_and_asks_nobody() {
+    let mock = MockBluez::start();
+    let nowhere = mock.dir().join("nobody-listens.sock");
+    mock.add_nus_device(READER, "QPOS-mini", -48, &nowhere, 185);
+    mock.set_paired(READER, false);
+    let agent = connect(&mock);
+    register(&agent, "KeyboardDisplay").expect("RegisterAgent");
+    let Paired {
+        outcome,
+        agent: seen,
+        ..
+    } = pair(&agent, confirm);
+    assert_eq!(
+        outcome,
+        Err("org.bluez.Error.ConnectionAttemptFailed".into())
+    );
+    assert!(seen.is_empty(), "{seen:?}");
+    assert_eq!(mock.bond(READER), NO_BOND);
 }

@@ -59,6 +59,20 @@ fn an_event_line_is_checked_against_event_json() {
     let mut more = event.clone();
     more["code"] = json!(0);
     assert!(refused(&more), "an event has no code: {more}");
+    // A scan's found event: its device as data.json's scan entry, nothing of a progress event.
+    let found = json!({"event": "found", "request_id": null, "device": {
+        "address": "C0:FF:EE:00:00:01", "name": "QPOS-mini", "rssi": -48, "bonded": true,
+        "paired": false}});
+    assert!(!refused(&found), "{found}");
+    let mut unbonded = found.clone();
+    unbonded["device"].as_object_mut().unwrap().remove("bonded");
+    assert!(
+        refused(&unbonded),
+        "a device must say whether it is bonded: {unbonded}"
+    );
+    let mut mixed = found.clone();
+    mixed["stage"] = json!("card_read");
+    assert!(refused(&mixed), "a found event has no stage: {mixed}");
 }
 
 #[test]
@@ -91,6 +105,7 @@ fn the_requests_of_the_docs_match_and_a_misspelt_field_does_not() {
         json!({"action": "get_result", "request_id": "a1"}),
         json!({"action": "close_shift"}),
         json!({"action": "pay", "amount": 100, "progress": true}),
+        json!({"action": "scan", "seconds": 3, "progress": true}),
         json!({"action": LP_PAY, "request_id": "a4", "amount": 100, "progress": false}),
         json!({"action": "status"}),
         json!({"action": "results", "limit": 5}),

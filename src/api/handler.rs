@@ -3,8 +3,8 @@
 //! Reads the line with `protocol::parse` (the request and the shape to answer in), hands
 //! valid requests to the engine (operations and results) or the device manager (devices,
 //! pair, unpair, scan), and turns everything else into an `invalid_request` answer; the
-//! answer is written by `render`, in the shape the request asked for. An operation that asked
-//! for progress gets the connection's event queue (`server` writes the events). Never talks
+//! answer is written by `render`, in the shape the request asked for. An operation or a scan
+//! that asked for progress gets the connection's event queue (`server` writes the events). Never talks
 //! to a provider or the journal directly, and never writes an answer's shape itself.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use super::render;
 use crate::device::manager::{DeviceError, DeviceManager};
 use crate::engine::resolve::Decision;
 use crate::engine::Engine;
-use crate::exchange::{Answer, ErrorKind, Event};
+use crate::exchange::{Answer, ErrorKind, Event, Sightings};
 
 pub async fn answer(
     engine: &Arc<Engine>,
@@ -64,7 +64,7 @@ async fn typed_answer(
                 ),
             )
         }
-        req if req.action.is_device_action() => device_action(devices, req).await,
+        req if req.action.is_device_action() => device_action(devices, req, events).await,
         Request {
             action: Action::Resolve,
             request_id: Some(id),
@@ -88,7 +88,11 @@ async fn typed_answer(
     }
 }
 
-async fn device_action(devices: &DeviceManager, req: Request) -> Answer {
+async fn device_action(
+    devices: &DeviceManager,
+    req: Request,
+    events: mpsc::Sender<Event>,
+) -> Answer {
     let answer = match req.action {
         Action::Devices => Ok(json!({"devices": devices.list()})),
         Action::Pair => {
@@ -98,7 +102,13 @@ async fn device_action(devices: &DeviceManager, req: Request) -> Answer {
                 .pair(address, role, req.baud, req.bond, req.allow_unauthenticated)
                 .await
         }
-        Action::Scan => devices.scan(req.seconds.unwrap_or(5)).await,
+        Action::Scan => {
+            let sightings = match req.progress {
+                true => Sightings::to(req.request_id.as_deref(), events),
+                false => Sightings::default(),
+            };
+            devices.scan(req.seconds.unwrap_or(5), sightings).await
+        }
         _ => devices.unpair(req.id.as_deref().unwrap_or_default()).await,
     };
     match answer {

@@ -1,8 +1,9 @@
 //! Every answer's shape on the wire, in one file: how an [`Answer`] becomes the one line that
 //! answers a request, v1 or the LIFE POS Checkout contract's ([`Shape`]), including the
 //! refusals made before a request could be read (too long, unauthorized, busy), and the
-//! progress event lines that may come before an answer (one form for both shapes:
-//! `{"event":"progress","request_id","stage","message"}`).
+//! event lines that may come before an answer (one form for both shapes:
+//! `{"event":"progress","request_id","stage","message"}` for an operation's stage,
+//! `{"event":"found","request_id","device"}` for a device a scan heard).
 //!
 //! v1 is the answer's serde form (the exchange's: `code`, `request_id`, `metadata`, then
 //! `data`, or `error_type`, `reason`, `message`). The contract's (seed document 003) is
@@ -15,7 +16,7 @@
 use serde::Serialize;
 
 use super::protocol::{shape_of_start, Shape, MAX_LINE};
-use crate::exchange::{Answer, Body, ErrorKind, Event, Metadata, Stage};
+use crate::exchange::{Answer, Body, ErrorKind, Event, Metadata, Sighting, Stage};
 
 /// The line (without its newline) that carries `answer` in `shape`.
 pub fn render(answer: &Answer, shape: &Shape) -> String {
@@ -25,7 +26,7 @@ pub fn render(answer: &Answer, shape: &Shape) -> String {
     }
 }
 
-/// An event line. Field order is the wire order.
+/// A progress event line. Field order is the wire order.
 #[derive(Serialize)]
 struct EventLine<'a> {
     event: &'static str,
@@ -34,16 +35,31 @@ struct EventLine<'a> {
     message: &'a str,
 }
 
-/// The line (without its newline) that carries a progress event, whatever the shape of the
-/// request's answer: it never has a `code`, so no client takes it for the answer.
+/// A found event line. Field order is the wire order.
+#[derive(Serialize)]
+struct FoundLine<'a> {
+    event: &'static str,
+    request_id: Option<&'a str>,
+    device: &'a Sighting,
+}
+
+/// The line (without its newline) that carries an event, whatever the shape of the request's
+/// answer: it never has a `code`, so no client takes it for the answer.
 pub fn event(event: &Event) -> String {
-    let line = EventLine {
-        event: "progress",
-        request_id: &event.request_id,
-        stage: event.stage,
-        message: &event.message,
+    let line = match event {
+        Event::Progress(p) => serde_json::to_string(&EventLine {
+            event: "progress",
+            request_id: &p.request_id,
+            stage: p.stage,
+            message: &p.message,
+        }),
+        Event::Found(f) => serde_json::to_string(&FoundLine {
+            event: "found",
+            request_id: f.request_id.as_deref(),
+            device: &f.device,
+        }),
     };
-    serde_json::to_string(&line).expect("an event always serializes")
+    line.expect("an event always serializes")
 }
 
 /// One answer in the contract's shape. Field order is the wire order.
@@ -208,15 +224,33 @@ mod tests {
 
     #[test]
     fn an_event_line_has_its_fields_in_order_and_no_code() {
-        let e = Event {
+        let e = Event::Progress(crate::exchange::Progress {
             request_id: "r1".into(),
             stage: Stage::CardRead,
             message: "card read".into(),
-        };
+        });
         assert_eq!(
             event(&e),
             r#"{"event":"progress","request_id":"r1","stage":"card_read","message":"card read"}"#
         );
+        let device = Sighting {
+            address: "C0:FF:EE:00:00:01".into(),
+            name: None,
+            rssi: Some(-48),
+            bonded: true,
+            paired: false,
+        };
+        let found = |request_id: Option<&str>| {
+            event(&Event::Found(crate::exchange::Found {
+                request_id: request_id.map(str::to_owned),
+                device: device.clone(),
+            }))
+        };
+        assert_eq!(
+            found(Some("s1")),
+            r#"{"event":"found","request_id":"s1","device":{"address":"C0:FF:EE:00:00:01","name":null,"rssi":-48,"bonded":true,"paired":false}}"#
+        );
+        assert!(found(None).starts_with(r#"{"event":"found","request_id":null,"device":"#));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! (asking first). Serial devices go to the daemon as they are. Steps and questions go to
 //! stderr, each line starting `pair: ` / `unpair: `; the answer to stdout (`--json`: one line).
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -26,7 +26,12 @@ impl Terminal {
         let mut line = String::new();
         // EOF or an error is no answer.
         let _ = std::io::stdin().lock().read_line(&mut line);
-        line.trim().to_ascii_lowercase()
+        let answer = line.trim().to_ascii_lowercase();
+        // A script's answer is not echoed by a terminal: show it, so the log reads as a dialogue.
+        if !std::io::stdin().is_terminal() {
+            eprintln!("{answer}");
+        }
+        answer
     }
 }
 

@@ -1,7 +1,7 @@
 //! Bluetooth LE transport: a card reader or display reached through BlueZ (via btleplug) over the
 //! Nordic UART Service (docs/link-protocol.md §11, docs/devices-ble.md). This file is its face:
 //! the NUS identifiers, the options, the transport the device manager opens and the scan behind
-//! `posbridge scan`. Opening a link (`open`) finds the peripheral, connects, checks for NUS,
+//! `posbridge scan` (`scan`: what it hears, as it hears it). Opening a link (`open`) finds the peripheral, connects, checks for NUS,
 //! subscribes to TX and hands the session a plain byte stream; the pump behind that stream
 //! (`pump`) cuts writes into ATT-sized chunks and turns notifications back into bytes. It must
 //! not interpret frames beyond finding where one ends, and must never let a fault in the
@@ -11,20 +11,22 @@
 pub mod bond;
 mod open;
 mod pump;
+mod scan;
 mod stack;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use btleplug::api::{BDAddr, Central, Peripheral as _, ScanFilter};
+use btleplug::api::{BDAddr, Central, ScanFilter};
 use btleplug::platform::Adapter;
 use uuid::Uuid;
 
 use super::transport::{Connection, Transport, TransportError};
 /// How session bytes are cut into BLE writes; public for the fuzz targets (fuzz/).
 pub use pump::take_write_units;
-use stack::{cause, first_adapter, on_ble_runtime, retry_transient};
+pub use scan::{scan, scan_telling, ScanEntry};
+use stack::{cause, on_ble_runtime, retry_transient};
 
 /// Nordic UART Service, advertised by every posbridge BLE device.
 pub const NUS_SERVICE: Uuid = Uuid::from_u128(0x6e400001_b5a3_f393_e0a9_e50e24dcca9e);
@@ -113,51 +115,6 @@ impl Transport for BleTransport {
         )
         .await
     }
-}
-
-/// One device found by [`scan`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanEntry {
-    /// `AA:BB:CC:DD:EE:FF` (pair it as `ble:` + this).
-    pub address: String,
-    pub name: Option<String>,
-    /// Signal strength in dBm as last seen, if BlueZ has one.
-    pub rssi: Option<i16>,
-}
-
-/// Scans for `duration` and lists the devices that advertise the Nordic UART Service, strongest
-/// signal first.
-pub async fn scan(duration: Duration) -> Result<Vec<ScanEntry>, TransportError> {
-    on_ble_runtime("Bluetooth scan", async move {
-        let adapter = first_adapter("Bluetooth scan").await?;
-        start_nus_scan(&adapter)
-            .await
-            .map_err(|e| TransportError::Refused(format!("Bluetooth scan: {}", cause(&e))))?;
-        tokio::time::sleep(duration).await;
-        let found = adapter.peripherals().await;
-        if let Err(e) = adapter.stop_scan().await {
-            log::warn!("Bluetooth scan: could not stop discovery: {}", cause(&e));
-        }
-        let found =
-            found.map_err(|e| TransportError::Refused(format!("Bluetooth scan: {}", cause(&e))))?;
-        let mut entries = Vec::new();
-        for peripheral in found {
-            // A device that vanished while we asked is simply not listed.
-            let Ok(Some(props)) = peripheral.properties().await else {
-                continue;
-            };
-            if props.services.contains(&NUS_SERVICE) {
-                entries.push(ScanEntry {
-                    address: props.address.to_string(),
-                    name: props.local_name,
-                    rssi: props.rssi,
-                });
-            }
-        }
-        entries.sort_by(|a, b| b.rssi.cmp(&a.rssi).then(a.address.cmp(&b.address)));
-        Ok(entries)
-    })
-    .await
 }
 
 /// Starts discovery filtered on NUS. BlueZ allows one discovery per D-Bus client and all of

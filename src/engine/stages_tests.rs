@@ -73,7 +73,7 @@ async fn a_queue_nobody_reads_never_holds_the_operation_up_and_nothing_comes_aft
     assert_eq!(answer.code(), 0, "{answer:?}");
     // The first two fitted; the other 98 were dropped, not waited for.
     let told: Vec<Stage> = std::iter::from_fn(|| rx.try_recv().ok())
-        .map(|e| e.stage)
+        .filter_map(|e| e.stage())
         .collect();
     assert_eq!(told, [Stage::Sent, Stage::Authorising]);
     // What the provider left behind can tell nothing after the outcome.

@@ -1,5 +1,7 @@
 //! Progress events: what a running operation can tell its POS before its one answer
 //! (`"progress": true` on the request), e.g. that the card was read or the QR code shown.
+//! [`Event`] is every kind a request may be told before its answer: an operation's stages
+//! (here) and the devices a scan hears (`found`).
 //!
 //! Not durable and not evidence: an event is never journaled, never changes an outcome or what
 //! `get_result` answers (that is `provider::Progress`, the journaled notes). A provider, or the
@@ -64,9 +66,28 @@ impl fmt::Display for Stage {
     }
 }
 
+/// What a request is told before its one answer (each kind its own event line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A stage of a running operation.
+    Progress(Progress),
+    /// A device a scan heard (`scan` with `"progress": true`).
+    Found(super::found::Found),
+}
+
+impl Event {
+    /// The stage, for a progress event.
+    pub fn stage(&self) -> Option<Stage> {
+        match self {
+            Event::Progress(p) => Some(p.stage),
+            Event::Found(_) => None,
+        }
+    }
+}
+
 /// One progress event of the operation `request_id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
+pub struct Progress {
     pub request_id: String,
     pub stage: Stage,
     /// For the cashier, in a few words.
@@ -118,16 +139,16 @@ impl Stages {
         if sink.last == Some(stage) {
             return;
         }
-        let event = Event {
+        let event = Event::Progress(Progress {
             request_id: sink.request_id.clone(),
             stage,
             message: message.into(),
-        };
+        });
         match sink.queue.try_send(event) {
             Ok(()) => sink.last = Some(stage),
-            Err(mpsc::error::TrySendError::Full(e)) => {
-                log::debug!(request_id = e.request_id.as_str();
-                    "progress event {} dropped: the client does not read its events", e.stage);
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                log::debug!(request_id = sink.request_id.as_str();
+                    "progress event {stage} dropped: the client does not read its events");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => *slot = None,
         }
@@ -175,7 +196,9 @@ mod tests {
             Stage::CustomerApproved,
             "the queue is full: dropped, not waited for",
         );
-        let first = rx.try_recv().unwrap();
+        let Event::Progress(first) = rx.try_recv().unwrap() else {
+            panic!("not a progress event");
+        };
         assert_eq!(
             (
                 first.request_id.as_str(),
@@ -184,7 +207,10 @@ mod tests {
             ),
             ("r1", Stage::Sent, "accepted")
         );
-        assert_eq!(rx.try_recv().unwrap().stage, Stage::WaitingForCustomer);
+        assert_eq!(
+            rx.try_recv().unwrap().stage(),
+            Some(Stage::WaitingForCustomer)
+        );
         assert!(rx.try_recv().is_err());
         stages.close();
         assert!(!clone.listening());

@@ -7,8 +7,9 @@
 //! `message`), so a stored answer replays byte for byte, and journals written before these
 //! types existed still read.
 //!
-//! [`Event`] is a progress event a running operation tells its POS before the answer, through
-//! the operation's [`Stages`] (never journaled).
+//! [`Event`] is what a request is told before its answer (never journaled): a progress event
+//! a running operation tells its POS through the operation's [`Stages`], or a device a scan
+//! heard, through the scan's [`Sightings`].
 //!
 //! Pure data (and the events' non-blocking queue): no I/O, no parsing of request lines, no
 //! rendering of the LIFE POS shape or of event lines (the API does both), and no import of
@@ -17,12 +18,14 @@
 mod action;
 mod answer;
 mod event;
+mod found;
 mod request;
 mod status;
 
 pub use action::Action;
 pub use answer::{Answer, Body, Data, ErrorKind, PrimaryRef, Refusal, Transaction};
-pub use event::{Event, Stage, Stages, EVENT_QUEUE};
+pub use event::{Event, Progress, Stage, Stages, EVENT_QUEUE};
+pub use found::{Found, Sighting, Sightings};
 pub use request::{BondMethod, Request, Resolution};
 pub use status::{JournalStatus, ProviderStatus, Status};
 

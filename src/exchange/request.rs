@@ -35,7 +35,8 @@ pub struct Request {
     pub seconds: Option<u64>,
     /// `resolve` only: the operator's decision and why.
     pub resolution: Option<Resolution>,
-    /// `"progress": true`: the POS wants progress events before the answer (operations only).
+    /// `"progress": true`: the POS wants events before the answer (operations: their stages;
+    /// scan: the devices it hears).
     pub progress: bool,
     /// `pair`, BLE only: how the technician's CLI made the bond with the device (it ran the
     /// BlueZ agent and saw which method the pairing used). `None`: the client did not say.

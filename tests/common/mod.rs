@@ -581,9 +581,10 @@ impl Client {
         serde_json::from_str(&raw).unwrap_or_else(|e| panic!("bad response {raw:?}: {e}"))
     }
 
-    /// Sends `req` (with `"progress": true` for events) and reads the progress event lines
-    /// before its answer, then the answer: the first line with a `code`. Every event must be
-    /// `{"event":"progress",...}` of the request's own request_id (the schema checks the rest).
+    /// Sends `req` (with `"progress": true` for events) and reads the event lines before its
+    /// answer, then the answer: the first line with a `code`. Every event must be
+    /// `{"event":"progress",...}` or a scan's `{"event":"found",...}`, of the request's own
+    /// request_id (the schema checks the rest).
     pub fn request_with_events(&mut self, req: &Value) -> (Vec<Value>, Value) {
         self.send_raw(format!("{req}\n").as_bytes());
         self.read_with_events()
@@ -603,8 +604,8 @@ impl Client {
                 }
                 return (events, line);
             }
-            assert_eq!(
-                line["event"], "progress",
+            assert!(
+                line["event"] == "progress" || line["event"] == "found",
                 "neither an event nor an answer: {raw}"
             );
             events.push(line);

@@ -236,11 +236,11 @@ impl<'a> Fields<'a> {
             Action::Resolve => Some(self.resolution()?),
             _ => None,
         };
-        // Events come only from operations; on another action `true` is taken and nothing
-        // comes before the answer.
+        // Events come only from operations and scan; on another action `true` is taken and
+        // nothing comes before the answer.
         let progress = match self.get("progress") {
             None => false,
-            Some(Value::Bool(b)) => *b && action.is_operation(),
+            Some(Value::Bool(b)) => *b && (action.is_operation() || action == Action::Scan),
             Some(v) => {
                 return Err(self.reject(
                     "progress",

@@ -32,7 +32,7 @@ fn pay_with_every_field() {
 }
 
 #[test]
-fn progress_is_a_boolean_taken_only_by_operations() {
+fn progress_is_a_boolean_taken_only_by_operations_and_scan() {
     let pay = |p: Value| parse(json!({"action": "pay", "amount": 1, "progress": p}));
     assert!(pay(json!(true)).unwrap().progress);
     assert!(!pay(json!(false)).unwrap().progress);
@@ -53,6 +53,12 @@ fn progress_is_a_boolean_taken_only_by_operations() {
     assert!(!asked.unwrap().progress);
     assert!(
         !parse(json!({"action": "status", "progress": true}))
+            .unwrap()
+            .progress
+    );
+    // A scan tells the devices it hears.
+    assert!(
+        parse(json!({"action": "scan", "progress": true}))
             .unwrap()
             .progress
     );

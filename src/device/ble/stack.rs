@@ -137,6 +137,16 @@ pub(super) async fn bonded(address: &str) -> Option<bool> {
     }
 }
 
+/// What BlueZ knows of every device it lists (address, name, signal, advertised services,
+/// `Paired`), in one call for them all: a scan asks this once a round, not once a device.
+pub(super) async fn known_devices() -> Result<Vec<bluez_async::DeviceInfo>, btleplug::Error> {
+    let session = bus().await?.session;
+    session
+        .get_devices()
+        .await
+        .map_err(|e| btleplug::Error::Other(Box::new(e)))
+}
+
 /// How long a scan, pair or connect waits for a Bluetooth adapter to appear: a dongle that
 /// comes late, or bluetoothd still starting (or restarting) when the technician's first
 /// command arrives.
