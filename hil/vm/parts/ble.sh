@@ -10,9 +10,9 @@
 #
 # Control knobs (hil/vm/run --break, or BLE_BREAK in the guest) that show each step can fail:
 # reader-off (the reader is off the air during the scan), say-yes (the technician answers yes
-# whatever the codes, and the reader never says no), wrong-code (the reader displays another
-# code than the one it computed: a man in the middle as seen from the counter), forget (the
-# reader loses its memory during the drop), no-bluetoothd (bluetoothd does not come back),
+# whatever the codes, and the reader never says no), wrong-code (during ble.pair the reader
+# displays another code than the one it computed: a man in the middle as seen from the
+# counter), forget (the reader loses its memory during the drop), no-bluetoothd (bluetoothd does not come back),
 # keep-bond (the bond is not removed before the unbonded sale), no-just-works (the reader stays
 # a numeric-comparison reader for the Just Works steps), jw-strict (the Just Works reader still
 # requires an authenticated link, so the bond the operator allowed cannot sell).
@@ -122,10 +122,6 @@ unpair_reader() {
     wait_for 15 bash -c "[ \$(grep -c 'advertising again' /run/ble/reader.log) -gt $n ]"
 }
 
-# The reader's display shows another code than the one it computed (what a man in the middle
-# looks like from the counter): the technician must see the codes differ.
-broken wrong-code && echo wrong > /run/ble/display
-
 # ble.scan: the service finds the reader by its NUS advertisement.
 if broken reader-off; then echo 8 > /run/ble/off-air; kill -USR1 "$(cat /run/ble/reader.pid)"; sleep 0.5; rm /run/ble/off-air; fi
 t=$(now)
@@ -161,7 +157,11 @@ fi
 # the CLI's six digits with the reader's display and says yes), trusts it and pairs it: BlueZ
 # holds an authenticated bond, posbridge records it so.
 n_paired=$(grep -c 'ble-reader: paired with' /run/ble/reader.log)
+# (wrong-code: the reader's display shows another code than the one it computed, what a man in
+# the middle looks like from the counter; for this pairing only)
+broken wrong-code && echo wrong > /run/ble/display
 pair_tech compare /tmp/ble-pair.json
+rm -f /run/ble/display
 paired_line="$(grep 'ble-reader: paired with' /run/ble/reader.log | tail -n +$((n_paired + 1)) | tail -1)"
 held="$(bluez_bond)" listed="$(bond_of)"
 check ble.pair "$tech (the same: $(same_codes)); rc=$tech_rc in $t_pair s: $(grep -o '"id":"[^"]*"' /tmp/ble-pair.json | head -1); reader: ${paired_line#ble-reader: }; BlueZ: $held; posbridge: $listed" \
