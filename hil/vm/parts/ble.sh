@@ -391,6 +391,10 @@ print(f"n={len(w)} of {len(sys.argv) - 1}; p50 {statistics.median(w):.0f} ms, ma
 check ble.pay-to-amount "pay -> START_SALE on the reader: $amount_fig; each (ms):$amount_waits" \
     bash -c "echo '$amount_fig' | grep -q '^n=${BLE_AMOUNT_PAYS:-10} of ${BLE_AMOUNT_PAYS:-10};'"
 
+# How posbridge records the bond after the restarts (for reading; the restarts' sales show it
+# still sends the credentials).
+say "after the restarts: posbridge: $(bond_of)"
+
 # For reading after a failure: hil/vm/run leaves the job share in target/vm/job.
 mkdir -p /job/ble
 cp /run/ble/*.log /run/ble/btmon.txt /run/ble/state.json /tmp/ble-*.json /tmp/ble-*.err /tmp/ble-*.txt /job/ble/ 2>/dev/null
