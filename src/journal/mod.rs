@@ -13,12 +13,14 @@
 //! left exactly as it was.
 
 pub mod health;
+pub mod memory;
 pub mod place;
 pub mod salvage;
 pub mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -36,6 +38,8 @@ use crate::metrics::{Counter, Histogram, COMMIT_BOUNDS};
 pub struct CommitStats {
     pub latency: Histogram,
     pub failures: Counter,
+    /// Bytes of page cache the writer's connection held after its last transaction.
+    pub cache_bytes: AtomicU64,
 }
 
 impl Default for CommitStats {
@@ -43,6 +47,7 @@ impl Default for CommitStats {
         CommitStats {
             latency: Histogram::new(COMMIT_BOUNDS),
             failures: Counter::default(),
+            cache_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -261,6 +266,16 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Bytes of page cache the journal's connections hold: the writer's after its last
+    /// transaction, and the reader's now.
+    pub fn cache_bytes(&self) -> (u64, u64) {
+        let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            self.commits.cache_bytes.load(Ordering::Relaxed),
+            memory::cache_used(&reader),
+        )
     }
 
     pub fn capacity(&self) -> usize {

@@ -32,6 +32,7 @@ use super::common::{self, Common};
 use super::{Approval, Card, Failure, OpKind, Operation, Outcome, Provider, Stage};
 use crate::clock::now_rfc3339;
 use crate::config::SimConfig;
+use crate::journal::memory::cache_used;
 
 pub const LEDGER_FILE: &str = "sim-backend.sqlite";
 
@@ -315,6 +316,11 @@ fn declined() -> Failure {
 impl Provider for Sim {
     fn common(&self) -> &Common {
         &self.common
+    }
+
+    fn store_cache_bytes(&self) -> Option<u64> {
+        let conn = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        Some(cache_used(&conn))
     }
 
     async fn execute(&self, op: &Operation) -> Outcome {
