@@ -20,7 +20,7 @@ pub mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -209,6 +209,7 @@ impl Journal {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
+        memory::bound_cache(&conn, memory::WRITER_CACHE_KIB).map_err(open_err)?;
         // The WAL's bound (docs/operations.md, "The journal file"): checkpointed back into the
         // database every WAL_CHECKPOINT_PAGES, and cut back to WAL_LIMIT_BYTES when it restarts
         // should a long read ever have held a checkpoint back.
@@ -234,6 +235,7 @@ impl Journal {
         reader
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
+        memory::bound_cache(&reader, memory::READER_CACHE_KIB).map_err(open_err)?;
 
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(Health::default());
@@ -266,16 +268,6 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Bytes of page cache the journal's connections hold: the writer's after its last
-    /// transaction, and the reader's now.
-    pub fn cache_bytes(&self) -> (u64, u64) {
-        let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        (
-            self.commits.cache_bytes.load(Ordering::Relaxed),
-            memory::cache_used(&reader),
-        )
     }
 
     pub fn capacity(&self) -> usize {
