@@ -178,7 +178,9 @@ fn main() {
     let mut loads = vec![("start", waits::load())];
 
     // Exec -> READY on an empty journal; the RSS once started.
-    let start = waits::start_until_ready(dir.path(), None, false);
+    let metrics = dir.path().join("metrics.toml");
+    std::fs::write(&metrics, waits::METRICS_CONFIG).unwrap();
+    let start = waits::start_until_ready(dir.path(), Some(&metrics), false);
     let ready_empty = start.ready;
     let d = start.daemon;
     std::thread::sleep(Duration::from_millis(300));
@@ -202,6 +204,7 @@ fn main() {
     // ledger keeps the calls of its last shifts only): RSS after each round shows whether
     // anything grows with the sales themselves.
     let mut rss_rounds = Vec::new();
+    let mut sqlite_rounds = Vec::new();
     let mut closer = Conn::open(&d.socket);
     for round in 0..10 {
         sell(&d, sizes.sales / 10, round);
@@ -211,6 +214,7 @@ fn main() {
         assert!(closed.contains(r#""code":0"#), "close_shift: {closed}");
         std::thread::sleep(Duration::from_millis(300));
         rss_rounds.push(waits::rss_split(&d).0);
+        sqlite_rounds.push(waits::sqlite_memory(dir.path()));
     }
     let rss_sales = waits::rss_split(&d);
     loads.push(("sales", waits::load()));
@@ -458,6 +462,36 @@ fn main() {
         "flat",
         Some(flat),
     );
+    // SQLite's own heap after each round, and what each connection's page cache held last.
+    let sqlite_mb = |r: &Option<(u64, Vec<(String, u64)>)>| {
+        r.as_ref().map_or("?".into(), |(total, _)| {
+            format!("{:.1}", *total as f64 / 1024.0)
+        })
+    };
+    row(
+        "  SQLite's heap after each round",
+        sqlite_rounds
+            .iter()
+            .map(sqlite_mb)
+            .collect::<Vec<_>>()
+            .join(" "),
+        "".into(),
+        "",
+        None,
+    );
+    if let Some(Some((_, caches))) = sqlite_rounds.last() {
+        row(
+            "  page cache per connection, last round",
+            caches
+                .iter()
+                .map(|(name, kib)| format!("{name} {:.2}", *kib as f64 / 1024.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            "".into(),
+            "",
+            None,
+        );
+    }
     row(
         "binary size as built / stripped",
         format!(

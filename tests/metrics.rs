@@ -74,6 +74,20 @@ fn sales_unknown_outcomes_and_commits_move_the_figures() {
         after.value("posbridge_journal_commit_failures_total", &[]),
         0.0
     );
+    // SQLite's own memory, and each connection's page cache (the sim's ledger too): figures for
+    // the operator, no bound asserted here (the benchmark prints them beside the RSS).
+    assert!(after.value("posbridge_sqlite_memory_bytes", &[]) > 0.0);
+    for connection in ["journal_writer", "journal_reader", "provider_sim"] {
+        let cache = after.get(
+            "posbridge_sqlite_cache_bytes",
+            &[("connection", connection)],
+        );
+        assert!(
+            cache.is_some_and(|b| b > 0.0),
+            "{connection}:\n{}",
+            after.text
+        );
+    }
 
     // A sale whose outcome is unknown (sim: ..91), reconciled 1.5 s later.
     let v = d.request(json!({"action": "pay", "amount": 191, "request_id": "t91"}));

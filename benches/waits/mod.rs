@@ -198,6 +198,49 @@ pub fn rss_split(d: &Daemon) -> (u64, u64, u64) {
     (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
 }
 
+/// The config the benchmark's first daemon runs with: the metrics page on a free local port, so
+/// that SQLite's own memory counters can be read beside the RSS.
+pub const METRICS_CONFIG: &str = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
+
+/// SQLite's heap in the daemon (`posbridge_sqlite_memory_bytes`) and each connection's page
+/// cache (`posbridge_sqlite_cache_bytes`), in KiB, read from its metrics page; the address is
+/// the one the daemon logged in `dir`. `None` when the page cannot be read.
+pub fn sqlite_memory(dir: &Path) -> Option<(u64, Vec<(String, u64)>)> {
+    use std::io::{Read, Write};
+    let log = std::fs::read_to_string(dir.join("daemon.log")).ok()?;
+    let addr = log
+        .split("metrics on http://")
+        .nth(1)?
+        .split("/metrics")
+        .next()?;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .ok()?;
+    let mut page = String::new();
+    let _ = stream.read_to_string(&mut page);
+    let kib = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .map(|b| (b / 1024.0).round() as u64)
+    };
+    let mut total = None;
+    let mut caches = Vec::new();
+    for line in page.lines() {
+        if let Some(v) = line.strip_prefix("posbridge_sqlite_memory_bytes ") {
+            total = kib(v);
+        } else if let Some(rest) = line.strip_prefix("posbridge_sqlite_cache_bytes{connection=\"") {
+            let (name, v) = rest.split_once("\"} ")?;
+            caches.push((name.to_owned(), kib(v)?));
+        }
+    }
+    Some((total?, caches))
+}
+
 /// Lines in the daemon's log so far.
 pub fn log_lines(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("daemon.log")).map_or(0, |s| s.lines().count())

@@ -181,6 +181,38 @@ impl Sources {
             if journal.health().failing() { 0.0 } else { 1.0 },
         );
 
+        p.single(
+            "posbridge_sqlite_memory_bytes",
+            "gauge",
+            "Bytes of heap SQLite holds in this process: the page caches of the journal's \
+             connections and of a backend's own store, schemas and prepared statements.",
+            crate::journal::memory::sqlite_memory_used() as f64,
+        );
+        p.family(
+            "posbridge_sqlite_cache_bytes",
+            "gauge",
+            "Bytes of page cache each SQLite connection holds (part of \
+             posbridge_sqlite_memory_bytes): the journal's writer and reader, and the sim \
+             backend's ledger when the sim provider is configured.",
+        );
+        let (writer, reader) = journal.cache_bytes();
+        let mut caches = vec![
+            ("journal_writer".to_owned(), writer),
+            ("journal_reader".to_owned(), reader),
+        ];
+        for provider in engine.providers().all() {
+            if let Some(bytes) = provider.store_cache_bytes() {
+                caches.push((format!("provider_{}", provider.name()), bytes));
+            }
+        }
+        for (connection, bytes) in &caches {
+            p.sample(
+                "posbridge_sqlite_cache_bytes",
+                &[("connection", connection)],
+                *bytes as f64,
+            );
+        }
+
         p.family(
             "posbridge_device_connected",
             "gauge",

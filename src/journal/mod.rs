@@ -13,12 +13,14 @@
 //! left exactly as it was.
 
 pub mod health;
+pub mod memory;
 pub mod place;
 pub mod salvage;
 pub mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -36,6 +38,8 @@ use crate::metrics::{Counter, Histogram, COMMIT_BOUNDS};
 pub struct CommitStats {
     pub latency: Histogram,
     pub failures: Counter,
+    /// Bytes of page cache the writer's connection held after its last transaction.
+    pub cache_bytes: AtomicU64,
 }
 
 impl Default for CommitStats {
@@ -43,6 +47,7 @@ impl Default for CommitStats {
         CommitStats {
             latency: Histogram::new(COMMIT_BOUNDS),
             failures: Counter::default(),
+            cache_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -204,6 +209,7 @@ impl Journal {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
+        memory::bound_cache(&conn, memory::WRITER_CACHE_KIB).map_err(open_err)?;
         // The WAL's bound (docs/operations.md, "The journal file"): checkpointed back into the
         // database every WAL_CHECKPOINT_PAGES, and cut back to WAL_LIMIT_BYTES when it restarts
         // should a long read ever have held a checkpoint back.
@@ -229,6 +235,7 @@ impl Journal {
         reader
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
+        memory::bound_cache(&reader, memory::READER_CACHE_KIB).map_err(open_err)?;
 
         let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(Health::default());

@@ -312,3 +312,22 @@ async fn a_stored_answer_that_cannot_be_read_reads_as_an_unknown_outcome_not_an_
     // The other readers go on: the listing still has it.
     assert_eq!(j.recent(10).unwrap().len(), 1);
 }
+
+#[test]
+fn the_reader_keeps_a_bounded_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = open(&dir, 10);
+    let reader = j.reader.lock().unwrap();
+    let size: i64 = reader
+        .query_row("PRAGMA cache_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        size,
+        -i64::from(memory::READER_CACHE_KIB),
+        "KiB, as a negative cache_size"
+    );
+    let temp: i64 = reader
+        .query_row("PRAGMA temp.cache_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(temp, -i64::from(memory::TEMP_CACHE_KIB));
+}

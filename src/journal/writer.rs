@@ -5,6 +5,7 @@
 //! load many operations share one fsync; alone, an operation pays for exactly one.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -172,6 +173,9 @@ pub fn run(
         for p in pending {
             p.send(&commit);
         }
+        commits
+            .cache_bytes
+            .store(super::memory::cache_used(&conn), Ordering::Relaxed);
         if stop {
             break;
         }

@@ -350,6 +350,11 @@ pub trait Provider: Send + Sync {
     fn status_can_settle(&self, _kind: OpKind) -> bool {
         true
     }
+    /// Bytes of SQLite page cache the provider's own store holds in this process (the `sim`
+    /// backend's ledger); `None` for a provider that keeps no store here.
+    fn store_cache_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(test)]
