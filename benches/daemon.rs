@@ -152,6 +152,7 @@ fn mb(kib: u64) -> String {
 }
 
 fn main() {
+    waits::sqlite_floor::worker_if_asked();
     let quick = std::env::var("POSBRIDGE_BENCH_QUICK").is_ok_and(|v| v == "1");
     let sizes = if quick {
         Sizes {
@@ -244,6 +245,19 @@ fn main() {
         (fsync, pay)
     });
     loads.push(("tmpfs pays", waits::load()));
+    // SQLite alone under a pay's two commits: its calls (the journal on the state directory's
+    // disk) and its time on tmpfs, in both locking modes.
+    let floor_calls: Vec<_> = ["shared", "exclusive"]
+        .into_iter()
+        .map(|m| waits::sqlite_floor::calls(m, sizes.traced_pays, dir.path()))
+        .collect();
+    let floor_times: Vec<_> = ["shared", "exclusive"]
+        .into_iter()
+        .map(|m| {
+            let d = tempfile::tempdir_in(shm).ok()?;
+            waits::sqlite_floor::times(m, sizes.pays, d.path())
+        })
+        .collect();
     let on_reader = waits::reader::amount_on_reader(sizes.reader_pays);
     let (built, stripped) = waits::binary_sizes();
 
@@ -305,6 +319,20 @@ fn main() {
             Some(own <= 100.0),
         );
     }
+    for (t, what) in floor_times.iter().zip([
+        "  SQLite alone, the 2 commits, tmpfs p50 / p99",
+        "  the same, locking_mode=EXCLUSIVE",
+    ]) {
+        if let Some(t) = t {
+            row(
+                what,
+                format!("{:.0} / {:.0} µs", t.pct(50), t.pct(99)),
+                "".into(),
+                "",
+                None,
+            );
+        }
+    }
     match &on_reader {
         Some(r) => row(
             &format!("pay -> amount on the reader ({} pays, pty)", r.0.len()),
@@ -364,6 +392,24 @@ fn main() {
             "",
             None,
         ),
+    }
+    for (calls, what) in floor_calls.iter().zip([
+        "  SQLite alone, the pay's 2 commits",
+        "  the same, locking_mode=EXCLUSIVE",
+    ]) {
+        match calls {
+            Some(c) => {
+                row(what, format!("{:.1}", c.total), "".into(), "", None);
+                let top: Vec<String> = c
+                    .by_name
+                    .iter()
+                    .take(6)
+                    .map(|(n, k)| format!("{n} {k:.1}"))
+                    .collect();
+                println!("    per pay: {}", top.join(", "));
+            }
+            None => row(what, "no strace".into(), "".into(), "", None),
+        }
     }
     row(
         "log lines per pay (info)",

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::common::{Conn, Daemon, BIN};
 
 pub mod reader;
+pub mod sqlite_floor;
 
 /// System calls the daemon made over `pays` pays, by name, and how many of them named the
 /// sim backend's ledger file (`sim-backend.sqlite*`: the backend's work, not the daemon's).
