@@ -148,3 +148,76 @@ print(s.makefile().readline(), end="")
         "nothing ran: {r}"
     );
 }
+
+/// Debian's python3 (a user's own, e.g. under pyenv in root's home, is not nobody's to run).
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// One raw request line sent as nobody:nogroup (the CLI's `pair ble:` bonds through BlueZ
+/// first; a POS client can send the line itself).
+fn raw_as_nobody(d: &Daemon, line: &str) -> Value {
+    for p in [d.dir.path(), d.socket.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+                  s.sendall(sys.argv[2].encode()+b'\\n')\nprint(s.makefile().readline(),end='')";
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            SYSTEM_PYTHON,
+            "-c",
+            script,
+        ])
+        .arg(&d.socket)
+        .arg(line)
+        .output()
+        .expect("run setpriv");
+    answer(&out)
+}
+
+#[test]
+fn only_root_or_the_daemons_user_may_say_how_a_bluetooth_bond_was_made() {
+    if !is_root() {
+        return common::skip::cannot_run("needs root to act as another user");
+    }
+    // nobody may pair (no admin_groups), but not claim the bond's method nor allow Just Works:
+    // with that a POS client could have credentials sent over a Just Works bond.
+    let d = Daemon::start_with(Some("[api]\nallowed_groups = [\"nogroup\"]\n"), &[]);
+    for extra in [
+        r#""bond":"numeric_comparison""#,
+        r#""bond":"passkey_entry""#,
+        r#""allow_unauthenticated":true"#,
+    ] {
+        let line = format!(
+            r#"{{"action":"pair","address":"ble:C0:FF:EE:00:00:01","role":"card-reader",{extra}}}"#
+        );
+        let a = raw_as_nobody(&d, &line);
+        assert_eq!(a["reason"], "unauthorized", "{extra}: {a}");
+        assert!(
+            a["message"]
+                .as_str()
+                .unwrap()
+                .contains("sudo posbridge pair"),
+            "{a}"
+        );
+    }
+    assert!(
+        d.log()
+            .contains("only root or the daemon's user may record a bond"),
+        "{}",
+        d.log()
+    );
+    // Without a claim the request reaches the device manager, which refuses the unknown bond
+    // for what it is; and the daemon's own user may claim it (there is no BlueZ here).
+    let plain = raw_as_nobody(
+        &d,
+        r#"{"action":"pair","address":"ble:C0:FF:EE:00:00:01","role":"card-reader"}"#,
+    );
+    assert_eq!(plain["reason"], "unauthenticated_bond", "{plain}");
+    let own = d.request(
+        serde_json::json!({"action": "pair", "address": "ble:C0:FF:EE:00:00:01",
+        "role": "card-reader", "bond": "numeric_comparison"}),
+    );
+    assert_ne!(own["reason"], "unauthorized", "{own}");
+}

@@ -4,6 +4,7 @@
 //! Root and the daemon's own user are always allowed. A peer in none of the allowed groups gets
 //! one `unauthorized` answer and is disconnected. When `admin_groups` is set, money operations
 //! (pay, refund, cancel, close_shift) need one of those groups; reading results does not.
+//! Only root and the daemon's own user may record how a Bluetooth bond was made (`Peer::bonds`).
 //! The socket file's mode (0660) is the first gate; this is the second.
 
 use std::ffi::CString;
@@ -43,6 +44,12 @@ pub struct Peer {
     pub pid: Option<i32>,
     pub connect: bool,
     pub operate: bool,
+    /// May say how a Bluetooth bond was made (`bond`) or allow one that is not authenticated
+    /// (`allow_unauthenticated`): root and the daemon's own user, the users that make bonds
+    /// (`sudo posbridge pair ble:..`, whose agent runs in the CLI). Any other user could claim
+    /// a bond made by Just Works was made by numeric comparison, and so let the daemon send a
+    /// reader's credentials over a link a man in the middle may sit in.
+    pub bonds: bool,
 }
 
 impl Peer {
@@ -53,6 +60,7 @@ impl Peer {
             pid: None,
             connect: true,
             operate: true,
+            bonds: true,
         }
     }
 }
@@ -87,6 +95,7 @@ impl Access {
                 pid: None,
                 connect: false,
                 operate: false,
+                bonds: false,
             };
         };
         let uid = cred.uid();
@@ -97,6 +106,7 @@ impl Access {
                 pid,
                 connect: true,
                 operate: true,
+                bonds: true,
             };
         }
         let mut groups = peer_groups(stream);
@@ -109,6 +119,7 @@ impl Access {
             pid,
             connect,
             operate,
+            bonds: false,
         }
     }
 }
@@ -208,6 +219,6 @@ mod tests {
         let (a, _b) = UnixStream::pair().unwrap();
         let access = Access::new(&["no-such-group-posbridge-test".into()], &["root".into()]);
         let peer = access.check(&a);
-        assert!(peer.connect && peer.operate, "{peer:?}");
+        assert!(peer.connect && peer.operate && peer.bonds, "{peer:?}");
     }
 }

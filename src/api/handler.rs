@@ -18,7 +18,7 @@ use super::render;
 use crate::device::manager::{DeviceError, DeviceManager};
 use crate::engine::resolve::Decision;
 use crate::engine::Engine;
-use crate::exchange::{Answer, ErrorKind, Event, Sightings};
+use crate::exchange::{Answer, BondMethod, ErrorKind, Event, Sightings};
 
 pub async fn answer(
     engine: &Arc<Engine>,
@@ -62,6 +62,25 @@ async fn typed_answer(
                     "this user may not run {}: it needs a group listed in api.admin_groups",
                     req.action.as_str()
                 ),
+            )
+        }
+        req if req.action == Action::Pair
+            && !peer.bonds
+            && (req.bond.is_some_and(|m| m != BondMethod::Unknown)
+                || req.allow_unauthenticated) =>
+        {
+            log::warn!(
+                "refused pair from {}: only root or the daemon's user may record a bond",
+                peer.describe()
+            );
+            Answer::refused(
+                req.request_id,
+                req.metadata,
+                ErrorKind::DefaultError,
+                "unauthorized",
+                "bond, allow_unauthenticated: only root or the daemon's own user may say how a \
+                 Bluetooth bond was made or allow one that is not authenticated; pair with \
+                 `sudo posbridge pair ble:ADDRESS`, which makes the bond itself",
             )
         }
         req if req.action.is_device_action() => device_action(devices, req, events).await,
