@@ -318,3 +318,38 @@ fn the_daemon_refuses_a_ble_pairing_without_an_authenticated_bond_and_forgets_a_
     d.restart();
     assert!(devices(&d)[0]["bond"].is_null());
 }
+
+#[test]
+fn a_bond_bluez_makes_by_itself_while_connecting_is_not_the_one_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bluez, emu, d) = rig(dir.path(), "PAIR8");
+    let (out, _) = pair(&d, &[], "y\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // BlueZ loses the confirmed bond while the reader is away; at the daemon's next connect
+    // BlueZ bonds again by itself, by Just Works (a reader that asks only for encryption), so
+    // Paired is true again by the time the link is up. That bond is not the confirmed one.
+    bluez.set_requires_authentication(ADDR, false);
+    bluez.set_paired(ADDR, false);
+    bluez.bond_on_next_connect(ADDR);
+    bluez.disconnect_from_device(ADDR);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed = devices(&d);
+        if listed[0]["bond"].is_null() && listed[0]["connected"] == true {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "{listed:?}\n{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(bluez.bond(ADDR).paired, "the mock bonded at the connect");
+    assert!(
+        d.log()
+            .contains("BlueZ bonded with the device while connecting to it"),
+        "{}",
+        d.log()
+    );
+    let (code, sale) = d.lifepay_pay("pair-sale-8", 2500);
+    assert_eq!(code, Some(1), "{sale}");
+    assert_eq!(sale["reason"], "insecure_link", "{sale}");
+    assert_eq!(emu.charges(&d.backend_id("pair-sale-8")), (0, 0));
+}

@@ -193,6 +193,11 @@ impl MockBluez {
         let _: () = self.call("SetPaired", (address, paired));
     }
 
+    /// At the device's next connect BlueZ bonds with it by Just Works (its own security raise).
+    pub fn bond_on_next_connect(&self, address: &str) {
+        let _: () = self.call("BondOnNextConnect", (address,));
+    }
+
     /// At the device's next connect its services never resolve (a stale link).
     pub fn stall_services_once(&self, address: &str) {
         let _: () = self.call("StallServicesOnce", (address,));

@@ -32,6 +32,10 @@ pub(super) async fn open(
         TransportError::Refused(format!("{name}: cannot watch BlueZ events: {}", cause(&e)))
     })?;
     let peripheral = find(&adapter, &mut events, address, &name, options.scan_timeout).await?;
+    // Whether BlueZ holds a bond before this link: one made while connecting (BlueZ raising
+    // the link's security itself, with no agent but its own: Just Works) is not the bond the
+    // technician confirmed, and must not count as it.
+    let bonded_before = stack::bonded(&address.to_string()).await;
 
     if let Some(e) = link_up(&peripheral, &name, &options).await {
         hang_up(&peripheral, &name).await;
@@ -48,7 +52,7 @@ pub(super) async fn open(
         return Err(e);
     }
 
-    match start_link(&peripheral, events, &name, &options).await {
+    match start_link(&peripheral, events, &name, &options, bonded_before).await {
         Ok(connection) => Ok(connection),
         Err(e) => {
             hang_up(&peripheral, &name).await;
@@ -149,6 +153,7 @@ async fn start_link(
     events: pump::Events,
     name: &str,
     options: &BleOptions,
+    bonded_before: Option<bool>,
 ) -> Result<Connection, TransportError> {
     let characteristics = peripheral.characteristics();
     let nus_char = |uuid: Uuid| -> Option<Characteristic> {
@@ -190,7 +195,21 @@ async fn start_link(
     } else {
         WriteType::WithResponse
     };
-    let bonded = stack::bonded(&peripheral.address().to_string()).await;
+    let bonded = match (
+        bonded_before,
+        stack::bonded(&peripheral.address().to_string()).await,
+    ) {
+        (Some(false), Some(true)) => {
+            log::warn!(
+                "{name}: BlueZ bonded with the device while connecting to it, not through \
+                 `posbridge pair`: that bond is not trusted; pair it again to send secrets"
+            );
+            Some(false)
+        }
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (Some(true), Some(true)) => Some(true),
+        _ => None,
+    };
     let private = bonded == Some(true);
     let rssi = match peripheral.properties().await {
         Ok(Some(props)) => props.rssi,
