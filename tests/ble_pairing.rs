@@ -218,6 +218,19 @@ fn a_bond_posbridge_did_not_make_is_refused_until_rebonded_with_a_code() {
     assert_eq!(out.status.code(), Some(0), "{answer}\n{}", stderr(&out));
     assert_eq!(answer["data"]["bond"]["authenticated"], true, "{answer}");
     assert!(bluez.bond(ADDR).authenticated);
+    // Bonded again by the same method: the new bond is recorded (its time), not the old kept.
+    let first = answer["data"]["bond"]["bonded_at"].clone();
+    let (out, again) = pair(&d, &["--rebond"], "y\n");
+    assert_eq!(out.status.code(), Some(0), "{again}\n{}", stderr(&out));
+    assert_eq!(
+        again["data"]["bond"]["method"], "numeric_comparison",
+        "{again}"
+    );
+    assert_ne!(again["data"]["bond"]["bonded_at"], first, "{again}");
+    assert_eq!(
+        devices(&d)[0]["bond"]["bonded_at"],
+        again["data"]["bond"]["bonded_at"]
+    );
 }
 
 #[test]

@@ -271,12 +271,23 @@ impl Bluez {
         drop(agent);
         let method = match outcome {
             Ok(method) => method,
-            Err(e) => {
-                // Whatever went wrong, no bond is left behind.
-                if let Ok((_, Some((path, k)))) = self.look(address) {
-                    if k.paired {
-                        let _ = self.remove_path(&adapter, &path);
+            Err(mut e) => {
+                // Whatever went wrong, no bond is left behind; if one may be, say so.
+                let left = match self.look(address) {
+                    Ok((_, Some((path, k)))) if k.paired => {
+                        self.remove_path(&adapter, &path).err().map(|r| r.message)
                     }
+                    Ok(_) => None,
+                    Err(l) => Some(l.message),
+                };
+                if let Some(why) = left {
+                    e.message = format!(
+                        "{}. But BlueZ may still hold a bond with {address} ({why}): remove it \
+                         with `bluetoothctl remove {address}` before pairing again",
+                        e.message
+                            .replace("; no bond was made", "")
+                            .replace(", so no bond was made", "")
+                    );
                 }
                 return Err(e);
             }

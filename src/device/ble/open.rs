@@ -123,8 +123,8 @@ async fn link_up(
 fn refused_for_the_bond(cause: &str, name: &str) -> String {
     if cause.contains("org.bluez.Error.NotPermitted") || cause.contains("Not paired") {
         format!(
-            " (the reader requires an authenticated bond: pair it again with `posbridge pair \
-             {name} --role card-reader --rebond` and compare the code)"
+            " (the device requires an authenticated bond: pair it again with `posbridge pair \
+             {name} --role ROLE --rebond` and compare the code)"
         )
     } else {
         String::new()

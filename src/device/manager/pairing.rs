@@ -65,12 +65,10 @@ impl DeviceManager {
             .cloned();
         if let Some(e) = existing {
             if e.role == role_name(role) {
-                // Bonded again (or allowed now): the new bond is the one the link must have.
-                let same = |a: &Option<Bond>, b: &Option<Bond>| {
-                    a.as_ref().map(|x| (x.method, x.allowed_unauthenticated))
-                        == b.as_ref().map(|x| (x.method, x.allowed_unauthenticated))
-                };
-                if !same(&e.bond, &bond) {
+                // Bonded again (or allowed now): the new bond is the one the link must have,
+                // recorded anew even with the same method (a `--rebond`: its time, and a
+                // keeper that read the old bond's loss meanwhile must not forget this one).
+                if e.bond != bond {
                     let updated = Paired { bond, ..e.clone() };
                     self.save(updated.clone())?;
                     log::info!(device = e.id.as_str(); "{}: bond recorded anew: {}",

@@ -157,7 +157,10 @@ impl<'a> Agent<'a> {
             }
             "DisplayPasskey" => {
                 // Called again as the technician types (`entered` counts the keys): show it
-                // once.
+                // once. Only a call for the device being paired says how its bond is made.
+                if !for_device(msg) {
+                    return Answered::Done(msg.method_return(), None);
+                }
                 if let Ok((_, code, entered)) = msg.read3::<Path, u32, u16>() {
                     if entered == 0 {
                         tech.show_passkey(code);
