@@ -17,7 +17,7 @@ cmd = sys.argv[4:]
 
 def reader_codes():
     try:
-        return re.findall(r"ble-reader: code (\d{6})", open(reader_log).read())
+        return re.findall(r"ble-reader: code (\d{6})", open(reader_log, errors="replace").read())
     except OSError:
         return []
 
