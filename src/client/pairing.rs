@@ -6,6 +6,7 @@
 //! stderr, each line starting `pair: ` / `unpair: `; the answer to stdout (`--json`: one line).
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -16,6 +17,28 @@ use crate::cli::{PairArgs, UnpairArgs};
 use crate::device::ble::bond::{Bluez, BondError, Technician};
 use crate::exchange::{Answer, Body, BondMethod, ErrorKind, Metadata};
 
+/// How long a question waits for the technician: BlueZ gives its agent 60 s for an answer
+/// (src/agent.c), after which the pairing has failed whatever is typed.
+const ANSWER_LIMIT: Duration = Duration::from_secs(60);
+
+/// Stdin's lines, read on a thread of their own, so that a question waits a bounded time
+/// (`--json` in a script whose stdin stays open must not hang with a pairing in flight).
+fn stdin_lines() -> &'static Mutex<mpsc::Receiver<String>> {
+    static LINES: OnceLock<Mutex<mpsc::Receiver<String>>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Mutex::new(rx)
+    })
+}
+
 /// The person at the terminal: steps and questions on stderr, answers from stdin.
 struct Terminal;
 
@@ -23,9 +46,19 @@ impl Terminal {
     fn ask(&mut self, question: &str) -> String {
         eprint!("pair: {question} ");
         let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        // EOF or an error is no answer.
-        let _ = std::io::stdin().lock().read_line(&mut line);
+        // EOF, an error or no answer within BlueZ's own limit is no answer.
+        let line = match stdin_lines()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recv_timeout(ANSWER_LIMIT)
+        {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                eprintln!("(no answer in {} s: taken as no)", ANSWER_LIMIT.as_secs());
+                return String::new();
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => String::new(),
+        };
         let answer = line.trim().to_ascii_lowercase();
         // A script's answer is not echoed by a terminal: show it, so the log reads as a dialogue.
         if !std::io::stdin().is_terminal() {
