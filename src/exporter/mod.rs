@@ -193,7 +193,7 @@ impl Sources {
             "gauge",
             "Bytes of page cache each SQLite connection holds (part of \
              posbridge_sqlite_memory_bytes): the journal's writer and reader, and the sim \
-             backend's ledger when the sim provider is configured.",
+             backend's ledger (the sim backend is always built).",
         );
         let (writer, reader) = journal.cache_bytes();
         let mut caches = vec![

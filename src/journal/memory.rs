@@ -14,8 +14,8 @@
 //! default, 2000 KiB each, and as much again for a temp database an integrity check opened).
 //! So one connection that touches many pages (the sim ledger) ends up holding the whole pool,
 //! and a bound on it alone changes nothing: only the sum bounds the process. With the bounds
-//! here and the sim ledger's, the daemon's pool is 1664 KiB (writer 1024, reader 256, ledger
-//! 256, two temp databases 64 each) instead of 8 MiB.
+//! here and the sim ledger's, the daemon's pool is 1728 KiB (writer 1024, reader 256, ledger
+//! 256, a temp database of 64 on each of the three) instead of 8 MiB.
 
 use std::sync::atomic::Ordering;
 
