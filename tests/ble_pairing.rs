@@ -238,6 +238,14 @@ fn passkey_entry_takes_the_six_digits_the_reader_shows() {
     let dir = tempfile::tempdir().unwrap();
     let (bluez, _emu, d) = rig(dir.path(), "PAIR5");
     bluez.set_pairing_method(ADDR, "passkey_entry", 31337);
+    // Not six digits: the agent's no says why, not that codes were compared.
+    let (_, answer) = pair(&d, &[], "31337x\n");
+    assert_eq!(answer["reason"], "bond_rejected", "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("(no passkey given)"),
+        "{answer}"
+    );
+    assert!(!bluez.bond(ADDR).paired);
     let (out, answer) = pair(&d, &[], "031336\n");
     assert_eq!(
         answer["reason"], "bond_rejected",

@@ -56,7 +56,10 @@ fn pay_loop(mode: &str, pays: usize, path: &Path) -> Vec<u128> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    drop(Journal::open(path, RING, Batching::default()).expect("the journal"));
+    // Closed (its writer joined) before the worker opens the file itself.
+    Journal::open(path, RING, Batching::default())
+        .expect("the journal")
+        .close();
     let mut c = Connection::open(path).expect("open");
     if mode == "exclusive" {
         c.pragma_update(None, "locking_mode", "EXCLUSIVE").unwrap();

@@ -71,8 +71,16 @@ impl DeviceManager {
                 if e.bond != bond {
                     let updated = Paired { bond, ..e.clone() };
                     self.save(updated.clone())?;
-                    log::info!(device = e.id.as_str(); "{}: bond recorded anew: {}",
-                        e.id, bond_words(updated.bond.as_ref()));
+                    let words = bond_words(updated.bond.as_ref());
+                    if updated
+                        .bond
+                        .as_ref()
+                        .is_some_and(|b| b.method.authenticated())
+                    {
+                        log::info!(device = e.id.as_str(); "{}: bond recorded anew: {words}", e.id);
+                    } else {
+                        log::warn!(device = e.id.as_str(); "{}: bond recorded anew: {words}", e.id);
+                    }
                     self.manage(updated, None);
                 }
                 return Ok(self.listing(&e.id).unwrap_or_else(|| json!(e)));

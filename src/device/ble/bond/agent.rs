@@ -47,7 +47,8 @@ impl<'a> Agent<'a> {
             .map_err(|()| BondError::new("bluetooth_unavailable", "D-Bus send failed".into()))?;
         let deadline = Instant::now() + PAIRING;
         let mut seen: Option<BondMethod> = None;
-        let mut refused = false;
+        // Why this agent said no, if it did.
+        let mut refused: Option<&'static str> = None;
         while Instant::now() < deadline {
             if channel
                 .read_write(Some(Duration::from_millis(200)))
@@ -67,8 +68,8 @@ impl<'a> Agent<'a> {
                                 seen = method.or(seen);
                                 reply
                             }
-                            Answered::Refused(reply) => {
-                                refused = true;
+                            Answered::Refused(reply, why) => {
+                                refused = Some(why);
                                 reply
                             }
                         };
@@ -85,13 +86,22 @@ impl<'a> Agent<'a> {
                         };
                         return Err(BondError::new(
                             "bond_rejected",
-                            if refused {
-                                "the codes were not confirmed, so no bond was made. If the \
-                                 reader showed another code, something else answered in its \
-                                 place: pair again with only the reader near"
-                                    .to_string()
-                            } else {
-                                format!("BlueZ could not bond: {why}; no bond was made")
+                            match refused {
+                                Some(SAW_ANOTHER_CODE) => {
+                                    "the codes were not confirmed, so no bond was made. If the \
+                                     reader showed another code, something else answered in \
+                                     its place: pair again with only the reader near"
+                                        .to_string()
+                                }
+                                Some(JUST_WORKS) => format!(
+                                    "the reader asked to bond without a code ({JUST_WORKS}), \
+                                     so no bond was made: use a reader with a display or keys, \
+                                     or accept the risk with --allow-unauthenticated"
+                                ),
+                                Some(no) => {
+                                    format!("posbridge's agent said no ({no}); no bond was made")
+                                }
+                                None => format!("BlueZ could not bond: {why}; no bond was made"),
                             },
                         ));
                     }
@@ -122,7 +132,8 @@ impl<'a> Agent<'a> {
         let member = msg.member().map(|m| m.to_string()).unwrap_or_default();
         let ours = msg.interface().as_deref() == Some(AGENT);
         let for_device = |msg: &Message| msg.read1::<Path>().is_ok_and(|p| &*p == device);
-        let reject = |why: &str| Answered::Refused(error(msg, "org.bluez.Error.Rejected", why));
+        let reject =
+            |why: &'static str| Answered::Refused(error(msg, "org.bluez.Error.Rejected", why), why);
         if !ours {
             return Answered::Done(
                 error(msg, "org.freedesktop.DBus.Error.UnknownMethod", "not here"),
@@ -140,7 +151,7 @@ impl<'a> Agent<'a> {
                 if tech.confirm(code) {
                     Answered::Done(msg.method_return(), Some(BondMethod::NumericComparison))
                 } else {
-                    reject("the technician saw another code")
+                    reject(SAW_ANOTHER_CODE)
                 }
             }
             "RequestPasskey" => {
@@ -172,7 +183,7 @@ impl<'a> Agent<'a> {
             "RequestAuthorization" if allow_unauthenticated && for_device(msg) => {
                 Answered::Done(msg.method_return(), Some(BondMethod::JustWorks))
             }
-            "RequestAuthorization" => reject("a bond without a code is not accepted"),
+            "RequestAuthorization" => reject(JUST_WORKS),
             // Legacy PIN codes are Bluetooth Classic; a BLE reader never asks for one.
             "RequestPinCode" | "DisplayPinCode" | "AuthorizeService" => {
                 reject("not used by posbridge")
@@ -186,11 +197,15 @@ impl<'a> Agent<'a> {
     }
 }
 
+/// The agent's reasons for a no that say more than the rest.
+const SAW_ANOTHER_CODE: &str = "the technician saw another code";
+const JUST_WORKS: &str = "a bond without a code is not accepted";
+
 enum Answered {
     /// Answered; the method the answer shows, if any.
     Done(Message, Option<BondMethod>),
-    /// The technician (or this agent) said no.
-    Refused(Message),
+    /// The technician (or this agent) said no, and why.
+    Refused(Message, &'static str),
 }
 
 impl Drop for Agent<'_> {
