@@ -242,7 +242,10 @@ fn passkey_entry_takes_the_six_digits_the_reader_shows() {
     let (_, answer) = pair(&d, &[], "31337x\n");
     assert_eq!(answer["reason"], "bond_rejected", "{answer}");
     assert!(
-        answer["message"].as_str().unwrap().contains("(no passkey given)"),
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("(no passkey given)"),
         "{answer}"
     );
     assert!(!bluez.bond(ADDR).paired);
