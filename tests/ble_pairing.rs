@@ -71,6 +71,28 @@ fn devices(d: &Daemon) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Waits (60 s at most) until the reader is connected again with no bond recorded; the listing.
+fn reconnected_without_its_bond(d: &Daemon) -> Vec<Value> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed = devices(d);
+        if listed[0]["bond"].is_null() && listed[0]["connected"] == true {
+            return listed;
+        }
+        assert!(std::time::Instant::now() < end, "{listed:?}\n{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A lifepay sale over the reader's link is refused (`insecure_link`) and the reader charges
+/// nothing: the acquirer's credentials were not sent.
+fn no_credentials_sent(d: &Daemon, emu: &Emulator, request_id: &str) {
+    let (code, sale) = d.lifepay_pay(request_id, 2500);
+    assert_eq!(code, Some(1), "{sale}");
+    assert_eq!(sale["reason"], "insecure_link", "{sale}");
+    assert_eq!(emu.charges(&d.backend_id(request_id)), (0, 0));
+}
+
 #[test]
 fn one_command_bonds_by_numeric_comparison_and_the_reader_sells() {
     let dir = tempfile::tempdir().unwrap();
@@ -317,25 +339,14 @@ fn the_daemon_refuses_a_ble_pairing_without_an_authenticated_bond_and_forgets_a_
     bluez.set_requires_authentication(ADDR, false);
     bluez.set_paired(ADDR, false);
     bluez.disconnect_from_device(ADDR);
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let listed = devices(&d);
-        if listed[0]["bond"].is_null() && listed[0]["connected"] == true {
-            assert_eq!(listed[0]["bonded"], false, "{listed:?}");
-            break;
-        }
-        assert!(std::time::Instant::now() < end, "{listed:?}\n{}", d.log());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let listed = reconnected_without_its_bond(&d);
+    assert_eq!(listed[0]["bonded"], false, "{listed:?}");
     assert!(
         d.log().contains("BlueZ no longer holds the bond"),
         "{}",
         d.log()
     );
-    let (code, sale) = d.lifepay_pay("pair-sale-7", 2500);
-    assert_eq!(code, Some(1), "{sale}");
-    assert_eq!(sale["reason"], "insecure_link", "{sale}");
-    assert_eq!(emu.charges(&d.backend_id("pair-sale-7")), (0, 0));
+    no_credentials_sent(&d, &emu, "pair-sale-7");
     // And it stays forgotten after a restart: devices.json no longer has it.
     let mut d = d;
     d.terminate();
@@ -356,15 +367,7 @@ fn a_bond_bluez_makes_by_itself_while_connecting_is_not_the_one_confirmed() {
     bluez.set_paired(ADDR, false);
     bluez.bond_on_next_connect(ADDR);
     bluez.disconnect_from_device(ADDR);
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let listed = devices(&d);
-        if listed[0]["bond"].is_null() && listed[0]["connected"] == true {
-            break;
-        }
-        assert!(std::time::Instant::now() < end, "{listed:?}\n{}", d.log());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    reconnected_without_its_bond(&d);
     assert!(bluez.bond(ADDR).paired, "the mock bonded at the connect");
     assert!(
         d.log()
@@ -372,8 +375,5 @@ fn a_bond_bluez_makes_by_itself_while_connecting_is_not_the_one_confirmed() {
         "{}",
         d.log()
     );
-    let (code, sale) = d.lifepay_pay("pair-sale-8", 2500);
-    assert_eq!(code, Some(1), "{sale}");
-    assert_eq!(sale["reason"], "insecure_link", "{sale}");
-    assert_eq!(emu.charges(&d.backend_id("pair-sale-8")), (0, 0));
+    no_credentials_sent(&d, &emu, "pair-sale-8");
 }

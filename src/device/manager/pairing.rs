@@ -71,16 +71,17 @@ impl DeviceManager {
                 if e.bond != bond {
                     let updated = Paired { bond, ..e.clone() };
                     self.save(updated.clone())?;
-                    let words = bond_words(updated.bond.as_ref());
-                    if updated
+                    let authenticated = updated
                         .bond
                         .as_ref()
-                        .is_some_and(|b| b.method.authenticated())
-                    {
-                        log::info!(device = e.id.as_str(); "{}: bond recorded anew: {words}", e.id);
+                        .is_some_and(|b| b.method.authenticated());
+                    let level = if authenticated {
+                        log::Level::Info
                     } else {
-                        log::warn!(device = e.id.as_str(); "{}: bond recorded anew: {words}", e.id);
-                    }
+                        log::Level::Warn
+                    };
+                    log::log!(level, device = e.id.as_str(); "{}: bond recorded anew: {}",
+                        e.id, bond_words(updated.bond.as_ref()));
                     self.manage(updated, None);
                 }
                 return Ok(self.listing(&e.id).unwrap_or_else(|| json!(e)));
