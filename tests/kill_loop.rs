@@ -20,7 +20,7 @@ mod phonepe;
 
 use std::time::Instant;
 
-use common::kill_loop::{run, Report, Rig, Rng};
+use common::kill_loop::{run, Report, Rig, Rng, Seek};
 
 /// `KILL_LOOP_SEED`, else one from the wall clock (which only seeds the RNG here).
 #[allow(clippy::disallowed_methods)]
@@ -50,7 +50,7 @@ fn spawn(
     std::thread::spawn(move || {
         let mut rig = start();
         let mut rng = Rng::new(seed ^ (n.wrapping_mul(0x2545_f491_4f6c_dd1d)));
-        run(rig.as_mut(), kills, &mut rng)
+        run(rig.as_mut(), kills, &mut rng, Seek::HitsAndRecovery)
     })
 }
 
@@ -115,7 +115,7 @@ fn kill9_loop_phonepe_status_blind_never_answers_not_charged_for_a_charged_sale(
         "kill-loop status-blind seed {seed} (repeat with KILL_LOOP_SEED={seed}), {kills} kills"
     );
     let mut rig = phonepe::start_blind();
-    let r = run(&mut rig, kills, &mut Rng::new(seed));
+    let r = run(&mut rig, kills, &mut Rng::new(seed), Seek::HitsAndRecovery);
     println!("{} (status blind)", r.line());
     for p in &r.problems {
         println!("  {p}");
@@ -182,7 +182,7 @@ fn kill9_loop_paysera_late_customer_leaves_no_money_reserved() {
     let seed = seed();
     let kills = env_number("KILL_LOOP_KILLS").unwrap_or(50) as usize;
     let mut rig = paysera::start_late();
-    let r = run(&mut rig, kills, &mut Rng::new(seed ^ 0x16));
+    let r = run(&mut rig, kills, &mut Rng::new(seed ^ 0x16), Seek::Hits);
     println!("{} (seed {seed}, late customer)", r.line());
     for p in &r.problems {
         println!("  {p}");
