@@ -119,8 +119,8 @@ struct Sent {
 pub struct Report {
     pub name: &'static str,
     /// The kills the loop was asked for; it goes on (up to 4 times as many) until every aimed
-    /// moment has hit its target [`min_hits`] times and one killed operation has been found
-    /// approved after the restart.
+    /// moment has hit its target [`min_hits`] times and, if [`Seek::HitsAndRecovery`], one
+    /// killed operation has been found approved after the restart.
     pub kills_asked: usize,
     pub kills: usize,
     pub sales: usize,
