@@ -60,6 +60,12 @@ fn pair(d: &Daemon, extra: &[&str], input: &str) -> (Output, Value) {
     (out, answer)
 }
 
+/// Pairs the rig's reader, the technician answering yes; it must succeed.
+fn pair_confirmed(d: &Daemon) {
+    let (out, _) = pair(d, &[], "y\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -290,8 +296,7 @@ fn passkey_entry_takes_the_six_digits_the_reader_shows() {
 fn unpair_asks_then_removes_the_bond_unless_kept() {
     let dir = tempfile::tempdir().unwrap();
     let (bluez, _emu, d) = rig(dir.path(), "PAIR6");
-    let (out, _) = pair(&d, &[], "y\n");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    pair_confirmed(&d);
     let id = "card-reader-PAIR6";
     let no = cli_answering(&d, &["unpair", id], "n\n");
     assert_eq!(no.status.code(), Some(1), "{}", stderr(&no));
@@ -303,8 +308,7 @@ fn unpair_asks_then_removes_the_bond_unless_kept() {
     assert!(devices(&d).is_empty());
     assert!(!bluez.bond(ADDR).paired, "the bond goes with the pairing");
 
-    let (out, _) = pair(&d, &[], "y\n");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    pair_confirmed(&d);
     let kept = cli_answering(&d, &["unpair", id, "--keep-bond"], "");
     assert_eq!(kept.status.code(), Some(0), "{}", stderr(&kept));
     assert!(devices(&d).is_empty());
@@ -332,8 +336,7 @@ fn the_daemon_refuses_a_ble_pairing_without_an_authenticated_bond_and_forgets_a_
         "role": "card-reader", "bond": "numeric_comparison"}));
     assert_eq!(serial["reason"], "invalid_request", "{serial}");
 
-    let (out, _) = pair(&d, &[], "y\n");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    pair_confirmed(&d);
     // BlueZ loses the bond (removed by another tool) and the link drops: at the reconnect the
     // daemon sees no bond, forgets the recorded one, and sends no credentials.
     bluez.set_requires_authentication(ADDR, false);
@@ -358,8 +361,7 @@ fn the_daemon_refuses_a_ble_pairing_without_an_authenticated_bond_and_forgets_a_
 fn a_bond_bluez_makes_by_itself_while_connecting_is_not_the_one_confirmed() {
     let dir = tempfile::tempdir().unwrap();
     let (bluez, emu, d) = rig(dir.path(), "PAIR8");
-    let (out, _) = pair(&d, &[], "y\n");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    pair_confirmed(&d);
     // BlueZ loses the confirmed bond while the reader is away; at the daemon's next connect
     // BlueZ bonds again by itself, by Just Works (a reader that asks only for encryption), so
     // Paired is true again by the time the link is up. That bond is not the confirmed one.
