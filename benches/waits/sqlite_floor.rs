@@ -4,8 +4,9 @@
 //! "system calls per pay" and "own cost" once these are taken away is the daemon's.
 //!
 //! The journal file is made by `Journal::open` (the daemon's schema and pragmas); each pay is
-//! then the writer's statements (src/journal/writer.rs: `begin`, then `settle` and `evict`,
-//! each in its own IMMEDIATE transaction) on a full ring. Two locking modes:
+//! then the writer's own statements (`SQL_BEGIN`, then `SQL_SETTLE`, `SQL_COUNT` and
+//! `SQL_EVICT`, from src/journal/writer.rs, each pay's two in their own IMMEDIATE transactions)
+//! on a full ring. Two locking modes:
 //! - `shared`: the daemon's (WAL locks in the `-shm` file, a second read-only connection open
 //!   as the daemon's reader);
 //! - `exclusive`: `PRAGMA locking_mode=EXCLUSIVE` before the first access (no `-shm`, no lock
@@ -18,7 +19,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use posbridge::journal::{memory, Batching, Journal, WAL_CHECKPOINT_PAGES};
+use posbridge::journal::{
+    memory, Batching, Journal, SQL_BEGIN, SQL_COUNT, SQL_EVICT, SQL_SETTLE, WAL_CHECKPOINT_PAGES,
+};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 
 use crate::common::Dist;
@@ -84,38 +87,25 @@ fn pay_loop(mode: &str, pays: usize, path: &Path) -> Vec<u128> {
         let tx = c
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
-        tx.prepare_cached(
-            "INSERT INTO operations
-                (request_id, action, provider, state, operation, created_at, updated_at)
-             VALUES (?1, 'pay', 'sim', 'in_flight', ?2, ?3, ?3)
-             ON CONFLICT(request_id) DO NOTHING",
-        )
-        .unwrap()
-        .execute(params![rid, OPERATION, now])
-        .unwrap();
+        tx.prepare_cached(SQL_BEGIN)
+            .unwrap()
+            .execute(params![rid, "pay", "sim", OPERATION, now, now])
+            .unwrap();
         tx.commit().unwrap();
         order += 1;
         let tx = c
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
-        tx.prepare_cached(
-            "UPDATE operations SET state = 'final', response = ?1, updated_at = ?2,
-                 final_order = ?3 WHERE request_id = ?4 AND state != 'final'",
-        )
-        .unwrap()
-        .execute(params![answer, now, order, rid])
-        .unwrap();
-        let total: i64 = tx
-            .query_row("SELECT count(*) FROM operations", [], |r| r.get(0))
-            .unwrap();
-        if total > RING as i64 {
-            tx.prepare_cached(
-                "DELETE FROM operations WHERE seq IN
-                   (SELECT seq FROM operations WHERE state = 'final' ORDER BY final_order LIMIT ?1)",
-            )
+        tx.prepare_cached(SQL_SETTLE)
             .unwrap()
-            .execute(params![total - RING as i64])
+            .execute(params!["final", answer, now, order, rid])
             .unwrap();
+        let total: i64 = tx.query_row(SQL_COUNT, [], |r| r.get(0)).unwrap();
+        if total > RING as i64 {
+            tx.prepare_cached(SQL_EVICT)
+                .unwrap()
+                .execute(params![total - RING as i64])
+                .unwrap();
         }
         tx.commit().unwrap();
     };

@@ -302,24 +302,33 @@ fn refuse(cmd: Command, e: &str) -> Pending {
     }
 }
 
+/// The writer's statements, public so that the benchmark's SQLite floor
+/// (benches/waits/sqlite_floor.rs) makes exactly these commits.
+/// An intent: request_id, action, provider, operation, created_at, updated_at.
+pub const SQL_BEGIN: &str = "INSERT INTO operations
+    (request_id, action, provider, state, operation, created_at, updated_at)
+    VALUES (?1, ?2, ?3, 'in_flight', ?4, ?5, ?6)
+    ON CONFLICT(request_id) DO NOTHING";
+/// An outcome: state, response, updated_at, final_order, request_id.
+pub const SQL_SETTLE: &str = "UPDATE operations SET state = ?1, response = ?2, updated_at = ?3,
+    final_order = ?4 WHERE request_id = ?5 AND state != 'final'";
+/// The ring's size, read before each eviction.
+pub const SQL_COUNT: &str = "SELECT count(*) FROM operations";
+/// The oldest `?1` final entries, evicted.
+pub const SQL_EVICT: &str = "DELETE FROM operations WHERE seq IN
+    (SELECT seq FROM operations WHERE state = 'final' ORDER BY final_order LIMIT ?1)";
+
 fn begin(tx: &Connection, i: &Intent, now: &str) -> rusqlite::Result<Begin> {
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO operations
-                (request_id, action, provider, state, operation, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'in_flight', ?4, ?5, ?6)
-             ON CONFLICT(request_id) DO NOTHING",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                i.request_id,
-                i.action,
-                i.provider,
-                i.operation,
-                i.created_at,
-                now
-            ])
-        })?;
+    let inserted = tx.prepare_cached(SQL_BEGIN).and_then(|mut s| {
+        s.execute(params![
+            i.request_id,
+            i.action,
+            i.provider,
+            i.operation,
+            i.created_at,
+            now
+        ])
+    })?;
     Ok(if inserted == 1 {
         Begin::Started
     } else {
@@ -336,12 +345,9 @@ fn settle(
     order: i64,
 ) -> rusqlite::Result<bool> {
     let order = (state == State::Final).then_some(order);
-    tx.prepare_cached(
-        "UPDATE operations SET state = ?1, response = ?2, updated_at = ?3, final_order = ?4
-         WHERE request_id = ?5 AND state != 'final'",
-    )
-    .and_then(|mut s| s.execute(params![state.as_str(), response, now, order, request_id]))
-    .map(|n| n == 1)
+    tx.prepare_cached(SQL_SETTLE)
+        .and_then(|mut s| s.execute(params![state.as_str(), response, now, order, request_id]))
+        .map(|n| n == 1)
 }
 
 fn amend(tx: &Connection, request_id: &str, operation: &str, now: &str) -> rusqlite::Result<bool> {
@@ -356,14 +362,10 @@ fn amend(tx: &Connection, request_id: &str, operation: &str, now: &str) -> rusql
 /// Drops the oldest final entries beyond `capacity`. Unresolved entries are never touched, so
 /// the journal exceeds `capacity` only when more than `capacity` operations are unresolved.
 fn evict(tx: &Connection, capacity: usize) -> rusqlite::Result<()> {
-    let total: i64 = tx.query_row("SELECT count(*) FROM operations", [], |r| r.get(0))?;
+    let total: i64 = tx.query_row(SQL_COUNT, [], |r| r.get(0))?;
     let excess = total - capacity as i64;
     if excess > 0 {
-        tx.prepare_cached(
-            "DELETE FROM operations WHERE seq IN
-               (SELECT seq FROM operations WHERE state = 'final' ORDER BY final_order LIMIT ?1)",
-        )?
-        .execute(params![excess])?;
+        tx.prepare_cached(SQL_EVICT)?.execute(params![excess])?;
     }
     Ok(())
 }
