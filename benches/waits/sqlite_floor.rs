@@ -13,6 +13,12 @@
 //!   calls), which the daemon does not take: no other connection, its own reader or
 //!   `sqlite3` beside it, could then read the journal while it runs.
 //!
+//! The least daemon (`served`): the same commits behind a Unix socket, made by one blocking
+//! thread that reads a request line and writes an answer line, nothing else: what any daemon
+//! that journals a pay this way must pay on this machine, socket wake-ups included. Beside it
+//! the same server with two plain records written and fdatasync'ed instead of SQLite
+//! (`append`, the floor of any durable journal), and with no commit at all (`echo`).
+//!
 //! The benchmark binary runs itself as the worker (`ENV` = "mode,pays,path").
 
 use std::path::Path;
@@ -48,6 +54,10 @@ pub fn worker_if_asked() {
         parts.next().and_then(|p| p.parse().ok()).unwrap_or(0),
         parts.next().unwrap_or_default().to_owned(),
     );
+    if ["server", "append", "echo"].contains(&mode.as_str()) {
+        serve(&mode, Path::new(&path));
+        std::process::exit(0);
+    }
     let times = pay_loop(&mode, pays, Path::new(&path));
     // One write after the pays, so that the calls counted are SQLite's alone.
     let text: String = times.iter().map(|t| format!("{t}\n")).collect();
@@ -55,36 +65,62 @@ pub fn worker_if_asked() {
     std::process::exit(0);
 }
 
-fn pay_loop(mode: &str, pays: usize, path: &Path) -> Vec<u128> {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    // Closed (its writer joined) before the worker opens the file itself.
-    Journal::open(path, RING, Batching::default())
-        .expect("the journal")
-        .close();
-    let mut c = Connection::open(path).expect("open");
-    if mode == "exclusive" {
-        c.pragma_update(None, "locking_mode", "EXCLUSIVE").unwrap();
-    }
-    c.pragma_update(None, "journal_mode", "WAL").unwrap();
-    c.pragma_update(None, "synchronous", "FULL").unwrap();
-    c.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
-        .unwrap();
-    memory::bound_cache(&c, memory::WRITER_CACHE_KIB).unwrap();
-    let _reader = (mode == "shared").then(|| {
-        let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        let _: i64 = r
-            .query_row("SELECT count(*) FROM operations", [], |row| row.get(0))
+/// A journal made by `Journal::open` on a full ring, and the writer's statements to make a
+/// pay's two commits on it.
+struct Floor {
+    c: Connection,
+    _reader: Option<Connection>,
+    answer: String,
+    order: i64,
+    next: usize,
+}
+
+impl Floor {
+    fn open(mode: &str, path: &Path) -> Floor {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        // Closed (its writer joined) before the worker opens the file itself.
+        Journal::open(path, RING, Batching::default())
+            .expect("the journal")
+            .close();
+        let c = Connection::open(path).expect("open");
+        if mode == "exclusive" {
+            c.pragma_update(None, "locking_mode", "EXCLUSIVE").unwrap();
+        }
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c.pragma_update(None, "synchronous", "FULL").unwrap();
+        c.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
             .unwrap();
-        r
-    });
-    let answer = format!(r#"{{"status":"approved","data":"{}"}}"#, "x".repeat(300));
-    let mut order = 0i64;
-    let mut pay = |i: usize| {
-        let rid = format!("floor-{i:08}");
+        memory::bound_cache(&c, memory::WRITER_CACHE_KIB).unwrap();
+        let reader = (mode != "exclusive").then(|| {
+            let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+            let _: i64 = r
+                .query_row("SELECT count(*) FROM operations", [], |row| row.get(0))
+                .unwrap();
+            r
+        });
+        let mut floor = Floor {
+            c,
+            _reader: reader,
+            answer: format!(r#"{{"status":"approved","data":"{}"}}"#, "x".repeat(300)),
+            order: 0,
+            next: 0,
+        };
+        // A full ring first, as on a counter that has sold for a while.
+        for _ in 0..RING + 100 {
+            floor.pay();
+        }
+        floor
+    }
+
+    /// The intent commit, then the outcome commit with the eviction of the oldest result.
+    fn pay(&mut self) {
+        let rid = format!("floor-{:08}", self.next);
+        self.next += 1;
         let now = "2026-12-07T10:00:00.000000000Z";
-        let tx = c
+        let tx = self
+            .c
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
         tx.prepare_cached(SQL_BEGIN)
@@ -92,15 +128,20 @@ fn pay_loop(mode: &str, pays: usize, path: &Path) -> Vec<u128> {
             .execute(params![rid, "pay", "sim", OPERATION, now, now])
             .unwrap();
         tx.commit().unwrap();
-        order += 1;
-        let tx = c
+        self.order += 1;
+        let tx = self
+            .c
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
         tx.prepare_cached(SQL_SETTLE)
             .unwrap()
-            .execute(params!["final", answer, now, order, rid])
+            .execute(params!["final", self.answer, now, self.order, rid])
             .unwrap();
-        let total: i64 = tx.query_row(SQL_COUNT, [], |r| r.get(0)).unwrap();
+        let total: i64 = tx
+            .prepare_cached(SQL_COUNT)
+            .unwrap()
+            .query_row([], |r| r.get(0))
+            .unwrap();
         if total > RING as i64 {
             tx.prepare_cached(SQL_EVICT)
                 .unwrap()
@@ -108,18 +149,71 @@ fn pay_loop(mode: &str, pays: usize, path: &Path) -> Vec<u128> {
                 .unwrap();
         }
         tx.commit().unwrap();
-    };
-    // A full ring first, as on a counter that has sold for a while.
-    for i in 0..RING + 100 {
-        pay(i);
     }
+}
+
+fn pay_loop(mode: &str, pays: usize, path: &Path) -> Vec<u128> {
+    let mut floor = Floor::open(mode, path);
     (0..pays)
-        .map(|i| {
+        .map(|_| {
             let t = Instant::now();
-            pay(RING + 100 + i);
+            floor.pay();
             t.elapsed().as_nanos()
         })
         .collect()
+}
+
+/// The least a daemon could be: one thread, blocking, that reads a request line from one
+/// connection on a Unix socket, makes the pay's two commits and writes an answer line. No
+/// JSON, no backend, no log, no other thread. The commits are the journal's ("server"), two
+/// records each written and fdatasync'ed in a plain file ("append"), or none ("echo").
+fn serve(mode: &str, path: &Path) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut floor = (mode == "server").then(|| Floor::open("shared", path));
+    // "append": no SQLite, the least durable store: each commit one write and one fdatasync of
+    // a record in a file (overwritten in place, as a ring would), the floor of any journal.
+    let store = (mode == "append").then(|| {
+        let f = std::fs::File::create(path.with_extension("ring")).expect("ring file");
+        f.set_len(RING as u64 * 512).unwrap();
+        f.sync_all().unwrap();
+        f
+    });
+    let mut slot = 0u64;
+    let socket = socket_of(path);
+    let _ = std::fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    // Connections until one that made pays has closed (the first ones only test the socket).
+    for stream in listener.incoming() {
+        let stream = stream.expect("accept");
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let (mut line, mut served) = (String::new(), 0);
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if let Some(f) = floor.as_mut() {
+                f.pay();
+            }
+            if let Some(f) = &store {
+                use std::os::unix::fs::FileExt;
+                for record in [OPERATION.as_bytes(), b"{\"status\":\"approved\"}"] {
+                    f.write_all_at(record, slot % RING as u64 * 512).unwrap();
+                    f.sync_data().unwrap();
+                    slot += 1;
+                }
+            }
+            line.clear();
+            served += 1;
+            if writer.write_all(b"{\"code\":0}\n").is_err() {
+                break;
+            }
+        }
+        if served > 0 {
+            return;
+        }
+    }
+}
+
+fn socket_of(path: &Path) -> std::path::PathBuf {
+    path.with_extension("sock")
 }
 
 fn worker(mode: &str, pays: usize, path: &Path) -> Command {
@@ -189,4 +283,30 @@ pub fn times(mode: &str, pays: usize, dir: &Path) -> Option<Dist> {
         .filter_map(|l| l.parse().ok().map(Duration::from_nanos))
         .collect();
     (out.status.success() && v.len() == pays).then(|| Dist::new(v))
+}
+
+/// Pays through the least daemon (`serve`), one client as the daemon's pays are timed: 50 to
+/// warm up, then `pays` timed from the request written to the answer read.
+pub fn served(mode: &str, pays: usize, dir: &Path) -> Option<Dist> {
+    let path = dir.join("floor.sqlite");
+    let mut child = worker(mode, 0, &path).spawn().ok()?;
+    let socket = socket_of(&path);
+    // The socket's file appears at bind, before listen: wait until a connect is taken.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut c = crate::common::Conn::open(&socket);
+    for i in 0..50 {
+        c.pay("floor", &format!("warm-{i}"), 100);
+    }
+    let times = (0..pays)
+        .map(|i| c.pay("floor", &format!("served-{i}"), 100))
+        .collect();
+    drop(c);
+    child.wait().ok()?.success().then(|| Dist::new(times))
 }
