@@ -4,9 +4,9 @@
 //! "system calls per pay" and "own cost" once these are taken away is the daemon's.
 //!
 //! The journal file is made by `Journal::open` (the daemon's schema and pragmas); each pay is
-//! then the writer's own statements (`SQL_BEGIN`, then `SQL_SETTLE`, `SQL_COUNT` and
-//! `SQL_EVICT`, from src/journal/writer.rs, each pay's two in their own IMMEDIATE transactions)
-//! on a full ring. Two locking modes:
+//! then the writer's own statements (`SQL_BEGIN`, then `SQL_SETTLE` and `SQL_EVICT`, from
+//! src/journal/writer.rs, each pay's two in their own IMMEDIATE transactions) on a full ring,
+//! its size kept as the writer keeps it. Two locking modes:
 //! - `shared`: the daemon's (WAL locks in the `-shm` file, a second read-only connection open
 //!   as the daemon's reader);
 //! - `exclusive`: `PRAGMA locking_mode=EXCLUSIVE` before the first access (no `-shm`, no lock
@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use posbridge::journal::{
-    memory, Batching, Journal, SQL_BEGIN, SQL_COUNT, SQL_EVICT, SQL_SETTLE, WAL_CHECKPOINT_PAGES,
+    memory, Batching, Journal, SQL_BEGIN, SQL_EVICT, SQL_SETTLE, WAL_CHECKPOINT_PAGES,
 };
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 
@@ -72,6 +72,7 @@ struct Floor {
     _reader: Option<Connection>,
     answer: String,
     order: i64,
+    entries: i64,
     next: usize,
 }
 
@@ -105,6 +106,7 @@ impl Floor {
             _reader: reader,
             answer: format!(r#"{{"status":"approved","data":"{}"}}"#, "x".repeat(300)),
             order: 0,
+            entries: 0,
             next: 0,
         };
         // A full ring first, as on a counter that has sold for a while.
@@ -137,16 +139,14 @@ impl Floor {
             .unwrap()
             .execute(params!["final", self.answer, now, self.order, rid])
             .unwrap();
-        let total: i64 = tx
-            .prepare_cached(SQL_COUNT)
-            .unwrap()
-            .query_row([], |r| r.get(0))
-            .unwrap();
-        if total > RING as i64 {
-            tx.prepare_cached(SQL_EVICT)
+        // The writer keeps the ring's size itself (it counts the entries only when it starts).
+        self.entries += 1;
+        if self.entries > RING as i64 {
+            self.entries -= tx
+                .prepare_cached(SQL_EVICT)
                 .unwrap()
-                .execute(params![total - RING as i64])
-                .unwrap();
+                .execute(params![self.entries - RING as i64])
+                .unwrap() as i64;
         }
         tx.commit().unwrap();
     }

@@ -27,7 +27,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 pub use health::Health;
-pub use writer::{Batching, SQL_BEGIN, SQL_COUNT, SQL_EVICT, SQL_SETTLE};
+pub use writer::{Batching, SQL_BEGIN, SQL_EVICT, SQL_SETTLE};
 
 use crate::exchange::{Answer, ErrorKind};
 use crate::metrics::{Counter, Histogram, COMMIT_BOUNDS};

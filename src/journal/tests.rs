@@ -98,6 +98,36 @@ async fn eviction_keeps_the_newest_finals_and_every_unresolved_entry() {
     }
 }
 
+/// The writer keeps the ring's size itself between transactions: duplicates, settles that
+/// change nothing and a reopen over capacity must leave it at exactly the file's count.
+#[tokio::test]
+async fn the_ring_holds_exactly_its_capacity_through_duplicates_and_a_smaller_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let j = open(&dir, 8);
+        for i in 0..8 {
+            let id = format!("a{i}");
+            assert_eq!(j.begin(intent(&id)).await.unwrap(), Begin::Started);
+            assert_eq!(j.begin(intent(&id)).await.unwrap(), Begin::Duplicate);
+            assert!(j.settle(&id, State::Final, &ans("f")).await.unwrap());
+            assert!(!j.settle(&id, State::Final, &ans("again")).await.unwrap());
+        }
+        assert_eq!(j.counts().unwrap().total, 8);
+        j.close();
+    }
+    // Reopened with room for 3: the first final brings it back to 3, and there it stays.
+    let j = open(&dir, 3);
+    for i in 0..6 {
+        let id = format!("b{i}");
+        j.begin(intent(&id)).await.unwrap();
+        j.begin(intent(&id)).await.unwrap();
+        j.settle(&id, State::Final, &ans("f")).await.unwrap();
+        assert_eq!(j.counts().unwrap().total, 3, "after b{i}");
+    }
+    assert!(j.get("b5").unwrap().is_some() && j.get("b3").unwrap().is_some());
+    assert!(j.get("b2").unwrap().is_none());
+}
+
 #[tokio::test]
 async fn eviction_follows_completion_order_not_start_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -256,6 +286,63 @@ async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
         "nothing of the failed transaction counts"
     );
     assert!(j.get("small").unwrap().is_some());
+}
+
+/// A transaction rolled back by a full disk after one of its intents was written: the writer
+/// reads the ring's size again, so the evictions after it keep exactly the capacity.
+#[tokio::test]
+async fn a_rolled_back_intent_is_not_counted_in_the_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    drop(open(&dir, 2)); // creates the schema
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    conn.pragma_update(None, "max_page_count", pages + 2)
+        .unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let begin = |i: Intent| {
+        let (reply, answer) = oneshot::channel();
+        tx.send(writer::Command::Begin { intent: i, reply })
+            .unwrap();
+        answer
+    };
+    let settle = |id: &str| {
+        let (reply, answer) = oneshot::channel();
+        tx.send(writer::Command::Settle {
+            request_id: id.into(),
+            state: State::Final,
+            response: "{}".into(),
+            reply,
+        })
+        .unwrap();
+        answer
+    };
+    // Both queued before the writer starts: one transaction, which the big one fills up.
+    let mut big = intent("big");
+    big.operation = "x".repeat(64 * 1024);
+    let (small, big) = (begin(intent("lost")), begin(big));
+    let (h, c) = (Arc::new(Health::default()), Arc::default());
+    let thread =
+        std::thread::spawn(move || writer::run(conn, rx, 2, Batching::default(), path, h, c));
+    assert!(big.await.unwrap().is_err());
+    assert!(
+        small.await.unwrap().is_err(),
+        "the whole transaction rolled back"
+    );
+    for id in ["p1", "p2", "p3"] {
+        assert_eq!(begin(intent(id)).await.unwrap().unwrap(), Begin::Started);
+        assert!(settle(id).await.unwrap().unwrap());
+    }
+    let (reply, done) = oneshot::channel();
+    tx.send(writer::Command::Shutdown { reply }).unwrap();
+    done.await.unwrap().unwrap();
+    thread.join().unwrap();
+    let j = open(&dir, 2);
+    assert_eq!(j.counts().unwrap().total, 2, "exactly the capacity");
+    assert!(j.get("p2").unwrap().is_some() && j.get("p3").unwrap().is_some());
 }
 
 #[tokio::test]

@@ -115,13 +115,7 @@ pub fn run(
         path: &path,
         health: &health,
     };
-    let mut final_order: i64 = conn
-        .query_row(
-            "SELECT coalesce(max(final_order), 0) FROM operations",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0);
+    let mut ring = Ring::read(&conn).unwrap_or_default();
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < batching.max_batch.max(1) {
@@ -153,7 +147,8 @@ pub fn run(
             continue;
         }
         let started = std::time::Instant::now();
-        let (pending, commit) = apply(&mut conn, batch, capacity, &mut final_order, &watch);
+        let before = ring;
+        let (pending, commit) = apply(&mut conn, batch, capacity, &mut ring, &watch);
         if writes {
             commits.latency.observe(started.elapsed());
             if commit.is_err() {
@@ -161,14 +156,8 @@ pub fn run(
             }
         }
         if commit.is_err() {
-            // The transaction rolled back: re-read where the final order stands.
-            final_order = conn
-                .query_row(
-                    "SELECT coalesce(max(final_order), 0) FROM operations",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap_or(final_order);
+            // The transaction rolled back: re-read where the ring stands.
+            ring = Ring::read(&conn).unwrap_or(before);
         }
         for p in pending {
             p.send(&commit);
@@ -186,7 +175,7 @@ fn apply(
     conn: &mut Connection,
     batch: Vec<Command>,
     capacity: usize,
-    final_order: &mut i64,
+    ring: &mut Ring,
     watch: &Watch<'_>,
 ) -> (Vec<Pending>, Result<(), String>) {
     let now = now_rfc3339();
@@ -217,6 +206,9 @@ fn apply(
             Command::Begin { intent, reply } => {
                 writes = true;
                 let r = begin(&tx, &intent, &now).map_err(failed);
+                if matches!(r, Ok(Begin::Started)) {
+                    ring.entries += 1;
+                }
                 pending.push(Pending::Begin(reply, r));
             }
             Command::Settle {
@@ -225,11 +217,11 @@ fn apply(
                 response,
                 reply,
             } => {
-                let order = *final_order + 1;
+                let order = ring.final_order + 1;
                 writes = true;
                 let r = settle(&tx, &request_id, state, &response, &now, order).map_err(failed);
                 if matches!(r, Ok(true)) && state == State::Final {
-                    *final_order = order;
+                    ring.final_order = order;
                     any_final = true;
                 }
                 pending.push(Pending::Settle(reply, r));
@@ -255,7 +247,7 @@ fn apply(
     }
     let commit = (|| {
         if any_final {
-            evict(&tx, capacity)?;
+            ring.entries -= evict(&tx, capacity, ring.entries)?;
         }
         if probe {
             tx.execute_batch(
@@ -312,8 +304,6 @@ pub const SQL_BEGIN: &str = "INSERT INTO operations
 /// An outcome: state, response, updated_at, final_order, request_id.
 pub const SQL_SETTLE: &str = "UPDATE operations SET state = ?1, response = ?2, updated_at = ?3,
     final_order = ?4 WHERE request_id = ?5 AND state != 'final'";
-/// The ring's size, read before each eviction.
-pub const SQL_COUNT: &str = "SELECT count(*) FROM operations";
 /// The oldest `?1` final entries, evicted.
 pub const SQL_EVICT: &str = "DELETE FROM operations WHERE seq IN
     (SELECT seq FROM operations WHERE state = 'final' ORDER BY final_order LIMIT ?1)";
@@ -359,13 +349,39 @@ fn amend(tx: &Connection, request_id: &str, operation: &str, now: &str) -> rusql
     .map(|n| n == 1)
 }
 
-/// Drops the oldest final entries beyond `capacity`. Unresolved entries are never touched, so
-/// the journal exceeds `capacity` only when more than `capacity` operations are unresolved.
-fn evict(tx: &Connection, capacity: usize) -> rusqlite::Result<()> {
-    let total: i64 = tx.query_row(SQL_COUNT, [], |r| r.get(0))?;
-    let excess = total - capacity as i64;
-    if excess > 0 {
-        tx.prepare_cached(SQL_EVICT)?.execute(params![excess])?;
+/// Drops the oldest final entries beyond `capacity` of the `entries` the journal holds; how
+/// many it dropped. Unresolved entries are never touched, so the journal exceeds `capacity`
+/// only when more than `capacity` operations are unresolved.
+fn evict(tx: &Connection, capacity: usize, entries: i64) -> rusqlite::Result<i64> {
+    let excess = entries - capacity as i64;
+    if excess <= 0 {
+        return Ok(0);
     }
-    Ok(())
+    let dropped = tx.prepare_cached(SQL_EVICT)?.execute(params![excess])?;
+    Ok(dropped as i64)
+}
+
+/// Where the ring stands, kept by the writer between transactions (it is the journal's only
+/// writer while the daemon runs) and read again from the file after one rolled back: the
+/// last final order given, and how many entries it holds. Counting the entries at each
+/// eviction instead reads every page of the table (about 5 µs a pay at 500).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Ring {
+    final_order: i64,
+    entries: i64,
+}
+
+impl Ring {
+    fn read(conn: &Connection) -> rusqlite::Result<Ring> {
+        conn.query_row(
+            "SELECT coalesce(max(final_order), 0), count(*) FROM operations",
+            [],
+            |r| {
+                Ok(Ring {
+                    final_order: r.get(0)?,
+                    entries: r.get(1)?,
+                })
+            },
+        )
+    }
 }
