@@ -129,6 +129,44 @@ fn sales_unknown_outcomes_and_commits_move_the_figures() {
     assert_eq!(done.value(SIM_PAY, &sim("approved")), 3.0);
 }
 
+/// The backend's share of a sale: a pay the sim takes 300 ms over lands in the 0.5 s bucket of
+/// `posbridge_provider_call_duration_seconds`, not the 0.25 s one, and its sum grows by that.
+#[test]
+fn each_backend_call_is_timed_by_provider_and_action() {
+    let d = metrics_daemon("");
+    let addr = metrics_addr(&d);
+    let pay = [("provider", "sim"), ("action", "pay")];
+    let call = |s: &Scrape, what: &str| {
+        s.get(
+            &format!("posbridge_provider_call_duration_seconds_{what}"),
+            &pay,
+        )
+        .unwrap_or(0.0)
+    };
+    let bucket = |s: &Scrape, le: &str| {
+        s.value(
+            "posbridge_provider_call_duration_seconds_bucket",
+            &[pay[0], pay[1], ("le", le)],
+        )
+    };
+    assert_eq!(
+        d.request(json!({"action": "pay", "amount": 100}))["code"],
+        0
+    );
+    let quick = scrape(addr);
+    assert_eq!(call(&quick, "count"), 1.0, "{}", quick.text);
+    assert_eq!(bucket(&quick, "0.25"), 1.0, "{}", quick.text);
+    let v = d.request(json!({"action": "pay", "amount": 100, "params": {"delay_ms": 300}}));
+    assert_eq!(v["code"], 0, "{v}");
+    let slow = scrape(addr);
+    assert_eq!(call(&slow, "count"), 2.0);
+    assert_eq!(bucket(&slow, "0.25"), 1.0, "{}", slow.text);
+    assert_eq!(bucket(&slow, "0.5"), 2.0, "{}", slow.text);
+    assert_eq!(bucket(&slow, "+Inf"), 2.0);
+    let took = call(&slow, "sum") - call(&quick, "sum");
+    assert!((0.3..0.5).contains(&took), "the slow call took {took} s");
+}
+
 #[test]
 fn a_paired_reader_is_shown_up_then_down() {
     let d = metrics_daemon("");

@@ -203,10 +203,9 @@ pub fn rss_split(d: &Daemon) -> (u64, u64, u64) {
 /// that SQLite's own memory counters can be read beside the RSS.
 pub const METRICS_CONFIG: &str = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
 
-/// SQLite's heap in the daemon (`posbridge_sqlite_memory_bytes`) and each connection's page
-/// cache (`posbridge_sqlite_cache_bytes`), in KiB, read from its metrics page; the address is
-/// the one the daemon logged in `dir`. `None` when the page cannot be read.
-pub fn sqlite_memory(dir: &Path) -> Option<(u64, Vec<(String, u64)>)> {
+/// The daemon's metrics page; the address is the one the daemon logged in `dir`. `None` when
+/// the page cannot be read.
+fn metrics_page(dir: &Path) -> Option<String> {
     use std::io::{Read, Write};
     let log = std::fs::read_to_string(dir.join("daemon.log")).ok()?;
     let addr = log
@@ -223,6 +222,13 @@ pub fn sqlite_memory(dir: &Path) -> Option<(u64, Vec<(String, u64)>)> {
         .ok()?;
     let mut page = String::new();
     let _ = stream.read_to_string(&mut page);
+    Some(page)
+}
+
+/// SQLite's heap in the daemon (`posbridge_sqlite_memory_bytes`) and each connection's page
+/// cache (`posbridge_sqlite_cache_bytes`), in KiB, read from its metrics page.
+pub fn sqlite_memory(dir: &Path) -> Option<(u64, Vec<(String, u64)>)> {
+    let page = metrics_page(dir)?;
     let kib = |v: &str| {
         v.trim()
             .parse::<f64>()
@@ -240,6 +246,24 @@ pub fn sqlite_memory(dir: &Path) -> Option<(u64, Vec<(String, u64)>)> {
         }
     }
     Some((total?, caches))
+}
+
+/// The sim backend's pay calls so far (`posbridge_provider_call_duration_seconds`): their
+/// total time in seconds and their count; (0, 0) before the first.
+pub fn sim_pay_calls(dir: &Path) -> Option<(f64, f64)> {
+    let page = metrics_page(dir)?;
+    if !page.contains("# TYPE posbridge_provider_call_duration_seconds histogram") {
+        return None;
+    }
+    let value = |what: &str| {
+        let key = format!(
+            "posbridge_provider_call_duration_seconds_{what}{{provider=\"sim\",action=\"pay\"}} "
+        );
+        page.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some((value("sum").unwrap_or(0.0), value("count").unwrap_or(0.0)))
 }
 
 /// Lines in the daemon's log so far.

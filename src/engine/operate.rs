@@ -119,6 +119,7 @@ impl Engine {
                 currency: op.currency.clone(),
             });
         }
+        let called = std::time::Instant::now();
         let outcome = match tokio::time::timeout(limit, provider.execute(&op)).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Unknown(Failure::new(
@@ -131,6 +132,9 @@ impl Engine {
                 ),
             )),
         };
+        self.stats
+            .backend
+            .observe(&[&op.provider, op.kind.as_str()], called.elapsed());
         // The provider is done: whatever it left behind can tell no stage after the outcome.
         op.stages.close();
         let outcome = self.weigh(&op, outcome);

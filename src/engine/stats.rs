@@ -1,13 +1,13 @@
 //! What the engine counts for the metrics page: outcomes by provider, action and outcome,
-//! operations that went unknown, and how many the reconciler is watching. Counting only: the
-//! numbers never decide anything.
+//! operations that went unknown, how long the backends took, and how many the reconciler is
+//! watching. Counting only: the numbers never decide anything.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::metrics::CounterVec;
+use crate::metrics::{CounterVec, HistogramVec, CALL_BOUNDS};
 use crate::provider::Outcome;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     /// Final outcomes recorded, labels (provider, action, outcome): `approved`, `declined`,
     /// `failed`, `closed` (a shift), `resolved_charged`, `resolved_not_charged`.
@@ -15,7 +15,21 @@ pub struct Stats {
     /// Operations whose outcome became unknown, labels (provider, action). Each is counted
     /// again in `finished` once its real outcome is found.
     pub unknown: CounterVec,
+    /// How long each call to a backend took, from the call to its outcome (a timeout at the
+    /// provider's limit), labels (provider, action): the backend's share of a sale's time.
+    pub backend: HistogramVec,
     reconciling: AtomicUsize,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            finished: CounterVec::default(),
+            unknown: CounterVec::default(),
+            backend: HistogramVec::new(CALL_BOUNDS),
+            reconciling: AtomicUsize::default(),
+        }
+    }
 }
 
 impl Stats {

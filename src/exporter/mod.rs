@@ -162,6 +162,14 @@ impl Sources {
             stats.reconciling() as f64,
         );
 
+        p.histogram_vec(
+            "posbridge_provider_call_duration_seconds",
+            "How long each call to a backend took, from the call to its outcome (a timeout \
+             counts at the provider's limit).",
+            &["provider", "action"],
+            &stats.backend,
+        );
+
         let commits = journal.commits();
         p.histogram(
             "posbridge_journal_commit_duration_seconds",

@@ -102,6 +102,44 @@ impl Histogram {
     }
 }
 
+/// From a tenth of a millisecond (the in-process `sim`) to minutes (a customer at a terminal).
+pub const CALL_BOUNDS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
+/// Histograms by label values, all over the same bounds (few distinct combinations:
+/// providers x actions).
+#[derive(Debug)]
+pub struct HistogramVec {
+    bounds: &'static [f64],
+    map: Mutex<BTreeMap<Vec<String>, Histogram>>,
+}
+
+impl HistogramVec {
+    pub fn new(bounds: &'static [f64]) -> HistogramVec {
+        HistogramVec {
+            bounds,
+            map: Mutex::default(),
+        }
+    }
+
+    pub fn observe(&self, labels: &[&str], d: Duration) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let key: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+        map.entry(key)
+            .or_insert_with(|| Histogram::new(self.bounds))
+            .observe(d);
+    }
+
+    /// Every label combination seen so far with its histogram's snapshot, in a stable order.
+    #[allow(clippy::type_complexity)]
+    pub fn snapshot(&self) -> Vec<(Vec<String>, (Vec<(f64, u64)>, f64, u64))> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, h)| (k.clone(), h.snapshot())).collect()
+    }
+}
+
 /// The main loop's liveness check: when the journal last proved it commits (and WATCHDOG=1
 /// went to systemd, when its watchdog is on), and whether the last check failed, so that the
 /// ping is being withheld and systemd will restart the daemon.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::Histogram;
+use super::{Histogram, HistogramVec};
 
 #[derive(Debug, Default)]
 pub struct Page {
@@ -49,14 +49,40 @@ impl Page {
     /// A histogram family: `name_bucket{le=...}`, `name_sum`, `name_count`.
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
         self.family(name, "histogram", help);
-        let (buckets, sum, count) = h.snapshot();
-        let bucket = format!("{name}_bucket");
-        for (bound, n) in buckets {
-            self.sample(&bucket, &[("le", &number(bound))], n as f64);
+        self.histogram_samples(name, &[], h.snapshot());
+    }
+
+    /// A histogram family with labels (`names`), one histogram per label values seen.
+    pub fn histogram_vec(&mut self, name: &str, help: &str, names: &[&str], h: &HistogramVec) {
+        self.family(name, "histogram", help);
+        for (values, snapshot) in h.snapshot() {
+            let labels: Vec<(&str, &str)> = names
+                .iter()
+                .copied()
+                .zip(values.iter().map(String::as_str))
+                .collect();
+            self.histogram_samples(name, &labels, snapshot);
         }
-        self.sample(&bucket, &[("le", "+Inf")], count as f64);
-        self.sample(&format!("{name}_sum"), &[], sum);
-        self.sample(&format!("{name}_count"), &[], count as f64);
+    }
+
+    fn histogram_samples(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        (buckets, sum, count): (Vec<(f64, u64)>, f64, u64),
+    ) {
+        let bucket = format!("{name}_bucket");
+        let les = buckets
+            .iter()
+            .map(|(bound, n)| (number(*bound), *n))
+            .chain([("+Inf".to_owned(), count)]);
+        for (le, n) in les {
+            let mut l = labels.to_vec();
+            l.push(("le", &le));
+            self.sample(&bucket, &l, n as f64);
+        }
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, count as f64);
     }
 
     pub fn finish(self) -> String {
@@ -108,5 +134,27 @@ mod tests {
         assert!(text.contains("c_seconds_bucket{le=\"+Inf\"} 2\n"), "{text}");
         assert!(text.contains("c_seconds_sum 2.1\n"), "{text}");
         assert!(text.contains("c_seconds_count 2\n"), "{text}");
+    }
+
+    #[test]
+    fn a_labelled_histogram_has_each_label_set_on_every_line() {
+        let h = HistogramVec::new(&[0.001]);
+        h.observe(&["sim", "pay"], std::time::Duration::from_micros(200));
+        h.observe(&["sim", "pay"], std::time::Duration::from_micros(600));
+        h.observe(&["sim", "refund"], std::time::Duration::from_secs(3));
+        let mut p = Page::new();
+        p.histogram_vec("b_seconds", "calls", &["provider", "action"], &h);
+        let text = p.finish();
+        for line in [
+            "b_seconds_bucket{provider=\"sim\",action=\"pay\",le=\"0.001\"} 2\n",
+            "b_seconds_bucket{provider=\"sim\",action=\"pay\",le=\"+Inf\"} 2\n",
+            "b_seconds_sum{provider=\"sim\",action=\"pay\"} 0.0008\n",
+            "b_seconds_count{provider=\"sim\",action=\"pay\"} 2\n",
+            "b_seconds_bucket{provider=\"sim\",action=\"refund\",le=\"0.001\"} 0\n",
+            "b_seconds_count{provider=\"sim\",action=\"refund\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert_eq!(text.matches("# TYPE b_seconds histogram").count(), 1);
     }
 }
