@@ -1,8 +1,9 @@
 //! Counters, histograms and the Prometheus text format: the leaf that every layer may update.
 //!
-//! The engine counts outcomes, the journal's writer times its commits, the daemon's main loop
-//! records the watchdog; `exporter` reads them all (and asks the journal and the device manager
-//! for what is cheaper to look up at scrape time) and serves the page. Nothing here knows what
+//! The engine counts outcomes and times the backends' calls, the journal's writer times its
+//! commits, the daemon's main loop records the watchdog; `exporter` reads them all (and asks the
+//! journal and the device manager for what is cheaper to look up at scrape time) and serves the
+//! page. Nothing here knows what
 //! a sale is, does I/O, or points at another module of this crate.
 //!
 //! Hand-written rather than `prometheus-client`: the text format (version 0.0.4) is one page,
