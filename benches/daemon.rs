@@ -143,6 +143,11 @@ fn two_fsyncs(fsync: &Dist) -> String {
     )
 }
 
+/// "p50 / p99 µs" of `d`.
+fn p50_p99(d: &Dist) -> String {
+    format!("{:.0} / {:.0} µs", d.pct(50), d.pct(99))
+}
+
 fn us(x: f64) -> String {
     format!("{x:.0} µs")
 }
@@ -295,7 +300,7 @@ fn main() {
     let two = 2.0 * fsync.pct(50);
     row(
         &format!("pay -> answer p50 / p99 ({} pays, disk)", pay.0.len()),
-        format!("{:.0} / {:.0} µs", pay.pct(50), pay.pct(99)),
+        p50_p99(&pay),
         two_fsyncs(&fsync),
         "p50 <= 1.5 x floor",
         Some(pay.pct(50) <= 1.5 * two),
@@ -314,34 +319,30 @@ fn main() {
         "",
         None,
     );
-    if let Some(least) = &least {
-        row(
-            "  least daemon: 1 thread, socket + 2 commits",
-            format!("{:.0} / {:.0} µs", least.pct(50), least.pct(99)),
-            format!("{:.2} x 2 fsync p50", least.pct(50) / two),
-            "",
-            None,
-        );
-        if least.pct(50) > 1.5 * two {
-            println!(
-                "    the least daemon is over 1.5 x 2 fsync on this disk: no daemon making the \
-                 journal's two commits meets that goal here"
+    for (what, d) in [
+        ("  least daemon: 1 thread, socket + 2 commits", &least),
+        ("  the same with 2 records, no SQLite", &least_append),
+    ] {
+        if let Some(d) = d {
+            row(
+                what,
+                p50_p99(d),
+                format!("{:.2} x 2 fsync p50", d.pct(50) / two),
+                "",
+                None,
             );
         }
     }
-    if let Some(least) = &least_append {
-        row(
-            "  the same with 2 records, no SQLite",
-            format!("{:.0} / {:.0} µs", least.pct(50), least.pct(99)),
-            format!("{:.2} x 2 fsync p50", least.pct(50) / two),
-            "",
-            None,
+    if least.as_ref().is_some_and(|d| d.pct(50) > 1.5 * two) {
+        println!(
+            "    the least daemon is over 1.5 x 2 fsync on this disk: no daemon making the \
+             journal's two commits meets that goal here"
         );
     }
     if let Some((fsync, pay, least, echo, backend)) = &tmpfs {
         row(
             "pay -> answer p50 / p99 (tmpfs)",
-            format!("{:.0} / {:.0} µs", pay.pct(50), pay.pct(99)),
+            p50_p99(pay),
             two_fsyncs(fsync),
             "",
             None,
@@ -375,13 +376,7 @@ fn main() {
             ("  least daemon, tmpfs: socket only (echo)", echo),
         ] {
             if let Some(d) = d {
-                row(
-                    what,
-                    format!("{:.0} / {:.0} µs", d.pct(50), d.pct(99)),
-                    "".into(),
-                    "",
-                    None,
-                );
+                row(what, p50_p99(d), "".into(), "", None);
             }
         }
         if let Some(least) = least {
@@ -399,19 +394,13 @@ fn main() {
         "  the same, locking_mode=EXCLUSIVE",
     ]) {
         if let Some(t) = t {
-            row(
-                what,
-                format!("{:.0} / {:.0} µs", t.pct(50), t.pct(99)),
-                "".into(),
-                "",
-                None,
-            );
+            row(what, p50_p99(t), "".into(), "", None);
         }
     }
     match &on_reader {
         Some(r) => row(
             &format!("pay -> amount on the reader ({} pays, pty)", r.0.len()),
-            format!("{:.0} / {:.0} µs", r.pct(50), r.pct(99)),
+            p50_p99(r),
             format!("2 fsync {:.0} µs", two),
             "",
             None,
@@ -502,7 +491,7 @@ fn main() {
     );
     row(
         "get_result p50 / p99 (full ring)",
-        format!("{:.0} / {:.0} µs", get.pct(50), get.pct(99)),
+        p50_p99(&get),
         "".into(),
         "p99 < 300 µs",
         Some(get.pct(99) < 300.0),

@@ -227,13 +227,14 @@ async fn an_unsettled_operation_can_be_amended_and_survives_reopening() {
     assert_eq!(j.get("a").unwrap().unwrap().operation, "{\"note\":1}");
 }
 
-/// A transaction that fails for want of space (SQLITE_FULL, here from `max_page_count`) is
-/// rolled back, reported as a full disk, and the next commit works: no restart needed.
-#[tokio::test]
-async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
-    let dir = tempfile::tempdir().unwrap();
+/// A journal of `capacity` whose file may grow by two pages only (`max_page_count`), and a
+/// connection to it for a writer the test runs itself.
+fn room_for_two_more_pages(
+    dir: &tempfile::TempDir,
+    capacity: usize,
+) -> (std::path::PathBuf, Connection) {
     let path = dir.path().join("journal.sqlite");
-    drop(open(&dir, 10)); // creates the schema
+    drop(open(dir, capacity)); // creates the schema
     let conn = Connection::open(&path).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     let pages: i64 = conn
@@ -241,18 +242,43 @@ async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
         .unwrap();
     conn.pragma_update(None, "max_page_count", pages + 2)
         .unwrap();
+    (path, conn)
+}
+
+/// An intent sent to a writer the test runs itself; its answer.
+fn send_begin(
+    tx: &mpsc::UnboundedSender<writer::Command>,
+    intent: Intent,
+) -> oneshot::Receiver<Result<Begin, JournalError>> {
+    let (reply, answer) = oneshot::channel();
+    tx.send(writer::Command::Begin { intent, reply }).unwrap();
+    answer
+}
+
+/// Stops that writer and waits for its thread.
+async fn shut_down(
+    tx: &mpsc::UnboundedSender<writer::Command>,
+    thread: std::thread::JoinHandle<()>,
+) {
+    let (reply, done) = oneshot::channel();
+    tx.send(writer::Command::Shutdown { reply }).unwrap();
+    done.await.unwrap().unwrap();
+    thread.join().unwrap();
+}
+
+/// A transaction that fails for want of space (SQLITE_FULL, here from `max_page_count`) is
+/// rolled back, reported as a full disk, and the next commit works: no restart needed.
+#[tokio::test]
+async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, conn) = room_for_two_more_pages(&dir, 10);
     let (tx, rx) = mpsc::unbounded_channel();
     let health = Arc::new(Health::default());
     let commits = Arc::new(super::CommitStats::default());
     let (p, h, c) = (path.clone(), health.clone(), commits.clone());
     let thread =
         std::thread::spawn(move || writer::run(conn, rx, 10, Batching::default(), p, h, c));
-    let send = |i: Intent| {
-        let (reply, answer) = oneshot::channel();
-        tx.send(writer::Command::Begin { intent: i, reply })
-            .unwrap();
-        answer
-    };
+    let send = |i: Intent| send_begin(&tx, i);
     let mut big = intent("big");
     big.operation = "x".repeat(64 * 1024);
     let err = send(big).await.unwrap().unwrap_err().to_string();
@@ -276,10 +302,7 @@ async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
         2,
         "both transactions are timed"
     );
-    let (reply, done) = oneshot::channel();
-    tx.send(writer::Command::Shutdown { reply }).unwrap();
-    done.await.unwrap().unwrap();
-    thread.join().unwrap();
+    shut_down(&tx, thread).await;
     let j = open(&dir, 10);
     assert!(
         j.get("big").unwrap().is_none(),
@@ -293,22 +316,9 @@ async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
 #[tokio::test]
 async fn a_rolled_back_intent_is_not_counted_in_the_ring() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal.sqlite");
-    drop(open(&dir, 2)); // creates the schema
-    let conn = Connection::open(&path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    let pages: i64 = conn
-        .query_row("PRAGMA page_count", [], |r| r.get(0))
-        .unwrap();
-    conn.pragma_update(None, "max_page_count", pages + 2)
-        .unwrap();
+    let (path, conn) = room_for_two_more_pages(&dir, 2);
     let (tx, rx) = mpsc::unbounded_channel();
-    let begin = |i: Intent| {
-        let (reply, answer) = oneshot::channel();
-        tx.send(writer::Command::Begin { intent: i, reply })
-            .unwrap();
-        answer
-    };
+    let begin = |i: Intent| send_begin(&tx, i);
     let settle = |id: &str| {
         let (reply, answer) = oneshot::channel();
         tx.send(writer::Command::Settle {
@@ -336,10 +346,7 @@ async fn a_rolled_back_intent_is_not_counted_in_the_ring() {
         assert_eq!(begin(intent(id)).await.unwrap().unwrap(), Begin::Started);
         assert!(settle(id).await.unwrap().unwrap());
     }
-    let (reply, done) = oneshot::channel();
-    tx.send(writer::Command::Shutdown { reply }).unwrap();
-    done.await.unwrap().unwrap();
-    thread.join().unwrap();
+    shut_down(&tx, thread).await;
     let j = open(&dir, 2);
     assert_eq!(j.counts().unwrap().total, 2, "exactly the capacity");
     assert!(j.get("p2").unwrap().is_some() && j.get("p3").unwrap().is_some());
