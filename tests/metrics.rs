@@ -129,8 +129,9 @@ fn sales_unknown_outcomes_and_commits_move_the_figures() {
     assert_eq!(done.value(SIM_PAY, &sim("approved")), 3.0);
 }
 
-/// The backend's share of a sale: a pay the sim takes 300 ms over lands in the 0.5 s bucket of
-/// `posbridge_provider_call_duration_seconds`, not the 0.25 s one, and its sum grows by that.
+/// The backend's share of a sale: a pay the sim takes 300 ms over lands above the 0.25 s bucket
+/// of `posbridge_provider_call_duration_seconds`, and its sum grows by that. (The upper bounds
+/// are the 5 s bucket, far above the 300 ms, so that a loaded machine cannot fail the test.)
 #[test]
 fn each_backend_call_is_timed_by_provider_and_action() {
     let d = metrics_daemon("");
@@ -161,10 +162,10 @@ fn each_backend_call_is_timed_by_provider_and_action() {
     let slow = scrape(addr);
     assert_eq!(call(&slow, "count"), 2.0);
     assert_eq!(bucket(&slow, "0.25"), 1.0, "{}", slow.text);
-    assert_eq!(bucket(&slow, "0.5"), 2.0, "{}", slow.text);
+    assert_eq!(bucket(&slow, "5"), 2.0, "{}", slow.text);
     assert_eq!(bucket(&slow, "+Inf"), 2.0);
     let took = call(&slow, "sum") - call(&quick, "sum");
-    assert!((0.3..0.5).contains(&took), "the slow call took {took} s");
+    assert!((0.3..5.0).contains(&took), "the slow call took {took} s");
 }
 
 #[test]
