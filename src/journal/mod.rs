@@ -1,8 +1,9 @@
 //! The durable result journal ("ring"): every operation's write-ahead intent and its outcome.
 //!
 //! SQLite in WAL mode with `synchronous=FULL`: a write is acknowledged only after it is on disk.
-//! One writer thread owns the write connection and commits whatever writes are queued together
-//! in one transaction (group commit: one fsync for many concurrent operations). Reads use their
+//! One writer (`writer`) owns the write connection and commits whatever writes are queued
+//! together in one transaction (group commit: one fsync for many concurrent operations); a
+//! write that finds it idle is committed on the caller's own thread. Reads use their
 //! own connection and never wait for a commit. The journal stores the operation as opaque
 //! JSON and the answer as the exchange's [`Answer`] (written in its serde form, the v1 answer
 //! object, so journals of every version read alike); it knows nothing about providers or the
@@ -24,7 +25,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 pub use health::Health;
 pub use writer::{Batching, SQL_BEGIN, SQL_EVICT, SQL_SETTLE};
@@ -156,7 +157,7 @@ pub enum Begin {
 pub struct Journal {
     path: PathBuf,
     capacity: usize,
-    writes: mpsc::UnboundedSender<writer::Command>,
+    writes: Arc<writer::Writer>,
     reader: Mutex<Connection>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     health: Arc<Health>,
@@ -237,18 +238,25 @@ impl Journal {
             .map_err(open_err)?;
         memory::bound_cache(&reader, memory::READER_CACHE_KIB).map_err(open_err)?;
 
-        let (tx, rx) = mpsc::unbounded_channel();
         let health = Arc::new(Health::default());
         let commits = Arc::new(CommitStats::default());
-        let (wpath, whealth, wcommits) = (path.to_owned(), health.clone(), commits.clone());
+        let (writes, bell) = writer::Writer::new(
+            conn,
+            capacity,
+            batching,
+            path.to_owned(),
+            health.clone(),
+            commits.clone(),
+        );
+        let standing = Arc::downgrade(&writes);
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer::run(conn, rx, capacity, batching, wpath, whealth, wcommits))
+            .spawn(move || writer::stand_by(standing, bell))
             .map_err(|e| open_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         Ok(Journal {
             path: path.to_owned(),
             capacity,
-            writes: tx,
+            writes,
             reader: Mutex::new(reader),
             writer_thread: Mutex::new(Some(thread)),
             health,
@@ -279,9 +287,7 @@ impl Journal {
         make: impl FnOnce(oneshot::Sender<Result<T, JournalError>>) -> writer::Command,
     ) -> Result<T, JournalError> {
         let (tx, rx) = oneshot::channel();
-        self.writes
-            .send(make(tx))
-            .map_err(|_| JournalError::Closed)?;
+        self.writes.write(make(tx));
         rx.await.map_err(|_| JournalError::Closed)?
     }
 
@@ -324,7 +330,7 @@ impl Journal {
         .await
     }
 
-    /// Round-trips through the writer thread: proves it is alive and committing.
+    /// A round through the writer: proves it is alive and committing.
     pub async fn ping(&self) -> Result<(), JournalError> {
         self.submit(|reply| writer::Command::Ping { reply }).await
     }
@@ -392,8 +398,7 @@ impl Journal {
 
     /// Stops the writer after it has committed everything queued so far.
     pub fn close(&self) {
-        let (tx, _rx) = oneshot::channel();
-        let _ = self.writes.send(writer::Command::Shutdown { reply: tx });
+        self.writes.close();
         if let Some(handle) = self
             .writer_thread
             .lock()

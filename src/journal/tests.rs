@@ -245,52 +245,55 @@ fn room_for_two_more_pages(
     (path, conn)
 }
 
-/// An intent sent to a writer the test runs itself; its answer.
-fn send_begin(
-    tx: &mpsc::UnboundedSender<writer::Command>,
-    intent: Intent,
-) -> oneshot::Receiver<Result<Begin, JournalError>> {
-    let (reply, answer) = oneshot::channel();
-    tx.send(writer::Command::Begin { intent, reply }).unwrap();
-    answer
+/// A writer over `conn` with no writer thread: each write is committed on the test's thread.
+fn desk_only(
+    conn: Connection,
+    path: std::path::PathBuf,
+    capacity: usize,
+    health: Arc<Health>,
+    commits: Arc<super::CommitStats>,
+) -> Arc<writer::Writer> {
+    let (w, _bell) =
+        writer::Writer::new(conn, capacity, Batching::default(), path, health, commits);
+    w
 }
 
-/// Stops that writer and waits for its thread.
-async fn shut_down(
-    tx: &mpsc::UnboundedSender<writer::Command>,
-    thread: std::thread::JoinHandle<()>,
+/// The command for an intent, and its answer.
+fn begin_command(
+    intent: Intent,
+) -> (
+    writer::Command,
+    oneshot::Receiver<Result<Begin, JournalError>>,
 ) {
-    let (reply, done) = oneshot::channel();
-    tx.send(writer::Command::Shutdown { reply }).unwrap();
-    done.await.unwrap().unwrap();
-    thread.join().unwrap();
+    let (reply, answer) = oneshot::channel();
+    (writer::Command::Begin { intent, reply }, answer)
+}
+
+/// An intent written through `w`; its answer.
+fn send_begin(w: &writer::Writer, intent: Intent) -> Result<Begin, JournalError> {
+    let (cmd, mut answer) = begin_command(intent);
+    w.write(cmd);
+    answer.try_recv().expect("committed on this thread")
 }
 
 /// A transaction that fails for want of space (SQLITE_FULL, here from `max_page_count`) is
 /// rolled back, reported as a full disk, and the next commit works: no restart needed.
-#[tokio::test]
-async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
+#[test]
+fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
     let dir = tempfile::tempdir().unwrap();
     let (path, conn) = room_for_two_more_pages(&dir, 10);
-    let (tx, rx) = mpsc::unbounded_channel();
     let health = Arc::new(Health::default());
     let commits = Arc::new(super::CommitStats::default());
-    let (p, h, c) = (path.clone(), health.clone(), commits.clone());
-    let thread =
-        std::thread::spawn(move || writer::run(conn, rx, 10, Batching::default(), p, h, c));
-    let send = |i: Intent| send_begin(&tx, i);
+    let w = desk_only(conn, path, 10, health.clone(), commits.clone());
     let mut big = intent("big");
     big.operation = "x".repeat(64 * 1024);
-    let err = send(big).await.unwrap().unwrap_err().to_string();
+    let err = send_begin(&w, big).unwrap_err().to_string();
     assert!(err.contains("disk is full"), "{err}");
     assert!(err.contains(&dir.path().display().to_string()), "{err}");
     assert!(health.failing() && health.stopped().is_none());
     assert_eq!(health.to_json()["last_error"]["kind"], "disk_full");
 
-    assert_eq!(
-        send(intent("small")).await.unwrap().unwrap(),
-        Begin::Started
-    );
+    assert_eq!(send_begin(&w, intent("small")).unwrap(), Begin::Started);
     assert!(!health.failing(), "a commit after the failure clears it");
     assert_eq!(
         commits.failures.get(),
@@ -302,7 +305,8 @@ async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
         2,
         "both transactions are timed"
     );
-    shut_down(&tx, thread).await;
+    w.close();
+    drop(w);
     let j = open(&dir, 10);
     assert!(
         j.get("big").unwrap().is_none(),
@@ -313,43 +317,118 @@ async fn the_writer_recovers_after_a_full_disk_rolls_a_transaction_back() {
 
 /// A transaction rolled back by a full disk after one of its intents was written: the writer
 /// reads the ring's size again, so the evictions after it keep exactly the capacity.
-#[tokio::test]
-async fn a_rolled_back_intent_is_not_counted_in_the_ring() {
+#[test]
+fn a_rolled_back_intent_is_not_counted_in_the_ring() {
     let dir = tempfile::tempdir().unwrap();
     let (path, conn) = room_for_two_more_pages(&dir, 2);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let begin = |i: Intent| send_begin(&tx, i);
+    let w = desk_only(conn, path, 2, Arc::default(), Arc::default());
     let settle = |id: &str| {
-        let (reply, answer) = oneshot::channel();
-        tx.send(writer::Command::Settle {
+        let (reply, mut answer) = oneshot::channel();
+        w.write(writer::Command::Settle {
             request_id: id.into(),
             state: State::Final,
             response: "{}".into(),
             reply,
-        })
-        .unwrap();
-        answer
+        });
+        answer.try_recv().unwrap()
     };
-    // Both queued before the writer starts: one transaction, which the big one fills up.
+    // One transaction of both: the small one queued, the big one written (and filling it up).
     let mut big = intent("big");
     big.operation = "x".repeat(64 * 1024);
-    let (small, big) = (begin(intent("lost")), begin(big));
-    let (h, c) = (Arc::new(Health::default()), Arc::default());
-    let thread =
-        std::thread::spawn(move || writer::run(conn, rx, 2, Batching::default(), path, h, c));
-    assert!(big.await.unwrap().is_err());
+    let (lost, mut small) = begin_command(intent("lost"));
+    w.queue(lost);
+    assert!(send_begin(&w, big).is_err());
     assert!(
-        small.await.unwrap().is_err(),
+        small.try_recv().unwrap().is_err(),
         "the whole transaction rolled back"
     );
     for id in ["p1", "p2", "p3"] {
-        assert_eq!(begin(intent(id)).await.unwrap().unwrap(), Begin::Started);
-        assert!(settle(id).await.unwrap().unwrap());
+        assert_eq!(send_begin(&w, intent(id)).unwrap(), Begin::Started);
+        assert!(settle(id).unwrap());
     }
-    shut_down(&tx, thread).await;
+    w.close();
+    drop(w);
     let j = open(&dir, 2);
     assert_eq!(j.counts().unwrap().total, 2, "exactly the capacity");
     assert!(j.get("p2").unwrap().is_some() && j.get("p3").unwrap().is_some());
+}
+
+/// The answer to a write, or a failure if none comes within 10 s.
+fn within_10s(mut answer: oneshot::Receiver<Result<Begin, JournalError>>) -> Begin {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match answer.try_recv() {
+            Ok(r) => return r.unwrap(),
+            Err(oneshot::error::TryRecvError::Empty) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => panic!("no answer within 10 s: {e}"),
+        }
+    }
+}
+
+/// Writes that find the desk taken are queued, and the writer thread commits them once the
+/// one at the desk leaves it: here a caller's commit waits on SQLite's write lock, held by
+/// another connection, while two more writes arrive.
+#[test]
+fn writes_queued_behind_a_busy_desk_are_committed_by_the_writer_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(&dir, 10));
+    let path = dir.path().join("journal.sqlite");
+    let conn = Connection::open(&path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(20))
+        .unwrap();
+    let commits = Arc::new(super::CommitStats::default());
+    let (w, bell) = writer::Writer::new(
+        conn,
+        10,
+        Batching::default(),
+        path.clone(),
+        Arc::default(),
+        commits.clone(),
+    );
+    let standing = Arc::downgrade(&w);
+    let thread = std::thread::spawn(move || writer::stand_by(standing, bell));
+
+    let blocker = Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (first, first_answer) = begin_command(intent("first"));
+    let at_desk = {
+        let w = w.clone();
+        std::thread::spawn(move || w.write(first))
+    };
+    // The first caller is at the desk, waiting for the write lock; these two find it taken.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (a, mut a_answer) = begin_command(intent("a"));
+    let (b, b_answer) = begin_command(intent("b"));
+    w.write(a);
+    w.write(b);
+    assert!(
+        matches!(
+            a_answer.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ),
+        "queued, not committed, while the desk is taken"
+    );
+    blocker.execute_batch("ROLLBACK").unwrap();
+    at_desk.join().unwrap();
+    assert_eq!(within_10s(first_answer), Begin::Started);
+    // The one at the desk commits one transaction and leaves: the writer thread takes the rest.
+    assert_eq!(within_10s(a_answer), Begin::Started);
+    assert_eq!(within_10s(b_answer), Begin::Started);
+    assert_eq!(
+        commits.latency.snapshot().2,
+        2,
+        "the first write alone, then the two queued in one transaction"
+    );
+    w.close();
+    thread.join().unwrap();
+    let (late, late_answer) = begin_command(intent("late"));
+    w.write(late);
+    assert!(
+        late_answer.blocking_recv().is_err(),
+        "a closed writer refuses"
+    );
 }
 
 #[tokio::test]

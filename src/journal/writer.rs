@@ -1,15 +1,30 @@
 //! The journal's single writer: group commit of queued intents and outcomes.
 //!
-//! Why a thread and not a task: every commit blocks on fsync, and SQLite connections are not
-//! async. Everything that arrives while one transaction commits goes into the next one, so under
-//! load many operations share one fsync; alone, an operation pays for exactly one.
+//! Every write goes into one queue, and whoever sits at the desk (the write connection)
+//! commits everything queued in one transaction. A caller that finds the desk free sits down
+//! and commits on its own thread, so a sale alone crosses no thread for its two commits (each
+//! hand-off to a sleeping thread costs 10-18 µs on the virtual machine the benchmark runs on:
+//! docs/performance.md). A caller that finds the desk taken leaves its write queued; whoever
+//! leaves the desk with writes still queued rings for the writer thread, which commits them
+//! all. So under load many operations share one fsync.
+//!
+//! What that costs the async runtime, and its bound: the caller is a runtime worker, and it
+//! blocks for one transaction (at most `max_batch` writes and one fsync). Only the one at the
+//! desk blocks (the others queue and await), so at most one worker waits on the disk at any
+//! time, whatever the load; a disk that hangs holds that one worker and the writer thread,
+//! never the other workers. (`block_in_place` would move the worker's other tasks away, but
+//! it hands the worker to a new thread at every call: more hand-offs than it saves.)
+//! SQLite connections are not async, hence a blocking desk and not a task. This room knows
+//! SQL and the ring; never what an operation means.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 
 use rusqlite::{params, Connection, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::health::{describe, Fault, Health};
 use super::{Begin, CommitStats, Intent, JournalError, State};
@@ -77,9 +92,6 @@ pub enum Command {
     Ping {
         reply: Reply<()>,
     },
-    Shutdown {
-        reply: Reply<()>,
-    },
 }
 
 /// A reply held back until the transaction that carries it has committed.
@@ -102,29 +114,157 @@ impl Pending {
     }
 }
 
-pub fn run(
-    mut conn: Connection,
-    mut rx: mpsc::UnboundedReceiver<Command>,
+/// The queue of writes and the desk they are committed at.
+pub struct Writer {
+    queue: Mutex<VecDeque<Command>>,
+    desk: Mutex<Desk>,
+    /// Rung by whoever leaves the desk with writes still queued: the writer thread takes them.
+    bell: SyncSender<()>,
+    max_batch: usize,
+}
+
+/// The write connection and what the writer keeps beside it.
+pub struct Desk {
+    conn: Connection,
+    ring: Ring,
     capacity: usize,
-    batching: Batching,
     path: std::path::PathBuf,
     health: Arc<Health>,
     commits: Arc<CommitStats>,
-) {
-    let watch = Watch {
-        path: &path,
-        health: &health,
-    };
-    let mut ring = Ring::read(&conn).unwrap_or_default();
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < batching.max_batch.max(1) {
-            match rx.try_recv() {
-                Ok(cmd) => batch.push(cmd),
-                Err(_) => break,
+    /// Set by `close`: every later write is refused (`JournalError::Closed`).
+    closed: bool,
+}
+
+impl Writer {
+    /// A writer over `conn` (the journal's write connection, already set up), and the bell its
+    /// writer thread waits on ([`stand_by`]).
+    pub fn new(
+        conn: Connection,
+        capacity: usize,
+        batching: Batching,
+        path: std::path::PathBuf,
+        health: Arc<Health>,
+        commits: Arc<CommitStats>,
+    ) -> (Arc<Writer>, Receiver<()>) {
+        let ring = Ring::read(&conn).unwrap_or_default();
+        let (bell, rung) = sync_channel(1);
+        let desk = Desk {
+            conn,
+            ring,
+            capacity,
+            path,
+            health,
+            commits,
+            closed: false,
+        };
+        let writer = Writer {
+            queue: Mutex::default(),
+            desk: Mutex::new(desk),
+            bell,
+            max_batch: batching.max_batch.max(1),
+        };
+        (Arc::new(writer), rung)
+    }
+
+    /// Queues `cmd` and, if the desk is free, commits at it on this thread: one transaction of
+    /// everything queued, this write among it. Otherwise whoever is at the desk takes it (they
+    /// look at the queue as they leave). The answer goes to the command's reply.
+    pub fn write(&self, cmd: Command) {
+        let desk = {
+            let mut queue = lock(&self.queue);
+            queue.push_back(cmd);
+            // Tried while the queue is held: whoever leaves the desk looks at the queue while
+            // holding it too, so either they see this write or this caller gets the desk.
+            match self.desk.try_lock() {
+                Ok(desk) => desk,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            }
+        };
+        let mut desk = desk;
+        self.commit_queued(&mut desk, 1);
+        if self.leave(desk) {
+            let _ = self.bell.try_send(());
+        }
+    }
+
+    /// Queues `cmd` without committing it: the next to sit at the desk takes it (a test's way
+    /// to put two writes in one transaction).
+    #[cfg(test)]
+    pub fn queue(&self, cmd: Command) {
+        lock(&self.queue).push_back(cmd);
+    }
+
+    /// Commits everything queued, then closes the desk: every later write is refused, and the
+    /// writer thread (if any) returns.
+    pub fn close(&self) {
+        let mut desk = lock(&self.desk);
+        self.commit_queued(&mut desk, usize::MAX);
+        desk.closed = true;
+        drop(desk);
+        let _ = self.bell.try_send(());
+    }
+
+    /// Up to `rounds` transactions of what is queued, each of at most `max_batch` writes.
+    fn commit_queued(&self, desk: &mut Desk, rounds: usize) {
+        for _ in 0..rounds {
+            let batch: Vec<Command> = {
+                let mut queue = lock(&self.queue);
+                let n = queue.len().min(self.max_batch);
+                queue.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            desk.commit(batch);
+        }
+    }
+
+    /// Leaves the desk; whether writes are still queued (someone must take them).
+    fn leave(&self, desk: MutexGuard<'_, Desk>) -> bool {
+        let queue = lock(&self.queue);
+        drop(desk);
+        !queue.is_empty()
+    }
+}
+
+/// The writer thread: whenever the bell rings, commits everything queued, in as many
+/// transactions as it takes. Returns once the desk is closed, or once the writer is dropped
+/// (it holds no strong reference, so a journal dropped unclosed still lets go of its file).
+pub fn stand_by(writer: Weak<Writer>, bell: Receiver<()>) {
+    while bell.recv().is_ok() {
+        let Some(writer) = writer.upgrade() else {
+            return;
+        };
+        loop {
+            let mut desk = lock(&writer.desk);
+            writer.commit_queued(&mut desk, usize::MAX);
+            if desk.closed {
+                return;
+            }
+            if !writer.leave(desk) {
+                break;
             }
         }
-        let stop = batch.iter().any(|c| matches!(c, Command::Shutdown { .. }));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Desk {
+    /// One transaction of `batch`; every command's answer is sent once it has committed (or
+    /// failed).
+    fn commit(&mut self, batch: Vec<Command>) {
+        if self.closed {
+            // Dropping a command drops its reply: the caller sees `JournalError::Closed`.
+            return;
+        }
+        let watch = Watch {
+            path: &self.path,
+            health: &self.health,
+        };
         // Only transactions that write are timed: a lone ping commits nothing and syncs nothing.
         let writes = batch.iter().any(|c| {
             matches!(
@@ -134,40 +274,34 @@ pub fn run(
         });
         if let Some(why) = watch.stopped() {
             if writes {
-                commits.failures.inc();
+                self.commits.failures.inc();
             }
             // After an I/O error nothing is written again: a restart recovers as after a crash.
             let commit = Err(why);
             for cmd in batch {
                 refuse(cmd, "").send(&commit);
             }
-            if stop {
-                break;
-            }
-            continue;
+            return;
         }
         let started = std::time::Instant::now();
-        let before = ring;
-        let (pending, commit) = apply(&mut conn, batch, capacity, &mut ring, &watch);
+        let before = self.ring;
+        let (pending, commit) = apply(&mut self.conn, batch, self.capacity, &mut self.ring, &watch);
         if writes {
-            commits.latency.observe(started.elapsed());
+            self.commits.latency.observe(started.elapsed());
             if commit.is_err() {
-                commits.failures.inc();
+                self.commits.failures.inc();
             }
         }
         if commit.is_err() {
             // The transaction rolled back: re-read where the ring stands.
-            ring = Ring::read(&conn).unwrap_or(before);
+            self.ring = Ring::read(&self.conn).unwrap_or(before);
         }
         for p in pending {
             p.send(&commit);
         }
-        commits
+        self.commits
             .cache_bytes
-            .store(super::memory::cache_used(&conn), Ordering::Relaxed);
-        if stop {
-            break;
-        }
+            .store(super::memory::cache_used(&self.conn), Ordering::Relaxed);
     }
 }
 
@@ -242,7 +376,6 @@ fn apply(
                 probe = watch.health.probe_due();
                 pending.push(Pending::Unit(reply))
             }
-            Command::Shutdown { reply } => pending.push(Pending::Unit(reply)),
         }
     }
     let commit = (|| {
@@ -290,7 +423,7 @@ fn refuse(cmd: Command, e: &str) -> Pending {
         Command::Settle { reply, .. } | Command::Amend { reply, .. } => {
             Pending::Settle(reply, Err(err()))
         }
-        Command::Ping { reply } | Command::Shutdown { reply } => Pending::Unit(reply),
+        Command::Ping { reply } => Pending::Unit(reply),
     }
 }
 
