@@ -79,7 +79,7 @@ struct State {
     proven: bool,
 }
 
-/// Shared between the writer thread (which records) and readers of the daemon's status.
+/// Shared between the journal writer (which records) and readers of the daemon's status.
 #[derive(Debug, Default)]
 pub struct Health {
     state: Mutex<State>,
