@@ -372,6 +372,17 @@ fn within_10s(mut answer: oneshot::Receiver<Result<Begin, JournalError>>) -> Beg
 /// another connection, while two more writes arrive.
 #[test]
 fn writes_queued_behind_a_busy_desk_are_committed_by_the_writer_thread() {
+    queued_behind_a_busy_desk(true);
+}
+
+/// The same with no writer thread listening (it ends only at close, or by a panic): the one
+/// leaving the desk commits what is queued itself, so no write waits for a later one.
+#[test]
+fn with_no_writer_thread_the_one_leaving_the_desk_commits_what_is_queued() {
+    queued_behind_a_busy_desk(false);
+}
+
+fn queued_behind_a_busy_desk(writer_thread: bool) {
     let dir = tempfile::tempdir().unwrap();
     drop(open(&dir, 10));
     let path = dir.path().join("journal.sqlite");
@@ -388,7 +399,13 @@ fn writes_queued_behind_a_busy_desk_are_committed_by_the_writer_thread() {
         commits.clone(),
     );
     let standing = Arc::downgrade(&w);
-    let thread = std::thread::spawn(move || writer::stand_by(standing, bell));
+    let thread = match writer_thread {
+        true => Some(std::thread::spawn(move || writer::stand_by(standing, bell))),
+        false => {
+            drop(bell);
+            None
+        }
+    };
 
     let blocker = Connection::open(&path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -413,7 +430,8 @@ fn writes_queued_behind_a_busy_desk_are_committed_by_the_writer_thread() {
     blocker.execute_batch("ROLLBACK").unwrap();
     at_desk.join().unwrap();
     assert_eq!(within_10s(first_answer), Begin::Started);
-    // The one at the desk commits one transaction and leaves: the writer thread takes the rest.
+    // The one at the desk commits one transaction and leaves: the writer thread, or with none
+    // the one leaving, takes the rest.
     assert_eq!(within_10s(a_answer), Begin::Started);
     assert_eq!(within_10s(b_answer), Begin::Started);
     assert_eq!(
@@ -422,7 +440,9 @@ fn writes_queued_behind_a_busy_desk_are_committed_by_the_writer_thread() {
         "the first write alone, then the two queued in one transaction"
     );
     w.close();
-    thread.join().unwrap();
+    if let Some(thread) = thread {
+        thread.join().unwrap();
+    }
     let (late, late_answer) = begin_command(intent("late"));
     w.write(late);
     assert!(

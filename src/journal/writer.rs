@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -184,7 +184,12 @@ impl Writer {
         let mut desk = desk;
         self.commit_queued(&mut desk, 1);
         if self.leave(desk) {
-            let _ = self.bell.try_send(());
+            if let Err(TrySendError::Disconnected(())) = self.bell.try_send(()) {
+                // No writer thread (it ends only at close, or by a panic): nobody else would
+                // take what is queued, so this caller does.
+                let mut desk = lock(&self.desk);
+                self.commit_queued(&mut desk, usize::MAX);
+            }
         }
     }
 
