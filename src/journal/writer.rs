@@ -6,7 +6,8 @@
 //! hand-off to a sleeping thread costs 10-18 µs on the virtual machine the benchmark runs on:
 //! docs/performance.md). A caller that finds the desk taken leaves its write queued; whoever
 //! leaves the desk with writes still queued rings for the writer thread, which commits them
-//! all. So under load many operations share one fsync.
+//! all (should that thread be gone, the one leaving commits them itself). So under load many
+//! operations share one fsync.
 //!
 //! What that costs the async runtime, and its bound: the caller is a runtime worker, and it
 //! blocks for one transaction (at most `max_batch` writes and one fsync). Only the one at the
