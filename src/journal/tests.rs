@@ -415,7 +415,14 @@ fn queued_behind_a_busy_desk(writer_thread: bool) {
         std::thread::spawn(move || w.write(first))
     };
     // The first caller is at the desk, waiting for the write lock; these two find it taken.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !w.desk_taken() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nobody sat at the desk"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let (a, mut a_answer) = begin_command(intent("a"));
     let (b, b_answer) = begin_command(intent("b"));
     w.write(a);

@@ -11,9 +11,9 @@
 //!
 //! What that costs the async runtime, and its bound: the caller is a runtime worker, and it
 //! blocks for one transaction (at most `max_batch` writes and one fsync). Only the one at the
-//! desk blocks (the others queue and await), so at most one worker waits on the disk at any
-//! time, whatever the load; a disk that hangs holds that one worker and the writer thread,
-//! never the other workers. (`block_in_place` would move the worker's other tasks away, but
+//! desk blocks (the others queue and await), so while the writer thread lives at most one
+//! worker waits on the disk at any time, whatever the load; a disk that hangs holds that one
+//! worker and the writer thread, never the other workers. (`block_in_place` would move the worker's other tasks away, but
 //! it hands the worker to a new thread at every call: more hand-offs than it saves.)
 //! SQLite connections are not async, hence a blocking desk and not a task. This room knows
 //! SQL and the ring; never what an operation means.
@@ -171,7 +171,7 @@ impl Writer {
     /// everything queued, this write among it. Otherwise whoever is at the desk takes it (they
     /// look at the queue as they leave). The answer goes to the command's reply.
     pub fn write(&self, cmd: Command) {
-        let desk = {
+        let mut desk = {
             let mut queue = lock(&self.queue);
             queue.push_back(cmd);
             // Tried while the queue is held: whoever leaves the desk looks at the queue while
@@ -182,16 +182,35 @@ impl Writer {
                 Err(TryLockError::WouldBlock) => return,
             }
         };
-        let mut desk = desk;
         self.commit_queued(&mut desk, 1);
         if self.leave(desk) {
             if let Err(TrySendError::Disconnected(())) = self.bell.try_send(()) {
                 // No writer thread (it ends only at close, or by a panic): nobody else would
                 // take what is queued, so this caller does.
-                let mut desk = lock(&self.desk);
-                self.commit_queued(&mut desk, usize::MAX);
+                self.commit_all();
             }
         }
+    }
+
+    /// Waits for the desk and commits until nothing is queued, as many transactions as it
+    /// takes (what the writer thread does when rung); whether the desk is closed.
+    fn commit_all(&self) -> bool {
+        loop {
+            let mut desk = lock(&self.desk);
+            self.commit_queued(&mut desk, usize::MAX);
+            if desk.closed {
+                return true;
+            }
+            if !self.leave(desk) {
+                return false;
+            }
+        }
+    }
+
+    /// Whether someone is at the desk (a test's way to know a caller is committing).
+    #[cfg(test)]
+    pub fn desk_taken(&self) -> bool {
+        matches!(self.desk.try_lock(), Err(TryLockError::WouldBlock))
     }
 
     /// Queues `cmd` without committing it: the next to sit at the desk takes it (a test's way
@@ -242,15 +261,8 @@ pub fn stand_by(writer: Weak<Writer>, bell: Receiver<()>) {
         let Some(writer) = writer.upgrade() else {
             return;
         };
-        loop {
-            let mut desk = lock(&writer.desk);
-            writer.commit_queued(&mut desk, usize::MAX);
-            if desk.closed {
-                return;
-            }
-            if !writer.leave(desk) {
-                break;
-            }
+        if writer.commit_all() {
+            return;
         }
     }
 }

@@ -3,8 +3,7 @@
 //! The engine counts outcomes and times the backends' calls, the journal's writer times its
 //! commits, the daemon's main loop records the watchdog; `exporter` reads them all (and asks the
 //! journal and the device manager for what is cheaper to look up at scrape time) and serves the
-//! page. Nothing here knows what
-//! a sale is, does I/O, or points at another module of this crate.
+//! page. Nothing here knows what a sale is, does I/O, or points at another module of this crate.
 //!
 //! Hand-written rather than `prometheus-client`: the text format (version 0.0.4) is one page,
 //! most values are read at scrape time from the journal and the device manager rather than
