@@ -231,6 +231,11 @@ impl DeviceManager {
         }
     }
 
+    /// Whether a DQR display is paired (connected or not): a cheap look, no waiting.
+    pub fn has_display(&self) -> bool {
+        self.devices().values().any(|m| m.role == Role::DqrDisplay)
+    }
+
     /// The paired DQR display (`id`, or the only one), connected within `wait`.
     pub async fn display(&self, id: Option<&str>, wait: Duration) -> Result<Display, String> {
         let managed = self.connected(Role::DqrDisplay, id, wait).await?;

@@ -64,11 +64,12 @@ impl Screen for RecordingScreen {
 }
 
 /// The paired DQR display as the customer's screen. `show` queues (up to [`QUEUE`] items,
-/// newer ones dropped beyond that) and one task sends them in order; a display that is not
-/// paired or not connected right now is skipped, and one that stops answering costs at most
-/// [`SEND_LIMIT`] per item — never the sale's time.
+/// newer ones dropped beyond that) and one task sends them in order. With no display paired
+/// nothing is queued; a display not connected right now is skipped, and one that stops
+/// answering costs at most [`SEND_LIMIT`] per item — never the sale's time.
 pub struct DisplayScreen {
     queue: tokio::sync::mpsc::Sender<Shown>,
+    devices: std::sync::Arc<super::manager::DeviceManager>,
 }
 
 /// Items waiting for the display.
@@ -83,6 +84,10 @@ impl DisplayScreen {
         shutdown: tokio_util::sync::CancellationToken,
     ) -> DisplayScreen {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Shown>(QUEUE);
+        let screen = DisplayScreen {
+            queue: tx,
+            devices: devices.clone(),
+        };
         tokio::spawn(async move {
             loop {
                 let what = tokio::select! {
@@ -129,12 +134,18 @@ impl DisplayScreen {
                 }
             }
         });
-        DisplayScreen { queue: tx }
+        screen
     }
 }
 
 impl Screen for DisplayScreen {
     fn show(&self, what: Shown) {
+        // With no display paired there is nothing to send, so the sending task is not woken.
+        // Waking it twice a sale for nothing woke the runtime's other worker thread each sale
+        // (docs/performance.md, "The display task's wake-ups").
+        if !self.devices.has_display() {
+            return;
+        }
         if let Err(e) = self.queue.try_send(what) {
             log::debug!("display queue full or closed; dropped: {e}");
         }
