@@ -151,3 +151,29 @@ impl Screen for DisplayScreen {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // On this (current-thread) runtime the sending task runs only when the test awaits, so
+    // what `show` queued is still in the queue when it is looked at.
+    #[tokio::test]
+    async fn with_no_display_paired_nothing_is_queued_for_the_sending_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let devices =
+            super::super::manager::DeviceManager::start(dir.path(), shutdown.clone()).unwrap();
+        let screen = DisplayScreen::start(devices, shutdown);
+        screen.show(Shown::Amount {
+            amount: 2500,
+            currency: "EUR".into(),
+        });
+        screen.show(Shown::Status("approved".into()));
+        assert_eq!(
+            screen.queue.capacity(),
+            QUEUE,
+            "queued with no display paired"
+        );
+    }
+}

@@ -220,3 +220,19 @@ async fn the_paired_display_is_lent_by_role_and_a_missing_reader_is_named() {
         "no card reader is paired; pair one with `posbridge pair`"
     );
 }
+
+#[tokio::test]
+async fn has_display_says_whether_a_dqr_display_is_paired_connected_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = DeviceManager::start(dir.path(), CancellationToken::new()).unwrap();
+    assert!(!manager.has_display(), "nothing is paired");
+    let refused = || Err(TransportError::Refused("not here".into()));
+    manager.manage_with(entry(), refused(), None);
+    assert!(!manager.has_display(), "a card reader is not a display");
+    let mut display = entry();
+    display.id = "dqr-display-D1".into();
+    display.role = "dqr-display".into();
+    // Paired, though it never connects.
+    manager.manage_with(display, refused(), None);
+    assert!(manager.has_display());
+}
