@@ -13,8 +13,9 @@
 //! blocks for one transaction (at most `max_batch` writes and one fsync). Only the one at the
 //! desk blocks (the others queue and await), so while the writer thread lives at most one
 //! worker waits on the disk at any time, whatever the load; a disk that hangs holds that one
-//! worker and the writer thread, never the other workers. (`block_in_place` would move the worker's other tasks away, but
-//! it hands the worker to a new thread at every call: more hand-offs than it saves.)
+//! worker and the writer thread, never the other workers. (`block_in_place` would move the
+//! worker's other tasks away, but it hands the worker to a new thread at every call: more
+//! hand-offs than it saves.)
 //! SQLite connections are not async, hence a blocking desk and not a task. This room knows
 //! SQL and the ring; never what an operation means.
 
@@ -125,7 +126,7 @@ pub struct Writer {
 }
 
 /// The write connection and what the writer keeps beside it.
-pub struct Desk {
+struct Desk {
     conn: Connection,
     ring: Ring,
     capacity: usize,
