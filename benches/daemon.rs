@@ -34,9 +34,12 @@ struct Sizes {
     reader_pays: usize,
 }
 
+/// Pays made before the timed ones in `single_client_pays`.
+const WARM_UP: usize = 50;
+
 fn single_client_pays(d: &Daemon, n: usize, prefix: &str) -> Dist {
     let mut c = Conn::open(&d.socket);
-    for i in 0..50 {
+    for i in 0..WARM_UP {
         c.pay("sim", &format!("warm-{prefix}-{i}"), 100);
     }
     let mut times = Vec::with_capacity(n);
@@ -252,14 +255,20 @@ fn main() {
         let d = Daemon::start(dir.path(), Some(&metrics));
         let fsync = fsync_latency(dir.path(), sizes.fsyncs);
         let calls_before = waits::sim_pay_calls(dir.path());
+        let sched_before = waits::sched(d.pid());
         let pay = single_client_pays(&d, sizes.pays, "tmpfs");
+        // Per pay (its warm-up pays included): CPU, run-queue wait, slices, all threads.
+        let sched = sched_before.zip(waits::sched(d.pid())).map(|(a, b)| {
+            let pays = (sizes.pays + WARM_UP) as f64;
+            [0, 1, 2].map(|i| (b[i] - a[i]) as f64 / pays)
+        });
         // The sim backend's mean call over these pays (its warm-up pays included).
         let backend = calls_before
             .zip(waits::sim_pay_calls(dir.path()))
             .map(|((s0, n0), (s1, n1))| (s1 - s0) / (n1 - n0).max(1.0) * 1e6);
         let least = waits::sqlite_floor::served("server", sizes.pays, dir.path());
         let echo = waits::sqlite_floor::served("echo", sizes.pays, dir.path());
-        (fsync, pay, least, echo, backend)
+        (fsync, pay, least, echo, backend, sched)
     });
     loads.push(("tmpfs pays", waits::load()));
     // SQLite alone under a pay's two commits: its calls (the journal on the state directory's
@@ -339,7 +348,7 @@ fn main() {
              journal's two commits meets that goal here"
         );
     }
-    if let Some((fsync, pay, least, echo, backend)) = &tmpfs {
+    if let Some((fsync, pay, least, echo, backend, sched)) = &tmpfs {
         row(
             "pay -> answer p50 / p99 (tmpfs)",
             p50_p99(pay),
@@ -369,6 +378,15 @@ fn main() {
                 "0".into(),
                 "<= 100 µs",
                 Some(own - backend <= 100.0),
+            );
+        }
+        if let Some([cpu, wait, slices]) = sched {
+            row(
+                "  daemon's threads a pay: slices, CPU, run-queue wait",
+                format!("{slices:.2}, {:.0} µs, {:.1} µs", cpu / 1e3, wait / 1e3),
+                "1 slice (one wake-up a request)".into(),
+                "",
+                None,
             );
         }
         for (what, d) in [

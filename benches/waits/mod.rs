@@ -281,6 +281,22 @@ pub fn fs_of(dir: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// What the scheduler has counted for all of `pid`'s threads so far
+/// (`/proc/PID/task/*/schedstat`): time on a CPU, time runnable but waiting for one (both in
+/// ns), and slices (times put on a CPU). `None` without schedstat.
+pub fn sched(pid: u32) -> Option<[u64; 3]> {
+    let mut sum = [0u64; 3];
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(text) = std::fs::read_to_string(task.ok()?.path().join("schedstat")) else {
+            continue; // a thread that ended meanwhile
+        };
+        for (total, field) in sum.iter_mut().zip(text.split_whitespace()) {
+            *total += field.parse::<u64>().ok()?;
+        }
+    }
+    Some(sum)
+}
+
 /// The 1-minute load average.
 pub fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
