@@ -405,6 +405,17 @@ fn main() {
                 "",
                 None,
             );
+            // The own cost's floor here: the least daemon's pay, and the backend's call that
+            // every sim pay makes on top of it.
+            let floor = least.pct(50) - 2.0 * fsync.pct(50) + backend.unwrap_or(0.0);
+            if floor > 100.0 {
+                println!(
+                    "    the least daemon with the backend's call is {} on tmpfs here, over \
+                     100 µs: no daemon making the journal's two commits and that call meets \
+                     the own-cost goal on this machine",
+                    us(floor)
+                );
+            }
         }
     }
     for (t, what) in floor_times.iter().zip([
