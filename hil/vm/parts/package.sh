@@ -25,6 +25,29 @@ if [ "$(cat /job/debug 2>/dev/null)" = 1 ]; then
     printf '[Service]\nEnvironment=RUST_LOG=debug\n' > /etc/systemd/system/posbridge.service.d/vm-debug.conf
     systemctl daemon-reload
 fi
+# package.idle-rss (issue 20 item 4): the service as the postinst started it, idle on its
+# embedded defaults before its first sale, as a counter runs it (its group in /etc/group,
+# logging to journald, the packaged stripped binary). A figure, printed beside the goal: the
+# step fails only when the figure cannot be read (memory targets are not asserted on).
+wait_for 60 systemctl is-active -q posbridge.service
+sleep 2
+broken idle-rss && systemctl stop posbridge.service   # control: no service to read (MainPID 0)
+pid="$(systemctl show -p MainPID --value posbridge.service)"
+rss_fig="$(python3 - "$pid" <<'PY'
+import os, sys
+pid = sys.argv[1]
+f = {l.split(":")[0]: int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith(("VmRSS", "RssAnon", "RssFile"))}
+maps = open(f"/proc/{pid}/maps").read()
+mib = lambda k: f"{k / 1024:.1f}"
+nss = "loaded" if "libnss_systemd" in maps else "not loaded"
+dbus = "loaded" if "libdbus-1" in maps else "not loaded"
+goal = "met" if f["VmRSS"] <= 10 * 1024 else "NOT met"
+size = os.path.getsize("/usr/bin/posbridge") / 1e6
+print(f"VmRSS {mib(f['VmRSS'])} MiB (anonymous {mib(f['RssAnon'])} + file-backed {mib(f['RssFile'])}), "
+      f"goal <= 10 MB {goal}; libnss_systemd {nss}, libdbus {dbus}; /usr/bin/posbridge {size:.1f} MB")
+PY
+)"
+check package.idle-rss "pid ${pid:-?} idle 2 s after READY: $rss_fig" test -n "$rss_fig"
 # The postinst started the service; stop it so that the first sale starts it through the socket.
 systemctl stop posbridge.service
 broken no-socket && systemctl stop posbridge.socket   # control: nothing to activate the service
